@@ -1,0 +1,29 @@
+"""Pydantic models of every message, and the registry from topic to model."""
+
+from shared.contracts.accounts import AccountsCreated, ClassesCreated
+from shared.contracts.common import Reason
+from shared.contracts.credentials import CredentialsDispatched
+from shared.contracts.orders import (
+    InvoiceDelivered,
+    InvoiceIssued,
+    OrderReceived,
+    OrderRejected,
+    SchoolInitialised,
+)
+from shared.envelope import Contract
+
+CONTRACTS: dict[str, type[Contract]] = {
+    model.topic: model
+    for model in (
+        OrderReceived,
+        OrderRejected,
+        SchoolInitialised,
+        InvoiceIssued,
+        InvoiceDelivered,
+        ClassesCreated,
+        AccountsCreated,
+        CredentialsDispatched,
+    )
+}
+
+__all__ = ["CONTRACTS", "Reason"]

@@ -1,0 +1,50 @@
+"""Step 2: classes and accounts (account_manager's events)."""
+
+from datetime import date, datetime
+from typing import Literal
+from uuid import UUID
+
+from shared import topics
+from shared.envelope import Contract
+from shared.contracts.common import Model
+
+Profile = Literal["administrator", "teacher", "personnel", "student", "relative"]
+
+
+class Account(Model):
+    account_id: UUID
+    profile: Profile
+    first_name: str
+    last_name: str
+    login: str
+    email: str | None = None
+    birth_date: date | None = None
+    classes: list[str] = []
+    children: list[UUID] = []
+
+
+class CreatedAccount(Account):
+    activation_code: str
+    activation_expires_at: datetime
+
+
+class AccountsCreated(Contract):
+    topic = topics.ACCOUNTS_CREATED
+
+    school_id: UUID
+    uai: str | None = None
+    school_name: str | None = None
+    accounts: list[CreatedAccount]
+
+
+class ClassInfo(Model):
+    class_id: UUID
+    name: str
+    level: str | None = None
+
+
+class ClassesCreated(Contract):
+    topic = topics.CLASSES_CREATED
+
+    school_id: UUID
+    classes: list[ClassInfo]

@@ -1,0 +1,28 @@
+"""Step 3: credentials handed out (credential_dispatch's events)."""
+
+from typing import Literal
+from uuid import UUID
+
+from shared import topics
+from shared.envelope import Contract
+from shared.contracts.common import Model
+
+
+class Delivered(Model):
+    account_id: UUID
+    to: str
+
+
+class Undeliverable(Model):
+    account_id: UUID
+    reason: str
+
+
+class CredentialsDispatched(Contract):
+    topic = topics.CREDENTIALS_DISPATCHED
+
+    school_id: UUID
+    request_id: str | None
+    channel: Literal["email", "print"]
+    delivered: list[Delivered]
+    undeliverable: list[Undeliverable]

@@ -1,0 +1,120 @@
+"""Postgres: provisioning of a worker's role and schema, its pool, its migrations."""
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from shared.logs import get_logger
+
+log = get_logger(__name__)
+BACKBONE_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+@dataclass(frozen=True)
+class Database:
+    """Where a worker's data lives and who it logs in as."""
+
+    url: str  # server and database; a user in it wins over ``role``
+    role: str
+    schema: str
+    password: str | None = None
+
+    @property
+    def name(self) -> str:
+        return urlsplit(self.url).path.lstrip("/") or "postgres"
+
+    @property
+    def user(self) -> str:
+        return urlsplit(self.url).username or self.role
+
+
+def _lock_key(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big", signed=True)
+
+
+def _with_database(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+async def provision(admin_url: str, db: Database) -> None:
+    """Create the database, the worker's role and its schema when missing.
+
+    Safe when several replicas start together: creation races are absorbed, and the
+    role/schema part runs under an advisory lock.
+    """
+    admin = await asyncpg.connect(admin_url)
+    try:
+        exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", db.name)
+        if not exists:
+            try:
+                await admin.execute(f"CREATE DATABASE {_ident(db.name)}")
+            except asyncpg.exceptions.DuplicateDatabaseError:
+                pass
+    finally:
+        await admin.close()
+
+    conn = await asyncpg.connect(_with_database(admin_url, db.name))
+    try:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key("one:provision"))
+            role = _ident(db.role)
+            if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", db.role):
+                await conn.execute(f"CREATE ROLE {role} LOGIN")
+            if db.password:
+                await conn.execute(f"ALTER ROLE {role} PASSWORD {_literal(db.password)}")
+            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(db.schema)} AUTHORIZATION {role}")
+            await conn.execute(f"REVOKE ALL ON SCHEMA {_ident(db.schema)} FROM PUBLIC")
+            await conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+            await conn.execute(f"GRANT CONNECT ON DATABASE {_ident(db.name)} TO {role}")
+    finally:
+        await conn.close()
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+async def create_pool(db: Database, *, min_size: int, max_size: int, service: str) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        db.url,
+        user=db.user,
+        password=db.password,
+        min_size=min_size,
+        max_size=max_size,
+        server_settings={"search_path": db.schema, "application_name": service},
+    )
+    assert pool is not None
+    return pool
+
+
+async def migrate(pool: asyncpg.Pool, schema: str, *folders: Path) -> list[str]:
+    """Apply the missing ``*.sql`` files of ``folders`` in name order, once each.
+
+    Replicas starting together serialise on an advisory lock; the loser finds nothing left.
+    """
+    files = sorted((f for folder in folders for f in folder.glob("*.sql")), key=lambda f: f.name)
+    applied: list[str] = []
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(f"one:migrate:{schema}"))
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")}
+        for file in files:
+            if file.name in done:
+                continue
+            await conn.execute(file.read_text())
+            await conn.execute("INSERT INTO schema_migrations (name) VALUES ($1)", file.name)
+            applied.append(file.name)
+    if applied:
+        log.info("migrated", schema=schema, applied=applied)
+    return applied

@@ -1,0 +1,88 @@
+"""CloudEvents 1.0 envelopes (structured JSON mode) and the helpers that build them."""
+
+import json
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+CONTENT_TYPE = "application/cloudevents+json"
+_SCHEMA_RE = re.compile(r"^urn:one:schema:(?P<type>[a-z0-9_.]+):(?P<major>\d+)(\.\d+)?$")
+
+
+class Contract(BaseModel):
+    """Base of every message payload: knows its topic and its major schema version."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    topic: ClassVar[str]
+    major: ClassVar[int] = 1
+
+    @classmethod
+    def dataschema(cls) -> str:
+        return f"urn:one:schema:{cls.topic}:{cls.major}"
+
+
+D = TypeVar("D")
+
+
+class Envelope(BaseModel, Generic[D]):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    specversion: str = Field(pattern=r"^1\.0$")
+    id: str = Field(min_length=1, max_length=200)
+    source: str = Field(min_length=1)
+    type: str = Field(min_length=1)
+    time: datetime
+    datacontenttype: str = "application/json"
+    dataschema: str
+    correlationid: str = Field(min_length=1, max_length=200)
+    causationid: str | None = None
+    data: D
+
+    def to_json(self) -> bytes:
+        """Structured-mode JSON. The payload is dumped as its own model (not as the
+        envelope's declared type) and keeps its nulls; absent attributes are omitted."""
+        head = self.model_dump(mode="json", exclude={"data"}, exclude_none=True)
+        data = self.data.model_dump(mode="json") if isinstance(self.data, BaseModel) else self.data
+        return json.dumps({**head, "data": data}, ensure_ascii=False).encode()
+
+
+RawEnvelope = Envelope[dict[str, Any]]
+
+
+def schema_major(dataschema: str) -> int | None:
+    """The major version in ``urn:one:schema:<type>:<major>``, or None if unreadable."""
+    found = _SCHEMA_RE.match(dataschema)
+    return int(found["major"]) if found else None
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def new_event(
+    data: Contract,
+    *,
+    source: str,
+    correlationid: str,
+    causationid: str | None = None,
+    event_id: str | None = None,
+) -> Envelope[Contract]:
+    return Envelope[Contract](
+        specversion="1.0",
+        id=event_id or new_id(),
+        source=source,
+        type=data.topic,
+        time=datetime.now(UTC),
+        dataschema=data.dataschema(),
+        correlationid=correlationid,
+        causationid=causationid,
+        data=data,
+    )
+
+
+def follow(cause: Envelope[Any], data: Contract, *, source: str) -> Envelope[Contract]:
+    """An event caused by ``cause``: same correlation, causation = the cause's id."""
+    return new_event(data, source=source, correlationid=cause.correlationid, causationid=cause.id)

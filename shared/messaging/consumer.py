@@ -1,0 +1,251 @@
+"""The one consume wrapper every worker uses.
+
+``MessageProcessor`` turns bytes into an outcome and knows nothing of AMQP: it parses the
+CloudEvent, checks the schema's major version, validates the payload, then runs the
+handler inside one transaction with the inbox claim. ``QueueConsumer`` applies the outcome
+on the broker: ack, a delayed retry through a TTL tier, or a dead-letter with the reason
+in the headers, always acknowledging only after the effects are committed.
+"""
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, Protocol, TypeVar
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+from pydantic import ValidationError
+
+from shared.contracts.common import Reason, reasons_from
+from shared.envelope import Contract, Envelope, RawEnvelope, schema_major
+from shared.errors import Failure, classify, describe
+from shared.logs import get_logger, message_context
+from shared.messaging.publisher import Publisher
+from shared.messaging.topology import Names
+from shared.store import TransactionStore
+
+log = get_logger(__name__)
+
+S = TypeVar("S", bound=TransactionStore)
+ATTEMPT_HEADER = "x-one-attempt"
+TOPIC_HEADER = "x-one-topic"
+REASON_HEADER = "x-one-reason"
+
+
+class Handler(Protocol[S]):
+    def __call__(self, event: Envelope[Any], /, *, store: S) -> Awaitable[None]: ...
+
+
+class Rejector(Protocol[S]):
+    """Answers a payload that fails its contract (e.g. with order.rejected) instead of
+    dead-lettering it, for topics whose senders expect a reasoned refusal."""
+
+    def __call__(
+        self, event: RawEnvelope, reasons: list[Reason], /, *, store: S
+    ) -> Awaitable[None]: ...
+
+
+@dataclass(frozen=True)
+class Route(Generic[S]):
+    model: type[Contract]
+    handler: Handler[S]
+    on_invalid: Rejector[S] | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: str  # applied | duplicate | retry | dead
+    reason: str | None = None
+    topic: str | None = None
+
+    @classmethod
+    def applied(cls, topic: str) -> "Outcome":
+        return cls("applied", topic=topic)
+
+    @classmethod
+    def duplicate(cls, topic: str) -> "Outcome":
+        return cls("duplicate", topic=topic)
+
+    @classmethod
+    def retry(cls, reason: str, topic: str | None) -> "Outcome":
+        return cls("retry", reason, topic)
+
+    @classmethod
+    def dead(cls, reason: str, topic: str | None = None) -> "Outcome":
+        return cls("dead", reason, topic)
+
+
+UnitOfWork = Callable[[], AbstractAsyncContextManager[S]]
+
+
+class MessageProcessor(Generic[S]):
+    def __init__(
+        self,
+        routes: dict[str, Route[S]],
+        unit_of_work: UnitOfWork[S],
+        *,
+        handler_timeout: float = 120.0,
+        after_commit: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._routes = routes
+        self._unit_of_work = unit_of_work
+        self._timeout = handler_timeout
+        self._after_commit = after_commit
+
+    async def process(self, body: bytes) -> Outcome:
+        try:
+            raw = RawEnvelope.model_validate_json(body)
+        except ValidationError as exc:
+            return Outcome.dead(f"unparseable CloudEvent: {_summary(reasons_from(exc))}")
+        route = self._routes.get(raw.type)
+        if route is None:
+            return Outcome.dead(f"no handler for type {raw.type!r}", raw.type)
+        major = schema_major(raw.dataschema)
+        if major != route.model.major:
+            return Outcome.dead(
+                f"unsupported dataschema {raw.dataschema!r}: this worker reads "
+                f"{route.model.dataschema()}",
+                raw.type,
+            )
+        with message_context(event_id=raw.id, event_type=raw.type,
+                             correlationid=raw.correlationid, causationid=raw.causationid):
+            return await self._apply(route, raw)
+
+    async def _apply(self, route: Route[S], raw: RawEnvelope) -> Outcome:
+        try:
+            data = route.model.model_validate(raw.data)
+        except ValidationError as exc:
+            reasons = reasons_from(exc)
+            if route.on_invalid is None:
+                return Outcome.dead(f"invalid {raw.type}: {_summary(reasons)}", raw.type)
+            return await self._run(raw, lambda store: route.on_invalid(raw, reasons, store=store))  # type: ignore[misc]
+        event = Envelope[Any].model_construct(**{**dict(raw), "data": data})
+        return await self._run(raw, lambda store: route.handler(event, store=store))
+
+    async def _run(self, raw: RawEnvelope, act: Callable[[S], Awaitable[None]]) -> Outcome:
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self._timeout), self._unit_of_work() as store:
+                if not await store.claim(raw.id, raw.type):
+                    log.info("duplicate_ignored")
+                    return Outcome.duplicate(raw.type)
+                await act(store)
+        except Exception as exc:
+            reason = describe(exc)
+            if classify(exc) is Failure.PERMANENT:
+                log.error("handler_failed_permanently", reason=reason)
+                return Outcome.dead(reason, raw.type)
+            log.warning("handler_failed_transiently", reason=reason)
+            return Outcome.retry(reason, raw.type)
+        self._after_commit()
+        log.info("applied", ms=round((time.perf_counter() - started) * 1000, 1))
+        return Outcome.applied(raw.type)
+
+
+def _summary(reasons: list[Reason]) -> str:
+    return "; ".join(f"{r.field}: {r.message}" for r in reasons)[:900]
+
+
+class QueueConsumer:
+    """Feeds one queue's deliveries to a processor and settles each on the broker."""
+
+    def __init__(
+        self,
+        queue: AbstractQueue,
+        processor: MessageProcessor[Any],
+        publisher: Publisher,
+        *,
+        names: Names,
+        worker: str,
+        retry_delays: list[float],
+        max_attempts: int,
+    ) -> None:
+        self._queue = queue
+        self._processor = processor
+        self._publisher = publisher
+        self._names = names
+        self._worker = worker
+        self._delays = retry_delays
+        self._max_attempts = max_attempts
+        self._tag: str | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self.counts: dict[str, int] = {"applied": 0, "duplicate": 0, "retry": 0, "dead": 0}
+
+    async def start(self) -> None:
+        self._tag = await self._queue.consume(self._on_message)
+
+    async def stop(self, drain_seconds: float) -> None:
+        """Stop taking messages, then let those in flight finish (or go back unacked)."""
+        if self._tag is not None:
+            await self._queue.cancel(self._tag)
+            self._tag = None
+        if self._in_flight:
+            await asyncio.wait(self._in_flight, timeout=drain_seconds)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._in_flight.add(task)
+        try:
+            await self._settle(message)
+        finally:
+            self._in_flight.discard(task)
+
+    async def _settle(self, message: AbstractIncomingMessage) -> None:
+        outcome = await self._processor.process(message.body)
+        attempt = int(message.headers.get(ATTEMPT_HEADER, 0) or 0) + 1  # type: ignore[call-overload]
+        try:
+            if outcome.kind == "retry" and attempt >= self._max_attempts:
+                outcome = Outcome.dead(f"gave up after {attempt} attempts: {outcome.reason}",
+                                       outcome.topic)
+            if outcome.kind == "retry":
+                await self._retry_later(message, attempt, outcome)
+            elif outcome.kind == "dead":
+                await self._dead_letter(message, outcome)
+            await message.ack()
+        except Exception as exc:
+            # Could not park the message elsewhere: give it back; the delivery limit
+            # stops a loop.
+            log.warning("settle_failed", error=describe(exc))
+            await message.nack(requeue=True)
+        self.counts[outcome.kind] += 1
+
+    async def _retry_later(self, message: AbstractIncomingMessage, attempt: int,
+                           outcome: Outcome) -> None:
+        delay = self._delays[min(attempt, len(self._delays)) - 1]
+        log.warning("retry_scheduled", attempt=attempt, delay_s=delay, reason=outcome.reason)
+        headers = {**message.headers, ATTEMPT_HEADER: attempt, REASON_HEADER: outcome.reason,
+                   TOPIC_HEADER: _topic(message, outcome)}
+        await self._publisher.send_to_queue(self._names.retry_queue(self._worker, delay),
+                                            _copy(message, headers))
+
+    async def _dead_letter(self, message: AbstractIncomingMessage, outcome: Outcome) -> None:
+        log.error("dead_lettered", reason=outcome.reason)
+        headers = {
+            **message.headers,
+            REASON_HEADER: outcome.reason,
+            TOPIC_HEADER: _topic(message, outcome),
+            "x-one-worker": self._worker,
+            "x-one-dead-at": datetime.now(UTC).isoformat(),
+        }
+        await self._publisher.send_to_queue(self._names.dead_letter_queue, _copy(message, headers))
+
+
+def _topic(message: AbstractIncomingMessage, outcome: Outcome) -> str:
+    known = message.headers.get(TOPIC_HEADER)
+    return str(known or outcome.topic or message.routing_key or "")
+
+
+def _copy(message: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pika.Message:
+    return aio_pika.Message(
+        message.body,
+        headers=headers,
+        content_type=message.content_type,
+        message_id=message.message_id,
+        correlation_id=message.correlation_id,
+        type=message.type,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+    )

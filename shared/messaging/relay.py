@@ -1,0 +1,95 @@
+"""The outbox relay: publishes rows that handlers committed, then marks them published.
+
+At least once: a crash between the broker's confirm and the update publishes the row
+again, and the consumers' inboxes absorb the duplicate. Replicas share the work through
+``FOR UPDATE SKIP LOCKED``.
+"""
+
+import asyncio
+import time
+
+import asyncpg
+
+from shared.logs import get_logger
+from shared.messaging.publisher import Outgoing, Publisher
+from shared.runtime import Waker
+
+log = get_logger(__name__)
+PURGE_EVERY_SECONDS = 300.0
+KEEP_PUBLISHED = "7 days"
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        publisher: Publisher,
+        *,
+        batch: int = 200,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        self._pool = pool
+        self._publisher = publisher
+        self._batch = batch
+        self.waker = Waker(poll_seconds)
+        self._last_purge = time.monotonic()
+
+    async def flush_once(self) -> int:
+        """Publish one batch; the number of rows published."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT seq, message_id, topic, correlationid, body FROM outbox"
+                " WHERE published_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
+                self._batch,
+            )
+            if not rows:
+                return 0
+            await self._publisher.publish_many(
+                Outgoing(r["topic"], r["message_id"], r["correlationid"], bytes(r["body"]))
+                for r in rows
+            )
+            await conn.execute(
+                "UPDATE outbox SET published_at = now() WHERE seq = ANY($1::bigint[])",
+                [r["seq"] for r in rows],
+            )
+        return len(rows)
+
+    async def lag(self) -> int:
+        async with self._pool.acquire() as conn:
+            return int(await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = 0.2
+        while not stop.is_set():
+            try:
+                published = await self.flush_once()
+                backoff = 0.2
+                if published >= self._batch:
+                    continue
+                await self._maybe_purge()
+            except Exception as exc:  # broker or database away: keep the rows, try again
+                log.warning("outbox_publish_failed", error=f"{type(exc).__name__}: {exc}",
+                            retry_in=backoff)
+                await self.waker.sleep(backoff, stop)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            await self.waker.wait(stop)
+
+    async def drain(self, timeout: float) -> None:
+        """Publish what is left before stopping, as far as ``timeout`` allows."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if await self.flush_once() == 0:
+                    return
+            except Exception:
+                return
+
+    async def _maybe_purge(self) -> None:
+        if time.monotonic() - self._last_purge < PURGE_EVERY_SECONDS:
+            return
+        self._last_purge = time.monotonic()
+        async with self._pool.acquire() as conn:
+            await conn.execute(
+                "DELETE FROM outbox WHERE published_at < now() - $1::interval", KEEP_PUBLISHED
+            )

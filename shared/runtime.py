@@ -1,0 +1,66 @@
+"""Process lifecycle: start, run until SIGTERM or SIGINT, drain, stop."""
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from shared.logs import get_logger
+
+log = get_logger(__name__)
+
+
+class Waker:
+    """Lets a polling loop sleep until poked, or until its poll interval passes."""
+
+    def __init__(self, poll_seconds: float) -> None:
+        self.poll_seconds = poll_seconds
+        self._event = asyncio.Event()
+
+    def wake(self) -> None:
+        self._event.set()
+
+    async def wait(self, stop: asyncio.Event) -> None:
+        await self.sleep(self.poll_seconds, stop)
+
+    async def sleep(self, seconds: float, stop: asyncio.Event) -> None:
+        waiters = [asyncio.ensure_future(self._event.wait()), asyncio.ensure_future(stop.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        self._event.clear()
+
+
+class Service(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+async def serve(service: Service, stop: asyncio.Event | None = None) -> None:
+    """Start ``service``, wait for a stop signal, then stop it (which drains)."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await service.start()
+    log.info("started")
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping")
+        await service.stop()
+        log.info("stopped")
+
+
+def run(build: Callable[[], Service], configure_logs: Callable[[], None]) -> None:
+    configure_logs()
+
+    async def main() -> None:
+        await serve(build())
+
+    asyncio.run(main())
+
+
+Task = Callable[[asyncio.Event], Awaitable[None]]

@@ -1,0 +1,46 @@
+"""Typed settings shared by every worker, read from ``ONE_*`` environment variables."""
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    """What every worker needs to reach the broker and its database.
+
+    ``database_url`` names the server and the database; each worker logs in as its own
+    role (``database_role``, by default ``one_<worker>``) unless the URL names a user.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="ONE_", extra="ignore")
+
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    exchange: str = "one.events"
+    # Prefix of every other broker name (queues, dead-letter and retry exchanges), so that
+    # several pipelines (or test runs) can share one broker without seeing each other.
+    topology_prefix: str = "one"
+    database_url: str = "postgresql://127.0.0.1:5432/one"
+    database_role: str | None = None
+    database_password: str | None = None
+    # A superuser URL used only at start to create the database, the role and the schema
+    # when missing. Leave empty where an operator provisions them.
+    database_admin_url: str | None = "postgresql://postgres@127.0.0.1:5432/postgres"
+    db_pool_min: int = 2
+    db_pool_max: int = 10
+    prefetch: int = 16
+    # Delays of the retry tiers, in seconds; the n-th retry waits the n-th delay (the last
+    # one repeats) until ``max_attempts`` is reached and the message is dead-lettered.
+    retry_delays: list[float] = Field(default_factory=lambda: [1.0, 5.0, 30.0, 120.0, 600.0])
+    max_attempts: int = 8
+    delivery_limit: int = 5
+    outbox_poll_seconds: float = 1.0
+    outbox_batch: int = 200
+    drain_seconds: float = 20.0
+    log_level: str = "INFO"
+    source_base: str = "urn:one:onboarding"
+
+    @field_validator("retry_delays")
+    @classmethod
+    def _delays_positive(cls, delays: list[float]) -> list[float]:
+        if not delays or any(d <= 0 for d in delays):
+            raise ValueError("retry delays must be a non-empty list of positive seconds")
+        return delays

@@ -1,0 +1,56 @@
+"""Every topic, worker and subscription name of the pipeline, in one place.
+
+Commands end in ``.requested`` (imperative, from the ENT apps); everything else is an
+event (past tense). The routing key of a message is its CloudEvents ``type``.
+"""
+
+from typing import Final
+
+# Step 1: the purchase order.
+ORDER_RECEIVED: Final = "order.received"
+ORDER_REJECTED: Final = "order.rejected"
+SCHOOL_INITIALISED: Final = "school.initialised"
+INVOICE_ISSUED: Final = "invoice.issued"
+INVOICE_DELIVERED: Final = "invoice.delivered"
+
+# Step 2: classes and accounts.
+CLASSES_CREATED: Final = "classes.created"
+ACCOUNTS_CREATED: Final = "accounts.created"
+ACCOUNTS_UPDATED: Final = "accounts.updated"
+ACCOUNTS_DEACTIVATED: Final = "accounts.deactivated"
+ACCOUNTS_DELETED: Final = "accounts.deleted"
+DIRECTORY_SYNC_REQUESTED: Final = "directory.sync.requested"
+DIRECTORY_SYNCED: Final = "directory.synced"
+
+# Step 3: credentials.
+CREDENTIALS_DISPATCH_REQUESTED: Final = "credentials.dispatch.requested"
+CREDENTIALS_DISPATCHED: Final = "credentials.dispatched"
+
+COMMAND_REJECTED: Final = "command.rejected"
+
+ORDER_INTAKE: Final = "order_intake"
+DIRECTORY_SYNC: Final = "directory_sync"
+ACCOUNT_MANAGER: Final = "account_manager"
+CREDENTIAL_DISPATCH: Final = "credential_dispatch"
+WORKERS: Final = (ORDER_INTAKE, DIRECTORY_SYNC, ACCOUNT_MANAGER, CREDENTIAL_DISPATCH)
+
+# Binding keys of each worker's queue. A worker's routing table must cover exactly these.
+SUBSCRIPTIONS: Final[dict[str, tuple[str, ...]]] = {
+    ORDER_INTAKE: (ORDER_RECEIVED,),
+    DIRECTORY_SYNC: (SCHOOL_INITIALISED,),
+    ACCOUNT_MANAGER: (SCHOOL_INITIALISED,),
+    CREDENTIAL_DISPATCH: (ACCOUNTS_CREATED, INVOICE_ISSUED),
+}
+
+# Events that upstream systems read; all of them are also bound to the integration queue,
+# so a publish with ``mandatory`` is always routable and nothing is silently dropped.
+UPSTREAM_EVENTS: Final = (
+    ORDER_REJECTED,
+    SCHOOL_INITIALISED,
+    INVOICE_ISSUED,
+    INVOICE_DELIVERED,
+    CLASSES_CREATED,
+    ACCOUNTS_CREATED,
+    CREDENTIALS_DISPATCHED,
+    COMMAND_REJECTED,
+)
