@@ -31,6 +31,14 @@ class Database:
         return urlsplit(self.url).username or self.role
 
 
+# Concurrent creations of the same catalog object surface as either of these.
+_ALREADY_THERE = (
+    asyncpg.exceptions.DuplicateDatabaseError,
+    asyncpg.exceptions.DuplicateObjectError,
+    asyncpg.exceptions.UniqueViolationError,
+)
+
+
 def _lock_key(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big", signed=True)
 
@@ -56,8 +64,8 @@ async def provision(admin_url: str, db: Database) -> None:
         if not exists:
             try:
                 await admin.execute(f"CREATE DATABASE {_ident(db.name)}")
-            except asyncpg.exceptions.DuplicateDatabaseError:
-                pass
+            except _ALREADY_THERE:
+                pass  # another replica created it first
     finally:
         await admin.close()
 
@@ -67,7 +75,11 @@ async def provision(admin_url: str, db: Database) -> None:
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key("one:provision"))
             role = _ident(db.role)
             if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", db.role):
-                await conn.execute(f"CREATE ROLE {role} LOGIN")
+                try:
+                    async with conn.transaction():
+                        await conn.execute(f"CREATE ROLE {role} LOGIN")
+                except _ALREADY_THERE:
+                    pass  # roles are cluster-wide: a replica in another database won
             if db.password:
                 await conn.execute(f"ALTER ROLE {role} PASSWORD {_literal(db.password)}")
             await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(db.schema)} AUTHORIZATION {role}")

@@ -1,0 +1,94 @@
+"""account_manager's handlers and routing table."""
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from services.account_manager import domain
+from services.account_manager.settings import AccountManagerSettings
+from services.account_manager.store import AccountStore, NewAccount
+from shared import topics
+from shared.contracts.accounts import (
+    AccountsCreated,
+    ClassesCreated,
+    ClassInfo,
+    CreatedAccount,
+)
+from shared.contracts.orders import SchoolInitialised
+from shared.envelope import Envelope, follow
+from shared.logs import get_logger
+from shared.messaging.consumer import Route
+
+log = get_logger(__name__)
+SOURCE = "urn:one:account_manager"
+
+
+async def handle_school_initialised(
+    event: Envelope[SchoolInitialised],
+    *,
+    store: AccountStore,
+    activation_ttl: timedelta,
+    now: datetime,
+) -> None:
+    school = event.data
+    if not await store.add_school(school.school_id, uai=school.uai, name=school.name,
+                                  provisioning=school.provisioning):
+        log.info("school_already_known", school_id=str(school.school_id))
+        return
+    admin = school.administrator
+    account = NewAccount(
+        account_id=uuid.uuid4(),
+        school_id=school.school_id,
+        profile="administrator",
+        first_name=admin.first_name,
+        last_name=admin.last_name,
+        email=admin.email,
+        birth_date=None,
+        activation_code=domain.new_activation_code(),
+        activation_expires_at=domain.activation_expiry(now, activation_ttl),
+    )
+    login = await store.add_account(account,
+                                    login_base=domain.login_base(admin.first_name, admin.last_name))
+    if school.provisioning == "manual":
+        classes = [(uuid.uuid4(), name) for name in domain.manual_class_names(school.classes)]
+        await store.add_classes(school.school_id, classes)
+        await store.emit(follow(event, ClassesCreated(
+            school_id=school.school_id,
+            classes=[ClassInfo(class_id=class_id, name=name) for class_id, name in classes],
+        ), source=SOURCE))
+    await store.emit(follow(event, AccountsCreated(
+        school_id=school.school_id,
+        uai=school.uai,
+        school_name=school.name,
+        accounts=[_created(account, login)],
+    ), source=SOURCE))
+    log.info("school_opened", school_id=str(school.school_id), login=login,
+             classes=school.classes if school.provisioning == "manual" else 0)
+
+
+def _created(account: NewAccount, login: str) -> CreatedAccount:
+    return CreatedAccount(
+        account_id=account.account_id,
+        profile=account.profile,  # type: ignore[arg-type]
+        first_name=account.first_name,
+        last_name=account.last_name,
+        login=login,
+        email=account.email,
+        birth_date=account.birth_date,
+        activation_code=account.activation_code,
+        activation_expires_at=account.activation_expires_at,
+    )
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def routes(settings: AccountManagerSettings,
+           clock: Callable[[], datetime] = utc_now) -> dict[str, Route[AccountStore]]:
+    ttl = timedelta(days=settings.activation_ttl_days)
+
+    async def on_school(event: Envelope[SchoolInitialised], *, store: AccountStore) -> None:
+        await handle_school_initialised(event, store=store, activation_ttl=ttl, now=clock())
+
+    return {topics.SCHOOL_INITIALISED: Route(SchoolInitialised, on_school)}

@@ -1,0 +1,5 @@
+from shared.settings import CommonSettings
+
+
+class AccountManagerSettings(CommonSettings):
+    activation_ttl_days: int = 90

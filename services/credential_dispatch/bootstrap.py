@@ -1,0 +1,33 @@
+"""credential_dispatch's composition root: one browser and one SMTP pool per worker."""
+
+from pathlib import Path
+
+from services.credential_dispatch.delivery import DeliveryLoop
+from services.credential_dispatch.documents import Documents
+from services.credential_dispatch.handlers import routes
+from services.credential_dispatch.mailer import Mailer
+from services.credential_dispatch.renderer import PdfRenderer
+from services.credential_dispatch.settings import CredentialDispatchSettings
+from services.credential_dispatch.store import DeliveryQueries, DispatchStore
+from shared import topics
+from shared.worker import Context, Wiring, Worker
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def build(settings: CredentialDispatchSettings | None = None) -> Worker:
+    settings = settings or CredentialDispatchSettings()
+
+    async def wire(context: Context) -> Wiring[DispatchStore]:
+        renderer = PdfRenderer(settings.chromium_path, concurrency=settings.render_concurrency)
+        await renderer.start()
+        mailer = Mailer(settings.smtp_host, settings.smtp_port, pool_size=settings.smtp_pool_size,
+                        timeout=settings.smtp_timeout, username=settings.smtp_username,
+                        password=settings.smtp_password, start_tls=settings.smtp_starttls)
+        loop = DeliveryLoop(DeliveryQueries(context.pool), documents=Documents(settings.ent_url),
+                            renderer=renderer, mailer=mailer, settings=settings,
+                            on_outcome=context.relay.waker)
+        return Wiring(routes=routes(), store=DispatchStore, loops=[loop.run],
+                      after_commit=[loop.waker.wake], closers=[renderer.stop, mailer.close])
+
+    return Worker(topics.CREDENTIAL_DISPATCH, settings, MIGRATIONS, wire)

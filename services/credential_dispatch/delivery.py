@@ -1,0 +1,118 @@
+"""The delivery loop: renders and sends the emails that handlers recorded.
+
+Each delivery is claimed under a lease (so replicas share the work and a crashed worker's
+claims come back), sent with a Message-ID derived from its id, and settled in a
+transaction that also reports the dispatch's outcome when it was the last. A transient
+failure (SMTP 4xx or down, renderer crash) is tried again later with backoff; a permanent
+one is reported as undeliverable.
+"""
+
+import asyncio
+from email.message import EmailMessage
+
+from services.credential_dispatch import domain
+from services.credential_dispatch.documents import Documents
+from services.credential_dispatch.mailer import Mailer, build_message
+from services.credential_dispatch.renderer import PdfRenderer
+from services.credential_dispatch.settings import CredentialDispatchSettings
+from services.credential_dispatch.store import Delivery, DeliveryQueries
+from shared.contracts.orders import InvoiceIssued
+from shared.errors import Failure, PermanentError, classify, describe
+from shared.logs import get_logger
+from shared.runtime import Waker
+
+log = get_logger(__name__)
+
+
+class DeliveryLoop:
+    def __init__(
+        self,
+        queries: DeliveryQueries,
+        *,
+        documents: Documents,
+        renderer: PdfRenderer,
+        mailer: Mailer,
+        settings: CredentialDispatchSettings,
+        on_outcome: Waker,
+    ) -> None:
+        self._queries = queries
+        self._documents = documents
+        self._renderer = renderer
+        self._mailer = mailer
+        self._settings = settings
+        self._on_outcome = on_outcome
+        self.waker = Waker(settings.delivery_poll_seconds)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                batch = await self._queries.claim_due(self._settings.delivery_batch,
+                                                      self._settings.delivery_lease_seconds)
+            except Exception as exc:  # database away: wait and look again
+                log.warning("delivery_claim_failed", error=describe(exc))
+                await self.waker.sleep(2.0, stop)
+                continue
+            if not batch:
+                await self.waker.wait(stop)
+                continue
+            await asyncio.gather(*(self.deliver(d) for d in batch))
+
+    async def deliver(self, delivery: Delivery) -> None:
+        try:
+            message = await self._compose(delivery)
+            await self._mailer.send(message)
+        except Exception as exc:
+            await self._failed(delivery, exc)
+            return
+        await self._settle(delivery, sent=True, error=None)
+        log.info("delivered", kind=delivery.kind, delivery_id=str(delivery.delivery_id),
+                 attempts=delivery.attempts)
+
+    async def _failed(self, delivery: Delivery, exc: Exception) -> None:
+        reason = describe(exc)
+        s = self._settings
+        if classify(exc) is Failure.TRANSIENT and delivery.attempts < s.delivery_max_attempts:
+            delay = domain.retry_delay(delivery.attempts, base=s.delivery_retry_base_seconds,
+                                       ceiling=s.delivery_retry_max_seconds)
+            log.warning("delivery_retry", delivery_id=str(delivery.delivery_id),
+                        attempts=delivery.attempts, delay_s=delay, reason=reason)
+            await self._queries.reschedule(delivery.delivery_id, delay_seconds=delay, error=reason)
+            return
+        log.error("delivery_failed", delivery_id=str(delivery.delivery_id), reason=reason)
+        await self._settle(delivery, sent=False, error=reason)
+
+    async def _settle(self, delivery: Delivery, *, sent: bool, error: str | None) -> None:
+        outcome = await self._queries.settle(delivery, sent=sent, error=error,
+                                             report=domain.outcome_event)
+        if outcome is not None:
+            self._on_outcome.wake()
+
+    async def _compose(self, delivery: Delivery) -> EmailMessage:
+        if delivery.recipient is None:
+            raise PermanentError("no email address")
+        if delivery.kind == "first_access" and delivery.account_id is not None:
+            row = await self._queries.account_sheet(delivery.account_id)
+            if row is None:
+                raise PermanentError(f"account {delivery.account_id} is unknown here")
+            account = domain.sheet_account(row)
+            pdf = await self._renderer.render(self._documents.detailed_sheets_html([account]))
+            content = self._documents.first_access_email(account)
+            filename = f"fiche-de-connexion-{account.login}.pdf"
+        elif delivery.kind == "invoice" and delivery.invoice_number is not None:
+            document = await self._queries.invoice_document(delivery.invoice_number)
+            if document is None:
+                raise PermanentError(f"invoice {delivery.invoice_number} is unknown here")
+            invoice = InvoiceIssued.model_validate_json(document)
+            pdf = await self._renderer.render(self._documents.invoice_html(invoice))
+            content = self._documents.invoice_email(invoice)
+            filename = f"facture-{invoice.invoice_number}.pdf"
+        else:
+            raise PermanentError(f"delivery of unknown kind {delivery.kind!r}")
+        return build_message(
+            sender=self._settings.mail_from,
+            to=delivery.recipient,
+            subject=content.subject,
+            content=content,
+            attachments=[(filename, pdf, "application/pdf")],
+            message_id=domain.message_id(delivery.delivery_id),
+        )

@@ -1,0 +1,22 @@
+from shared.settings import CommonSettings
+
+
+class CredentialDispatchSettings(CommonSettings):
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_pool_size: int = 4
+    smtp_timeout: float = 30.0
+    mail_from: str = "ONE <ne-pas-repondre@one.opendigitaleducation.com>"
+    ent_url: str = "https://one.opendigitaleducation.com"
+    chromium_path: str = "/usr/bin/chromium"
+    render_concurrency: int = 3
+    # Deliveries: claimed in batches under a lease, retried with exponential backoff.
+    delivery_batch: int = 16
+    delivery_poll_seconds: float = 1.0
+    delivery_lease_seconds: float = 300.0
+    delivery_retry_base_seconds: float = 2.0
+    delivery_retry_max_seconds: float = 600.0
+    delivery_max_attempts: int = 12

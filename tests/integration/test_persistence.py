@@ -1,0 +1,77 @@
+"""Each worker owns its schema, migrated once even by replicas starting together, and its
+role cannot reach the others'."""
+
+import asyncio
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from shared import db, topics
+from tests.conftest import Stack
+from tests.support.processes import ROOT
+
+MIGRATIONS = {worker: ROOT / "services" / worker / "migrations" for worker in topics.WORKERS}
+ORDER_MIGRATIONS = MIGRATIONS[topics.ORDER_INTAKE]
+A_TABLE = {
+    topics.ORDER_INTAKE: "orders",
+    topics.ACCOUNT_MANAGER: "accounts",
+    topics.DIRECTORY_SYNC: "feed_registrations",
+    topics.CREDENTIAL_DISPATCH: "deliveries",
+}
+
+
+def database(stack: Stack, worker: str) -> db.Database:
+    return db.Database(url=stack.database_url, role=f"one_{worker}", schema=worker)
+
+
+async def migrate_as_replicas(stack: Stack, worker: str, replicas: int) -> list[list[str]]:
+    target = database(stack, worker)
+
+    async def one_replica() -> list[str]:
+        await db.provision(stack.services.admin_url, target)
+        pool = await db.create_pool(target, min_size=1, max_size=1, service=worker)
+        try:
+            return await db.migrate(pool, worker, db.BACKBONE_MIGRATIONS, MIGRATIONS[worker])
+        finally:
+            await pool.close()
+
+    return await asyncio.gather(*(one_replica() for _ in range(replicas)))
+
+
+async def test_replicas_starting_together_migrate_once(stack):
+    results = await migrate_as_replicas(stack, topics.ORDER_INTAKE, replicas=4)
+    applied = [r for r in results if r]
+    assert len(applied) == 1
+    assert applied[0] == sorted(p.name for p in [*db.BACKBONE_MIGRATIONS.glob("*.sql"),
+                                                 *ORDER_MIGRATIONS.glob("*.sql")])
+    admin = await stack.admin()
+    try:
+        rows = await admin.fetchval("SELECT count(*) FROM order_intake.schema_migrations")
+        assert rows == len(applied[0])
+    finally:
+        await admin.close()
+
+
+@pytest.mark.parametrize("worker", topics.WORKERS)
+async def test_role_cannot_touch_another_workers_schema(stack, worker):
+    for each in topics.WORKERS:
+        await migrate_as_replicas(stack, each, replicas=1)
+    own = database(stack, worker)
+    conn = await asyncpg.connect(stack.database_url, user=own.role)
+    try:
+        assert await conn.fetchval(f"SELECT count(*) FROM {worker}.inbox") == 0
+        for other in (w for w in topics.WORKERS if w != worker):
+            with pytest.raises(asyncpg.exceptions.InsufficientPrivilegeError):
+                await conn.fetch(f"SELECT * FROM {other}.{A_TABLE[other]}")
+            with pytest.raises(asyncpg.exceptions.InsufficientPrivilegeError):
+                await conn.execute(f"DELETE FROM {other}.outbox")
+            with pytest.raises(asyncpg.exceptions.InsufficientPrivilegeError):
+                await conn.execute(f"CREATE TABLE {other}.intruder (id int)")
+    finally:
+        await conn.close()
+
+
+def test_every_worker_has_migrations():
+    for worker, folder in MIGRATIONS.items():
+        assert list(Path(folder).glob("*.sql")), worker
