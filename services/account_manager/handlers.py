@@ -16,6 +16,7 @@ from shared.contracts.accounts import (
 )
 from shared.contracts.orders import SchoolInitialised
 from shared.envelope import Envelope, follow
+from shared.errors import PermanentError
 from shared.logs import get_logger
 from shared.messaging.consumer import Route
 
@@ -47,8 +48,11 @@ async def handle_school_initialised(
         activation_code=domain.new_activation_code(),
         activation_expires_at=domain.activation_expiry(now, activation_ttl),
     )
-    login = await store.add_account(account,
-                                    login_base=domain.login_base(admin.first_name, admin.last_name))
+    try:
+        base = domain.login_base(admin.first_name, admin.last_name)
+    except ValueError as exc:  # a name with nothing to make a login of: an operator must fix it
+        raise PermanentError(f"administrator's login: {exc}") from exc
+    login = await store.add_account(account, login_base=base)
     if school.provisioning == "manual":
         classes = [(uuid.uuid4(), name) for name in domain.manual_class_names(school.classes)]
         await store.add_classes(school.school_id, classes)

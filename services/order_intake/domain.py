@@ -128,9 +128,11 @@ def order_fingerprint(order: OrderReceived) -> str:
 
     Built from the validated model, so key order, spacing and unknown fields in the input
     do not change it, nor does the spelling of a number (``150`` / ``150.00``) or of a
-    timestamp's offset (``08:30Z`` / ``10:30+02:00``); any change of content does.
+    timestamp's offset (``08:30Z`` / ``10:30+02:00``); any change of content does. Fields
+    left at their default are omitted, so that adding an optional field to the contract
+    (a minor version) does not change the fingerprints already stored.
     """
-    data = _canonical(order.model_dump(mode="python"))
+    data = _canonical(order.model_dump(mode="python", exclude_defaults=True))
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -193,7 +195,7 @@ def compute_totals(lines: Sequence[OrderLine]) -> InvoiceTotals:
             )
             bases[rate] = bases.get(rate, Decimal("0.00")) + total
         vat = [
-            VatBreakdown(rate=rate, base=_cents(base), amount=_cents(base * rate + Decimal("0.001")))
+            VatBreakdown(rate=rate, base=_cents(base), amount=_cents(base * rate))
             for rate, base in sorted(bases.items())
         ]
         total_excl_tax = _cents(sum((item.base for item in vat), Decimal("0.00")))

@@ -25,7 +25,7 @@ from shared.worker import Context, Wiring, Worker
 from tests.conftest import Stack
 from tests.support.broker import EventSpy, publish_raw, wait_for_queue
 from tests.support.orders import cloudevent, order_data
-from tests.support.waits import eventually
+from tools.waits import eventually
 
 Behaviour = Callable[[int], None]  # raises to fail the n-th attempt (1-based)
 

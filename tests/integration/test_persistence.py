@@ -9,7 +9,7 @@ import pytest
 
 from shared import db, topics
 from tests.conftest import Stack
-from tests.support.processes import ROOT
+from tools.workers import ROOT
 
 MIGRATIONS = {worker: ROOT / "services" / worker / "migrations" for worker in topics.WORKERS}
 ORDER_MIGRATIONS = MIGRATIONS[topics.ORDER_INTAKE]

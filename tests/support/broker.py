@@ -9,7 +9,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from shared.envelope import CONTENT_TYPE, Contract, Envelope, new_event
-from tests.support.waits import eventually
+from tools.waits import eventually
 
 
 async def publish_raw(channel: AbstractChannel, exchange: str, routing_key: str,

@@ -1,4 +1,6 @@
-"""Workers run as real processes (``python -m services.<name>``), as an operator runs them."""
+"""Workers run as real processes (``python -m services.<name>``), as an operator runs them.
+
+Used by ``make run``, the demo, the benchmarks and the end-to-end tests."""
 
 import asyncio
 import json
@@ -9,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.support.waits import eventually
+from tools.waits import eventually
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -19,6 +21,8 @@ class WorkerProcess:
     name: str
     env: dict[str, str]
     lines: list[str] = field(default_factory=list)
+    echo: bool = False  # also print each line, prefixed with the worker's name
+    log_file: Path | None = None
     process: asyncio.subprocess.Process | None = None
     starts: int = 0
     _reader: asyncio.Task[None] | None = None
@@ -44,8 +48,19 @@ class WorkerProcess:
 
     async def _read(self, process: asyncio.subprocess.Process) -> None:
         assert process.stdout is not None
-        async for raw in process.stdout:
-            self.lines.append(raw.decode(errors="replace").rstrip("\n"))
+        sink = self.log_file.open("a") if self.log_file else None
+        try:
+            async for raw in process.stdout:
+                line = raw.decode(errors="replace").rstrip("\n")
+                self.lines.append(line)
+                if sink:
+                    sink.write(line + "\n")
+                    sink.flush()
+                if self.echo:
+                    print(f"{self.name:<20} {line}", flush=True)
+        finally:
+            if sink:
+                sink.close()
 
     def records(self) -> list[dict[str, Any]]:
         parsed = []

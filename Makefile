@@ -1,0 +1,49 @@
+# One command per task; `make help` lists them.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PYTEST_FLAGS ?=
+
+.PHONY: help install services run demo test test-fast lint bench clean
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
+
+install: $(STAMP) /usr/bin/chromium ## Create .venv and install everything (Chromium from Debian where missing)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+/usr/bin/chromium:
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core
+
+services: ## Start Postgres and RabbitMQ where they are not listening
+	scripts/ensure-services.sh
+
+run: install services ## The four workers in the foreground (and a local SMTP sink writing to out/)
+	$(BIN)/python -m tools.run
+
+demo: install services ## Two sample orders through the whole pipeline; shows events, emails, PDFs
+	$(BIN)/python -m tools.demo
+
+lint: install ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: install services lint ## Every test tier against real services (slow fault suites included)
+	$(BIN)/pytest $(PYTEST_FLAGS)
+
+test-fast: install services ## Unit and integration tiers only
+	$(BIN)/pytest -m "not slow" tests/unit tests/integration $(PYTEST_FLAGS)
+
+bench: install services ## Benchmarks; each prints its figures
+	$(BIN)/python -m bench.orders
+
+clean:
+	rm -rf out .pytest_cache .mypy_cache .ruff_cache

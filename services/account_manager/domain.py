@@ -1,0 +1,104 @@
+"""account_manager's pure rules: logins, activation codes, default class names, labels.
+
+Nothing here does I/O or awaits. Uniqueness of logins across replicas is the store's job;
+this module only says what the n-th candidate login is.
+"""
+
+import secrets
+import string
+import unicodedata
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from types import MappingProxyType
+
+ACTIVATION_ALPHABET = "abcdefghjkmnprstvwxyz3456789"
+ACTIVATION_CODE_LENGTH = 8
+
+PROFILE_LABELS: Mapping[str, str] = MappingProxyType(
+    {
+        "administrator": "Administrateur",
+        "teacher": "Enseignant",
+        "personnel": "Personnel",
+        "student": "Élève",
+        "relative": "Parent",
+    }
+)
+
+_LOGIN_CHARS = frozenset(string.ascii_lowercase + string.digits)
+# Letters that Unicode does not decompose into ASCII letters, spelt as French writes them.
+_LIGATURES = str.maketrans(
+    {
+        "œ": "oe",
+        "æ": "ae",
+        "ß": "ss",
+        "ẞ": "ss",
+        "ø": "o",
+        "ł": "l",
+        "đ": "d",
+        "ð": "d",
+        "þ": "th",
+        "ı": "i",
+        "ŀ": "l",
+    }
+)
+
+
+def fold_name_part(text: str) -> str:
+    """A name part as it appears in a login: lowercase ASCII letters and digits only.
+
+    Accents are folded (``Noël`` -> ``noel``), ligatures spelt out (``Œdipe`` -> ``oedipe``),
+    and everything else (spaces, hyphens, apostrophes, other scripts) dropped.
+    """
+    lowered = text.lower().translate(_LIGATURES)
+    decomposed = unicodedata.normalize("NFKD", lowered).lower().translate(_LIGATURES)
+    return "".join(char for char in decomposed if char in _LOGIN_CHARS)
+
+
+def login_base(first_name: str, last_name: str) -> str:
+    """``firstname.lastname`` folded (``Jean-Noël``, ``N'Diaye`` -> ``jeannoel.ndiaye``).
+
+    Raises ValueError when a part keeps no letter or digit once folded (``"李"``, ``"---"``).
+    """
+    first, last = fold_name_part(first_name), fold_name_part(last_name)
+    empty = [
+        f"{label} {value!r}"
+        for label, value, folded in (
+            ("first name", first_name, first),
+            ("last name", last_name, last),
+        )
+        if not folded
+    ]
+    if empty:
+        raise ValueError(
+            f"cannot build a login: {' and '.join(empty)} "
+            "keep no Latin letter or digit once accents and punctuation are removed"
+        )
+    return f"{first}.{last}"
+
+
+def login_with_rank(base: str, rank: int) -> str:
+    """The ``rank``-th candidate login: ``jean.dupont``, then ``jean.dupont2``, …"""
+    if rank < 1:
+        raise ValueError(f"login ranks start at 1, got {rank}")
+    return base if rank == 1 else f"{base}{rank}"
+
+
+def new_activation_code(choice: Callable[[str], str] = secrets.choice) -> str:
+    """A one-time code of 8 characters without look-alikes, drawn with ``secrets``."""
+    return "".join(choice(ACTIVATION_ALPHABET) for _ in range(ACTIVATION_CODE_LENGTH))
+
+
+def activation_expiry(now: datetime, ttl: timedelta) -> datetime:
+    """When a code issued at ``now`` (timezone-aware) stops working."""
+    if now.utcoffset() is None:
+        raise ValueError("activation expiry needs a timezone-aware 'now'")
+    if ttl <= timedelta(0):
+        raise ValueError(f"activation code lifetime must be positive, got {ttl}")
+    return now + ttl
+
+
+def manual_class_names(count: int) -> list[str]:
+    """Default names of the classes of a manual school: ``Classe 1`` … ``Classe N``."""
+    if count < 0:
+        raise ValueError(f"a school cannot have {count} classes")
+    return [f"Classe {n}" for n in range(1, count + 1)]

@@ -1,0 +1,31 @@
+"""``make run``: the four workers in the foreground against local services, with a local
+SMTP sink writing what they send to ``out/``. Ctrl-C drains and stops them all."""
+
+import asyncio
+import signal
+from pathlib import Path
+
+from shared import topics
+from tools import smtp_sink
+from tools.workers import WorkerProcess
+
+
+async def run() -> None:
+    controller, _ = smtp_sink.start(Path("out"), port=1025)
+    print("SMTP sink on 127.0.0.1:1025, mails in out/mail, PDFs in out/pdf", flush=True)
+    workers = [WorkerProcess(name, {}, echo=True) for name in topics.WORKERS]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await asyncio.gather(*(w.start() for w in workers))
+        print("All four workers are running; publish on the 'one.events' exchange.", flush=True)
+        await stop.wait()
+    finally:
+        await asyncio.gather(*(w.stop() for w in workers))
+        controller.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(run())
