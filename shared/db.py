@@ -1,15 +1,20 @@
 """Postgres: provisioning of a worker's role and schema, its pool, its migrations."""
 
+import contextlib
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from shared.logs import get_logger
 
 log = get_logger(__name__)
+# What a pool hands out, or a connection of its own: the stores accept either.
+Connection: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
 BACKBONE_MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -62,10 +67,8 @@ async def provision(admin_url: str, db: Database) -> None:
     try:
         exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", db.name)
         if not exists:
-            try:
+            with contextlib.suppress(*_ALREADY_THERE):  # another replica created it first
                 await admin.execute(f"CREATE DATABASE {_ident(db.name)}")
-            except _ALREADY_THERE:
-                pass  # another replica created it first
     finally:
         await admin.close()
 
@@ -82,7 +85,9 @@ async def provision(admin_url: str, db: Database) -> None:
                     pass  # roles are cluster-wide: a replica in another database won
             if db.password:
                 await conn.execute(f"ALTER ROLE {role} PASSWORD {_literal(db.password)}")
-            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(db.schema)} AUTHORIZATION {role}")
+            await conn.execute(
+                f"CREATE SCHEMA IF NOT EXISTS {_ident(db.schema)} AUTHORIZATION {role}"
+            )
             await conn.execute(f"REVOKE ALL ON SCHEMA {_ident(db.schema)} FROM PUBLIC")
             await conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
             await conn.execute(f"GRANT CONNECT ON DATABASE {_ident(db.name)} TO {role}")

@@ -60,7 +60,9 @@ def classify(exc: BaseException) -> Failure:
     if isinstance(exc, asyncpg.exceptions.UniqueViolationError):
         # Two replicas raced on the same row: the retry finds it and acts idempotently.
         return Failure.TRANSIENT
-    if isinstance(exc, asyncpg.exceptions.DataError | asyncpg.exceptions.IntegrityConstraintViolationError):
+    if isinstance(
+        exc, asyncpg.exceptions.DataError | asyncpg.exceptions.IntegrityConstraintViolationError
+    ):
         return Failure.PERMANENT
     return Failure.TRANSIENT
 

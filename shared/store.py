@@ -2,8 +2,7 @@
 
 from typing import Any
 
-import asyncpg
-
+from shared.db import Connection
 from shared.envelope import Contract, Envelope
 
 
@@ -15,7 +14,7 @@ class TransactionStore:
     commits and only then acknowledges.
     """
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.emitted: list[Envelope[Any]] = []
 

@@ -7,7 +7,7 @@ the topology, run the outbox relay, consume; and on stop, the reverse, draining 
 """
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +18,7 @@ import asyncpg
 from aio_pika.abc import AbstractRobustConnection
 
 from shared import db
+from shared.db import Connection
 from shared.logs import get_logger
 from shared.messaging import topology
 from shared.messaging.consumer import MessageProcessor, QueueConsumer, Route
@@ -28,7 +29,7 @@ from shared.store import TransactionStore
 
 log = get_logger(__name__)
 S = TypeVar("S", bound=TransactionStore)
-Loop = Callable[[asyncio.Event], Awaitable[None]]
+Loop = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
 @dataclass
@@ -43,14 +44,14 @@ class Context:
 @dataclass
 class Wiring(Generic[S]):
     routes: dict[str, Route[S]]
-    store: Callable[[asyncpg.Connection], S]
+    store: Callable[[Connection], S]
     loops: list[Loop] = field(default_factory=list)
     after_commit: list[Callable[[], None]] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
 def unit_of_work(
-    pool: asyncpg.Pool, store: Callable[[asyncpg.Connection], S]
+    pool: asyncpg.Pool, store: Callable[[Connection], S]
 ) -> Callable[[], AbstractAsyncContextManager[S]]:
     @asynccontextmanager
     async def begin() -> AsyncIterator[S]:
@@ -84,8 +85,12 @@ class Worker:
     @property
     def database(self) -> db.Database:
         s = self.settings
-        return db.Database(url=s.database_url, role=s.database_role or f"one_{self.name}",
-                           schema=self.name, password=s.database_password)
+        return db.Database(
+            url=s.database_url,
+            role=s.database_role or f"one_{self.name}",
+            schema=self.name,
+            password=s.database_password,
+        )
 
     @property
     def names(self) -> topology.Names:
@@ -95,34 +100,50 @@ class Worker:
         s = self.settings
         if s.database_admin_url:
             await db.provision(s.database_admin_url, self.database)
-        self._pool = await db.create_pool(self.database, min_size=s.db_pool_min,
-                                          max_size=s.db_pool_max, service=self.name)
+        self._pool = await db.create_pool(
+            self.database, min_size=s.db_pool_min, max_size=s.db_pool_max, service=self.name
+        )
         await db.migrate(self._pool, self.name, db.BACKBONE_MIGRATIONS, self._migrations)
 
-        self._connection = await aio_pika.connect_robust(s.amqp_url,
-                                                         client_properties={"connection_name": self.name})
+        self._connection = await aio_pika.connect_robust(
+            s.amqp_url, client_properties={"connection_name": self.name}
+        )
         consume_channel = await self._connection.channel()
         await consume_channel.set_qos(prefetch_count=s.prefetch)
-        queue = await topology.declare_worker(consume_channel, self.names, self.name,
-                                              delivery_limit=s.delivery_limit,
-                                              retry_delays=s.retry_delays)
+        queue = await topology.declare_worker(
+            consume_channel,
+            self.names,
+            self.name,
+            delivery_limit=s.delivery_limit,
+            retry_delays=s.retry_delays,
+        )
         publisher = await open_publisher(self._connection, s.exchange)
-        self._relay = OutboxRelay(self._pool, publisher, batch=s.outbox_batch,
-                                  poll_seconds=s.outbox_poll_seconds)
+        self._relay = OutboxRelay(
+            self._pool, publisher, batch=s.outbox_batch, poll_seconds=s.outbox_poll_seconds
+        )
         self.context = Context(s, self._pool, publisher, self.names, self._relay)
         wiring = await self._wire(self.context)
         self._closers = wiring.closers
 
         relay = self._relay
         wakers = [relay.waker.wake, *wiring.after_commit]
+
+        def wake_all() -> None:  # committed work is waiting: no need to wait for a poll
+            for wake in wakers:
+                wake()
+
         processor = MessageProcessor(
-            wiring.routes,
-            unit_of_work(self._pool, wiring.store),
-            after_commit=lambda: [wake() for wake in wakers] and None,
+            wiring.routes, unit_of_work(self._pool, wiring.store), after_commit=wake_all
         )
-        self._consumer = QueueConsumer(queue, processor, publisher, names=self.names,
-                                       worker=self.name, retry_delays=s.retry_delays,
-                                       max_attempts=s.max_attempts)
+        self._consumer = QueueConsumer(
+            queue,
+            processor,
+            publisher,
+            names=self.names,
+            worker=self.name,
+            retry_delays=s.retry_delays,
+            max_attempts=s.max_attempts,
+        )
         for loop in [relay.run, *wiring.loops]:
             self._tasks.append(asyncio.create_task(loop(self._stop)))
         await self._consumer.start()

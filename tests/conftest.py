@@ -67,8 +67,10 @@ class Stack:
         import json
 
         values = {**self.common(), **overrides}
-        return {f"ONE_{k.upper()}": v if isinstance(v, str) else json.dumps(v)
-                for k, v in values.items()}
+        return {
+            f"ONE_{k.upper()}": v if isinstance(v, str) else json.dumps(v)
+            for k, v in values.items()
+        }
 
     async def admin(self) -> asyncpg.Connection:
         """A superuser connection to this stack's database."""

@@ -34,56 +34,105 @@ def sample_orders(stamp: str) -> list[dict[str, Any]]:
         digits = f"{department}{random.randint(0, 9999):04d}"
         return digits + uai_check_letter(digits)
 
-    def order(order_id: str, school: dict[str, Any], admin: dict[str, str],
-              billing: dict[str, Any], classes: int) -> dict[str, Any]:
-        return {"order_id": order_id, "ordered_at": datetime.now(UTC).isoformat(),
-                "school": school, "administrator": admin, "billing": billing,
-                "classes": classes,
-                "lines": [{"sku": "ONE-SCHOOL-1Y", "label": "Abonnement ONE — 1 an",
-                           "quantity": 1, "unit_price": "150.00", "vat_rate": "0.20"},
-                          {"sku": "ONE-TRAINING", "label": "Formation à distance (2 h)",
-                           "quantity": 2, "unit_price": "45.50", "vat_rate": "0.20"}]}
+    def order(
+        order_id: str,
+        school: dict[str, Any],
+        admin: dict[str, str],
+        billing: dict[str, Any],
+        classes: int,
+    ) -> dict[str, Any]:
+        return {
+            "order_id": order_id,
+            "ordered_at": datetime.now(UTC).isoformat(),
+            "school": school,
+            "administrator": admin,
+            "billing": billing,
+            "classes": classes,
+            "lines": [
+                {
+                    "sku": "ONE-SCHOOL-1Y",
+                    "label": "Abonnement ONE — 1 an",
+                    "quantity": 1,
+                    "unit_price": "150.00",
+                    "vat_rate": "0.20",
+                },
+                {
+                    "sku": "ONE-TRAINING",
+                    "label": "Formation à distance (2 h)",
+                    "quantity": 2,
+                    "unit_price": "45.50",
+                    "vat_rate": "0.20",
+                },
+            ],
+        }
 
     paris = {"line1": "12 rue de la Roquette", "postal_code": "75011", "city": "Paris"}
     annecy = {"line1": "1 rue du Lac", "postal_code": "74000", "city": "Annecy"}
     return [
-        order(f"BC-{stamp}-P",
-              {"uai": uai("075"), "name": "École élémentaire Jules-Ferry", "address": paris},
-              {"first_name": "Jean-Noël", "last_name": "N'Diaye",
-               "email": "jn.ndiaye@ecole-ferry.example.org"},
-              {"name": "Mairie du 11e arrondissement", "email": "factures@mairie11.example.org",
-               "address": paris, "order_reference": "EJ-2026-118"}, classes=4),
-        order(f"BC-{stamp}-A",
-              {"uai": uai("074"), "name": "École primaire du Lac", "address": annecy},
-              {"first_name": "Claire", "last_name": "Martin",
-               "email": "claire.martin@ecole-lac.example.org"},
-              {"name": "Mairie d'Annecy", "email": "factures@annecy.example.org",
-               "address": annecy, "siret": "21740010600019"}, classes=6),
+        order(
+            f"BC-{stamp}-P",
+            {"uai": uai("075"), "name": "École élémentaire Jules-Ferry", "address": paris},
+            {
+                "first_name": "Jean-Noël",
+                "last_name": "N'Diaye",
+                "email": "jn.ndiaye@ecole-ferry.example.org",
+            },
+            {
+                "name": "Mairie du 11e arrondissement",
+                "email": "factures@mairie11.example.org",
+                "address": paris,
+                "order_reference": "EJ-2026-118",
+            },
+            classes=4,
+        ),
+        order(
+            f"BC-{stamp}-A",
+            {"uai": uai("074"), "name": "École primaire du Lac", "address": annecy},
+            {
+                "first_name": "Claire",
+                "last_name": "Martin",
+                "email": "claire.martin@ecole-lac.example.org",
+            },
+            {
+                "name": "Mairie d'Annecy",
+                "email": "factures@annecy.example.org",
+                "address": annecy,
+                "siret": "21740010600019",
+            },
+            classes=6,
+        ),
     ]
 
 
 def cloudevent(data: dict[str, Any]) -> bytes:
-    return json.dumps({
-        "specversion": "1.0", "id": f"demo-{data['order_id']}", "source": "urn:one:demo",
-        "type": topics.ORDER_RECEIVED, "time": datetime.now(UTC).isoformat(),
-        "datacontenttype": "application/json",
-        "dataschema": f"urn:one:schema:{topics.ORDER_RECEIVED}:1",
-        "correlationid": data["order_id"], "data": data,
-    }).encode()
+    return json.dumps(
+        {
+            "specversion": "1.0",
+            "id": f"demo-{data['order_id']}",
+            "source": "urn:one:demo",
+            "type": topics.ORDER_RECEIVED,
+            "time": datetime.now(UTC).isoformat(),
+            "datacontenttype": "application/json",
+            "dataschema": f"urn:one:schema:{topics.ORDER_RECEIVED}:1",
+            "correlationid": data["order_id"],
+            "data": data,
+        }
+    ).encode()
 
 
 async def run(out: Path) -> int:
     settings = CommonSettings()
     controller, sink = smtp_sink.start(out, port=1025)
     (out / "logs").mkdir(parents=True, exist_ok=True)
-    workers = [WorkerProcess(name, {"ONE_LOG_LEVEL": "INFO"}, log_file=out / "logs" / f"{name}.log")
-               for name in topics.WORKERS]
+    workers = [
+        WorkerProcess(name, {"ONE_LOG_LEVEL": "INFO"}, log_file=out / "logs" / f"{name}.log")
+        for name in topics.WORKERS
+    ]
     connection = await aio_pika.connect_robust(settings.amqp_url)
     seen: list[tuple[float, dict[str, Any]]] = []
     try:
         console.rule("[bold]ONE onboarding — démonstration")
-        console.print("Starting the four workers (logs in "
-                      f"[cyan]{out / 'logs'}[/])…")
+        console.print(f"Starting the four workers (logs in [cyan]{out / 'logs'}[/])…")
         await asyncio.gather(*(w.start() for w in workers))
         channel = await connection.channel()
         exchange = await channel.get_exchange(settings.exchange)
@@ -97,16 +146,24 @@ async def run(out: Path) -> int:
         await spy.consume(record, no_ack=True)
         orders = sample_orders(datetime.now(UTC).strftime("%Y%m%d%H%M%S"))
         for data in orders:
-            await exchange.publish(aio_pika.Message(cloudevent(data), content_type=CONTENT_TYPE,
-                                                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
-                                   routing_key=topics.ORDER_RECEIVED)
-            console.print(f"Published order [bold]{data['order_id']}[/] "
-                          f"({data['school']['name']}, UAI {data['school']['uai']})")
+            await exchange.publish(
+                aio_pika.Message(
+                    cloudevent(data),
+                    content_type=CONTENT_TYPE,
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                ),
+                routing_key=topics.ORDER_RECEIVED,
+            )
+            console.print(
+                f"Published order [bold]{data['order_id']}[/] "
+                f"({data['school']['name']}, UAI {data['school']['uai']})"
+            )
 
         async def finished() -> bool:
             done = {e["correlationid"] for _, e in seen if e["type"] in OUTCOMES}
-            return all(o["order_id"] in done for o in orders) and \
-                sum(1 for _, e in seen if e["type"] in OUTCOMES) >= 2 * len(orders)
+            return all(o["order_id"] in done for o in orders) and sum(
+                1 for _, e in seen if e["type"] in OUTCOMES
+            ) >= 2 * len(orders)
 
         await eventually(finished, timeout=90, interval=0.1, what="both orders handled")
         await asyncio.sleep(0.3)
@@ -127,8 +184,12 @@ def show_order(order: dict[str, Any], events: list[tuple[float, dict[str, Any]]]
     table.add_column("from")
     table.add_column("what it says")
     for offset, event in events:
-        table.add_row(f"{offset * 1000:.0f}", event["type"], event["source"].rsplit(":", 1)[-1],
-                      summary(event))
+        table.add_row(
+            f"{offset * 1000:.0f}",
+            event["type"],
+            event["source"].rsplit(":", 1)[-1],
+            summary(event),
+        )
     console.print(table)
 
 
@@ -138,8 +199,9 @@ def summary(event: dict[str, Any]) -> str:
         case topics.ORDER_RECEIVED:
             return f"{data['classes']} classes, {len(data['lines'])} lines"
         case topics.SCHOOL_INITIALISED:
-            return (f"school {data['uai']}, {data['provisioning']}"
-                    + (f" (académie {data['academie']})" if data.get("academie") else ""))
+            return f"school {data['uai']}, {data['provisioning']}" + (
+                f" (académie {data['academie']})" if data.get("academie") else ""
+            )
         case topics.INVOICE_ISSUED:
             return f"{data['invoice_number']}: {data['total_incl_tax']} € TTC"
         case topics.CLASSES_CREATED:
@@ -147,8 +209,9 @@ def summary(event: dict[str, Any]) -> str:
         case topics.ACCOUNTS_CREATED:
             return ", ".join(f"{a['profile']} {a['login']}" for a in data["accounts"])
         case topics.CREDENTIALS_DISPATCHED:
-            return (f"{data['channel']}: delivered to "
-                    + ", ".join(d["to"] for d in data["delivered"]))
+            return f"{data['channel']}: delivered to " + ", ".join(
+                d["to"] for d in data["delivered"]
+            )
         case topics.INVOICE_DELIVERED:
             return f"{data['invoice_number']} → {data['to']}"
         case topics.ORDER_REJECTED:
@@ -162,8 +225,11 @@ def show_mail(sink: smtp_sink.FileSink, out: Path) -> None:
     table.add_column("subject")
     table.add_column("attachments")
     for message in sink.received:
-        table.add_row(str(message["To"]), str(message["Subject"]),
-                      ", ".join(p.get_filename() or "" for p in message.iter_attachments()))
+        table.add_row(
+            str(message["To"]),
+            str(message["Subject"]),
+            ", ".join(p.get_filename() or "" for p in message.iter_attachments()),
+        )
     console.print(table)
     console.print(f"Emails: [cyan]{sink.mail_dir}[/]   PDFs: [cyan]{sink.pdf_dir}[/]")
 

@@ -29,16 +29,21 @@ class WorkerProcess:
 
     async def start(self, *, wait_ready: bool = True) -> None:
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", f"services.{self.name}",
-            cwd=ROOT, env={**os.environ, **self.env},
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            sys.executable,
+            "-m",
+            f"services.{self.name}",
+            cwd=ROOT,
+            env={**os.environ, **self.env},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
         )
         self.starts += 1
         started_before = self.count("started")
         self._reader = asyncio.create_task(self._read(self.process))
         if wait_ready:
-            await eventually(lambda: self._alive_and(started_before), timeout=60,
-                             what=f"{self.name} started")
+            await eventually(
+                lambda: self._alive_and(started_before), timeout=60, what=f"{self.name} started"
+            )
 
     async def _alive_and(self, started_before: int) -> bool:
         if self.process is not None and self.process.returncode is not None:

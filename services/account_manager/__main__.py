@@ -6,7 +6,9 @@ from shared.topics import ACCOUNT_MANAGER
 
 def main() -> None:
     settings = AccountManagerSettings()
-    runtime.run(lambda: build(settings), lambda: logs.configure(ACCOUNT_MANAGER, settings.log_level))
+    runtime.run(
+        lambda: build(settings), lambda: logs.configure(ACCOUNT_MANAGER, settings.log_level)
+    )
 
 
 if __name__ == "__main__":

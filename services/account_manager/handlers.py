@@ -32,8 +32,9 @@ async def handle_school_initialised(
     now: datetime,
 ) -> None:
     school = event.data
-    if not await store.add_school(school.school_id, uai=school.uai, name=school.name,
-                                  provisioning=school.provisioning):
+    if not await store.add_school(
+        school.school_id, uai=school.uai, name=school.name, provisioning=school.provisioning
+    ):
         log.info("school_already_known", school_id=str(school.school_id))
         return
     admin = school.administrator
@@ -56,24 +57,41 @@ async def handle_school_initialised(
     if school.provisioning == "manual":
         classes = [(uuid.uuid4(), name) for name in domain.manual_class_names(school.classes)]
         await store.add_classes(school.school_id, classes)
-        await store.emit(follow(event, ClassesCreated(
-            school_id=school.school_id,
-            classes=[ClassInfo(class_id=class_id, name=name) for class_id, name in classes],
-        ), source=SOURCE))
-    await store.emit(follow(event, AccountsCreated(
-        school_id=school.school_id,
-        uai=school.uai,
-        school_name=school.name,
-        accounts=[_created(account, login)],
-    ), source=SOURCE))
-    log.info("school_opened", school_id=str(school.school_id), login=login,
-             classes=school.classes if school.provisioning == "manual" else 0)
+        await store.emit(
+            follow(
+                event,
+                ClassesCreated(
+                    school_id=school.school_id,
+                    classes=[ClassInfo(class_id=class_id, name=name) for class_id, name in classes],
+                ),
+                source=SOURCE,
+            )
+        )
+    await store.emit(
+        follow(
+            event,
+            AccountsCreated(
+                school_id=school.school_id,
+                uai=school.uai,
+                school_name=school.name,
+                provisioning=school.provisioning,
+                accounts=[_created(account, login)],
+            ),
+            source=SOURCE,
+        )
+    )
+    log.info(
+        "school_opened",
+        school_id=str(school.school_id),
+        login=login,
+        classes=school.classes if school.provisioning == "manual" else 0,
+    )
 
 
 def _created(account: NewAccount, login: str) -> CreatedAccount:
     return CreatedAccount(
         account_id=account.account_id,
-        profile=account.profile,  # type: ignore[arg-type]
+        profile=account.profile,
         first_name=account.first_name,
         last_name=account.last_name,
         login=login,
@@ -88,8 +106,9 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def routes(settings: AccountManagerSettings,
-           clock: Callable[[], datetime] = utc_now) -> dict[str, Route[AccountStore]]:
+def routes(
+    settings: AccountManagerSettings, clock: Callable[[], datetime] = utc_now
+) -> dict[str, Route[AccountStore]]:
     ttl = timedelta(days=settings.activation_ttl_days)
 
     async def on_school(event: Envelope[SchoolInitialised], *, store: AccountStore) -> None:

@@ -22,13 +22,15 @@ class NewAccount:
 
 
 class AccountStore(TransactionStore):
-    async def add_school(self, school_id: UUID, *, uai: str, name: str,
-                         provisioning: str) -> bool:
+    async def add_school(self, school_id: UUID, *, uai: str, name: str, provisioning: str) -> bool:
         """False if the school was already there."""
         added = await self.conn.fetchval(
             "INSERT INTO schools (school_id, uai, name, provisioning) VALUES ($1, $2, $3, $4)"
             " ON CONFLICT (school_id) DO NOTHING RETURNING true",
-            school_id, uai, name, provisioning,
+            school_id,
+            uai,
+            name,
+            provisioning,
         )
         return bool(added)
 
@@ -55,9 +57,16 @@ class AccountStore(TransactionStore):
                 " login, email, birth_date, activation_code, activation_expires_at)"
                 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
                 " ON CONFLICT (login) DO NOTHING RETURNING true",
-                account.account_id, account.school_id, account.profile, account.first_name,
-                account.last_name, login, account.email, account.birth_date,
-                account.activation_code, account.activation_expires_at,
+                account.account_id,
+                account.school_id,
+                account.profile,
+                account.first_name,
+                account.last_name,
+                login,
+                account.email,
+                account.birth_date,
+                account.activation_code,
+                account.activation_expires_at,
             )
             if inserted:
                 return login

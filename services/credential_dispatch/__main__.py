@@ -6,7 +6,9 @@ from shared.topics import CREDENTIAL_DISPATCH
 
 def main() -> None:
     settings = CredentialDispatchSettings()
-    runtime.run(lambda: build(settings), lambda: logs.configure(CREDENTIAL_DISPATCH, settings.log_level))
+    runtime.run(
+        lambda: build(settings), lambda: logs.configure(CREDENTIAL_DISPATCH, settings.log_level)
+    )
 
 
 if __name__ == "__main__":

@@ -21,13 +21,29 @@ def build(settings: CredentialDispatchSettings | None = None) -> Worker:
     async def wire(context: Context) -> Wiring[DispatchStore]:
         renderer = PdfRenderer(settings.chromium_path, concurrency=settings.render_concurrency)
         await renderer.start()
-        mailer = Mailer(settings.smtp_host, settings.smtp_port, pool_size=settings.smtp_pool_size,
-                        timeout=settings.smtp_timeout, username=settings.smtp_username,
-                        password=settings.smtp_password, start_tls=settings.smtp_starttls)
-        loop = DeliveryLoop(DeliveryQueries(context.pool), documents=Documents(settings.ent_url),
-                            renderer=renderer, mailer=mailer, settings=settings,
-                            on_outcome=context.relay.waker)
-        return Wiring(routes=routes(), store=DispatchStore, loops=[loop.run],
-                      after_commit=[loop.waker.wake], closers=[renderer.stop, mailer.close])
+        mailer = Mailer(
+            settings.smtp_host,
+            settings.smtp_port,
+            pool_size=settings.smtp_pool_size,
+            timeout=settings.smtp_timeout,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+            start_tls=settings.smtp_starttls,
+        )
+        loop = DeliveryLoop(
+            DeliveryQueries(context.pool),
+            documents=Documents(settings.ent_url),
+            renderer=renderer,
+            mailer=mailer,
+            settings=settings,
+            on_outcome=context.relay.waker,
+        )
+        return Wiring(
+            routes=routes(),
+            store=DispatchStore,
+            loops=[loop.run],
+            after_commit=[loop.waker.wake],
+            closers=[renderer.stop, mailer.close],
+        )
 
     return Worker(topics.CREDENTIAL_DISPATCH, settings, MIGRATIONS, wire)

@@ -9,6 +9,7 @@ one is reported as undeliverable.
 
 import asyncio
 from email.message import EmailMessage
+from uuid import UUID
 
 from services.credential_dispatch import domain
 from services.credential_dispatch.documents import Documents
@@ -46,8 +47,9 @@ class DeliveryLoop:
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                batch = await self._queries.claim_due(self._settings.delivery_batch,
-                                                      self._settings.delivery_lease_seconds)
+                batch = await self._queries.claim_due(
+                    self._settings.delivery_batch, self._settings.delivery_lease_seconds
+                )
             except Exception as exc:  # database away: wait and look again
                 log.warning("delivery_claim_failed", error=describe(exc))
                 await self.waker.sleep(2.0, stop)
@@ -55,7 +57,23 @@ class DeliveryLoop:
             if not batch:
                 await self.waker.wait(stop)
                 continue
-            await asyncio.gather(*(self.deliver(d) for d in batch))
+            renewing = asyncio.create_task(self._keep_leases([d.delivery_id for d in batch]))
+            try:
+                await asyncio.gather(*(self.deliver(d) for d in batch))
+            finally:
+                renewing.cancel()
+
+    async def _keep_leases(self, delivery_ids: list[UUID]) -> None:
+        """Renew the batch's leases while it is being sent. The lease is short so that a
+        crashed worker's claims come back soon; renewal keeps a slow send from being
+        claimed (and sent) a second time by another replica."""
+        lease = self._settings.delivery_lease_seconds
+        while True:
+            await asyncio.sleep(lease / 3)
+            try:
+                await self._queries.renew_leases(delivery_ids, lease)
+            except Exception as exc:
+                log.warning("lease_renewal_failed", error=describe(exc))
 
     async def deliver(self, delivery: Delivery) -> None:
         try:
@@ -65,25 +83,38 @@ class DeliveryLoop:
             await self._failed(delivery, exc)
             return
         await self._settle(delivery, sent=True, error=None)
-        log.info("delivered", kind=delivery.kind, delivery_id=str(delivery.delivery_id),
-                 attempts=delivery.attempts)
+        log.info(
+            "delivered",
+            kind=delivery.kind,
+            delivery_id=str(delivery.delivery_id),
+            attempts=delivery.attempts,
+        )
 
     async def _failed(self, delivery: Delivery, exc: Exception) -> None:
         reason = describe(exc)
         s = self._settings
         if classify(exc) is Failure.TRANSIENT and delivery.attempts < s.delivery_max_attempts:
-            delay = domain.retry_delay(delivery.attempts, base=s.delivery_retry_base_seconds,
-                                       ceiling=s.delivery_retry_max_seconds)
-            log.warning("delivery_retry", delivery_id=str(delivery.delivery_id),
-                        attempts=delivery.attempts, delay_s=delay, reason=reason)
+            delay = domain.retry_delay(
+                delivery.attempts,
+                base=s.delivery_retry_base_seconds,
+                ceiling=s.delivery_retry_max_seconds,
+            )
+            log.warning(
+                "delivery_retry",
+                delivery_id=str(delivery.delivery_id),
+                attempts=delivery.attempts,
+                delay_s=delay,
+                reason=reason,
+            )
             await self._queries.reschedule(delivery.delivery_id, delay_seconds=delay, error=reason)
             return
         log.error("delivery_failed", delivery_id=str(delivery.delivery_id), reason=reason)
         await self._settle(delivery, sent=False, error=reason)
 
     async def _settle(self, delivery: Delivery, *, sent: bool, error: str | None) -> None:
-        outcome = await self._queries.settle(delivery, sent=sent, error=error,
-                                             report=domain.outcome_event)
+        outcome = await self._queries.settle(
+            delivery, sent=sent, error=error, report=domain.outcome_event
+        )
         if outcome is not None:
             self._on_outcome.wake()
 
@@ -96,7 +127,9 @@ class DeliveryLoop:
                 raise PermanentError(f"account {delivery.account_id} is unknown here")
             account = domain.sheet_account(row)
             pdf = await self._renderer.render(self._documents.detailed_sheets_html([account]))
-            content = self._documents.first_access_email(account)
+            content = self._documents.first_access_email(
+                account, provisioning=row.get("provisioning")
+            )
             filename = f"fiche-de-connexion-{account.login}.pdf"
         elif delivery.kind == "invoice" and delivery.invoice_number is not None:
             document = await self._queries.invoice_document(delivery.invoice_number)

@@ -41,13 +41,15 @@ def outcome_event(outcome: DispatchOutcome) -> Envelope[Contract]:
         data = CredentialsDispatched(
             school_id=dispatch.school_id,
             request_id=dispatch.request_id,
-            channel=dispatch.channel,  # type: ignore[arg-type]
+            channel=dispatch.channel,
             delivered=[Delivered(account_id=a, to=to) for a, to in outcome.delivered if a],
-            undeliverable=[Undeliverable(account_id=a, reason=why)
-                           for a, why in outcome.undeliverable if a],
+            undeliverable=[
+                Undeliverable(account_id=a, reason=why) for a, why in outcome.undeliverable if a
+            ],
         )
-    return new_event(data, source=SOURCE, correlationid=dispatch.correlationid,
-                     causationid=dispatch.causationid)
+    return new_event(
+        data, source=SOURCE, correlationid=dispatch.correlationid, causationid=dispatch.causationid
+    )
 
 
 def sheet_account(row: Mapping[str, Any]) -> SheetAccount:

@@ -20,11 +20,17 @@ from shared.messaging.consumer import Route
 log = get_logger(__name__)
 
 
-async def handle_accounts_created(event: Envelope[AccountsCreated], *,
-                                  store: DispatchStore) -> None:
+async def handle_accounts_created(
+    event: Envelope[AccountsCreated], *, store: DispatchStore
+) -> None:
     created = event.data
     if created.school_name:
-        await store.upsert_school(created.school_id, uai=created.uai, name=created.school_name)
+        await store.upsert_school(
+            created.school_id,
+            uai=created.uai,
+            name=created.school_name,
+            provisioning=created.provisioning,
+        )
     await store.upsert_accounts(created.school_id, created.accounts)
     for admin in (a for a in created.accounts if a.profile == "administrator"):
         # The school's administrator gets his first access by himself (guide, step 1).
@@ -35,16 +41,29 @@ async def handle_accounts_created(event: Envelope[AccountsCreated], *,
 async def handle_invoice_issued(event: Envelope[InvoiceIssued], *, store: DispatchStore) -> None:
     invoice = event.data
     await store.add_invoice(invoice)
-    delivery = new_delivery("invoice", recipient=invoice.billing.email,
-                            invoice_number=invoice.invoice_number)
+    delivery = new_delivery(
+        "invoice", recipient=invoice.billing.email, invoice_number=invoice.invoice_number
+    )
     await _open_dispatch(event, "invoice", invoice.school_id, [delivery], store=store)
 
 
-async def _open_dispatch(event: Envelope[Any], purpose: str, school_id: uuid.UUID,
-                         deliveries: list[Any], *, store: DispatchStore) -> None:
-    dispatch = Dispatch(dispatch_id=uuid.uuid4(), purpose=purpose, school_id=school_id,
-                        request_id=None, channel="email", correlationid=event.correlationid,
-                        causationid=event.id)
+async def _open_dispatch(
+    event: Envelope[Any],
+    purpose: str,
+    school_id: uuid.UUID,
+    deliveries: list[Any],
+    *,
+    store: DispatchStore,
+) -> None:
+    dispatch = Dispatch(
+        dispatch_id=uuid.uuid4(),
+        purpose=purpose,
+        school_id=school_id,
+        request_id=None,
+        channel="email",
+        correlationid=event.correlationid,
+        causationid=event.id,
+    )
     await store.add_dispatch(dispatch, deliveries)
     # Nothing to send (no address at all): the outcome is known now.
     outcome = await complete_if_done(store.conn, dispatch.dispatch_id)

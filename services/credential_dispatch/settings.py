@@ -16,7 +16,9 @@ class CredentialDispatchSettings(CommonSettings):
     # Deliveries: claimed in batches under a lease, retried with exponential backoff.
     delivery_batch: int = 16
     delivery_poll_seconds: float = 1.0
-    delivery_lease_seconds: float = 300.0
+    # A claim lasts this long unless renewed (every third of it while sending): how soon a
+    # crashed worker's deliveries are taken up again.
+    delivery_lease_seconds: float = 30.0
     delivery_retry_base_seconds: float = 2.0
     delivery_retry_max_seconds: float = 600.0
     delivery_max_attempts: int = 12

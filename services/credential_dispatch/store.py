@@ -1,8 +1,8 @@
 """Every SQL statement of credential_dispatch."""
 
 import uuid
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -10,6 +10,7 @@ import asyncpg
 
 from shared.contracts.accounts import CreatedAccount
 from shared.contracts.orders import InvoiceIssued
+from shared.db import Connection
 from shared.envelope import Contract, Envelope
 from shared.store import TransactionStore
 
@@ -39,11 +40,17 @@ class Delivery:
 
 
 class DispatchStore(TransactionStore):
-    async def upsert_school(self, school_id: UUID, *, uai: str | None, name: str) -> None:
+    async def upsert_school(
+        self, school_id: UUID, *, uai: str | None, name: str, provisioning: str | None
+    ) -> None:
         await self.conn.execute(
-            "INSERT INTO schools (school_id, uai, name) VALUES ($1, $2, $3)"
-            " ON CONFLICT (school_id) DO UPDATE SET uai = EXCLUDED.uai, name = EXCLUDED.name",
-            school_id, uai, name,
+            "INSERT INTO schools (school_id, uai, name, provisioning) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT (school_id) DO UPDATE SET uai = EXCLUDED.uai, name = EXCLUDED.name,"
+            " provisioning = coalesce(EXCLUDED.provisioning, schools.provisioning)",
+            school_id,
+            uai,
+            name,
+            provisioning,
         )
 
     async def upsert_accounts(self, school_id: UUID, accounts: list[CreatedAccount]) -> None:
@@ -57,16 +64,32 @@ class DispatchStore(TransactionStore):
             " classes = EXCLUDED.classes, children = EXCLUDED.children,"
             " activation_code = EXCLUDED.activation_code,"
             " activation_expires_at = EXCLUDED.activation_expires_at, updated_at = now()",
-            [(a.account_id, school_id, a.profile, a.first_name, a.last_name, a.login, a.email,
-              a.birth_date, a.classes, a.children, a.activation_code, a.activation_expires_at)
-             for a in accounts],
+            [
+                (
+                    a.account_id,
+                    school_id,
+                    a.profile,
+                    a.first_name,
+                    a.last_name,
+                    a.login,
+                    a.email,
+                    a.birth_date,
+                    a.classes,
+                    a.children,
+                    a.activation_code,
+                    a.activation_expires_at,
+                )
+                for a in accounts
+            ],
         )
 
     async def add_invoice(self, invoice: InvoiceIssued) -> None:
         await self.conn.execute(
             "INSERT INTO invoices (invoice_number, order_id, school_id, document)"
             " VALUES ($1, $2, $3, $4::jsonb) ON CONFLICT (invoice_number) DO NOTHING",
-            invoice.invoice_number, invoice.order_id, invoice.school_id,
+            invoice.invoice_number,
+            invoice.order_id,
+            invoice.school_id,
             invoice.model_dump_json(),
         )
 
@@ -74,23 +97,49 @@ class DispatchStore(TransactionStore):
         await self.conn.execute(
             "INSERT INTO dispatches (dispatch_id, purpose, school_id, request_id, channel,"
             " correlationid, causationid) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            dispatch.dispatch_id, dispatch.purpose, dispatch.school_id, dispatch.request_id,
-            dispatch.channel, dispatch.correlationid, dispatch.causationid,
+            dispatch.dispatch_id,
+            dispatch.purpose,
+            dispatch.school_id,
+            dispatch.request_id,
+            dispatch.channel,
+            dispatch.correlationid,
+            dispatch.causationid,
         )
         await self.conn.executemany(
             "INSERT INTO deliveries (delivery_id, dispatch_id, kind, account_id, invoice_number,"
             " recipient, status, last_error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            [(d.delivery_id, dispatch.dispatch_id, d.kind, d.account_id, d.invoice_number,
-              d.recipient, d.status, d.last_error) for d in deliveries],
+            [
+                (
+                    d.delivery_id,
+                    dispatch.dispatch_id,
+                    d.kind,
+                    d.account_id,
+                    d.invoice_number,
+                    d.recipient,
+                    d.status,
+                    d.last_error,
+                )
+                for d in deliveries
+            ],
         )
 
 
-def new_delivery(kind: str, *, recipient: str | None, account_id: UUID | None = None,
-                 invoice_number: str | None = None) -> Delivery:
+def new_delivery(
+    kind: str,
+    *,
+    recipient: str | None,
+    account_id: UUID | None = None,
+    invoice_number: str | None = None,
+) -> Delivery:
     """A delivery to make; one with no address is failed from the start, with the reason."""
     return Delivery(
-        delivery_id=uuid.uuid4(), dispatch_id=uuid.uuid4(), kind=kind, account_id=account_id,
-        invoice_number=invoice_number, recipient=recipient, attempts=0,
+        delivery_id=uuid.uuid4(),
+        dispatch_id=uuid.uuid4(),
+        kind=kind,
+        account_id=account_id,
+        invoice_number=invoice_number,
+        recipient=recipient,
+        attempts=0,
         status="pending" if recipient else "failed",
         last_error=None if recipient else "no email address",
     )
@@ -124,14 +173,24 @@ class DeliveryQueries:
                 "  ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)"
                 " RETURNING delivery_id, dispatch_id, kind, account_id, invoice_number,"
                 " recipient, attempts",
-                limit, lease_seconds,
+                limit,
+                lease_seconds,
             )
         return [Delivery(**row) for row in rows]
+
+    async def renew_leases(self, delivery_ids: list[UUID], lease_seconds: float) -> None:
+        async with self._pool.acquire() as conn:
+            await conn.execute(
+                "UPDATE deliveries SET lease_until = now() + make_interval(secs => $2)"
+                " WHERE delivery_id = ANY($1::uuid[]) AND status = 'pending'",
+                delivery_ids,
+                lease_seconds,
+            )
 
     async def account_sheet(self, account_id: UUID) -> dict[str, Any] | None:
         async with self._pool.acquire() as conn:
             row = await conn.fetchrow(
-                "SELECT a.*, s.name AS school_name FROM accounts a"
+                "SELECT a.*, s.name AS school_name, s.provisioning FROM accounts a"
                 " JOIN schools s USING (school_id) WHERE a.account_id = $1",
                 account_id,
             )
@@ -149,23 +208,29 @@ class DeliveryQueries:
             await conn.execute(
                 "UPDATE deliveries SET lease_until = NULL, last_error = $2,"
                 " next_attempt_at = now() + make_interval(secs => $3) WHERE delivery_id = $1",
-                delivery_id, error, delay_seconds,
+                delivery_id,
+                error,
+                delay_seconds,
             )
 
-    async def settle(self, delivery: Delivery, *, sent: bool, error: str | None,
-                     report: OutcomeReport) -> DispatchOutcome | None:
+    async def settle(
+        self, delivery: Delivery, *, sent: bool, error: str | None, report: OutcomeReport
+    ) -> DispatchOutcome | None:
         """Record a delivery's end. When it was the dispatch's last, ``report`` turns the
         outcome into an event, written to the outbox in the same transaction."""
         async with self._pool.acquire() as conn, conn.transaction():
             # Lock the dispatch first: of two replicas settling its last deliveries, only
             # the second sees none pending, and only it reports the outcome.
-            await conn.execute("SELECT 1 FROM dispatches WHERE dispatch_id = $1 FOR UPDATE",
-                               delivery.dispatch_id)
+            await conn.execute(
+                "SELECT 1 FROM dispatches WHERE dispatch_id = $1 FOR UPDATE", delivery.dispatch_id
+            )
             await conn.execute(
                 "UPDATE deliveries SET status = $2, lease_until = NULL, last_error = $3,"
                 " sent_at = CASE WHEN $2 = 'sent' THEN now() END"
                 " WHERE delivery_id = $1 AND status = 'pending'",
-                delivery.delivery_id, "sent" if sent else "failed", error,
+                delivery.delivery_id,
+                "sent" if sent else "failed",
+                error,
             )
             outcome = await complete_if_done(conn, delivery.dispatch_id)
             if outcome is not None:
@@ -173,7 +238,7 @@ class DeliveryQueries:
             return outcome
 
 
-async def complete_if_done(conn: asyncpg.Connection, dispatch_id: UUID) -> DispatchOutcome | None:
+async def complete_if_done(conn: Connection, dispatch_id: UUID) -> DispatchOutcome | None:
     pending = await conn.fetchval(
         "SELECT count(*) FROM deliveries WHERE dispatch_id = $1 AND status = 'pending'",
         dispatch_id,
@@ -197,7 +262,10 @@ async def complete_if_done(conn: asyncpg.Connection, dispatch_id: UUID) -> Dispa
     return DispatchOutcome(
         dispatch=Dispatch(**row),
         delivered=[(d["account_id"], d["recipient"]) for d in done if d["status"] == "sent"],
-        undeliverable=[(d["account_id"], d["last_error"] or "not delivered")
-                       for d in done if d["status"] == "failed"],
+        undeliverable=[
+            (d["account_id"], d["last_error"] or "not delivered")
+            for d in done
+            if d["status"] == "failed"
+        ],
         invoice_number=next((d["invoice_number"] for d in done if d["invoice_number"]), None),
     )

@@ -10,13 +10,19 @@ from shared.messaging.consumer import Route
 log = get_logger(__name__)
 
 
-async def handle_school_initialised(event: Envelope[SchoolInitialised], *,
-                                    store: DirectoryStore) -> None:
+async def handle_school_initialised(
+    event: Envelope[SchoolInitialised], *, store: DirectoryStore
+) -> None:
     school = event.data
     if school.provisioning != "automatic":
         return
-    added = await store.register_school(school.school_id, uai=school.uai, name=school.name,
-                                        academie=school.academie, order_id=school.order_id)
+    added = await store.register_school(
+        school.school_id,
+        uai=school.uai,
+        name=school.name,
+        academie=school.academie,
+        order_id=school.order_id,
+    )
     log.info("feed_registered" if added else "feed_already_registered", uai=school.uai)
 
 

@@ -17,6 +17,7 @@ from shared.contracts.orders import (
     OrderReceived,
     OrderRejected,
     Party,
+    Provisioning,
     SchoolInitialised,
 )
 from shared.envelope import Envelope, RawEnvelope, follow
@@ -41,9 +42,13 @@ async def handle_order_received(
         log.info("order_already_applied", order_id=order.order_id)
         return
     if known is not None:
-        conflict = Reason(field="order_id", message=(
-            f"order {order.order_id} was already received with other content; "
-            "send a new order id for a new order"))
+        conflict = Reason(
+            field="order_id",
+            message=(
+                f"order {order.order_id} was already received with other content; "
+                "send a new order id for a new order"
+            ),
+        )
         await _reject(event, order.order_id, [conflict], store=store)
         return
 
@@ -54,32 +59,50 @@ async def handle_order_received(
         return
 
     school, opened = await _school_for(order, provisioning, policy, store=store)
-    await store.add_order(order.order_id, fingerprint=fingerprint, school_id=school.school_id,
-                          payload=order.model_dump_json(), correlationid=event.correlationid)
+    await store.add_order(
+        order.order_id,
+        fingerprint=fingerprint,
+        school_id=school.school_id,
+        payload=order.model_dump_json(),
+        correlationid=event.correlationid,
+    )
     invoice = await _issue_invoice(order, school, settings=settings, now=now, store=store)
     if opened:
         await store.emit(follow(event, _school_initialised(order, school, policy), source=SOURCE))
     await store.emit(follow(event, invoice, source=SOURCE))
-    log.info("order_accepted", order_id=order.order_id, school_id=str(school.school_id),
-             invoice_number=invoice.invoice_number, new_school=opened)
+    log.info(
+        "order_accepted",
+        order_id=order.order_id,
+        school_id=str(school.school_id),
+        invoice_number=invoice.invoice_number,
+        new_school=opened,
+    )
 
 
-async def reject_invalid_order(event: RawEnvelope, reasons: list[Reason], *,
-                               store: OrderStore) -> None:
+async def reject_invalid_order(
+    event: RawEnvelope, reasons: list[Reason], *, store: OrderStore
+) -> None:
     order_id = event.data.get("order_id")
     await _reject(event, order_id if isinstance(order_id, str) else None, reasons, store=store)
 
 
-async def _reject(event: Envelope[Any], order_id: str | None, reasons: list[Reason], *,
-                  store: OrderStore) -> None:
+async def _reject(
+    event: Envelope[Any], order_id: str | None, reasons: list[Reason], *, store: OrderStore
+) -> None:
     await store.add_rejection(order_id, event.id, reasons)
-    await store.emit(follow(event, OrderRejected(order_id=order_id, reasons=reasons),
-                            source=SOURCE))
+    await store.emit(
+        follow(event, OrderRejected(order_id=order_id, reasons=reasons), source=SOURCE)
+    )
     log.info("order_rejected", order_id=order_id, reasons=[r.field for r in reasons])
 
 
-async def _school_for(order: OrderReceived, provisioning: str, policy: domain.FeedPolicy, *,
-                      store: OrderStore) -> tuple[SchoolRow, bool]:
+async def _school_for(
+    order: OrderReceived,
+    provisioning: Provisioning,
+    policy: domain.FeedPolicy,
+    *,
+    store: OrderStore,
+) -> tuple[SchoolRow, bool]:
     """The school of this order, and whether this order opens it.
 
     A UAI already known is a renewal: it is invoiced, its space is not opened again.
@@ -88,16 +111,29 @@ async def _school_for(order: OrderReceived, provisioning: str, policy: domain.Fe
     if known is not None:
         return known, False
     department = domain.department_of(order.school.uai)
-    school = SchoolRow(school_id=uuid.uuid4(), uai=order.school.uai, name=order.school.name,
-                       provisioning=provisioning)  # type: ignore[arg-type]
-    await store.add_school(school, department=department,
-                           academie=policy.academie_of(department), order_id=order.order_id)
+    school = SchoolRow(
+        school_id=uuid.uuid4(),
+        uai=order.school.uai,
+        name=order.school.name,
+        provisioning=provisioning,
+    )
+    await store.add_school(
+        school,
+        department=department,
+        academie=policy.academie_of(department),
+        order_id=order.order_id,
+    )
     return school, True
 
 
-async def _issue_invoice(order: OrderReceived, school: SchoolRow, *,
-                         settings: OrderIntakeSettings, now: datetime,
-                         store: OrderStore) -> InvoiceIssued:
+async def _issue_invoice(
+    order: OrderReceived,
+    school: SchoolRow,
+    *,
+    settings: OrderIntakeSettings,
+    now: datetime,
+    store: OrderStore,
+) -> InvoiceIssued:
     local = now.astimezone(ZoneInfo(settings.invoice_timezone))
     seq = await store.next_invoice_seq(local.year)
     totals = domain.compute_totals(order.lines)
@@ -111,12 +147,19 @@ async def _issue_invoice(order: OrderReceived, school: SchoolRow, *,
         uai=school.uai,
         issued_at=now,
         due_on=local.date() + timedelta(days=settings.payment_days),
-        seller=Party(name=seller.name, email=seller.email, siret=seller.siret,
-                     vat_number=seller.vat_number,
-                     address=Address(line1=seller.line1, postal_code=seller.postal_code,
-                                     city=seller.city)),
-        billing=Party(name=order.billing.name, email=order.billing.email,
-                      address=order.billing.address, siret=order.billing.siret),
+        seller=Party(
+            name=seller.name,
+            email=seller.email,
+            siret=seller.siret,
+            vat_number=seller.vat_number,
+            address=Address(line1=seller.line1, postal_code=seller.postal_code, city=seller.city),
+        ),
+        billing=Party(
+            name=order.billing.name,
+            email=order.billing.email,
+            address=order.billing.address,
+            siret=order.billing.siret,
+        ),
         lines=totals.lines,
         vat=totals.vat,
         total_excl_tax=totals.total_excl_tax,
@@ -127,8 +170,9 @@ async def _issue_invoice(order: OrderReceived, school: SchoolRow, *,
     return invoice
 
 
-def _school_initialised(order: OrderReceived, school: SchoolRow,
-                        policy: domain.FeedPolicy) -> SchoolInitialised:
+def _school_initialised(
+    order: OrderReceived, school: SchoolRow, policy: domain.FeedPolicy
+) -> SchoolInitialised:
     department = domain.department_of(school.uai)
     return SchoolInitialised(
         school_id=school.school_id,
@@ -147,8 +191,9 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def routes(settings: OrderIntakeSettings,
-           clock: Callable[[], datetime] = utc_now) -> dict[str, Route[OrderStore]]:
+def routes(
+    settings: OrderIntakeSettings, clock: Callable[[], datetime] = utc_now
+) -> dict[str, Route[OrderStore]]:
     async def on_order(event: Envelope[OrderReceived], *, store: OrderStore) -> None:
         await handle_order_received(event, store=store, settings=settings, now=clock())
 

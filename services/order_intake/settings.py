@@ -1,4 +1,4 @@
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from services.order_intake.domain import DEFAULT_ACADEMIES
 from shared.settings import CommonSettings
@@ -16,7 +16,7 @@ class Seller(BaseModel):
 
 class OrderIntakeSettings(CommonSettings):
     # Departments fed automatically from ONDE, and the académie (or area) each belongs to.
-    feed_academies: dict[str, str] = dict(DEFAULT_ACADEMIES)
+    feed_academies: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_ACADEMIES))
     seller: Seller = Seller()
     payment_days: int = 30
     invoice_timezone: str = "Europe/Paris"

@@ -30,46 +30,69 @@ class OrderStore(TransactionStore):
         )
         return SchoolRow(**row) if row else None
 
-    async def add_school(self, school: SchoolRow, *, department: str, academie: str | None,
-                         order_id: str) -> None:
+    async def add_school(
+        self, school: SchoolRow, *, department: str, academie: str | None, order_id: str
+    ) -> None:
         await self.conn.execute(
             "INSERT INTO schools (school_id, uai, name, department, academie, provisioning,"
             " order_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            school.school_id, school.uai, school.name, department, academie,
-            school.provisioning, order_id,
+            school.school_id,
+            school.uai,
+            school.name,
+            department,
+            academie,
+            school.provisioning,
+            order_id,
         )
 
-    async def add_order(self, order_id: str, *, fingerprint: str, school_id: UUID,
-                        payload: str, correlationid: str) -> None:
+    async def add_order(
+        self, order_id: str, *, fingerprint: str, school_id: UUID, payload: str, correlationid: str
+    ) -> None:
         await self.conn.execute(
             "INSERT INTO orders (order_id, fingerprint, school_id, payload, correlationid)"
             " VALUES ($1, $2, $3, $4::jsonb, $5)",
-            order_id, fingerprint, school_id, payload, correlationid,
+            order_id,
+            fingerprint,
+            school_id,
+            payload,
+            correlationid,
         )
 
     async def next_invoice_seq(self, year: int) -> int:
         """The next number of ``year``; the counter row stays locked until commit, which
         is what keeps the sequence free of gaps and duplicates across replicas."""
-        return int(await self.conn.fetchval(
-            "INSERT INTO invoice_counters (year, last_seq) VALUES ($1, 1)"
-            " ON CONFLICT (year) DO UPDATE SET last_seq = invoice_counters.last_seq + 1"
-            " RETURNING last_seq",
-            year,
-        ))
+        return int(
+            await self.conn.fetchval(
+                "INSERT INTO invoice_counters (year, last_seq) VALUES ($1, 1)"
+                " ON CONFLICT (year) DO UPDATE SET last_seq = invoice_counters.last_seq + 1"
+                " RETURNING last_seq",
+                year,
+            )
+        )
 
     async def add_invoice(self, invoice: InvoiceIssued, *, year: int, seq: int) -> None:
         await self.conn.execute(
             "INSERT INTO invoices (invoice_number, year, seq, order_id, school_id, issued_at,"
             " total_excl_tax, total_vat, total_incl_tax, document)"
             " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb)",
-            invoice.invoice_number, year, seq, invoice.order_id, invoice.school_id,
-            invoice.issued_at, invoice.total_excl_tax, invoice.total_vat,
-            invoice.total_incl_tax, invoice.model_dump_json(),
+            invoice.invoice_number,
+            year,
+            seq,
+            invoice.order_id,
+            invoice.school_id,
+            invoice.issued_at,
+            invoice.total_excl_tax,
+            invoice.total_vat,
+            invoice.total_incl_tax,
+            invoice.model_dump_json(),
         )
 
-    async def add_rejection(self, order_id: str | None, event_id: str,
-                            reasons: list[Reason]) -> None:
+    async def add_rejection(
+        self, order_id: str | None, event_id: str, reasons: list[Reason]
+    ) -> None:
         await self.conn.execute(
             "INSERT INTO rejections (order_id, event_id, reasons) VALUES ($1, $2, $3::jsonb)",
-            order_id, event_id, json.dumps([r.model_dump() for r in reasons]),
+            order_id,
+            event_id,
+            json.dumps([r.model_dump() for r in reasons]),
         )

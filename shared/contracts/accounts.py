@@ -4,9 +4,11 @@ from datetime import date, datetime
 from typing import Literal
 from uuid import UUID
 
+from pydantic import Field
+
 from shared import topics
-from shared.envelope import Contract
 from shared.contracts.common import Model
+from shared.envelope import Contract
 
 Profile = Literal["administrator", "teacher", "personnel", "student", "relative"]
 
@@ -19,8 +21,8 @@ class Account(Model):
     login: str
     email: str | None = None
     birth_date: date | None = None
-    classes: list[str] = []
-    children: list[UUID] = []
+    classes: list[str] = Field(default_factory=list)
+    children: list[UUID] = Field(default_factory=list)
 
 
 class CreatedAccount(Account):
@@ -34,6 +36,7 @@ class AccountsCreated(Contract):
     school_id: UUID
     uai: str | None = None
     school_name: str | None = None
+    provisioning: Literal["automatic", "manual"] | None = None
     accounts: list[CreatedAccount]
 
 

@@ -4,8 +4,8 @@ from typing import Literal
 from uuid import UUID
 
 from shared import topics
-from shared.envelope import Contract
 from shared.contracts.common import Model
+from shared.envelope import Contract
 
 
 class Delivered(Model):

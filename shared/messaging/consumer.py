@@ -30,21 +30,22 @@ from shared.store import TransactionStore
 log = get_logger(__name__)
 
 S = TypeVar("S", bound=TransactionStore)
+S_contra = TypeVar("S_contra", bound=TransactionStore, contravariant=True)
 ATTEMPT_HEADER = "x-one-attempt"
 TOPIC_HEADER = "x-one-topic"
 REASON_HEADER = "x-one-reason"
 
 
-class Handler(Protocol[S]):
-    def __call__(self, event: Envelope[Any], /, *, store: S) -> Awaitable[None]: ...
+class Handler(Protocol[S_contra]):
+    def __call__(self, event: Envelope[Any], /, *, store: S_contra) -> Awaitable[None]: ...
 
 
-class Rejector(Protocol[S]):
+class Rejector(Protocol[S_contra]):
     """Answers a payload that fails its contract (e.g. with order.rejected) instead of
     dead-lettering it, for topics whose senders expect a reasoned refusal."""
 
     def __call__(
-        self, event: RawEnvelope, reasons: list[Reason], /, *, store: S
+        self, event: RawEnvelope, reasons: list[Reason], /, *, store: S_contra
     ) -> Awaitable[None]: ...
 
 
@@ -110,8 +111,12 @@ class MessageProcessor(Generic[S]):
                 f"{route.model.dataschema()}",
                 raw.type,
             )
-        with message_context(event_id=raw.id, event_type=raw.type,
-                             correlationid=raw.correlationid, causationid=raw.causationid):
+        with message_context(
+            event_id=raw.id,
+            event_type=raw.type,
+            correlationid=raw.correlationid,
+            causationid=raw.causationid,
+        ):
             return await self._apply(route, raw)
 
     async def _apply(self, route: Route[S], raw: RawEnvelope) -> Outcome:
@@ -196,11 +201,12 @@ class QueueConsumer:
 
     async def _settle(self, message: AbstractIncomingMessage) -> None:
         outcome = await self._processor.process(message.body)
-        attempt = int(message.headers.get(ATTEMPT_HEADER, 0) or 0) + 1  # type: ignore[call-overload]
+        attempt = int(str(message.headers.get(ATTEMPT_HEADER) or 0)) + 1
         try:
             if outcome.kind == "retry" and attempt >= self._max_attempts:
-                outcome = Outcome.dead(f"gave up after {attempt} attempts: {outcome.reason}",
-                                       outcome.topic)
+                outcome = Outcome.dead(
+                    f"gave up after {attempt} attempts: {outcome.reason}", outcome.topic
+                )
             if outcome.kind == "retry":
                 await self._retry_later(message, attempt, outcome)
             elif outcome.kind == "dead":
@@ -213,14 +219,20 @@ class QueueConsumer:
             await message.nack(requeue=True)
         self.counts[outcome.kind] += 1
 
-    async def _retry_later(self, message: AbstractIncomingMessage, attempt: int,
-                           outcome: Outcome) -> None:
+    async def _retry_later(
+        self, message: AbstractIncomingMessage, attempt: int, outcome: Outcome
+    ) -> None:
         delay = self._delays[min(attempt, len(self._delays)) - 1]
         log.warning("retry_scheduled", attempt=attempt, delay_s=delay, reason=outcome.reason)
-        headers = {**message.headers, ATTEMPT_HEADER: attempt, REASON_HEADER: outcome.reason,
-                   TOPIC_HEADER: _topic(message, outcome)}
-        await self._publisher.send_to_queue(self._names.retry_queue(self._worker, delay),
-                                            _copy(message, headers))
+        headers = {
+            **message.headers,
+            ATTEMPT_HEADER: attempt,
+            REASON_HEADER: outcome.reason,
+            TOPIC_HEADER: _topic(message, outcome),
+        }
+        await self._publisher.send_to_queue(
+            self._names.retry_queue(self._worker, delay), _copy(message, headers)
+        )
 
     async def _dead_letter(self, message: AbstractIncomingMessage, outcome: Outcome) -> None:
         log.error("dead_lettered", reason=outcome.reason)

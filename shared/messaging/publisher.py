@@ -44,8 +44,9 @@ class Publisher:
         self._exchange = exchange
 
     async def publish(self, out: Outgoing) -> None:
-        await self._exchange.publish(to_amqp(out), routing_key=out.topic, mandatory=True,
-                                     timeout=PUBLISH_TIMEOUT)
+        await self._exchange.publish(
+            to_amqp(out), routing_key=out.topic, mandatory=True, timeout=PUBLISH_TIMEOUT
+        )
 
     async def publish_many(self, batch: Iterable[Outgoing]) -> None:
         await asyncio.gather(*(self.publish(out) for out in batch))

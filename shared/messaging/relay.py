@@ -56,7 +56,9 @@ class OutboxRelay:
 
     async def lag(self) -> int:
         async with self._pool.acquire() as conn:
-            return int(await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
+            return int(
+                await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            )
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = 0.2
@@ -68,8 +70,9 @@ class OutboxRelay:
                     continue
                 await self._maybe_purge()
             except Exception as exc:  # broker or database away: keep the rows, try again
-                log.warning("outbox_publish_failed", error=f"{type(exc).__name__}: {exc}",
-                            retry_in=backoff)
+                log.warning(
+                    "outbox_publish_failed", error=f"{type(exc).__name__}: {exc}", retry_in=backoff
+                )
                 await self.waker.sleep(backoff, stop)
                 backoff = min(backoff * 2, 5.0)
                 continue

@@ -13,13 +13,14 @@
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
 
 from shared import topics
 
-QUORUM = {"x-queue-type": "quorum"}
+QUORUM: dict[str, Any] = {"x-queue-type": "quorum"}
 UPSTREAM_MAX_AGE_MS = 7 * 24 * 3600 * 1000
 UPSTREAM_MAX_LENGTH = 1_000_000
 
@@ -49,8 +50,12 @@ class Names:
 
 
 async def declare_common(channel: AbstractChannel, names: Names) -> AbstractExchange:
-    events = await channel.declare_exchange(names.exchange, aio_pika.ExchangeType.TOPIC, durable=True)
-    dead = await channel.declare_exchange(names.dead_exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+    events = await channel.declare_exchange(
+        names.exchange, aio_pika.ExchangeType.TOPIC, durable=True
+    )
+    dead = await channel.declare_exchange(
+        names.dead_exchange, aio_pika.ExchangeType.TOPIC, durable=True
+    )
     dlq = await channel.declare_queue(names.dead_letter_queue, durable=True, arguments=QUORUM)
     await dlq.bind(dead, routing_key="#")
     upstream = await channel.declare_queue(

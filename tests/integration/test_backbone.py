@@ -53,8 +53,9 @@ def empty_migrations(tmp_path: Path) -> Path:
 
 async def start_worker(stack: Stack, recorder: Recorder, migrations: Path) -> Worker:
     async def wire(_: Context) -> Wiring[TransactionStore]:
-        return Wiring(routes={topics.ORDER_RECEIVED: Route(OrderReceived, recorder)},
-                      store=TransactionStore)
+        return Wiring(
+            routes={topics.ORDER_RECEIVED: Route(OrderReceived, recorder)}, store=TransactionStore
+        )
 
     worker = Worker(topics.ORDER_INTAKE, stack.settings(CommonSettings), migrations, wire)
     await worker.start()
@@ -143,16 +144,17 @@ async def test_effects_roll_back_with_a_failed_attempt(stack, channel, run_with)
     recorder = Recorder(fail_first(1, TransientError("late failure")))
 
     async def emit_then(event: Envelope[OrderReceived], *, store: TransactionStore) -> None:
-        await store.emit(follow(event, OrderRejected(order_id="early", reasons=[]),
-                                source="urn:one:tests"))
+        await store.emit(
+            follow(event, OrderRejected(order_id="early", reasons=[]), source="urn:one:tests")
+        )
         await recorder(event, store=store)
 
     async def wire(_: Context) -> Wiring[TransactionStore]:
-        return Wiring(routes={topics.ORDER_RECEIVED: Route(OrderReceived, emit_then)},
-                      store=TransactionStore)
+        return Wiring(
+            routes={topics.ORDER_RECEIVED: Route(OrderReceived, emit_then)}, store=TransactionStore
+        )
 
-    worker = Worker(topics.ORDER_INTAKE, stack.settings(CommonSettings), Path("/nonexistent"),
-                    wire)
+    worker = Worker(topics.ORDER_INTAKE, stack.settings(CommonSettings), Path("/nonexistent"), wire)
     await worker.start()
     try:
         spy = EventSpy()
@@ -176,7 +178,8 @@ async def test_relay_keeps_unroutable_rows_until_they_can_be_published(stack, em
         async with pool.acquire() as conn:
             await conn.execute(
                 "INSERT INTO outbox (message_id, topic, correlationid, body)"
-                " VALUES ('m-1', 'nobody.listens', 'c', '{}')")
+                " VALUES ('m-1', 'nobody.listens', 'c', '{}')"
+            )
         # ``mandatory``: an unroutable publish fails and the row stays for later.
         with pytest.raises(aio_pika.exceptions.PublishError):
             await relay.flush_once()

@@ -43,8 +43,9 @@ async def test_replicas_starting_together_migrate_once(stack):
     results = await migrate_as_replicas(stack, topics.ORDER_INTAKE, replicas=4)
     applied = [r for r in results if r]
     assert len(applied) == 1
-    assert applied[0] == sorted(p.name for p in [*db.BACKBONE_MIGRATIONS.glob("*.sql"),
-                                                 *ORDER_MIGRATIONS.glob("*.sql")])
+    assert applied[0] == sorted(
+        p.name for p in [*db.BACKBONE_MIGRATIONS.glob("*.sql"), *ORDER_MIGRATIONS.glob("*.sql")]
+    )
     admin = await stack.admin()
     try:
         rows = await admin.fetchval("SELECT count(*) FROM order_intake.schema_migrations")

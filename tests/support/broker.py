@@ -12,17 +12,27 @@ from shared.envelope import CONTENT_TYPE, Contract, Envelope, new_event
 from tools.waits import eventually
 
 
-async def publish_raw(channel: AbstractChannel, exchange: str, routing_key: str,
-                      body: bytes, **props: Any) -> None:
+async def publish_raw(
+    channel: AbstractChannel, exchange: str, routing_key: str, body: bytes, **props: Any
+) -> None:
     target = await channel.get_exchange(exchange)
-    await target.publish(aio_pika.Message(body, content_type=CONTENT_TYPE,
-                                          delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                                          **props), routing_key=routing_key)
+    await target.publish(
+        aio_pika.Message(
+            body, content_type=CONTENT_TYPE, delivery_mode=aio_pika.DeliveryMode.PERSISTENT, **props
+        ),
+        routing_key=routing_key,
+    )
 
 
-async def publish_event(channel: AbstractChannel, exchange: str, data: Contract, *,
-                        correlationid: str, event_id: str | None = None,
-                        source: str = "urn:one:tests") -> Envelope[Contract]:
+async def publish_event(
+    channel: AbstractChannel,
+    exchange: str,
+    data: Contract,
+    *,
+    correlationid: str,
+    event_id: str | None = None,
+    source: str = "urn:one:tests",
+) -> Envelope[Contract]:
     event = new_event(data, source=source, correlationid=correlationid, event_id=event_id)
     await publish_raw(channel, exchange, event.type, event.to_json())
     return event
@@ -47,11 +57,16 @@ class EventSpy:
             self.events.append({"type": "<unparseable>", "raw": message.body})
 
     def of_type(self, event_type: str, **where: Any) -> list[dict[str, Any]]:
-        return [e for e in self.events if e.get("type") == event_type
-                and all(e.get("data", {}).get(k) == v for k, v in where.items())]
+        return [
+            e
+            for e in self.events
+            if e.get("type") == event_type
+            and all(e.get("data", {}).get(k) == v for k, v in where.items())
+        ]
 
-    async def wait_for(self, event_type: str, count: int = 1, timeout: float = 20.0,
-                       **where: Any) -> list[dict[str, Any]]:
+    async def wait_for(
+        self, event_type: str, count: int = 1, timeout: float = 20.0, **where: Any
+    ) -> list[dict[str, Any]]:
         async def enough() -> list[dict[str, Any]] | None:
             found = self.of_type(event_type, **where)
             return found if len(found) >= count else None
@@ -59,8 +74,9 @@ class EventSpy:
         return await eventually(enough, timeout=timeout, what=f"{count} × {event_type}")
 
 
-async def drain_queue(channel: AbstractChannel, queue_name: str,
-                      timeout: float = 0.5) -> list[AbstractIncomingMessage]:
+async def drain_queue(
+    channel: AbstractChannel, queue_name: str, timeout: float = 0.5
+) -> list[AbstractIncomingMessage]:
     """Every message now in ``queue_name``, acknowledged."""
     queue = await channel.get_queue(queue_name)
     messages = []
@@ -72,10 +88,13 @@ async def drain_queue(channel: AbstractChannel, queue_name: str,
         messages.append(message)
 
 
-async def wait_for_queue(channel: AbstractChannel, queue_name: str, count: int = 1,
-                         timeout: float = 20.0,
-                         predicate: Callable[[AbstractIncomingMessage], bool] = lambda m: True,
-                         ) -> list[AbstractIncomingMessage]:
+async def wait_for_queue(
+    channel: AbstractChannel,
+    queue_name: str,
+    count: int = 1,
+    timeout: float = 20.0,
+    predicate: Callable[[AbstractIncomingMessage], bool] = lambda m: True,
+) -> list[AbstractIncomingMessage]:
     got: list[AbstractIncomingMessage] = []
 
     async def enough() -> bool:

@@ -75,8 +75,11 @@ def discover() -> tuple[Services, list[object]]:
     if _docker_answers():
         return _from_containers()
     if _listening("127.0.0.1", 5432) and _listening("127.0.0.1", 5672):
-        return Services("amqp://guest:guest@127.0.0.1:5672/",
-                        "postgresql://postgres@127.0.0.1:5432/postgres", "local"), []
+        return Services(
+            "amqp://guest:guest@127.0.0.1:5672/",
+            "postgresql://postgres@127.0.0.1:5432/postgres",
+            "local",
+        ), []
     message = "no RabbitMQ and Postgres: no Docker engine and nothing on 127.0.0.1:5672/5432"
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(message)

@@ -2,7 +2,8 @@
 CREATE TABLE schools (
     school_id uuid PRIMARY KEY,
     uai       text,
-    name      text NOT NULL
+    name         text NOT NULL,
+    provisioning text
 );
 
 CREATE TABLE accounts (

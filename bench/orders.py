@@ -1,0 +1,324 @@
+"""Step 1 under load: 1,000 purchase orders published at once, measured until every
+credentials.dispatched; then a single order on an idle system.
+
+Prints total time, orders/s, order → administrator email latency (p50, p99), peak RSS
+per worker (and of credential_dispatch's Chromium), with two baselines measured in the
+same run: raw publish-with-confirm to the broker, and a bare Chromium page.pdf.
+
+    python -m bench.orders [--orders 1000]
+"""
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import asyncpg
+import psutil
+
+from shared import topics
+from shared.contracts.common import uai_check_letter
+from shared.envelope import CONTENT_TYPE
+from tools import smtp_sink
+from tools.waits import eventually
+from tools.workers import WorkerProcess
+
+ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+def order_event(i: int, tag: str) -> bytes:
+    digits = f"{['074', '075', '057', '069'][i % 4]}{i % 10000:04d}"
+    data = {
+        "order_id": f"BC-{tag}-{i:05d}",
+        "ordered_at": datetime.now(UTC).isoformat(),
+        "school": {
+            "uai": digits + uai_check_letter(digits),
+            "name": f"École n°{i}",
+            "address": {"line1": f"{i} rue de l'École", "postal_code": "75011", "city": "Paris"},
+        },
+        "administrator": {
+            "first_name": "Jean-Noël",
+            "last_name": "N'Diaye",
+            "email": f"admin{i}@bench.example.org",
+        },
+        "billing": {
+            "name": f"Mairie {i}",
+            "email": f"billing{i}@bench.example.org",
+            "address": {"line1": "Place de la Mairie", "postal_code": "75011", "city": "Paris"},
+        },
+        "classes": 5,
+        "lines": [
+            {
+                "sku": "ONE-SCHOOL-1Y",
+                "label": "Abonnement ONE — 1 an",
+                "quantity": 1,
+                "unit_price": "150.00",
+                "vat_rate": "0.20",
+            }
+        ],
+    }
+    return json.dumps(
+        {
+            "specversion": "1.0",
+            "id": str(uuid.uuid4()),
+            "source": "urn:one:bench",
+            "type": topics.ORDER_RECEIVED,
+            "time": datetime.now(UTC).isoformat(),
+            "datacontenttype": "application/json",
+            "dataschema": "urn:one:schema:order.received:1",
+            "correlationid": data["order_id"],
+            "data": data,
+        }
+    ).encode()
+
+
+@dataclass
+class RssWatch:
+    workers: dict[str, WorkerProcess]
+    peak: dict[str, float] = field(default_factory=dict)
+    browser_peak: float = 0.0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            for name, worker in self.workers.items():
+                if worker.process is None or worker.process.returncode is not None:
+                    continue
+                try:
+                    proc = psutil.Process(worker.process.pid)
+                    rss = proc.memory_info().rss / 2**20
+                    children = sum(c.memory_info().rss for c in proc.children(recursive=True))
+                except psutil.NoSuchProcess:
+                    continue
+                self.peak[name] = max(self.peak.get(name, 0.0), rss)
+                if name == topics.CREDENTIAL_DISPATCH:
+                    self.browser_peak = max(self.browser_peak, children / 2**20)
+            await asyncio.sleep(0.2)
+
+
+async def raw_publish_rate(count: int) -> float:
+    """Baseline: persistent publishes with confirms to a bare queue, as fast as it goes."""
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        queue = await channel.declare_queue(
+            f"bench.raw.{uuid.uuid4().hex[:6]}", arguments={"x-queue-type": "quorum"}
+        )
+        body = order_event(0, "raw")
+        started = time.perf_counter()
+        await asyncio.gather(
+            *(
+                channel.default_exchange.publish(
+                    aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                    routing_key=queue.name,
+                )
+                for _ in range(count)
+            )
+        )
+        elapsed = time.perf_counter() - started
+        await queue.delete(if_unused=False, if_empty=False)
+    return count / elapsed
+
+
+async def bare_pdf_ms(samples: int = 20) -> float:
+    """Baseline: a bare Chromium page.pdf of a one-line page, median ms."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        page = await browser.new_page()
+        times = []
+        for _ in range(samples):
+            started = time.perf_counter()
+            await page.set_content("<p>Bonjour</p>")
+            await page.pdf(format="A4")
+            times.append((time.perf_counter() - started) * 1000)
+        await browser.close()
+    return statistics.median(times)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def run(count: int) -> dict[str, Any]:
+    tag = uuid.uuid4().hex[:8]
+    database, prefix = f"one_bench_{tag}", f"bench{tag}"
+    folder = Path(tempfile.mkdtemp(prefix="one-bench-"))
+    port = 10025
+    controller, sink = smtp_sink.start(folder, port=port)
+    received_at: dict[str, float] = {}
+    original = sink.handle_DATA
+
+    async def timed(server: Any, session: Any, envelope: Any) -> str:
+        for rcpt in envelope.rcpt_tos:
+            received_at.setdefault(rcpt, time.monotonic())
+        return await original(server, session, envelope)
+
+    sink.handle_DATA = timed  # type: ignore[method-assign]
+    env = {
+        "ONE_DATABASE_URL": f"postgresql://127.0.0.1:5432/{database}",
+        "ONE_EXCHANGE": f"{prefix}.events",
+        "ONE_TOPOLOGY_PREFIX": prefix,
+        "ONE_SMTP_PORT": str(port),
+        "ONE_LOG_LEVEL": "WARNING",
+    }
+    workers = {name: WorkerProcess(name, env) for name in topics.WORKERS}
+    stop_watch = asyncio.Event()
+    watch = RssWatch(workers)
+    results: dict[str, Any] = {"orders": count}
+    try:
+        await asyncio.gather(*(w.start() for w in workers.values()))
+        watcher = asyncio.create_task(watch.run(stop_watch))
+        connection = await aio_pika.connect_robust(AMQP_URL)
+        async with connection:
+            channel = await connection.channel()
+            exchange = await channel.get_exchange(f"{prefix}.events")
+            outcomes: set[str] = set()
+            spy = await channel.declare_queue(exclusive=True, auto_delete=True)
+            await spy.bind(exchange, routing_key=topics.CREDENTIALS_DISPATCHED)
+
+            async def record(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+                outcomes.add(json.loads(message.body)["correlationid"])
+
+            await spy.consume(record, no_ack=True)
+
+            async def publish(events: list[bytes]) -> dict[str, float]:
+                sent: dict[str, float] = {}
+                for i, body in enumerate(events):
+                    sent[f"admin{i}@bench.example.org"] = time.monotonic()
+                    await exchange.publish(
+                        aio_pika.Message(
+                            body,
+                            content_type=CONTENT_TYPE,
+                            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                        ),
+                        routing_key=topics.ORDER_RECEIVED,
+                    )
+                return sent
+
+            # Load: every order published at once, then measured until all dispatched.
+            events = [order_event(i, tag) for i in range(count)]
+            started = time.monotonic()
+            sent = await publish(events)
+            await eventually(
+                lambda: _ready(len(outcomes) >= count),
+                timeout=900,
+                interval=0.2,
+                what="all orders dispatched",
+            )
+            total = time.monotonic() - started
+            latencies = [received_at[k] - sent[k] for k in sent if k in received_at]
+            results.update(
+                total_s=total,
+                orders_per_s=count / total,
+                email_latency_p50_s=pct(latencies, 0.5),
+                email_latency_p99_s=pct(latencies, 0.99),
+            )
+
+            # Idle: one order, alone.
+            single = [order_event(count + 1, tag + "s")]
+            received_at.clear()
+            sent_one = await publish(single)
+            key = next(iter(sent_one)).replace("admin0", "admin0")
+            await eventually(
+                lambda: _ready(len(received_at) >= 1),
+                timeout=60,
+                interval=0.01,
+                what="single order's email",
+            )
+            first = min(received_at.values())
+            results["single_order_email_s"] = first - next(iter(sent_one.values()))
+            _ = key
+    finally:
+        stop_watch.set()
+        await asyncio.gather(*(w.stop() for w in workers.values()))
+        controller.stop()
+        await _drop(database, prefix)
+    await watcher
+    results["peak_rss_mib"] = {k: round(v, 1) for k, v in watch.peak.items()}
+    results["chromium_peak_rss_mib"] = round(watch.browser_peak, 1)
+    results["baseline_raw_publish_confirm_msgs_per_s"] = await raw_publish_rate(count)
+    results["baseline_bare_page_pdf_ms"] = await bare_pdf_ms()
+    return results
+
+
+async def _ready(value: bool) -> bool:
+    return value
+
+
+async def _drop(database: str, prefix: str) -> None:
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        from shared.messaging.topology import Names, all_queue_names
+
+        for queue in all_queue_names(
+            Names(f"{prefix}.events", prefix), [1.0, 5.0, 30.0, 120.0, 600.0]
+        ):
+            await channel.queue_delete(queue)
+    admin = await asyncpg.connect(ADMIN_URL)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def report(r: dict[str, Any]) -> None:
+    print(
+        f"\nStep 1 benchmark — {r['orders']} orders, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
+        f"{psutil.cpu_count()} cores"
+    )
+    rows = [
+        ("total time (s)", f"{r['total_s']:.1f}", "≤ 180"),
+        ("orders/s", f"{r['orders_per_s']:.1f}", ""),
+        ("order → admin email p50 (s)", f"{r['email_latency_p50_s']:.2f}", ""),
+        ("order → admin email p99 (s)", f"{r['email_latency_p99_s']:.2f}", ""),
+        ("single order → admin email (s)", f"{r['single_order_email_s']:.2f}", "≤ 1.5"),
+        *[(f"peak RSS {k} (MiB)", f"{v}", "< 300") for k, v in r["peak_rss_mib"].items()],
+        ("peak RSS Chromium of credential_dispatch (MiB)", f"{r['chromium_peak_rss_mib']}", ""),
+        (
+            "baseline: raw publish+confirm (msgs/s)",
+            f"{r['baseline_raw_publish_confirm_msgs_per_s']:.0f}",
+            "",
+        ),
+        (
+            "  ratio orders/s ÷ raw msgs/s",
+            f"{r['orders_per_s'] / r['baseline_raw_publish_confirm_msgs_per_s']:.4f}",
+            "",
+        ),
+        ("baseline: bare Chromium page.pdf (ms)", f"{r['baseline_bare_page_pdf_ms']:.1f}", ""),
+        (
+            "  ratio ms per order ÷ bare page.pdf ms",
+            f"{1000 / r['orders_per_s'] / r['baseline_bare_page_pdf_ms']:.2f}",
+            "",
+        ),
+    ]
+    for name, value, target in rows:
+        print(f"  {name:<48} {value:>10}   {target}")
+    out = Path("bench/results")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "orders.json").write_text(json.dumps(r, indent=2))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--orders", type=int, default=1000)
+    args = parser.parse_args()
+    report(asyncio.run(run(args.orders)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""The whole pipeline as processes: four workers, a real SMTP server, real Chromium."""
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from shared import topics
+from tests.conftest import Stack
+from tools import smtp_sink
+from tools.workers import WorkerProcess
+
+ENT_URL = "https://ent.example.org"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Pipeline:
+    stack: Stack
+    workers: dict[str, WorkerProcess]
+    sink: smtp_sink.FileSink
+
+    def log_lines(self) -> list[str]:
+        return [line for w in self.workers.values() for line in w.lines]
+
+    def troubles(self) -> list[str]:
+        """Log lines above INFO, and lines that are not JSON (tracebacks), per worker."""
+        found = []
+        for name, worker in self.workers.items():
+            for record in worker.records():
+                if record.get("level") not in (None, "info", "debug"):
+                    found.append(f"{name}: {record}")
+                elif record.get("event") == "<not json>":
+                    found.append(f"{name}: {record['line']}")
+        return found
+
+    async def quiescent(self) -> bool:
+        """Nothing left to do anywhere: queues empty, outboxes and deliveries done."""
+        conn = await self.stack.admin()
+        try:
+            for worker in topics.WORKERS:
+                if await conn.fetchval(
+                    f"SELECT count(*) FROM {worker}.outbox WHERE published_at IS NULL"
+                ):
+                    return False
+            return not await conn.fetchval(
+                "SELECT count(*) FROM credential_dispatch.deliveries WHERE status = 'pending'"
+            )
+        finally:
+            await conn.close()
+
+
+@pytest.fixture
+async def pipeline(stack: Stack, tmp_path: Path) -> AsyncIterator[Pipeline]:
+    port = free_port()
+    controller, sink = smtp_sink.start(tmp_path / "mail", port=port)
+    env = stack.env(
+        smtp_port=port,
+        ent_url=ENT_URL,
+        log_level="INFO",
+        prefetch=8,
+        delivery_retry_base_seconds=0.5,
+        delivery_lease_seconds=4.0,
+    )
+    workers = {name: WorkerProcess(name, env) for name in topics.WORKERS}
+    try:
+        await asyncio.gather(*(w.start() for w in workers.values()))
+        yield Pipeline(stack, workers, sink)
+    finally:
+        await asyncio.gather(*(w.stop() for w in workers.values()))
+        controller.stop()

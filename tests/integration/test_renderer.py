@@ -1,0 +1,252 @@
+"""PDF rendering with the real Chromium: pages, text, QR codes, and a browser that dies."""
+
+import asyncio
+import os
+import signal
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from services.credential_dispatch.documents import Documents, SheetAccount, activation_url
+from services.credential_dispatch.renderer import PdfRenderer
+from shared.errors import TransientError
+from tests.support.pdf import (
+    chromium_browser_pids,
+    decode_qr_codes,
+    page_count,
+    pdf_text,
+    squash,
+    write_png,
+)
+from tests.unit.test_documents import invoice
+
+CHROMIUM = os.environ.get("ONE_CHROMIUM_PATH", "/usr/bin/chromium")
+ENT = "https://ent.example.org"
+EXPIRES = datetime(2026, 10, 15, 6, 30, tzinfo=UTC)
+
+ACCOUNTS = [
+    SheetAccount(
+        "a-1",
+        "administrator",
+        "Claire",
+        "Martin",
+        "claire.martin",
+        "abcd3456",
+        EXPIRES,
+        False,
+        "École primaire du Lac",
+    ),
+    SheetAccount(
+        "a-2",
+        "relative",
+        "Jean-Noël",
+        "N'Diaye-Éléonore de la Côte-Saint-André",
+        "jeannoel.ndiayeeleonoredelacotesaintandre",
+        "kmnp7892",
+        EXPIRES,
+        False,
+        "École élémentaire publique Jules Ferry de Saint-Étienne-de-Saint-Geoirs",
+        classes=("CM1 — Mme Dupont",),
+        children=("Léa N'Diaye", "Zoé N'Diaye"),
+    ),
+    SheetAccount(
+        "a-3",
+        "student",
+        "Zoé",
+        "Lefèvre",
+        "zoe.lefevre",
+        "rstv3456",
+        None,
+        False,
+        "École primaire du Lac",
+        classes=("CE2 A",),
+    ),
+]
+docs = Documents(ENT)
+
+
+@pytest.fixture(scope="module")
+async def renderer():
+    async with PdfRenderer(CHROMIUM, concurrency=3) as started:
+        yield started
+
+
+async def test_three_sheets_three_pages_with_text_and_qr_codes(renderer):
+    pdf = await renderer.render(docs.detailed_sheets_html(ACCOUNTS))
+    assert pdf.startswith(b"%PDF-")
+    assert page_count(pdf) == 3
+    pages = pdf_text(pdf)
+    for account, page in zip(ACCOUNTS, pages, strict=True):
+        flat = squash(page)
+        assert squash(f"{account.first_name} {account.last_name}") in flat
+        assert account.login in flat
+        assert account.activation_code in page  # on one line, no spaces inserted
+        assert "Fiche de connexion" in page and "Code d'activation" in page
+        assert squash(account.school_name) in flat
+        assert squash(activation_url(ENT, account.login, account.activation_code)) in flat
+    assert "Léa N'Diaye, Zoé N'Diaye" in pages[1] and "Parent" in pages[1]
+    assert "Élève" in pages[2] and "15 octobre 2026 à 8 h 30" in pages[0]
+    assert decode_qr_codes(pdf, scale=2) == [
+        activation_url(ENT, a.login, a.activation_code) for a in ACCOUNTS
+    ]
+    if os.environ.get("ONE_KEEP_PDF"):  # to look at it: ONE_KEEP_PDF=/tmp
+        folder = Path(os.environ["ONE_KEEP_PDF"])
+        (folder / "sheets.pdf").write_bytes(pdf)
+        for index in range(3):
+            write_png(pdf, index, folder / f"sheet-{index}.png")
+
+
+async def test_qr_code_is_large_enough_to_scan_from_paper(renderer):
+    # At 72 dpi (scale 1) each module of a ~46 mm code is still about 2.5 pixels.
+    pdf = await renderer.render(docs.detailed_sheets_html(ACCOUNTS[:1]))
+    assert decode_qr_codes(pdf, scale=1) == [activation_url(ENT, "claire.martin", "abcd3456")]
+
+
+async def test_compact_sheets_eight_per_page(renderer):
+    cards = [
+        SheetAccount(
+            f"c-{n}",
+            "student",
+            "Zoé",
+            f"Élève{n}",
+            f"zoe.eleve{n}",
+            f"abcd{n % 6 + 3}xyz",
+            EXPIRES,
+            n == 4,
+            "École primaire du Lac",
+            classes=("CE2 A",),
+        )
+        for n in range(11)
+    ]
+    pdf = await renderer.render(docs.compact_sheets_html(cards))
+    assert page_count(pdf) == 2
+    pages = pdf_text(pdf)
+    assert "zoe.eleve0" in pages[0] and "zoe.eleve7" in pages[0] and "zoe.eleve8" in pages[1]
+    expected = [activation_url(ENT, c.login, c.activation_code) for c in cards if not c.activated]
+    assert sorted(decode_qr_codes(pdf, scale=2)) == sorted(expected)
+
+
+async def test_extreme_lengths_still_give_one_page_per_sheet(renderer):
+    extreme = SheetAccount(
+        "x",
+        "relative",
+        ("Éléonore-Marie-Thérèse " * 6)[:120],
+        ("de La Côte-Saint-André " * 6)[:120],
+        "a" * 60 + "." + "b" * 60,
+        "abcd3456",
+        EXPIRES,
+        False,
+        ("École élémentaire publique " * 12)[:300],
+        classes=tuple(f"CM{n} — classe de Mme Dupont-Durand" for n in range(12)),
+        children=tuple(f"Enfant{n} Avec Un Nom Assez Long" for n in range(6)),
+    )
+    url = activation_url(ENT, extreme.login, "abcd3456")
+    detailed = await renderer.render(docs.detailed_sheets_html([extreme, ACCOUNTS[0]]))
+    assert page_count(detailed) == 2
+    assert decode_qr_codes(detailed)[0] == url
+    assert "abcd3456" in pdf_text(detailed)[0] and squash(extreme.login) in squash(
+        pdf_text(detailed)[0]
+    )
+    compact = await renderer.render(docs.compact_sheets_html([extreme] * 9))
+    assert page_count(compact) == 2
+    assert decode_qr_codes(compact) == [url] * 9
+
+
+async def test_activated_account_sheet_has_no_code_and_no_qr(renderer):
+    activated = SheetAccount(
+        "a-4",
+        "teacher",
+        "Paul",
+        "Durand",
+        "paul.durand",
+        None,
+        None,
+        True,
+        "École primaire du Lac",
+        classes=("CP",),
+    )
+    pdf = await renderer.render(docs.detailed_sheets_html([activated]))
+    [page] = pdf_text(pdf)
+    assert "Compte activé" in page and "paul.durand" in page
+    assert "/auth/activation" not in page
+    assert decode_qr_codes(pdf) == []
+
+
+async def test_invoice_pdf_shows_the_totals(renderer):
+    pdf = await renderer.render(docs.invoice_html(invoice()))
+    [page] = pdf_text(pdf)
+    for expected in (
+        "Facture",
+        "ONE-2026-000001",
+        "Mairie d'Annecy",
+        "EJ-123",
+        "Total HT 1 275,00 €",
+        "TVA 249,78 €",
+        "Total TTC 1 524,78 €",
+        "5,5 %",
+        "1 089,00 €",
+        "Hôtel de Ville",
+    ):
+        assert expected in page, expected
+
+
+async def test_external_resources_are_never_fetched(renderer):
+    # Nothing listens on port 9: were the request let through, the render would still
+    # succeed, so the proof is that it does not hang and that the image stays blank.
+    html = (
+        "<html><body><p>ok</p>"
+        '<img src="http://127.0.0.1:9/pixel.png">'
+        '<link rel="stylesheet" href="https://example.org/style.css">'
+        "<script>document.body.innerHTML = 'scripted'</script></body></html>"
+    )
+    started = time.perf_counter()
+    pdf = await renderer.render(html)
+    assert time.perf_counter() - started < 10
+    [page] = pdf_text(pdf)
+    assert "ok" in page and "scripted" not in page  # JavaScript is off
+
+
+async def test_concurrent_renders(renderer):
+    htmls = [docs.detailed_sheets_html([account]) for account in ACCOUNTS * 2]
+    pdfs = await asyncio.gather(*(renderer.render(html) for html in htmls))
+    assert [decode_qr_codes(pdf)[0] for pdf in pdfs] == [
+        activation_url(ENT, a.login, a.activation_code) for a in ACCOUNTS * 2
+    ]
+
+
+async def test_a_killed_browser_is_relaunched_and_the_render_succeeds():
+    before = chromium_browser_pids()
+    async with PdfRenderer(CHROMIUM, concurrency=2) as renderer:
+        await renderer.render("<p>warm</p>")
+        [pid] = chromium_browser_pids() - before
+        os.kill(pid, signal.SIGKILL)
+
+        pdf = await renderer.render(docs.detailed_sheets_html(ACCOUNTS[:1]))
+        assert decode_qr_codes(pdf) == [activation_url(ENT, "claire.martin", "abcd3456")]
+        assert renderer.launches == 2
+        [new_pid] = chromium_browser_pids() - before
+        assert new_pid != pid
+
+        # Killed again while idle, long enough for Playwright to notice: same outcome.
+        os.kill(new_pid, signal.SIGKILL)
+        await asyncio.sleep(0.5)
+        assert page_count(await renderer.render("<p>again</p>")) == 1
+        assert renderer.launches == 3
+    assert chromium_browser_pids() - before == set()
+
+
+async def test_a_closed_browser_is_relaunched():
+    async with PdfRenderer(CHROMIUM, concurrency=1) as renderer:
+        assert renderer.browser is not None
+        await renderer.browser.close()
+        assert page_count(await renderer.render("<p>après</p>")) == 1
+        assert renderer.launches == 2
+
+
+async def test_a_browser_that_cannot_start_is_a_transient_error():
+    renderer = PdfRenderer("/nonexistent/chromium")
+    with pytest.raises(TransientError):
+        await renderer.start()
+    await renderer.stop()
