@@ -8,6 +8,7 @@ produced: the events on the exchange, the emails caught, the PDFs written.
 import asyncio
 import json
 import random
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +26,7 @@ from tools import smtp_sink
 from tools.waits import eventually
 from tools.workers import WorkerProcess
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 140)
 OUTCOMES = (topics.CREDENTIALS_DISPATCHED, topics.INVOICE_DELIVERED)
 
 

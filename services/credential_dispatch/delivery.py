@@ -8,11 +8,12 @@ one is reported as undeliverable.
 """
 
 import asyncio
+from dataclasses import dataclass
 from email.message import EmailMessage
 from uuid import UUID
 
 from services.credential_dispatch import domain
-from services.credential_dispatch.documents import Documents
+from services.credential_dispatch.documents import Documents, MailContent, SheetAccount
 from services.credential_dispatch.mailer import Mailer, build_message
 from services.credential_dispatch.renderer import PdfRenderer
 from services.credential_dispatch.settings import CredentialDispatchSettings
@@ -59,7 +60,7 @@ class DeliveryLoop:
                 continue
             renewing = asyncio.create_task(self._keep_leases([d.delivery_id for d in batch]))
             try:
-                await asyncio.gather(*(self.deliver(d) for d in batch))
+                await self.deliver_batch(batch)
             finally:
                 renewing.cancel()
 
@@ -75,10 +76,19 @@ class DeliveryLoop:
             except Exception as exc:
                 log.warning("lease_renewal_failed", error=describe(exc))
 
-    async def deliver(self, delivery: Delivery) -> None:
+    async def deliver_batch(self, batch: list[Delivery]) -> None:
+        documents = await asyncio.gather(*(self._load(d) for d in batch), return_exceptions=True)
+        loaded = {d.delivery_id: doc for d, doc in zip(batch, documents, strict=True)}
+        await self._render_together([doc for doc in documents if isinstance(doc, Document)])
+        await asyncio.gather(*(self.deliver(d, loaded[d.delivery_id]) for d in batch))
+
+    async def deliver(self, delivery: Delivery, document: "Document | BaseException") -> None:
         try:
-            message = await self._compose(delivery)
-            await self._mailer.send(message)
+            if isinstance(document, BaseException):
+                raise document
+            if document.pdf is None:
+                document.pdf = await self._renderer.render(document.html)
+            await self._mailer.send(self._message(delivery, document))
         except Exception as exc:
             await self._failed(delivery, exc)
             return
@@ -89,6 +99,27 @@ class DeliveryLoop:
             delivery_id=str(delivery.delivery_id),
             attempts=delivery.attempts,
         )
+
+    async def _render_together(self, documents: list["Document"]) -> None:
+        """Render the batch's sheets in one Chromium call and its invoices in another;
+        where that fails, each document is rendered on its own when it is sent."""
+        sheets = [d for d in documents if isinstance(d.subject, SheetAccount)]
+        invoices = [d for d in documents if isinstance(d.subject, InvoiceIssued)]
+        if len(sheets) > 1:
+            accounts = [d.subject for d in sheets if isinstance(d.subject, SheetAccount)]
+            await self._render_group(sheets, self._documents.detailed_sheets_html(accounts))
+        if len(invoices) > 1:
+            issued = [d.subject for d in invoices if isinstance(d.subject, InvoiceIssued)]
+            await self._render_group(invoices, self._documents.invoices_html(issued))
+
+    async def _render_group(self, group: list["Document"], html: str) -> None:
+        try:
+            pages = await self._renderer.render_one_page_each(html, len(group))
+        except Exception as exc:
+            log.warning("batch_render_failed", documents=len(group), error=describe(exc))
+            return
+        for document, pdf in zip(group, pages or [], strict=False):
+            document.pdf = pdf
 
     async def _failed(self, delivery: Delivery, exc: Exception) -> None:
         reason = describe(exc)
@@ -118,7 +149,7 @@ class DeliveryLoop:
         if outcome is not None:
             self._on_outcome.wake()
 
-    async def _compose(self, delivery: Delivery) -> EmailMessage:
+    async def _load(self, delivery: Delivery) -> "Document":
         if delivery.recipient is None:
             raise PermanentError("no email address")
         if delivery.kind == "first_access" and delivery.account_id is not None:
@@ -126,26 +157,45 @@ class DeliveryLoop:
             if row is None:
                 raise PermanentError(f"account {delivery.account_id} is unknown here")
             account = domain.sheet_account(row)
-            pdf = await self._renderer.render(self._documents.detailed_sheets_html([account]))
-            content = self._documents.first_access_email(
-                account, provisioning=row.get("provisioning")
+            return Document(
+                subject=account,
+                html=self._documents.detailed_sheets_html([account]),
+                content=self._documents.first_access_email(
+                    account, provisioning=row.get("provisioning")
+                ),
+                filename=f"fiche-de-connexion-{account.login}.pdf",
             )
-            filename = f"fiche-de-connexion-{account.login}.pdf"
-        elif delivery.kind == "invoice" and delivery.invoice_number is not None:
-            document = await self._queries.invoice_document(delivery.invoice_number)
-            if document is None:
+        if delivery.kind == "invoice" and delivery.invoice_number is not None:
+            stored = await self._queries.invoice_document(delivery.invoice_number)
+            if stored is None:
                 raise PermanentError(f"invoice {delivery.invoice_number} is unknown here")
-            invoice = InvoiceIssued.model_validate_json(document)
-            pdf = await self._renderer.render(self._documents.invoice_html(invoice))
-            content = self._documents.invoice_email(invoice)
-            filename = f"facture-{invoice.invoice_number}.pdf"
-        else:
-            raise PermanentError(f"delivery of unknown kind {delivery.kind!r}")
+            invoice = InvoiceIssued.model_validate_json(stored)
+            return Document(
+                subject=invoice,
+                html=self._documents.invoice_html(invoice),
+                content=self._documents.invoice_email(invoice),
+                filename=f"facture-{invoice.invoice_number}.pdf",
+            )
+        raise PermanentError(f"delivery of unknown kind {delivery.kind!r}")
+
+    def _message(self, delivery: Delivery, document: "Document") -> EmailMessage:
+        assert delivery.recipient is not None and document.pdf is not None
         return build_message(
             sender=self._settings.mail_from,
             to=delivery.recipient,
-            subject=content.subject,
-            content=content,
-            attachments=[(filename, pdf, "application/pdf")],
+            subject=document.content.subject,
+            content=document.content,
+            attachments=[(document.filename, document.pdf, "application/pdf")],
             message_id=domain.message_id(delivery.delivery_id),
         )
+
+
+@dataclass
+class Document:
+    """What one delivery sends: its mail, and its PDF once rendered."""
+
+    subject: SheetAccount | InvoiceIssued
+    html: str
+    content: MailContent
+    filename: str
+    pdf: bytes | None = None

@@ -208,12 +208,19 @@ class Documents:
     # Invoice -----------------------------------------------------------------------------
 
     def invoice_html(self, invoice: InvoiceIssued) -> str:
-        return self._render(
-            "invoice.html.j2",
-            invoice=invoice,
-            seller_lines=_address_lines(invoice.seller),
-            buyer_lines=_address_lines(invoice.billing),
-        )
+        return self.invoices_html([invoice])
+
+    def invoices_html(self, invoices: Sequence[InvoiceIssued]) -> str:
+        """Each invoice from a new page, in the given order."""
+        documents = [
+            {
+                "invoice": invoice,
+                "seller_lines": _address_lines(invoice.seller),
+                "buyer_lines": _address_lines(invoice.billing),
+            }
+            for invoice in invoices
+        ]
+        return self._render("invoice.html.j2", invoices=documents)
 
     # Mails -------------------------------------------------------------------------------
 

@@ -1,9 +1,10 @@
 """HTML to PDF through one Chromium per worker, driven by Playwright.
 
-The browser is launched once and reused. Each render gets its own browser context (no
-cookies, no cache, no JavaScript, no network) that is closed right after. Opening a context
-and its page costs most of a render (Chromium starts a renderer process), so one is kept
-ready in advance: a render takes the spare and a new spare is prepared in the background.
+The browser is launched once and reused, and so are its pages: opening a context and its
+page costs more than a whole render (Chromium starts a renderer process), so at most
+``concurrency`` pages (each in its own context: no JavaScript, no network) are kept and
+loaded with one document after another. A page is closed and replaced after
+``recycle_after`` renders, which keeps the renderer's memory bounded over a long run.
 
 Renders run at most ``concurrency`` at a time. A browser that died (crash, OOM kill) is
 relaunched once and the render retried; a render that still fails raises ``TransientError``
@@ -12,11 +13,13 @@ so that the message is retried later.
 
 import asyncio
 import contextlib
+import io
 import time
 from dataclasses import dataclass
 
 from playwright.async_api import Browser, BrowserContext, Page, Playwright, Route, async_playwright
 from playwright.async_api import Error as PlaywrightError
+from pypdf import PdfReader, PdfWriter
 
 from shared.errors import TransientError
 from shared.logs import get_logger
@@ -44,13 +47,14 @@ async def _block_network(route: Route) -> None:
         await route.abort("blockedbyclient")
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Tab:
-    """A fresh context and its page, used for exactly one render."""
+    """A context and its page, reused for render after render."""
 
     browser: Browser
     context: BrowserContext
     page: Page
+    uses: int = 0
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -66,19 +70,21 @@ class PdfRenderer:
         *,
         concurrency: int = 3,
         render_timeout: float = 30.0,
+        recycle_after: int = 200,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.chromium_path = chromium_path
         self.concurrency = concurrency
         self.render_timeout = render_timeout
+        self.recycle_after = recycle_after
         self.launches = 0  # browsers launched so far: 1, plus one per relaunch
+        self.pages_opened = 0
         self._playwright: Playwright | None = None
         self._browser: Browser | None = None
         self._semaphore = asyncio.Semaphore(concurrency)
         self._launch_lock = asyncio.Lock()
-        self._spare: _Tab | None = None
-        self._refill: asyncio.Task[None] | None = None
+        self._idle: list[_Tab] = []  # pages ready for the next render
 
     # Lifecycle --------------------------------------------------------------------------
 
@@ -87,15 +93,9 @@ class PdfRenderer:
         if self._playwright is None:
             self._playwright = await async_playwright().start()
         await self._browser_or_transient()
-        self._prepare_spare()
 
     async def stop(self) -> None:
-        if self._refill is not None:
-            self._refill.cancel()
-            with contextlib.suppress(BaseException):
-                await self._refill
-            self._refill = None
-        await self._drop_spare()
+        await self._drop_idle()
         async with self._launch_lock:
             browser, self._browser = self._browser, None
             await self._close_browser(browser)
@@ -156,15 +156,31 @@ class PdfRenderer:
 
     async def _render_once(self, browser: Browser, html: str) -> bytes:
         tab = await self._take_tab(browser)
+        reusable = False
         try:
             async with asyncio.timeout(self.render_timeout):
                 await tab.page.set_content(html, wait_until="load")
-                return await tab.page.pdf(
+                pdf = await tab.page.pdf(
                     format="A4", print_background=True, prefer_css_page_size=True
                 )
+            reusable = True
+            return pdf
         finally:
-            await tab.close()
-            self._prepare_spare()  # after this render, not competing with it
+            tab.uses += 1
+            if reusable and tab.uses < self.recycle_after and tab.browser is self._browser:
+                self._idle.append(tab)
+            else:
+                await tab.close()
+
+    async def render_one_page_each(self, html: str, documents: int) -> list[bytes] | None:
+        """Render ``documents`` documents laid one per page in one go and split the PDF
+        into one file each; None when the page count shows one of them overflowed.
+
+        A page.pdf call costs about as much as a page (Chromium's fixed cost), so one
+        call for a batch of sheets or invoices costs a fraction of one call each.
+        """
+        pdf = await self.render(html)
+        return await asyncio.to_thread(_split_if, pdf, documents)
 
     # Pages ------------------------------------------------------------------------------
 
@@ -178,43 +194,24 @@ class PdfRenderer:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(context.close(), _CLOSE_TIMEOUT)
                 raise
+        self.pages_opened += 1
         return _Tab(browser, context, page)
 
     async def _take_tab(self, browser: Browser) -> _Tab:
-        refill = self._refill
-        if self._spare is None and refill is not None and not refill.done():
-            # The spare is on its way and started before us: waiting is the quickest.
-            await asyncio.wait([refill])
-        spare, self._spare = self._spare, None
-        if spare is not None:
-            if spare.browser is browser and not spare.page.is_closed():
-                return spare
-            await spare.close()
+        while self._idle:
+            tab = self._idle.pop()
+            if tab.browser is browser and not tab.page.is_closed():
+                return tab
+            await tab.close()
         return await self._open_tab(browser)
 
-    def _prepare_spare(self) -> None:
-        """Open the next render's page in the background, unless one is ready or coming."""
-        if self._spare is not None or (self._refill is not None and not self._refill.done()):
-            return
-        if self._browser is None or self._playwright is None:
-            return
-        self._refill = asyncio.get_running_loop().create_task(self._fill_spare(self._browser))
-
-    async def _fill_spare(self, browser: Browser) -> None:
-        try:
-            tab = await self._open_tab(browser)
-        except Exception as exc:  # the next render opens its own page and reports
-            log.debug("renderer.spare_failed", error=type(exc).__name__)
-            return
-        if self._spare is None and self._browser is browser:
-            self._spare = tab
-        else:
+    async def _drop_idle(self, browser: Browser | None = None) -> None:
+        """Close the idle pages (of ``browser`` only, when given)."""
+        keep = [t for t in self._idle if browser is not None and t.browser is not browser]
+        dropped = [t for t in self._idle if t not in keep]
+        self._idle = keep
+        for tab in dropped:
             await tab.close()
-
-    async def _drop_spare(self) -> None:
-        spare, self._spare = self._spare, None
-        if spare is not None:
-            await spare.close()
 
     # Browser ----------------------------------------------------------------------------
 
@@ -247,14 +244,27 @@ class PdfRenderer:
             if self._browser is failed:
                 self._browser = None
                 await self._close_browser(failed)
-        if self._spare is not None and self._spare.browser is failed:
-            await self._drop_spare()
+        await self._drop_idle(failed)
 
     @staticmethod
     async def _close_browser(browser: Browser | None) -> None:
         if browser is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(browser.close(), _CLOSE_TIMEOUT)
+
+
+def _split_if(pdf: bytes, pages: int) -> list[bytes] | None:
+    reader = PdfReader(io.BytesIO(pdf))
+    if len(reader.pages) != pages:
+        return None
+    parts = []
+    for page in reader.pages:
+        writer = PdfWriter()
+        writer.add_page(page)
+        out = io.BytesIO()
+        writer.write(out)
+        parts.append(out.getvalue())
+    return parts
 
 
 __all__ = ["CHROMIUM_ARGS", "PdfRenderer"]

@@ -72,6 +72,19 @@ async def test_order_gives_first_access_and_invoice_by_email(pipeline, channel):
     assert "180,00" in invoice_text and "150,00" in invoice_text
     assert "EJ-123" in invoice_text and "Mairie d'Annecy" in invoice_text
 
+    # JSON logs carry the correlation and causation ids of the message at hand.
+    applied = [
+        r for w in pipeline.workers.values() for r in w.records() if r.get("event") == "applied"
+    ]
+    assert {r["correlationid"] for r in applied} == {"BC-E2E-1"}
+    assert {r["service"] for r in applied} == {
+        "order_intake",
+        "account_manager",
+        "credential_dispatch",
+        "directory_sync",
+    }
+    assert all(r["causationid"] for r in applied if r["service"] != "order_intake")
+
     # Secrets never reach the logs.
     assert not [line for line in pipeline.log_lines() if code in line]
 

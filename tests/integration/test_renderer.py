@@ -216,6 +216,36 @@ async def test_concurrent_renders(renderer):
     ]
 
 
+async def test_a_batch_renders_once_and_splits_into_one_file_per_document(renderer):
+    docs = Documents(ENT)
+    pdfs = await renderer.render_one_page_each(docs.detailed_sheets_html(ACCOUNTS), 3)
+    assert pdfs is not None and len(pdfs) == 3
+    for account, pdf in zip(ACCOUNTS, pdfs, strict=True):
+        [text] = pdf_text(pdf)
+        assert account.login in text and account.activation_code in text
+        assert decode_qr_codes(pdf) == [activation_url(ENT, account.login, account.activation_code)]
+
+
+async def test_a_batch_with_a_document_over_one_page_is_not_split(renderer):
+    docs = Documents(ENT)
+    long = invoice()
+    long = long.model_copy(update={"lines": long.lines * 60})
+    html = docs.invoices_html([invoice(), long])
+    assert await renderer.render_one_page_each(html, 2) is None
+
+
+async def test_pages_are_reused_then_recycled():
+    async with PdfRenderer(concurrency=1, recycle_after=3) as renderer:
+        for n in range(7):
+            assert page_count(await renderer.render(f"<p>{n}</p>")) == 1
+        # Renders 1-3 on the first page, 4-6 on the second, 7 on a third.
+        assert renderer.pages_opened == 3
+    async with PdfRenderer(concurrency=2) as renderer:
+        for n in range(6):
+            await renderer.render(f"<p>{n}</p>")
+        assert renderer.pages_opened == 1
+
+
 async def test_a_killed_browser_is_relaunched_and_the_render_succeeds():
     before = chromium_browser_pids()
     async with PdfRenderer(CHROMIUM, concurrency=2) as renderer:
