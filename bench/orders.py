@@ -86,6 +86,7 @@ class RssWatch:
     workers: dict[str, WorkerProcess]
     peak: dict[str, float] = field(default_factory=dict)
     browser_peak: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds, last seen
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -95,7 +96,12 @@ class RssWatch:
                 try:
                     proc = psutil.Process(worker.process.pid)
                     rss = proc.memory_info().rss / 2**20
-                    children = sum(c.memory_info().rss for c in proc.children(recursive=True))
+                    kids = proc.children(recursive=True)
+                    children = sum(c.memory_info().rss for c in kids)
+                    own = proc.cpu_times()
+                    self.cpu[name] = own.user + own.system
+                    if kids:
+                        self.cpu["chromium"] = sum(sum(c.cpu_times()[:2]) for c in kids)
                 except psutil.NoSuchProcess:
                     continue
                 self.peak[name] = max(self.peak.get(name, 0.0), rss)
@@ -255,6 +261,7 @@ async def run(count: int) -> dict[str, Any]:
     print("load measured:", json.dumps(results), flush=True)
     results["peak_rss_mib"] = {k: round(v, 1) for k, v in watch.peak.items()}
     results["chromium_peak_rss_mib"] = round(watch.browser_peak, 1)
+    results["cpu_seconds"] = {k: round(v, 1) for k, v in watch.cpu.items()}
     results["baseline_raw_publish_confirm_msgs_per_s"] = await raw_publish_rate(count)
     results["baseline_bare_page_pdf_ms"] = await bare_pdf_ms()
     return results
@@ -294,6 +301,7 @@ def report(r: dict[str, Any]) -> None:
         ("single order → admin email (s)", f"{r['single_order_email_s']:.2f}", "≤ 1.5"),
         *[(f"peak RSS {k} (MiB)", f"{v}", "< 300") for k, v in r["peak_rss_mib"].items()],
         ("peak RSS Chromium of credential_dispatch (MiB)", f"{r['chromium_peak_rss_mib']}", ""),
+        *[(f"CPU seconds {k}", f"{v}", "") for k, v in r["cpu_seconds"].items()],
         (
             "baseline: raw publish+confirm (msgs/s)",
             f"{r['baseline_raw_publish_confirm_msgs_per_s']:.0f}",

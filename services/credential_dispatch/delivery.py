@@ -46,6 +46,11 @@ class DeliveryLoop:
         self.waker = Waker(settings.delivery_poll_seconds)
 
     async def run(self, stop: asyncio.Event) -> None:
+        # Several lanes, each with its own claimed batch, so that one batch's rendering
+        # overlaps another's sending and recording.
+        await asyncio.gather(*(self._lane(stop) for _ in range(self._settings.delivery_lanes)))
+
+    async def _lane(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 batch = await self._queries.claim_due(
@@ -87,7 +92,7 @@ class DeliveryLoop:
             if isinstance(document, BaseException):
                 raise document
             if document.pdf is None:
-                document.pdf = await self._renderer.render(document.html)
+                document.pdf = await self._renderer.render(self._html([document.subject]))
             await self._mailer.send(self._message(delivery, document))
         except Exception as exc:
             await self._failed(delivery, exc)
@@ -103,14 +108,10 @@ class DeliveryLoop:
     async def _render_together(self, documents: list["Document"]) -> None:
         """Render the batch's sheets in one Chromium call and its invoices in another;
         where that fails, each document is rendered on its own when it is sent."""
-        sheets = [d for d in documents if isinstance(d.subject, SheetAccount)]
-        invoices = [d for d in documents if isinstance(d.subject, InvoiceIssued)]
-        if len(sheets) > 1:
-            accounts = [d.subject for d in sheets if isinstance(d.subject, SheetAccount)]
-            await self._render_group(sheets, self._documents.detailed_sheets_html(accounts))
-        if len(invoices) > 1:
-            issued = [d.subject for d in invoices if isinstance(d.subject, InvoiceIssued)]
-            await self._render_group(invoices, self._documents.invoices_html(issued))
+        for kind in (SheetAccount, InvoiceIssued):
+            group = [d for d in documents if isinstance(d.subject, kind)]
+            if len(group) > 1:
+                await self._render_group(group, self._html([d.subject for d in group]))
 
     async def _render_group(self, group: list["Document"], html: str) -> None:
         try:
@@ -159,7 +160,6 @@ class DeliveryLoop:
             account = domain.sheet_account(row)
             return Document(
                 subject=account,
-                html=self._documents.detailed_sheets_html([account]),
                 content=self._documents.first_access_email(
                     account, provisioning=row.get("provisioning")
                 ),
@@ -172,11 +172,17 @@ class DeliveryLoop:
             invoice = InvoiceIssued.model_validate_json(stored)
             return Document(
                 subject=invoice,
-                html=self._documents.invoice_html(invoice),
                 content=self._documents.invoice_email(invoice),
                 filename=f"facture-{invoice.invoice_number}.pdf",
             )
         raise PermanentError(f"delivery of unknown kind {delivery.kind!r}")
+
+    def _html(self, subjects: list[SheetAccount | InvoiceIssued]) -> str:
+        """Sheets or invoices (never both) laid one per page."""
+        sheets = [s for s in subjects if isinstance(s, SheetAccount)]
+        if sheets:
+            return self._documents.detailed_sheets_html(sheets)
+        return self._documents.invoices_html([s for s in subjects if isinstance(s, InvoiceIssued)])
 
     def _message(self, delivery: Delivery, document: "Document") -> EmailMessage:
         assert delivery.recipient is not None and document.pdf is not None
@@ -195,7 +201,6 @@ class Document:
     """What one delivery sends: its mail, and its PDF once rendered."""
 
     subject: SheetAccount | InvoiceIssued
-    html: str
     content: MailContent
     filename: str
     pdf: bytes | None = None

@@ -15,6 +15,7 @@ class CredentialDispatchSettings(CommonSettings):
     render_concurrency: int = 3
     # Deliveries: claimed in batches under a lease, retried with exponential backoff.
     delivery_batch: int = 16
+    delivery_lanes: int = 2
     delivery_poll_seconds: float = 1.0
     # A claim lasts this long unless renewed (every third of it while sending): how soon a
     # crashed worker's deliveries are taken up again.
