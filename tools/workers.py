@@ -36,6 +36,7 @@ class WorkerProcess:
             env={**os.environ, **self.env},
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,  # a terminal Ctrl-C reaches us only; we send SIGTERM
         )
         self.starts += 1
         started_before = self.count("started")

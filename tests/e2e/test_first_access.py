@@ -72,6 +72,16 @@ async def test_order_gives_first_access_and_invoice_by_email(pipeline, channel):
     assert "180,00" in invoice_text and "150,00" in invoice_text
     assert "EJ-123" in invoice_text and "Mairie d'Annecy" in invoice_text
 
+    # directory_sync heard of the automatic school (074) and registered it for the feed.
+    conn = await pipeline.stack.admin()
+    try:
+        registered = await conn.fetch("SELECT uai, academie FROM directory_sync.feed_registrations")
+    finally:
+        await conn.close()
+    assert [(r["uai"], r["academie"]) for r in registered] == [
+        (created["data"]["uai"], "Haute-Savoie")
+    ]
+
     # JSON logs carry the correlation and causation ids of the message at hand.
     applied = [
         r for w in pipeline.workers.values() for r in w.records() if r.get("event") == "applied"
@@ -118,3 +128,8 @@ async def test_same_order_twice_gives_one_school_one_invoice_one_of_each_email(p
         "claire.martin@example.org",
         "factures@example.org",
     ]
+    conn = await pipeline.stack.admin()
+    try:  # a manual school (075) is not fed from ONDE
+        assert await conn.fetchval("SELECT count(*) FROM directory_sync.feed_registrations") == 0
+    finally:
+        await conn.close()
