@@ -21,6 +21,14 @@ ACCOUNTS_DEACTIVATED: Final = "accounts.deactivated"
 ACCOUNTS_DELETED: Final = "accounts.deleted"
 DIRECTORY_SYNC_REQUESTED: Final = "directory.sync.requested"
 DIRECTORY_SYNCED: Final = "directory.synced"
+ACCOUNTS_CREATE_REQUESTED: Final = "accounts.create.requested"
+CLASS_RENAME_REQUESTED: Final = "class.rename.requested"
+CLASS_RENAMED: Final = "class.renamed"
+CLASS_TEACHERS_ASSIGN_REQUESTED: Final = "class.teachers.assign.requested"
+CLASS_TEACHERS_ASSIGNED: Final = "class.teachers.assigned"
+ACTIVATION_CODE_RENEW_REQUESTED: Final = "activation_code.renew.requested"
+ACTIVATION_CODE_RENEWED: Final = "activation_code.renewed"
+ACCOUNT_ACTIVATED: Final = "account.activated"
 
 # Step 3: credentials.
 CREDENTIALS_DISPATCH_REQUESTED: Final = "credentials.dispatch.requested"
@@ -38,8 +46,20 @@ WORKERS: Final = (ORDER_INTAKE, DIRECTORY_SYNC, ACCOUNT_MANAGER, CREDENTIAL_DISP
 SUBSCRIPTIONS: Final[dict[str, tuple[str, ...]]] = {
     ORDER_INTAKE: (ORDER_RECEIVED,),
     DIRECTORY_SYNC: (SCHOOL_INITIALISED,),
-    ACCOUNT_MANAGER: (SCHOOL_INITIALISED,),
-    CREDENTIAL_DISPATCH: (ACCOUNTS_CREATED, INVOICE_ISSUED),
+    ACCOUNT_MANAGER: (
+        SCHOOL_INITIALISED,
+        ACCOUNTS_CREATE_REQUESTED,
+        CLASS_RENAME_REQUESTED,
+        CLASS_TEACHERS_ASSIGN_REQUESTED,
+        ACTIVATION_CODE_RENEW_REQUESTED,
+        ACCOUNT_ACTIVATED,
+    ),
+    CREDENTIAL_DISPATCH: (
+        ACCOUNTS_CREATED,
+        INVOICE_ISSUED,
+        ACTIVATION_CODE_RENEWED,
+        ACCOUNT_ACTIVATED,
+    ),
 }
 
 # Events that upstream systems read; all of them are also bound to the integration queue,
@@ -53,4 +73,7 @@ UPSTREAM_EVENTS: Final = (
     ACCOUNTS_CREATED,
     CREDENTIALS_DISPATCHED,
     COMMAND_REJECTED,
+    CLASS_RENAMED,
+    CLASS_TEACHERS_ASSIGNED,
+    ACTIVATION_CODE_RENEWED,
 )

@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from services.account_manager import domain
+from services.account_manager import commands, domain
 from services.account_manager.settings import AccountManagerSettings
 from services.account_manager.store import AccountStore, NewAccount
 from shared import topics
@@ -13,6 +13,13 @@ from shared.contracts.accounts import (
     ClassesCreated,
     ClassInfo,
     CreatedAccount,
+)
+from shared.contracts.commands import (
+    AccountActivated,
+    AccountsCreateRequested,
+    ActivationCodeRenewRequested,
+    ClassRenameRequested,
+    ClassTeachersAssignRequested,
 )
 from shared.contracts.orders import SchoolInitialised
 from shared.envelope import Envelope, follow
@@ -114,4 +121,31 @@ def routes(
     async def on_school(event: Envelope[SchoolInitialised], *, store: AccountStore) -> None:
         await handle_school_initialised(event, store=store, activation_ttl=ttl, now=clock())
 
-    return {topics.SCHOOL_INITIALISED: Route(SchoolInitialised, on_school)}
+    async def on_create(event: Envelope[AccountsCreateRequested], *, store: AccountStore) -> None:
+        await commands.handle_accounts_create(event, store=store, activation_ttl=ttl, now=clock())
+
+    async def on_renew(
+        event: Envelope[ActivationCodeRenewRequested], *, store: AccountStore
+    ) -> None:
+        await commands.handle_activation_code_renew(
+            event, store=store, activation_ttl=ttl, now=clock()
+        )
+
+    async def on_activated(event: Envelope[AccountActivated], *, store: AccountStore) -> None:
+        await commands.handle_account_activated(event, store=store, now=clock())
+
+    rejected = commands.reject_invalid
+    return {
+        topics.SCHOOL_INITIALISED: Route(SchoolInitialised, on_school),
+        topics.ACCOUNTS_CREATE_REQUESTED: Route(AccountsCreateRequested, on_create, rejected),
+        topics.CLASS_RENAME_REQUESTED: Route(
+            ClassRenameRequested, commands.handle_class_rename, rejected
+        ),
+        topics.CLASS_TEACHERS_ASSIGN_REQUESTED: Route(
+            ClassTeachersAssignRequested, commands.handle_class_teachers_assign, rejected
+        ),
+        topics.ACTIVATION_CODE_RENEW_REQUESTED: Route(
+            ActivationCodeRenewRequested, on_renew, rejected
+        ),
+        topics.ACCOUNT_ACTIVATED: Route(AccountActivated, on_activated),
+    }

@@ -12,6 +12,7 @@ from services.credential_dispatch.store import (
 )
 from shared import topics
 from shared.contracts.accounts import AccountsCreated
+from shared.contracts.commands import AccountActivated, ActivationCodeRenewed
 from shared.contracts.orders import InvoiceIssued
 from shared.envelope import Envelope
 from shared.logs import get_logger
@@ -72,8 +73,22 @@ async def _open_dispatch(
     log.info("dispatch_opened", purpose=purpose, deliveries=len(deliveries))
 
 
+async def handle_code_renewed(
+    event: Envelope[ActivationCodeRenewed], *, store: DispatchStore
+) -> None:
+    await store.renew_code(event.data)
+
+
+async def handle_account_activated(
+    event: Envelope[AccountActivated], *, store: DispatchStore
+) -> None:
+    await store.mark_activated(event.data.account_id, event.data.activated_at or event.time)
+
+
 def routes() -> dict[str, Route[DispatchStore]]:
     return {
         topics.ACCOUNTS_CREATED: Route(AccountsCreated, handle_accounts_created),
         topics.INVOICE_ISSUED: Route(InvoiceIssued, handle_invoice_issued),
+        topics.ACTIVATION_CODE_RENEWED: Route(ActivationCodeRenewed, handle_code_renewed),
+        topics.ACCOUNT_ACTIVATED: Route(AccountActivated, handle_account_activated),
     }

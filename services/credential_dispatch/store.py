@@ -3,12 +3,14 @@
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
 from shared.contracts.accounts import CreatedAccount
+from shared.contracts.commands import ActivationCodeRenewed
 from shared.contracts.orders import InvoiceIssued
 from shared.db import Connection
 from shared.envelope import Contract, Envelope
@@ -81,6 +83,24 @@ class DispatchStore(TransactionStore):
                 )
                 for a in accounts
             ],
+        )
+
+    async def renew_code(self, renewed: ActivationCodeRenewed) -> None:
+        """The new code replaces the old one, which is never printed again."""
+        await self.conn.execute(
+            "UPDATE accounts SET activation_code = $2, activation_expires_at = $3,"
+            " updated_at = now() WHERE account_id = $1 AND activated_at IS NULL",
+            renewed.account_id,
+            renewed.activation_code,
+            renewed.activation_expires_at,
+        )
+
+    async def mark_activated(self, account_id: UUID, at: datetime) -> None:
+        await self.conn.execute(
+            "UPDATE accounts SET activated_at = coalesce(activated_at, $2),"
+            " activation_code = NULL, updated_at = now() WHERE account_id = $1",
+            account_id,
+            at,
         )
 
     async def add_invoice(self, invoice: InvoiceIssued) -> None:

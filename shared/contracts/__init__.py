@@ -1,6 +1,17 @@
 """Pydantic models of every message, and the registry from topic to model."""
 
 from shared.contracts.accounts import AccountsCreated, ClassesCreated
+from shared.contracts.commands import (
+    AccountActivated,
+    AccountsCreateRequested,
+    ActivationCodeRenewed,
+    ActivationCodeRenewRequested,
+    ClassRenamed,
+    ClassRenameRequested,
+    ClassTeachersAssigned,
+    ClassTeachersAssignRequested,
+    CommandRejected,
+)
 from shared.contracts.common import Reason
 from shared.contracts.credentials import CredentialsDispatched
 from shared.contracts.orders import (
@@ -23,6 +34,15 @@ CONTRACTS: dict[str, type[Contract]] = {
         ClassesCreated,
         AccountsCreated,
         CredentialsDispatched,
+        AccountsCreateRequested,
+        ClassRenameRequested,
+        ClassRenamed,
+        ClassTeachersAssignRequested,
+        ClassTeachersAssigned,
+        ActivationCodeRenewRequested,
+        ActivationCodeRenewed,
+        AccountActivated,
+        CommandRejected,
     )
 }
 

@@ -1,0 +1,317 @@
+"""account_manager's command handlers: the administrator's and the teachers' requests.
+
+Each command ends in exactly one event with its request id as correlationid: its
+success event, or ``command.rejected`` with reasons field by field and nothing changed.
+"""
+
+import uuid
+from datetime import date, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from services.account_manager import domain, scope
+from services.account_manager.store import AccountStore, NewAccount
+from shared.contracts.accounts import AccountsCreated, CreatedAccount
+from shared.contracts.commands import (
+    AccountActivated,
+    AccountsCreateRequested,
+    AccountToCreate,
+    ActivationCodeRenewed,
+    ActivationCodeRenewRequested,
+    ClassRenamed,
+    ClassRenameRequested,
+    ClassTeachersAssigned,
+    ClassTeachersAssignRequested,
+    CommandRejected,
+)
+from shared.contracts.common import Reason
+from shared.envelope import Envelope, RawEnvelope, follow
+from shared.errors import PermanentError
+from shared.logs import get_logger
+
+log = get_logger(__name__)
+SOURCE = "urn:one:account_manager"
+MatchKey = tuple[str, str, str, date | None]
+
+
+async def reject(event: Envelope[Any], reasons: list[Reason], *, store: AccountStore) -> None:
+    data = event.data
+    request_id = data.get("request_id") if isinstance(data, dict) else data.request_id
+    rejected = CommandRejected(
+        request_id=request_id if isinstance(request_id, str) else None,
+        command=event.type,
+        reasons=reasons,
+    )
+    await store.emit(follow(event, rejected, source=SOURCE))
+    log.info("command_rejected", reasons=[r.field for r in reasons])
+
+
+async def reject_invalid(event: RawEnvelope, reasons: list[Reason], *, store: AccountStore) -> None:
+    await reject(event, reasons, store=store)
+
+
+# accounts.create.requested ---------------------------------------------------------------
+
+
+async def handle_accounts_create(
+    event: Envelope[AccountsCreateRequested],
+    *,
+    store: AccountStore,
+    activation_ttl: timedelta,
+    now: datetime,
+) -> None:
+    command = event.data
+    requester = await store.requester(command.requested_by)
+    classes = await store.school_classes(command.school_id)
+    named = [UUID(c) for a in command.accounts for c in a.children if _is_uuid(c)]
+    children = await store.account_rows(named)
+    reasons = scope.check_create(command, requester, classes, children)
+    if not reasons:
+        reasons = await _duplicates(command, store=store)
+    school = await store.school(command.school_id)
+    if reasons or school is None:
+        await reject(
+            event, reasons or [Reason(field="school_id", message="unknown school")], store=store
+        )
+        return
+
+    created: dict[int, CreatedAccount] = {}
+    by_ref: dict[str, UUID] = {}
+    # Pupils before parents, so that a parent can name a pupil of the same request.
+    for index, wanted in sorted(
+        enumerate(command.accounts), key=lambda pair: pair[1].profile == "relative"
+    ):
+        account, login = await _create(wanted, command.school_id, activation_ttl, now, store=store)
+        if wanted.ref:
+            by_ref[wanted.ref] = account.account_id
+        child_ids = [by_ref[c] if c in by_ref else UUID(c) for c in wanted.children]
+        class_ids = await _place(account.account_id, wanted, child_ids, store=store)
+        created[index] = _event_account(
+            account, login, [classes[c].name for c in class_ids], child_ids
+        )
+    accounts = [created[i] for i in range(len(command.accounts))]
+    await store.emit(
+        follow(
+            event,
+            AccountsCreated(
+                school_id=school.school_id,
+                uai=school.uai,
+                school_name=school.name,
+                provisioning=school.provisioning,
+                accounts=accounts,
+            ),
+            source=SOURCE,
+        )
+    )
+    log.info("accounts_created", count=len(accounts))
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _key(wanted: AccountToCreate) -> MatchKey:
+    birth = wanted.birth_date if wanted.profile == "student" else None
+    return (
+        wanted.profile,
+        domain.fold_name_part(wanted.first_name),
+        domain.fold_name_part(wanted.last_name),
+        birth,
+    )
+
+
+async def _duplicates(command: AccountsCreateRequested, *, store: AccountStore) -> list[Reason]:
+    """The matching rule of DESIGN §4: same school, profile, folded names (and birth date
+    for a pupil) is the same person, unless the request says he is another one."""
+    checked = [(i, a, _key(a)) for i, a in enumerate(command.accounts) if not a.different_person]
+    keys = sorted({key for _, _, key in checked}, key=str)
+    # Two requests creating the same person at once must not both pass: one waits.
+    await store.lock_people(command.school_id, keys)
+    known = await store.existing_people(command.school_id, keys)
+    reasons: list[Reason] = []
+    seen: set[MatchKey] = set()
+    for index, wanted, key in checked:
+        if key in known or key in seen:
+            born = f", born {wanted.birth_date:%d/%m/%Y}" if wanted.profile == "student" else ""
+            reasons.append(
+                Reason(
+                    field=f"accounts.{index}",
+                    message=(
+                        f"{wanted.first_name} {wanted.last_name} ({wanted.profile}{born})"
+                        " already has an account in this school; send different_person: true"
+                        " if this is another person"
+                    ),
+                )
+            )
+        seen.add(key)
+    return reasons
+
+
+async def _create(
+    wanted: AccountToCreate, school_id: UUID, ttl: timedelta, now: datetime, *, store: AccountStore
+) -> tuple[NewAccount, str]:
+    account = NewAccount(
+        account_id=uuid.uuid4(),
+        school_id=school_id,
+        profile=wanted.profile,
+        first_name=wanted.first_name,
+        last_name=wanted.last_name,
+        email=wanted.email,
+        birth_date=wanted.birth_date,
+        activation_code=domain.new_activation_code(),
+        activation_expires_at=domain.activation_expiry(now, ttl),
+        first_folded=domain.fold_name_part(wanted.first_name),
+        last_folded=domain.fold_name_part(wanted.last_name),
+    )
+    base = domain.login_base(wanted.first_name, wanted.last_name)
+    return account, await store.add_account(account, login_base=base)
+
+
+async def _place(
+    account_id: UUID, wanted: AccountToCreate, child_ids: list[UUID], *, store: AccountStore
+) -> list[UUID]:
+    """Attach the new account to its classes; the classes it ends up in."""
+    if wanted.profile == "teacher":
+        for class_id in wanted.class_ids:
+            await store.set_class_teachers(
+                class_id, sorted({*await store.class_teachers(class_id), account_id}, key=str)
+            )
+        return list(wanted.class_ids)
+    class_ids = set(wanted.class_ids)
+    if child_ids:  # a parent is attached to the classes of his children
+        await store.link_children(account_id, child_ids)
+        for classes in (await store.classes_of(child_ids)).values():
+            class_ids |= classes
+    ordered = sorted(class_ids, key=str)
+    await store.link_classes(account_id, ordered)
+    return ordered
+
+
+def _event_account(
+    account: NewAccount, login: str, classes: list[str], children: list[UUID]
+) -> CreatedAccount:
+    return CreatedAccount(
+        account_id=account.account_id,
+        profile=account.profile,
+        first_name=account.first_name,
+        last_name=account.last_name,
+        login=login,
+        email=account.email,
+        birth_date=account.birth_date,
+        classes=classes,
+        children=children,
+        activation_code=account.activation_code,
+        activation_expires_at=account.activation_expires_at,
+    )
+
+
+# class.rename.requested, class.teachers.assign.requested ---------------------------------
+
+
+async def handle_class_rename(
+    event: Envelope[ClassRenameRequested], *, store: AccountStore
+) -> None:
+    command = event.data
+    klass = await store.class_row(command.class_id)
+    requester = await store.requester(command.requested_by)
+    reasons = scope.check_class_command(requester, klass, command.class_id, teacher_may=True)
+    name = " ".join(command.name.split())
+    if not reasons and klass is not None:
+        others = await store.class_names(klass.school_id, except_class=klass.class_id)
+        reasons = scope.class_name_taken(name, others)
+    if reasons or klass is None:
+        await reject(event, reasons, store=store)
+        return
+    await store.rename_class(klass.class_id, name)
+    await store.emit(
+        follow(
+            event,
+            ClassRenamed(
+                class_id=klass.class_id,
+                school_id=klass.school_id,
+                name=name,
+                request_id=command.request_id,
+            ),
+            source=SOURCE,
+        )
+    )
+
+
+async def handle_class_teachers_assign(
+    event: Envelope[ClassTeachersAssignRequested], *, store: AccountStore
+) -> None:
+    command = event.data
+    klass = await store.class_row(command.class_id)
+    requester = await store.requester(command.requested_by)
+    reasons = scope.check_class_command(requester, klass, command.class_id, teacher_may=False)
+    if not reasons and klass is not None:
+        named = [*command.add, *command.remove, *(command.set_to or [])]
+        reasons = scope.check_assign(command, klass, await store.account_rows(named))
+    if reasons or klass is None:
+        await reject(event, reasons, store=store)
+        return
+    teachers = scope.teachers_after(await store.class_teachers(klass.class_id), command)
+    await store.set_class_teachers(klass.class_id, teachers)
+    await store.emit(
+        follow(
+            event,
+            ClassTeachersAssigned(
+                class_id=klass.class_id,
+                school_id=klass.school_id,
+                teachers=teachers,
+                request_id=command.request_id,
+            ),
+            source=SOURCE,
+        )
+    )
+
+
+# activation codes ------------------------------------------------------------------------
+
+
+async def handle_activation_code_renew(
+    event: Envelope[ActivationCodeRenewRequested],
+    *,
+    store: AccountStore,
+    activation_ttl: timedelta,
+    now: datetime,
+) -> None:
+    command = event.data
+    account = (await store.account_rows([command.account_id])).get(command.account_id)
+    requester = await store.requester(command.requested_by)
+    reasons = scope.check_renew(requester, account, command.account_id)
+    if reasons or account is None:
+        await reject(event, reasons, store=store)
+        return
+    code = domain.new_activation_code()
+    expires = domain.activation_expiry(now, activation_ttl)
+    await store.renew_code(account.account_id, code, expires)
+    await store.emit(
+        follow(
+            event,
+            ActivationCodeRenewed(
+                account_id=account.account_id,
+                school_id=account.school_id,
+                activation_code=code,
+                activation_expires_at=expires,
+                request_id=command.request_id,
+            ),
+            source=SOURCE,
+        )
+    )
+
+
+async def handle_account_activated(
+    event: Envelope[AccountActivated], *, store: AccountStore, now: datetime
+) -> None:
+    activated = event.data
+    if await store.activate(activated.account_id, activated.activated_at or now):
+        log.info("account_activated", account_id=str(activated.account_id))
+        return
+    if not await store.account_rows([activated.account_id]):
+        raise PermanentError(f"account {activated.account_id} is unknown")
+    log.info("account_already_activated", account_id=str(activated.account_id))

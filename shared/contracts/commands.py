@@ -1,0 +1,128 @@
+"""Commands from the ENT's apps (the admin console, "Paramétrage de la classe") to
+account_manager, and the events that answer them.
+
+Every command carries ``request_id`` (also its correlationid) and ``requested_by`` (an
+account id); it gets exactly one outcome: its success event, or ``command.rejected``.
+"""
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import ConfigDict, Field, model_validator
+
+from shared import topics
+from shared.contracts.common import Email, Model, Name, Reason
+from shared.envelope import Contract
+
+RequestId = Annotated[str, Field(min_length=1, max_length=100)]
+CreatableProfile = Literal["teacher", "personnel", "student", "relative"]
+
+
+class Command(Contract):
+    request_id: RequestId
+    requested_by: UUID
+
+
+class AccountToCreate(Model):
+    """One person to create. ``ref`` names him within the request, so that a parent
+    created in the same request can list him among his ``children``."""
+
+    ref: Annotated[str, Field(max_length=60)] | None = None
+    profile: CreatableProfile
+    first_name: Name
+    last_name: Name
+    birth_date: date | None = None
+    email: Email | None = None
+    class_ids: list[UUID] = Field(default_factory=list, max_length=20)
+    # Account ids of existing pupils, or refs of pupils created by the same request.
+    children: list[Annotated[str, Field(min_length=1, max_length=60)]] = Field(
+        default_factory=list, max_length=20
+    )
+    # The school says this is another person than the existing one with the same name.
+    different_person: bool = False
+
+
+class AccountsCreateRequested(Command):
+    topic = topics.ACCOUNTS_CREATE_REQUESTED
+
+    school_id: UUID
+    accounts: list[AccountToCreate] = Field(min_length=1, max_length=500)
+
+
+class ClassTeachersAssignRequested(Command):
+    """Attach (``add``), detach (``remove``) or set the whole list (``set``)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    topic = topics.CLASS_TEACHERS_ASSIGN_REQUESTED
+
+    class_id: UUID
+    add: list[UUID] = Field(default_factory=list, max_length=100)
+    remove: list[UUID] = Field(default_factory=list, max_length=100)
+    set_to: list[UUID] | None = Field(default=None, alias="set", max_length=100)
+
+    @model_validator(mode="after")
+    def _one_way(self) -> "ClassTeachersAssignRequested":
+        if self.set_to is not None and (self.add or self.remove):
+            raise ValueError("give either set, or add and/or remove")
+        if self.set_to is None and not (self.add or self.remove):
+            raise ValueError("nothing to change: give add, remove or set")
+        return self
+
+
+class ClassRenameRequested(Command):
+    topic = topics.CLASS_RENAME_REQUESTED
+
+    class_id: UUID
+    name: Annotated[str, Field(min_length=1, max_length=60)]
+
+
+class ActivationCodeRenewRequested(Command):
+    topic = topics.ACTIVATION_CODE_RENEW_REQUESTED
+
+    account_id: UUID
+
+
+class AccountActivated(Contract):
+    """From the ENT: the account was activated; its code is spent."""
+
+    topic = topics.ACCOUNT_ACTIVATED
+
+    account_id: UUID
+    activated_at: datetime | None = None
+
+
+class CommandRejected(Contract):
+    topic = topics.COMMAND_REJECTED
+
+    request_id: str | None
+    command: str
+    reasons: list[Reason]
+
+
+class ClassRenamed(Contract):
+    topic = topics.CLASS_RENAMED
+
+    class_id: UUID
+    school_id: UUID
+    name: str
+    request_id: str | None = None
+
+
+class ClassTeachersAssigned(Contract):
+    topic = topics.CLASS_TEACHERS_ASSIGNED
+
+    class_id: UUID
+    school_id: UUID
+    teachers: list[UUID]
+    request_id: str | None = None
+
+
+class ActivationCodeRenewed(Contract):
+    topic = topics.ACTIVATION_CODE_RENEWED
+
+    account_id: UUID
+    school_id: UUID
+    activation_code: str
+    activation_expires_at: datetime
+    request_id: str | None = None
