@@ -44,6 +44,7 @@ test-fast: install services ## Unit and integration tiers only
 
 bench: install services ## Benchmarks; each prints its figures
 	$(BIN)/python -m bench.orders
+	$(BIN)/python -m bench.commands
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,99 @@
+"""What the benchmarks share: an isolated pipeline namespace, RSS/CPU watching, cleanup."""
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+
+import aio_pika
+import asyncpg
+import psutil
+
+from shared.messaging.topology import Names, all_queue_names
+from shared.settings import CommonSettings
+from tools.workers import WorkerProcess
+
+ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+@dataclass
+class Namespace:
+    """A database and broker names of their own, so a benchmark never sees other data."""
+
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+
+    @property
+    def database(self) -> str:
+        return f"one_bench_{self.tag}"
+
+    @property
+    def prefix(self) -> str:
+        return f"bench{self.tag}"
+
+    @property
+    def exchange(self) -> str:
+        return f"{self.prefix}.events"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {
+            "ONE_DATABASE_URL": f"postgresql://127.0.0.1:5432/{self.database}",
+            "ONE_EXCHANGE": self.exchange,
+            "ONE_TOPOLOGY_PREFIX": self.prefix,
+            "ONE_LOG_LEVEL": "INFO",
+            **extra,
+        }
+
+    async def drop(self) -> None:
+        connection = await aio_pika.connect(AMQP_URL)
+        async with connection:
+            channel = await connection.channel()
+            delays = CommonSettings.model_fields["retry_delays"].get_default(
+                call_default_factory=True
+            )
+            for queue in all_queue_names(Names(self.exchange, self.prefix), delays):
+                await channel.queue_delete(queue)
+        admin = await asyncpg.connect(ADMIN_URL)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@dataclass
+class Watch:
+    """Peak RSS and CPU seconds of worker processes (and of their children)."""
+
+    workers: dict[str, WorkerProcess]
+    peak: dict[str, float] = field(default_factory=dict)
+    children_peak: dict[str, float] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)
+    children_cpu: dict[str, float] = field(default_factory=dict)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            for name, worker in self.workers.items():
+                if worker.process is None or worker.process.returncode is not None:
+                    continue
+                try:
+                    proc = psutil.Process(worker.process.pid)
+                    kids = proc.children(recursive=True)
+                    rss = proc.memory_info().rss / 2**20
+                    kids_rss = sum(c.memory_info().rss for c in kids) / 2**20
+                    self.cpu[name] = sum(proc.cpu_times()[:2])
+                    if kids:
+                        self.children_cpu[name] = sum(sum(c.cpu_times()[:2]) for c in kids)
+                except psutil.NoSuchProcess:
+                    continue
+                self.peak[name] = max(self.peak.get(name, 0.0), rss)
+                if kids:
+                    self.children_peak[name] = max(self.children_peak.get(name, 0.0), kids_rss)
+            await asyncio.sleep(0.2)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def ready(value: bool) -> bool:
+    return value

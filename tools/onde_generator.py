@@ -1,0 +1,736 @@
+"""Realistic synthetic ONDE drops, for the tests, the demo and the benchmarks.
+
+One school's drop is three files, as an académie and the school produce them:
+``CSVExtraction-eleves.csv``, ``CSVExtraction-responsables.csv`` and ``enseignants.csv``,
+``;``-separated, ISO-8859-1, CRLF line ends, fields quoted, extra columns (addresses,
+phones, authorisations) that the feed ignores, and the partner organisations section at
+the end of the parents file.
+
+The content has what real schools have: accented, hyphenated and apostrophised names
+(Éloïse, Jean-Noël, N'DIAYE, LE GALL, LEFÈVRE), homonyms in different classes, twins,
+siblings in several classes, separated parents (one row each, two addresses), single
+parents, parents without email, a parent of four children (two rows), double-level
+classes ("CE1-CE2") and classes named after their teacher ("CM2 Mme Durand").
+
+Deterministic for a given (UAI, seed). Emails use the reserved ``example.org`` domains.
+
+    python -m tools.onde_generator --out var/feed --schools 20 --first-uai-number 1 \
+        --department 074 --seed 0
+"""
+
+import argparse
+import random
+import sys
+import time
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+PUPILS_FILE = "CSVExtraction-eleves.csv"
+PARENTS_FILE = "CSVExtraction-responsables.csv"
+TEACHERS_FILE = "enseignants.csv"
+ENCODING = "iso-8859-1"
+UAI_LETTERS = "ABCDEFGHJKLMNPRSTUVWXYZ"
+
+LEVELS = ("CP", "CE1", "CE2", "CM1", "CM2")
+CYCLES = {"CP": "CYCLE II", "CE1": "CYCLE II", "CE2": "CYCLE II", "CM1": "CYCLE III"}
+CYCLES["CM2"] = "CYCLE III"
+# Birth year of a pupil at the expected age for his level, school year 2025-2026.
+BIRTH_YEARS = {"CP": 2019, "CE1": 2018, "CE2": 2017, "CM1": 2016, "CM2": 2015}
+
+PUPILS_HEADER = (
+    "Nom Elève",
+    "Nom d'usage Elève",
+    "Prénom Elève",
+    "Date naissance",
+    "Sexe",
+    "Adresse1",
+    "Cp1",
+    "Commune1",
+    "Pays1",
+    "Adresse2",
+    "Cp2",
+    "Commune2",
+    "Pays2",
+    " Cycle",
+    "Niveau",
+    "Classe",
+    "Attestation fournie",
+    "Autorisations associations",
+    "Autorisations photos",
+    "Décision de passage",
+)
+PARENTS_HEADER = (
+    "Civilité Responsable",
+    "Nom usage responsable",
+    "Nom responsable",
+    "Prénom responsable",
+    "Adresse responsable",
+    "CP responsable",
+    "Commune responsable",
+    "Pays",
+    "Courriel",
+    "Téléphone domicile",
+    "Téléphone travail",
+    "Téléphone portable",
+) + ("Nom d'usage enfant", "Nom de famille enfant", "Prénom enfant", "Classes enfants") * 3
+ORGANISATIONS_HEADER = (
+    "Intitulé",
+    "Adresse Organisme",
+    "CP Organisme",
+    "Commune Organisme",
+    "Téléphone",
+    "Courriel",
+)
+TEACHERS_HEADER = (
+    "Civilité",
+    "Nom usage",
+    "Nom",
+    "Prénom",
+    "Adresse",
+    "CP",
+    "Commune",
+    "Pays",
+    "Courriel",
+    "Téléphone domicile",
+    "Téléphone portable",
+    "Directeur",
+    "Classe",
+)
+
+LAST_NAMES = (
+    "Martin", "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand",
+    "Leroy", "Moreau", "Simon", "Laurent", "Lefèvre", "Michel", "Garcia", "David",
+    "Bertrand", "Roux", "Vincent", "Fournier", "Morel", "Girard", "André", "Mercier",
+    "Dupont", "Lambert", "Bonnet", "François", "Legrand", "Garnier", "Faure", "Rousseau",
+    "Blanc", "Guérin", "Muller", "Henry", "Roussel", "Perrin", "Morin", "Mathieu",
+    "Clément", "Gauthier", "Dumont", "Lopez", "Fontaine", "Chevalier", "Robin", "Masson",
+    "Gérard", "Nguyen", "Boyer", "Denis", "Lemaire", "Duval", "Joly", "Roche", "Noël",
+    "Meyer", "Meunier", "Pérez", "Marchand", "Dufour", "Blanchard", "Barbier", "Brun",
+    "Dumas", "Brunet", "Schmitt", "Colin", "Fernandez", "Renard", "Arnaud", "Caron",
+    "Aubert", "Giraud", "Leclerc", "Vidal", "Bourgeois", "Renaud", "Lemoine", "Picard",
+    "Lacroix", "Fabre", "Dupuis", "Olivier", "Da Silva", "Hubert", "Guillot", "Rivière",
+    "Le Gall", "Le Goff", "Le Bihan", "N'Diaye", "Diallo", "Traoré", "Benali", "Haddad",
+    "Ben Saïd", "D'Almeida", "De La Fontaine", "Lévêque", "Béranger", "Crépin", "Desprès",
+    "Héraud", "Favre", "Pollet", "Mermoud", "Bouvier", "Dupraz", "Perrissin-Fabert",
+    "Burnier", "Schneider", "Weber", "Klein", "Hoffmann", "Kieffer", "Wagner", "Gaspard",
+    "Saint-Jean", "L'Héritier", "D'Aubigné", "Ménard", "Châtelain", "Bréhier", "Lefèbvre",
+)  # fmt: skip
+GIRLS = (
+    "Emma", "Jade", "Louise", "Alice", "Chloé", "Léa", "Lina", "Rose", "Anna", "Mia",
+    "Inès", "Ambre", "Julia", "Léna", "Zoé", "Manon", "Agathe", "Éloïse", "Héloïse",
+    "Anaïs", "Maëlys", "Noémie", "Clémence", "Margaux", "Lou", "Romane", "Camille",
+    "Océane", "Salomé", "Ophélie", "Aïcha", "Fatoumata", "Yasmine", "Thaïs", "Maïwenn",
+    "Cléa", "Maëlle", "Anne-Sophie", "Marie-Lou", "Élise", "Capucine", "Gaëlle",
+)  # fmt: skip
+BOYS = (
+    "Gabriel", "Léo", "Raphaël", "Arthur", "Louis", "Jules", "Adam", "Maël", "Lucas",
+    "Hugo", "Noah", "Liam", "Gabin", "Sacha", "Paul", "Nathan", "Aaron", "Mohamed",
+    "Ethan", "Tom", "Éliott", "Noé", "Timéo", "Théo", "Clément", "Baptiste", "Jean-Noël",
+    "Jean-Baptiste", "Loïc", "Anaël", "Yanis", "Ibrahima", "Mathéo", "Côme", "Ewen",
+    "Kélian", "Enzo", "Évan", "Zinédine", "Joachim",
+)  # fmt: skip
+WOMEN = (
+    "Marie", "Nathalie", "Isabelle", "Sylvie", "Catherine", "Céline", "Sandrine",
+    "Aurélie", "Émilie", "Stéphanie", "Valérie", "Hélène", "Sophie", "Élodie", "Laëtitia",
+    "Mélanie", "Virginie", "Géraldine", "Anne-Laure", "Marie-Hélène", "Fatima", "Khadija",
+    "Bérénice", "Audrey", "Caroline", "Delphine", "Agnès", "Mégane", "Soizic", "Maryvonne",
+)  # fmt: skip
+MEN = (
+    "Jean", "Philippe", "Nicolas", "Stéphane", "Christophe", "Sébastien", "Frédéric",
+    "Laurent", "Olivier", "Jérôme", "Cédric", "Julien", "Grégory", "Thierry", "Jean-Noël",
+    "Jean-François", "Pierre-Yves", "François", "Hervé", "Rémi", "Aurélien", "Mickaël",
+    "Karim", "Mamadou", "Youssef", "Benoît", "Gaël", "Yannick", "Anthony", "Éric",
+)  # fmt: skip
+STREETS = (
+    "rue de la Paix", "rue Victor Hugo", "chemin des Écoliers", "avenue du Général de Gaulle",
+    "impasse des Lilas", "route de la Gare", "place de l'Église", "allée des Tilleuls",
+    "rue Jean Jaurès", "rue du Moulin", "chemin de la Côte", "rue des Écoles",
+    "boulevard de l'Europe", "rue Pasteur", "rue du 8 Mai 1945", "montée des Châtaigniers",
+)  # fmt: skip
+COMMUNES = {
+    "074": (("Annecy", "74000"), ("Thônes", "74230"), ("Cluses", "74300"),
+            ("Sallanches", "74700"), ("Évian-les-Bains", "74500"),
+            ("La Roche-sur-Foron", "74800")),
+    "054": (("Nancy", "54000"), ("Lunéville", "54300"), ("Pont-à-Mousson", "54700"),
+            ("Toul", "54200")),
+    "055": (("Verdun", "55100"), ("Bar-le-Duc", "55000"), ("Commercy", "55200")),
+    "057": (("Metz", "57000"), ("Thionville", "57100"), ("Forbach", "57600"),
+            ("Sarreguemines", "57200")),
+    "088": (("Épinal", "88000"), ("Saint-Dié-des-Vosges", "88100"), ("Gérardmer", "88400")),
+    "008": (("Charleville-Mézières", "08000"), ("Sedan", "08200"), ("Rethel", "08300")),
+    "010": (("Troyes", "10000"), ("Romilly-sur-Seine", "10100"), ("Bar-sur-Aube", "10200")),
+    "051": (("Reims", "51100"), ("Châlons-en-Champagne", "51000"), ("Épernay", "51200")),
+    "052": (("Chaumont", "52000"), ("Saint-Dizier", "52100"), ("Langres", "52200")),
+}  # fmt: skip
+ACADEMIES = {"074": "grenoble", "008": "reims", "010": "reims", "051": "reims", "052": "reims"}
+ACADEMIES.update({"054": "nancy-metz", "055": "nancy-metz", "057": "nancy-metz"})
+ACADEMIES["088"] = "nancy-metz"
+EMAIL_DOMAINS = ("example.org", "example.net", "example.com")
+
+
+def fold(text: str) -> str:
+    """Lowercase ASCII letters and digits only (the parser's matching key)."""
+    text = text.lower().replace("œ", "oe").replace("æ", "ae")
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if c.isascii() and c.isalnum())
+
+
+def uai_for(department: str, number: int) -> str:
+    """A valid UAI: department (3 digits) + number (4 digits) + check letter."""
+    digits = f"{department}{number:04d}"
+    if len(digits) != 7 or not digits.isdigit():
+        raise ValueError(f"cannot make a UAI from department {department!r} and {number}")
+    return digits + UAI_LETTERS[int(digits) % 23]
+
+
+def _distinct(names: Sequence[str]) -> list[str]:
+    """Class names made distinct: "CP" twice -> "CP A", "CP B" (never a name already used)."""
+    result = list(names)
+    for name in dict.fromkeys(names):
+        indices = [i for i, n in enumerate(result) if n == name]
+        if len(indices) < 2:
+            continue
+        base = name[:-2] if name.endswith(" A") else name
+        letters = (f"{base} {c}" for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+        for i in indices:
+            result[i] = ""
+        for i in indices:
+            candidate = next(letters)
+            while candidate in result:
+                candidate = next(letters)
+            result[i] = candidate
+    return result
+
+
+# ---------------------------------------------------------------------------------------
+# The school, as the generator knows it (the truth the tests compare the parser with)
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Address:
+    line: str
+    postal_code: str
+    city: str
+
+
+@dataclass
+class GenPupil:
+    last_name: str
+    usage_name: str
+    first_name: str
+    sex: str
+    birth_date: date
+    level: str
+    class_name: str
+    family: int
+    addresses: list[Address] = field(default_factory=list)
+
+
+@dataclass
+class GenParent:
+    civility: str
+    last_name: str
+    usage_name: str
+    first_name: str
+    email: str
+    address: Address
+    phones: tuple[str, str, str]
+    family: int
+    children: list[GenPupil] = field(default_factory=list)
+
+
+@dataclass
+class GenTeacher:
+    civility: str
+    last_name: str
+    usage_name: str
+    first_name: str
+    email: str
+    director: bool
+    class_name: str
+
+
+@dataclass
+class School:
+    uai: str
+    classes: list[tuple[str, tuple[str, ...]]]  # (name, levels)
+    pupils: list[GenPupil]
+    parents: list[GenParent]
+    teachers: list[GenTeacher]
+    organisations: list[tuple[str, Address, str, str]]
+    # family ids of the special cases, for the tests
+    twins: list[int] = field(default_factory=list)
+    homonyms: list[tuple[int, int]] = field(default_factory=list)
+    four_children: list[int] = field(default_factory=list)
+    separated: list[int] = field(default_factory=list)
+
+
+class _Builder:
+    def __init__(self, uai: str, classes: int, pupils_per_class: int, seed: int) -> None:
+        if classes < 1 or pupils_per_class < 0:
+            raise ValueError("classes must be >= 1 and pupils_per_class >= 0")
+        self.rng = random.Random(f"onde:{uai}:{seed}")
+        self.uai = uai
+        department = uai[:3]
+        self.communes = COMMUNES.get(department, (("Ville-Exemple", f"{department[1:]}000"),))
+        self.home = self.rng.choice(self.communes)
+        self.academy = ACADEMIES.get(department, "exemple")
+        self.pupils: list[GenPupil] = []
+        self.parents: list[GenParent] = []
+        self.taken: set[tuple[str, str, str]] = set()  # (class, first, name) folded
+        self.identities: set[tuple[str, str, date]] = set()
+        self.parent_keys: set[tuple[str, str, str]] = set()
+        self.families = 0
+        self.emails = 0
+        self.teachers: list[GenTeacher] = []
+        self.classes = self._plan_classes(classes)
+        self.free = [pupils_per_class] * classes
+
+    # -- classes and teachers -------------------------------------------------------------
+
+    def _plan_classes(self, count: int) -> list[tuple[str, tuple[str, ...]]]:
+        rng = self.rng
+        plans: list[tuple[str, tuple[str, ...]]] = []
+        used_teacher_names: set[str] = set()
+        for i in range(count):
+            level_index = i * len(LEVELS) // count
+            level = LEVELS[level_index]
+            civility = rng.choice(("MME", "MME", "M."))
+            first = rng.choice(WOMEN if civility == "MME" else MEN)
+            last = rng.choice(LAST_NAMES)
+            while fold(last) in used_teacher_names:
+                last = rng.choice(LAST_NAMES)
+            used_teacher_names.add(fold(last))
+            style = i % 4
+            if style == 1 and level_index + 1 < len(LEVELS):
+                levels: tuple[str, ...] = (level, LEVELS[level_index + 1])
+                name = "-".join(levels)
+            elif style == 2:
+                levels, name = (level,), f"{level} A"
+            elif style == 3:
+                levels = (level,)
+                name = f"{level} {'Mme' if civility == 'MME' else 'M.'} {last}"
+            else:
+                levels, name = (level,), level
+            plans.append((name, levels))
+            self.teachers.append(
+                GenTeacher(
+                    civility=civility,
+                    last_name=last.upper(),
+                    usage_name="",
+                    first_name=first,
+                    email=self._email(first, last, f"ac-{self.academy}.example.org"),
+                    director=False,
+                    class_name=name,
+                )
+            )
+        names = _distinct([name for name, _ in plans])
+        for teacher, name in zip(self.teachers, names, strict=True):
+            teacher.class_name = name
+        self.teachers[self.rng.randrange(count)].director = True
+        if count >= 3:  # a teacher without class (part-time, covering the director's day off)
+            first = rng.choice(WOMEN)
+            birth_name = rng.choice([n for n in LAST_NAMES if fold(n) not in used_teacher_names])
+            married = rng.choice([n for n in LAST_NAMES if fold(n) not in used_teacher_names])
+            self.teachers.append(
+                GenTeacher(
+                    civility="MME",
+                    last_name=birth_name.upper(),
+                    usage_name=married.upper(),
+                    first_name=first,
+                    email=self._email(first, married, f"ac-{self.academy}.example.org"),
+                    director=False,
+                    class_name="",
+                )
+            )
+        return [(name, levels) for name, (_, levels) in zip(names, plans, strict=True)]
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _email(self, first: str, last: str, domain: str | None = None) -> str:
+        self.emails += 1
+        domain = domain or self.rng.choice(EMAIL_DOMAINS)
+        suffix = "" if domain.startswith("ac-") else str(self.emails)
+        return f"{fold(first)}.{fold(last)}{suffix}@{domain}"
+
+    def _address(self) -> Address:
+        rng = self.rng
+        city, postal_code = self.home if rng.random() < 0.8 else rng.choice(self.communes)
+        return Address(f"{rng.randrange(1, 120)} {rng.choice(STREETS)}", postal_code, city)
+
+    def _phones(self) -> tuple[str, str, str]:
+        rng = self.rng
+
+        def number(prefix: str) -> str:
+            digits = f"{prefix}{rng.randrange(10**8):08d}"
+            return " ".join(digits[i : i + 2] for i in range(0, 10, 2))
+
+        home = number("04") if rng.random() < 0.3 else ""
+        work = number("03") if rng.random() < 0.2 else ""
+        return home, work, number(rng.choice(("06", "07")))
+
+    def _free_classes(self, count: int, exclude: Sequence[int] = ()) -> list[int]:
+        """Up to ``count`` distinct classes with room, randomly."""
+        open_ = [i for i, free in enumerate(self.free) if free > 0 and i not in exclude]
+        return self.rng.sample(open_, min(count, len(open_)))
+
+    def _birth(self, level: str) -> date:
+        return date(BIRTH_YEARS[level], 1, 1) + timedelta(days=self.rng.randrange(365))
+
+    def _keys(
+        self, class_name: str, first: str, last: str, usage: str
+    ) -> set[tuple[str, str, str]]:
+        return {(fold(class_name), fold(first), fold(name)) for name in (last, usage) if name}
+
+    def _pupil(
+        self,
+        family: int,
+        class_index: int,
+        last: str,
+        siblings: Sequence[GenPupil],
+        *,
+        first: str | None = None,
+        sex: str | None = None,
+        birth: date | None = None,
+        usage: str = "",
+    ) -> GenPupil | None:
+        """A pupil in a class, with a first name no one in that class shares with him."""
+        rng = self.rng
+        class_name, levels = self.classes[class_index]
+        level = levels[0] if birth is not None else rng.choice(levels)
+        names_taken = {fold(s.first_name) for s in siblings}
+        for attempt in range(40):
+            pupil_sex = sex or rng.choice("MF")
+            pupil_first = first if first is not None and attempt == 0 else None
+            if pupil_first is None:
+                pupil_first = rng.choice(BOYS if pupil_sex == "M" else GIRLS)
+            pupil_birth = birth or self._birth(level)
+            keys = self._keys(class_name, pupil_first, last, usage)
+            identity = (fold(last), fold(pupil_first), pupil_birth)
+            if (
+                fold(pupil_first) not in names_taken
+                and not keys & self.taken
+                and identity not in self.identities
+            ):
+                break
+            if first is not None:
+                return None  # the name was imposed (homonym): it does not fit here
+        else:
+            return None
+        self.taken |= keys
+        self.identities.add(identity)
+        self.free[class_index] -= 1
+        pupil = GenPupil(
+            last_name=last.upper(),
+            usage_name=usage.upper(),
+            first_name=pupil_first,
+            sex=pupil_sex,
+            birth_date=pupil_birth,
+            level=level,
+            class_name=class_name,
+            family=family,
+        )
+        self.pupils.append(pupil)
+        return pupil
+
+    def _parent(
+        self, family: int, civility: str, last: str, usage: str, address: Address, email: bool
+    ) -> GenParent:
+        rng = self.rng
+        first = rng.choice(WOMEN if civility == "MME" else MEN)
+        for _ in range(50):
+            key = (fold(last), fold(usage), fold(first))
+            if key not in self.parent_keys:
+                break
+            first = rng.choice(WOMEN if civility == "MME" else MEN)
+        self.parent_keys.add((fold(last), fold(usage), fold(first)))
+        parent = GenParent(
+            civility=civility,
+            last_name=last.upper(),
+            usage_name=usage.upper(),
+            first_name=first,
+            email=self._email(first, usage or last) if email else "",
+            address=address,
+            phones=self._phones(),
+            family=family,
+        )
+        self.parents.append(parent)
+        return parent
+
+    # -- families -------------------------------------------------------------------------
+
+    def family(
+        self,
+        size: int,
+        *,
+        kind: str | None = None,
+        twins: bool = False,
+        name: str | None = None,
+        first: str | None = None,
+        sex: str | None = None,
+        classes: Sequence[int] | None = None,
+        emails: bool | None = None,
+    ) -> list[GenPupil]:
+        """One family: its children placed in classes with room, and its parents' rows."""
+        rng = self.rng
+        self.families += 1
+        family = self.families
+        last = name or rng.choice(LAST_NAMES)
+        mother_name = rng.choice(LAST_NAMES)
+        while fold(mother_name) == fold(last):
+            mother_name = rng.choice(LAST_NAMES)
+        kind = kind or rng.choices(("couple", "separated", "single"), (70, 20, 10))[0]
+        usage = f"{last}-{mother_name}" if kind == "couple" and rng.random() < 0.08 else ""
+
+        placed = list(classes) if classes is not None else self._free_classes(size)
+        children: list[GenPupil] = []
+        if twins:
+            target = placed[0] if placed else None
+            if target is not None and self.free[target] >= 2:
+                level = self.classes[target][1][0]
+                birth = self._birth(level)
+                for sex in rng.sample("MF", 2) if rng.random() < 0.5 else ("F", "F"):
+                    child = self._pupil(family, target, last, children, sex=sex, birth=birth)
+                    if child is not None:
+                        children.append(child)
+        else:
+            while len(placed) < size:  # fewer classes than children: share one
+                more = self._free_classes(1)
+                if not more:
+                    break
+                placed.append(more[0])
+            for class_index in placed[:size]:
+                if self.free[class_index] <= 0:
+                    continue
+                child = self._pupil(
+                    family, class_index, last, children, first=first, sex=sex, usage=usage
+                )
+                if child is not None:
+                    children.append(child)
+        if not children:
+            return []
+
+        def with_email() -> bool:
+            return emails if emails is not None else rng.random() < 0.88
+
+        home = self._address()
+        parents: list[GenParent] = []
+        if kind == "couple":
+            parents.append(self._parent(family, "M.", last, "", home, with_email()))
+            married = last if rng.random() < 0.6 else ""
+            parents.append(self._parent(family, "MME", mother_name, married, home, with_email()))
+        elif kind == "separated":
+            parents.append(self._parent(family, "M.", last, "", home, with_email()))
+            other = self._address()
+            while other == home:
+                other = self._address()
+            parents.append(self._parent(family, "MME", mother_name, "", other, with_email()))
+        else:
+            civility = rng.choice(("MME", "MME", "M."))
+            parent_name = last if civility == "M." else mother_name
+            parents.append(self._parent(family, civility, parent_name, "", home, with_email()))
+        children.sort(key=lambda c: (c.birth_date, c.first_name))
+        for parent in parents:
+            parent.children = list(children)
+        for child in children:
+            child.addresses = list(dict.fromkeys(p.address for p in parents))
+        return children
+
+    def build(self) -> School:
+        rng = self.rng
+        school = School(self.uai, self.classes, self.pupils, self.parents, self.teachers, [])
+
+        def family_of(children: list[GenPupil]) -> int | None:
+            return children[0].family if children else None
+
+        # The cases every school has, when it is big enough.
+        if sum(self.free) >= 4:
+            four = family_of(self.family(4, kind="couple", emails=True))
+            if four is not None and len(self.pupils) == 4:
+                school.four_children.append(four)
+        twins = family_of(self.family(2, twins=True, kind="couple"))
+        if twins is not None and len([p for p in self.pupils if p.family == twins]) == 2:
+            school.twins.append(twins)
+        separated = family_of(self.family(2, kind="separated"))
+        if separated is not None:
+            school.separated.append(separated)
+        self.family(1, kind="single", emails=False)
+        open_classes = self._free_classes(2)
+        if len(open_classes) == 2:
+            first_child = self.family(1, classes=open_classes[:1])
+            if first_child:
+                pupil = first_child[0]
+                second = self.family(
+                    1,
+                    name=pupil.last_name.title(),
+                    first=pupil.first_name,
+                    sex=pupil.sex,
+                    classes=open_classes[1:],
+                )
+                if second and fold(second[0].first_name) == fold(pupil.first_name):
+                    school.homonyms.append((pupil.family, second[0].family))
+        # Everyone else.
+        failures = 0
+        while sum(self.free) > 0 and failures < 50:  # 50 misses: no name fits any more
+            if rng.random() < 0.03:
+                placed = self.family(2, twins=True)
+            else:
+                placed = self.family(rng.choices((1, 2, 3, 4), (56, 31, 11, 2))[0])
+            failures = 0 if placed else failures + 1
+
+        city, postal_code = self.home
+        school.organisations = [
+            (f"Mairie de {city}", Address("1 place de la Mairie", postal_code, city),
+             "04 50 00 00 00", "mairie@example.org"),
+            (f"Accueil périscolaire de {city}", Address("2 rue des Écoles", postal_code, city),
+             "04 50 00 00 01", "periscolaire@example.org"),
+            ("Association des parents d'élèves", Address("2 rue des Écoles", postal_code, city),
+             "", "ape@example.org"),
+        ]  # fmt: skip
+        return school
+
+
+def build_school(
+    uai: str, *, classes: int = 6, pupils_per_class: int = 25, seed: int = 0
+) -> School:
+    """The school ``generate_school`` writes, as data (what the parser should find)."""
+    return _Builder(uai, classes, pupils_per_class, seed).build()
+
+
+# ---------------------------------------------------------------------------------------
+# Writing the files
+# ---------------------------------------------------------------------------------------
+
+
+def _quote(value: str) -> str:
+    if not value:
+        return ""
+    return '"' + value.replace('"', '""') + '"'
+
+
+def _row(values: Sequence[str], trailing: bool = False) -> str:
+    return ";".join(map(_quote, values)) + (";" if trailing else "")
+
+
+def _date(value: date) -> str:
+    return f"{value.day:02d}/{value.month:02d}/{value.year}"
+
+
+def render_school(school: School) -> dict[str, bytes]:
+    """The three files of a school, as bytes (ISO-8859-1, CRLF)."""
+    rng = random.Random(f"onde-render:{school.uai}")
+    pupils = [_row(PUPILS_HEADER)]
+    for p in sorted(school.pupils, key=lambda p: (fold(p.last_name), fold(p.first_name))):
+        first, second = (p.addresses + [Address("", "", "")] * 2)[:2]
+        pupils.append(
+            _row(
+                (
+                    p.last_name, p.usage_name, p.first_name, _date(p.birth_date), p.sex,
+                    first.line, first.postal_code, first.city, "FRANCE" if first.line else "",
+                    second.line, second.postal_code, second.city, "FRANCE" if second.line else "",
+                    CYCLES[p.level], p.level, p.class_name,
+                    rng.choice(("Oui", "Non")), rng.choice(("Oui", "Non")),
+                    rng.choice(("Oui", "Oui", "Non")), "",
+                ),
+                trailing=True,
+            )
+        )  # fmt: skip
+
+    parents = [_row(PARENTS_HEADER)]
+    for parent in sorted(
+        school.parents, key=lambda p: (fold(p.usage_name or p.last_name), fold(p.first_name))
+    ):
+        identity = (
+            parent.civility, parent.usage_name, parent.last_name, parent.first_name,
+            parent.address.line, parent.address.postal_code, parent.address.city, "FRANCE",
+            parent.email, *parent.phones,
+        )  # fmt: skip
+        for start in range(0, len(parent.children), 3):
+            cells = list(identity)
+            for child in parent.children[start : start + 3]:
+                cells += [child.usage_name, child.last_name, child.first_name, child.class_name]
+            cells += [""] * (len(PARENTS_HEADER) - len(cells))
+            parents.append(_row(cells))
+    parents.append(_row(ORGANISATIONS_HEADER))
+    for title, address, phone, email in school.organisations:
+        parents.append(_row((title, address.line, address.postal_code, address.city, phone, email)))
+
+    teachers = [_row(TEACHERS_HEADER)]
+    for t in sorted(school.teachers, key=lambda t: (fold(t.last_name), fold(t.first_name))):
+        teachers.append(
+            _row(
+                (
+                    t.civility, t.usage_name, t.last_name, t.first_name, "", "", "", "",
+                    t.email, "", "", "Oui" if t.director else "Non", t.class_name,
+                )
+            )
+        )  # fmt: skip
+
+    def encode(lines: list[str]) -> bytes:
+        return ("\r\n".join(lines) + "\r\n").encode(ENCODING)
+
+    return {
+        PUPILS_FILE: encode(pupils),
+        PARENTS_FILE: encode(parents),
+        TEACHERS_FILE: encode(teachers),
+    }
+
+
+def generate_school(
+    uai: str, *, classes: int = 6, pupils_per_class: int = 25, seed: int = 0
+) -> dict[str, bytes]:
+    """File name -> bytes of one school's drop (ISO-8859-1, ``;``, CRLF, like ONDE)."""
+    school = build_school(uai, classes=classes, pupils_per_class=pupils_per_class, seed=seed)
+    return render_school(school)
+
+
+def write_drop(root: Path, uai: str, **kwargs: int) -> Path:
+    """Write ``root/<uai>/`` with the three files; return the folder."""
+    folder = root / uai
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, content in generate_school(uai, **kwargs).items():
+        (folder / name).write_bytes(content)
+    return folder
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.onde_generator", description="Write synthetic ONDE drops."
+    )
+    parser.add_argument("--out", type=Path, required=True, help="feed directory to write into")
+    parser.add_argument("--schools", type=int, default=1)
+    parser.add_argument("--first-uai-number", type=int, default=1, help="4-digit school number")
+    parser.add_argument("--department", default="074", help="3 digits, e.g. 074")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--classes", type=int, default=6)
+    parser.add_argument("--pupils-per-class", type=int, default=25)
+    args = parser.parse_args(argv)
+    if not (len(args.department) == 3 and args.department.isdigit()):
+        parser.error("--department must be 3 digits, e.g. 074")
+    last = args.first_uai_number + args.schools - 1
+    if args.schools < 1 or args.first_uai_number < 0 or last > 9999:
+        parser.error("school numbers must stay within 0000-9999")
+    started = time.perf_counter()
+    for number in range(args.first_uai_number, last + 1):
+        write_drop(
+            args.out,
+            uai_for(args.department, number),
+            classes=args.classes,
+            pupils_per_class=args.pupils_per_class,
+            seed=args.seed,
+        )
+    elapsed = time.perf_counter() - started
+    print(
+        f"{args.schools} school(s) written to {args.out} "
+        f"({uai_for(args.department, args.first_uai_number)} … "
+        f"{uai_for(args.department, last)}) in {elapsed:.1f} s",
+        file=sys.stdout,
+    )
+
+
+if __name__ == "__main__":
+    main()
