@@ -78,7 +78,8 @@ class Watch:
                     proc = psutil.Process(worker.process.pid)
                     kids = proc.children(recursive=True)
                     rss = proc.memory_info().rss / 2**20
-                    kids_rss = sum(c.memory_info().rss for c in kids) / 2**20
+                    # Proportional set size: Chromium's processes share most of their pages.
+                    kids_rss = sum(c.memory_full_info().pss for c in kids) / 2**20
                     self.cpu[name] = sum(proc.cpu_times()[:2])
                     if kids:
                         self.children_cpu[name] = sum(sum(c.cpu_times()[:2]) for c in kids)

@@ -15,24 +15,20 @@ import statistics
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aio_pika
-import asyncpg
 import psutil
 
+from bench.common import AMQP_URL, Namespace, Watch, pct, ready
 from shared import topics
 from shared.contracts.common import uai_check_letter
 from shared.envelope import CONTENT_TYPE
 from tools import smtp_sink
 from tools.waits import eventually
 from tools.workers import WorkerProcess
-
-ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 
 def order_event(i: int, tag: str) -> bytes:
@@ -81,35 +77,6 @@ def order_event(i: int, tag: str) -> bytes:
     ).encode()
 
 
-@dataclass
-class RssWatch:
-    workers: dict[str, WorkerProcess]
-    peak: dict[str, float] = field(default_factory=dict)
-    browser_peak: float = 0.0
-    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds, last seen
-
-    async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            for name, worker in self.workers.items():
-                if worker.process is None or worker.process.returncode is not None:
-                    continue
-                try:
-                    proc = psutil.Process(worker.process.pid)
-                    rss = proc.memory_info().rss / 2**20
-                    kids = proc.children(recursive=True)
-                    children = sum(c.memory_info().rss for c in kids)
-                    own = proc.cpu_times()
-                    self.cpu[name] = own.user + own.system
-                    if kids:
-                        self.cpu["chromium"] = sum(sum(c.cpu_times()[:2]) for c in kids)
-                except psutil.NoSuchProcess:
-                    continue
-                self.peak[name] = max(self.peak.get(name, 0.0), rss)
-                if name == topics.CREDENTIAL_DISPATCH:
-                    self.browser_peak = max(self.browser_peak, children / 2**20)
-            await asyncio.sleep(0.2)
-
-
 async def raw_publish_rate(count: int) -> float:
     """Baseline: persistent publishes with confirms to a bare queue, as fast as it goes."""
     connection = await aio_pika.connect(AMQP_URL)
@@ -154,14 +121,9 @@ async def bare_pdf_ms(samples: int = 20) -> float:
     return statistics.median(times)
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 async def run(count: int) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:8]
-    database, prefix = f"one_bench_{tag}", f"bench{tag}"
+    ns = Namespace(tag)
     folder = Path(tempfile.mkdtemp(prefix="one-bench-"))
     port = 10025
     controller, sink = smtp_sink.start(folder, port=port)
@@ -174,16 +136,10 @@ async def run(count: int) -> dict[str, Any]:
         return await original(server, session, envelope)
 
     sink.handle_DATA = timed  # type: ignore[method-assign]
-    env = {
-        "ONE_DATABASE_URL": f"postgresql://127.0.0.1:5432/{database}",
-        "ONE_EXCHANGE": f"{prefix}.events",
-        "ONE_TOPOLOGY_PREFIX": prefix,
-        "ONE_SMTP_PORT": str(port),
-        "ONE_LOG_LEVEL": "INFO",
-    }
+    env = ns.env(ONE_SMTP_PORT=str(port))
     workers = {name: WorkerProcess(name, env) for name in topics.WORKERS}
     stop_watch = asyncio.Event()
-    watch = RssWatch(workers)
+    watch = Watch(workers)
     results: dict[str, Any] = {"orders": count}
     try:
         await asyncio.gather(*(w.start() for w in workers.values()))
@@ -191,7 +147,7 @@ async def run(count: int) -> dict[str, Any]:
         connection = await aio_pika.connect_robust(AMQP_URL)
         async with connection:
             channel = await connection.channel()
-            exchange = await channel.get_exchange(f"{prefix}.events")
+            exchange = await channel.get_exchange(ns.exchange)
             outcomes: set[str] = set()
             spy = await channel.declare_queue(exclusive=True, auto_delete=True)
             await spy.bind(exchange, routing_key=topics.CREDENTIALS_DISPATCHED)
@@ -220,7 +176,7 @@ async def run(count: int) -> dict[str, Any]:
             started = time.monotonic()
             sent = await publish(range(count))
             await eventually(
-                lambda: _ready(len(outcomes) >= count),
+                lambda: ready(len(outcomes) >= count),
                 timeout=900,
                 interval=0.2,
                 what="all orders dispatched",
@@ -235,7 +191,7 @@ async def run(count: int) -> dict[str, Any]:
             )
             # Let the invoices still on their way go out: the next order is alone.
             await eventually(
-                lambda: _ready(len(received_at) >= 2 * count),
+                lambda: ready(len(received_at) >= 2 * count),
                 timeout=600,
                 interval=0.2,
                 what="all invoices sent",
@@ -246,7 +202,7 @@ async def run(count: int) -> dict[str, Any]:
             single = await publish(range(count, count + 1))
             [(admin, published)] = single.items()
             await eventually(
-                lambda: _ready(admin in received_at),
+                lambda: ready(admin in received_at),
                 timeout=60,
                 interval=0.01,
                 what="single order's email",
@@ -256,36 +212,20 @@ async def run(count: int) -> dict[str, Any]:
         stop_watch.set()
         await asyncio.gather(*(w.stop() for w in workers.values()))
         controller.stop()
-        await _drop(database, prefix)
+        await ns.drop()
     await watcher
     print("load measured:", json.dumps(results), flush=True)
     results["peak_rss_mib"] = {k: round(v, 1) for k, v in watch.peak.items()}
-    results["chromium_peak_rss_mib"] = round(watch.browser_peak, 1)
+    results["chromium_peak_rss_mib"] = round(
+        watch.children_peak.get(topics.CREDENTIAL_DISPATCH, 0.0), 1
+    )
     results["cpu_seconds"] = {k: round(v, 1) for k, v in watch.cpu.items()}
+    results["cpu_seconds"]["chromium"] = round(
+        watch.children_cpu.get(topics.CREDENTIAL_DISPATCH, 0.0), 1
+    )
     results["baseline_raw_publish_confirm_msgs_per_s"] = await raw_publish_rate(count)
     results["baseline_bare_page_pdf_ms"] = await bare_pdf_ms()
     return results
-
-
-async def _ready(value: bool) -> bool:
-    return value
-
-
-async def _drop(database: str, prefix: str) -> None:
-    connection = await aio_pika.connect(AMQP_URL)
-    async with connection:
-        channel = await connection.channel()
-        from shared.messaging.topology import Names, all_queue_names
-
-        for queue in all_queue_names(
-            Names(f"{prefix}.events", prefix), [1.0, 5.0, 30.0, 120.0, 600.0]
-        ):
-            await channel.queue_delete(queue)
-    admin = await asyncpg.connect(ADMIN_URL)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 def report(r: dict[str, Any]) -> None:
@@ -300,7 +240,7 @@ def report(r: dict[str, Any]) -> None:
         ("order → admin email p99 (s)", f"{r['email_latency_p99_s']:.2f}", ""),
         ("single order → admin email (s)", f"{r['single_order_email_s']:.2f}", "≤ 1.5"),
         *[(f"peak RSS {k} (MiB)", f"{v}", "< 300") for k, v in r["peak_rss_mib"].items()],
-        ("peak RSS Chromium of credential_dispatch (MiB)", f"{r['chromium_peak_rss_mib']}", ""),
+        ("peak PSS Chromium of credential_dispatch (MiB)", f"{r['chromium_peak_rss_mib']}", ""),
         *[(f"CPU seconds {k}", f"{v}", "") for k, v in r["cpu_seconds"].items()],
         (
             "baseline: raw publish+confirm (msgs/s)",

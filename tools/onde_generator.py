@@ -19,6 +19,7 @@ Deterministic for a given (UAI, seed). Emails use the reserved ``example.org`` d
 """
 
 import argparse
+import functools
 import random
 import sys
 import time
@@ -171,6 +172,7 @@ ACADEMIES["088"] = "nancy-metz"
 EMAIL_DOMAINS = ("example.org", "example.net", "example.com")
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def fold(text: str) -> str:
     """Lowercase ASCII letters and digits only (the parser's matching key)."""
     text = text.lower().replace("œ", "oe").replace("æ", "ae")
@@ -366,8 +368,8 @@ class _Builder:
         rng = self.rng
 
         def number(prefix: str) -> str:
-            digits = f"{prefix}{rng.randrange(10**8):08d}"
-            return " ".join(digits[i : i + 2] for i in range(0, 10, 2))
+            n = rng.getrandbits(27) % 100_000_000
+            return f"{prefix} {n // 1_000_000:02d} {n // 10_000 % 100:02d} {n // 100 % 100:02d} {n % 100:02d}"
 
         home = number("04") if rng.random() < 0.3 else ""
         work = number("03") if rng.random() < 0.2 else ""
@@ -378,8 +380,10 @@ class _Builder:
         open_ = [i for i, free in enumerate(self.free) if free > 0 and i not in exclude]
         return self.rng.sample(open_, min(count, len(open_)))
 
-    def _birth(self, level: str) -> date:
-        return date(BIRTH_YEARS[level], 1, 1) + timedelta(days=self.rng.randrange(365))
+    def _birth(self, level: str, offset: int = 0) -> date:
+        """A birth date for a pupil of ``level``, ``offset`` years late (-1) or early (+1)."""
+        year = BIRTH_YEARS[level] + offset
+        return date(year, 1, 1) + timedelta(days=self.rng.randrange(365))
 
     def _keys(
         self, class_name: str, first: str, last: str, usage: str
@@ -408,11 +412,18 @@ class _Builder:
             pupil_first = first if first is not None and attempt == 0 else None
             if pupil_first is None:
                 pupil_first = rng.choice(BOYS if pupil_sex == "M" else GIRLS)
-            pupil_birth = birth or self._birth(level)
+            # Siblings who are not twins are born at least ten months apart: when the level
+            # leaves no room, one of them is a year late or early.
+            offset = rng.choice((-1, 1)) if attempt >= 20 else 0
+            pupil_birth = birth or self._birth(level, offset)
+            spaced = birth is not None or all(
+                abs((pupil_birth - s.birth_date).days) >= 300 for s in siblings
+            )
             keys = self._keys(class_name, pupil_first, last, usage)
             identity = (fold(last), fold(pupil_first), pupil_birth)
             if (
-                fold(pupil_first) not in names_taken
+                spaced
+                and fold(pupil_first) not in names_taken
                 and not keys & self.taken
                 and identity not in self.identities
             ):
@@ -583,10 +594,11 @@ class _Builder:
             failures = 0 if placed else failures + 1
 
         city, postal_code = self.home
+        of = "d'" if fold(city)[:1] in "aeiouy" else "de "
         school.organisations = [
-            (f"Mairie de {city}", Address("1 place de la Mairie", postal_code, city),
+            (f"Mairie {of}{city}", Address("1 place de la Mairie", postal_code, city),
              "04 50 00 00 00", "mairie@example.org"),
-            (f"Accueil périscolaire de {city}", Address("2 rue des Écoles", postal_code, city),
+            (f"Accueil périscolaire {of}{city}", Address("2 rue des Écoles", postal_code, city),
              "04 50 00 00 01", "periscolaire@example.org"),
             ("Association des parents d'élèves", Address("2 rue des Écoles", postal_code, city),
              "", "ape@example.org"),
@@ -606,14 +618,12 @@ def build_school(
 # ---------------------------------------------------------------------------------------
 
 
-def _quote(value: str) -> str:
-    if not value:
-        return ""
-    return '"' + value.replace('"', '""') + '"'
-
-
 def _row(values: Sequence[str], trailing: bool = False) -> str:
-    return ";".join(map(_quote, values)) + (";" if trailing else "")
+    """One CSV row: non-empty fields quoted (``"`` doubled), empty ones bare, as ONDE does."""
+    line = ";".join(
+        ('"' + v.replace('"', '""') + '"' if '"' in v else f'"{v}"') if v else "" for v in values
+    )
+    return line + ";" if trailing else line
 
 
 def _date(value: date) -> str:
