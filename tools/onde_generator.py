@@ -369,7 +369,8 @@ class _Builder:
 
         def number(prefix: str) -> str:
             n = rng.getrandbits(27) % 100_000_000
-            return f"{prefix} {n // 1_000_000:02d} {n // 10_000 % 100:02d} {n // 100 % 100:02d} {n % 100:02d}"
+            pairs = (n // 1_000_000, n // 10_000 % 100, n // 100 % 100, n % 100)
+            return "{} {:02d} {:02d} {:02d} {:02d}".format(prefix, *pairs)
 
         home = number("04") if rng.random() < 0.3 else ""
         work = number("03") if rng.random() < 0.2 else ""
