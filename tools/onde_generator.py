@@ -28,12 +28,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 PUPILS_FILE = "CSVExtraction-eleves.csv"
 PARENTS_FILE = "CSVExtraction-responsables.csv"
 TEACHERS_FILE = "enseignants.csv"
 ENCODING = "iso-8859-1"
 UAI_LETTERS = "ABCDEFGHJKLMNPRSTUVWXYZ"
+T = TypeVar("T")
 
 LEVELS = ("CP", "CE1", "CE2", "CM1", "CM2")
 CYCLES = {"CP": "CYCLE II", "CE1": "CYCLE II", "CE2": "CYCLE II", "CM1": "CYCLE III"}
@@ -271,15 +273,25 @@ class School:
     separated: list[int] = field(default_factory=list)
 
 
+class _Rng(random.Random):
+    """``choice`` and ``randrange(n)`` from a single ``random()`` call: this code is hot."""
+
+    def pick(self, seq: Sequence[T]) -> T:
+        return seq[int(self.random() * len(seq))]
+
+    def below(self, n: int) -> int:
+        return int(self.random() * n)
+
+
 class _Builder:
     def __init__(self, uai: str, classes: int, pupils_per_class: int, seed: int) -> None:
-        if classes < 1 or pupils_per_class < 0:
-            raise ValueError("classes must be >= 1 and pupils_per_class >= 0")
-        self.rng = random.Random(f"onde:{uai}:{seed}")
+        if not 1 <= classes <= 60 or pupils_per_class < 0:  # 1 to 60 classes: DESIGN §3
+            raise ValueError("classes must be within 1-60 and pupils_per_class >= 0")
+        self.rng = _Rng(f"onde:{uai}:{seed}")
         self.uai = uai
         department = uai[:3]
         self.communes = COMMUNES.get(department, (("Ville-Exemple", f"{department[1:]}000"),))
-        self.home = self.rng.choice(self.communes)
+        self.home = self.rng.pick(self.communes)
         self.academy = ACADEMIES.get(department, "exemple")
         self.pupils: list[GenPupil] = []
         self.parents: list[GenParent] = []
@@ -301,11 +313,11 @@ class _Builder:
         for i in range(count):
             level_index = i * len(LEVELS) // count
             level = LEVELS[level_index]
-            civility = rng.choice(("MME", "MME", "M."))
-            first = rng.choice(WOMEN if civility == "MME" else MEN)
-            last = rng.choice(LAST_NAMES)
+            civility = rng.pick(("MME", "MME", "M."))
+            first = rng.pick(WOMEN if civility == "MME" else MEN)
+            last = rng.pick(LAST_NAMES)
             while fold(last) in used_teacher_names:
-                last = rng.choice(LAST_NAMES)
+                last = rng.pick(LAST_NAMES)
             used_teacher_names.add(fold(last))
             style = i % 4
             if style == 1 and level_index + 1 < len(LEVELS):
@@ -335,9 +347,9 @@ class _Builder:
             teacher.class_name = name
         self.teachers[self.rng.randrange(count)].director = True
         if count >= 3:  # a teacher without class (part-time, covering the director's day off)
-            first = rng.choice(WOMEN)
-            birth_name = rng.choice([n for n in LAST_NAMES if fold(n) not in used_teacher_names])
-            married = rng.choice([n for n in LAST_NAMES if fold(n) not in used_teacher_names])
+            first = rng.pick(WOMEN)
+            birth_name = rng.pick([n for n in LAST_NAMES if fold(n) not in used_teacher_names])
+            married = rng.pick([n for n in LAST_NAMES if fold(n) not in used_teacher_names])
             self.teachers.append(
                 GenTeacher(
                     civility="MME",
@@ -355,14 +367,14 @@ class _Builder:
 
     def _email(self, first: str, last: str, domain: str | None = None) -> str:
         self.emails += 1
-        domain = domain or self.rng.choice(EMAIL_DOMAINS)
+        domain = domain or self.rng.pick(EMAIL_DOMAINS)
         suffix = "" if domain.startswith("ac-") else str(self.emails)
         return f"{fold(first)}.{fold(last)}{suffix}@{domain}"
 
     def _address(self) -> Address:
         rng = self.rng
-        city, postal_code = self.home if rng.random() < 0.8 else rng.choice(self.communes)
-        return Address(f"{rng.randrange(1, 120)} {rng.choice(STREETS)}", postal_code, city)
+        city, postal_code = self.home if rng.random() < 0.8 else rng.pick(self.communes)
+        return Address(f"{1 + rng.below(119)} {rng.pick(STREETS)}", postal_code, city)
 
     def _phones(self) -> tuple[str, str, str]:
         rng = self.rng
@@ -374,17 +386,17 @@ class _Builder:
 
         home = number("04") if rng.random() < 0.3 else ""
         work = number("03") if rng.random() < 0.2 else ""
-        return home, work, number(rng.choice(("06", "07")))
+        return home, work, number(rng.pick(("06", "07")))
 
-    def _free_classes(self, count: int, exclude: Sequence[int] = ()) -> list[int]:
+    def _free_classes(self, count: int) -> list[int]:
         """Up to ``count`` distinct classes with room, randomly."""
-        open_ = [i for i, free in enumerate(self.free) if free > 0 and i not in exclude]
+        open_ = [i for i, free in enumerate(self.free) if free > 0]
         return self.rng.sample(open_, min(count, len(open_)))
 
     def _birth(self, level: str, offset: int = 0) -> date:
         """A birth date for a pupil of ``level``, ``offset`` years late (-1) or early (+1)."""
         year = BIRTH_YEARS[level] + offset
-        return date(year, 1, 1) + timedelta(days=self.rng.randrange(365))
+        return date(year, 1, 1) + timedelta(days=self.rng.below(365))
 
     def _keys(
         self, class_name: str, first: str, last: str, usage: str
@@ -406,16 +418,16 @@ class _Builder:
         """A pupil in a class, with a first name no one in that class shares with him."""
         rng = self.rng
         class_name, levels = self.classes[class_index]
-        level = levels[0] if birth is not None else rng.choice(levels)
+        level = levels[0] if birth is not None else rng.pick(levels)
         names_taken = {fold(s.first_name) for s in siblings}
         for attempt in range(40):
-            pupil_sex = sex or rng.choice("MF")
+            pupil_sex = sex or rng.pick("MF")
             pupil_first = first if first is not None and attempt == 0 else None
             if pupil_first is None:
-                pupil_first = rng.choice(BOYS if pupil_sex == "M" else GIRLS)
+                pupil_first = rng.pick(BOYS if pupil_sex == "M" else GIRLS)
             # Siblings who are not twins are born at least ten months apart: when the level
             # leaves no room, one of them is a year late or early.
-            offset = rng.choice((-1, 1)) if attempt >= 20 else 0
+            offset = rng.pick((-1, 1)) if attempt >= 20 else 0
             pupil_birth = birth or self._birth(level, offset)
             spaced = birth is not None or all(
                 abs((pupil_birth - s.birth_date).days) >= 300 for s in siblings
@@ -453,12 +465,12 @@ class _Builder:
         self, family: int, civility: str, last: str, usage: str, address: Address, email: bool
     ) -> GenParent:
         rng = self.rng
-        first = rng.choice(WOMEN if civility == "MME" else MEN)
+        first = rng.pick(WOMEN if civility == "MME" else MEN)
         for _ in range(50):
             key = (fold(last), fold(usage), fold(first))
             if key not in self.parent_keys:
                 break
-            first = rng.choice(WOMEN if civility == "MME" else MEN)
+            first = rng.pick(WOMEN if civility == "MME" else MEN)
         self.parent_keys.add((fold(last), fold(usage), fold(first)))
         parent = GenParent(
             civility=civility,
@@ -491,10 +503,10 @@ class _Builder:
         rng = self.rng
         self.families += 1
         family = self.families
-        last = name or rng.choice(LAST_NAMES)
-        mother_name = rng.choice(LAST_NAMES)
+        last = name or rng.pick(LAST_NAMES)
+        mother_name = rng.pick(LAST_NAMES)
         while fold(mother_name) == fold(last):
-            mother_name = rng.choice(LAST_NAMES)
+            mother_name = rng.pick(LAST_NAMES)
         kind = kind or rng.choices(("couple", "separated", "single"), (70, 20, 10))[0]
         usage = f"{last}-{mother_name}" if kind == "couple" and rng.random() < 0.08 else ""
 
@@ -542,7 +554,7 @@ class _Builder:
                 other = self._address()
             parents.append(self._parent(family, "MME", mother_name, "", other, with_email()))
         else:
-            civility = rng.choice(("MME", "MME", "M."))
+            civility = rng.pick(("MME", "MME", "M."))
             parent_name = last if civility == "M." else mother_name
             parents.append(self._parent(family, civility, parent_name, "", home, with_email()))
         children.sort(key=lambda c: (c.birth_date, c.first_name))
@@ -633,7 +645,7 @@ def _date(value: date) -> str:
 
 def render_school(school: School) -> dict[str, bytes]:
     """The three files of a school, as bytes (ISO-8859-1, CRLF)."""
-    rng = random.Random(f"onde-render:{school.uai}")
+    rng = _Rng(f"onde-render:{school.uai}")
     pupils = [_row(PUPILS_HEADER)]
     for p in sorted(school.pupils, key=lambda p: (fold(p.last_name), fold(p.first_name))):
         first, second = (p.addresses + [Address("", "", "")] * 2)[:2]
@@ -644,8 +656,8 @@ def render_school(school: School) -> dict[str, bytes]:
                     first.line, first.postal_code, first.city, "FRANCE" if first.line else "",
                     second.line, second.postal_code, second.city, "FRANCE" if second.line else "",
                     CYCLES[p.level], p.level, p.class_name,
-                    rng.choice(("Oui", "Non")), rng.choice(("Oui", "Non")),
-                    rng.choice(("Oui", "Oui", "Non")), "",
+                    rng.pick(("Oui", "Non")), rng.pick(("Oui", "Non")),
+                    rng.pick(("Oui", "Oui", "Non")), "",
                 ),
                 trailing=True,
             )

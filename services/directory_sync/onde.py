@@ -23,6 +23,7 @@ as written (stripped); folding is only for recognising columns and matching peop
 
 import codecs
 import csv
+import functools
 import io
 import re
 import unicodedata
@@ -134,14 +135,17 @@ _LIGATURES = str.maketrans(
         "ŀ": "l",
     }
 )
-_ASCII_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+_NOT_ALNUM = re.compile("[^a-z0-9]+")
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a school's names repeat: classes, families
 def fold_name(text: str) -> str:
     """Lowercase, accents folded to ASCII, letters and digits only: ``N'Diaye`` -> ``ndiaye``."""
-    lowered = text.lower().translate(_LIGATURES)
-    decomposed = unicodedata.normalize("NFKD", lowered).lower().translate(_LIGATURES)
-    return "".join(char for char in decomposed if char in _ASCII_ALNUM)
+    lowered = text.lower()
+    if not lowered.isascii():
+        lowered = unicodedata.normalize("NFKD", lowered.translate(_LIGATURES))
+        lowered = lowered.lower().translate(_LIGATURES).encode("ascii", "ignore").decode()
+    return _NOT_ALNUM.sub("", lowered)
 
 
 def fold_header(name: str) -> str:
@@ -177,8 +181,12 @@ def _line_at(text: str, position: int) -> int:
     return prefix.count("\n") + prefix.count("\r") - prefix.count("\r\n") + 1
 
 
+_C1_BYTES = re.compile(b"[\x80-\x9f]")
+
+
 def _latin1(raw: bytes) -> str:
-    return raw.decode("iso-8859-1").translate(_C1_TO_CP1252)
+    text = raw.decode("iso-8859-1")
+    return text.translate(_C1_TO_CP1252) if _C1_BYTES.search(raw) else text
 
 
 def decode(raw: bytes, file: str) -> tuple[str, list[Problem]]:
@@ -336,7 +344,7 @@ def _optional(value: str) -> str | None:
     return value or None
 
 
-_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})|(\d{4})-(\d{2})-(\d{2})")
+_DATE = re.compile("([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})|([0-9]{4})-([0-9]{2})-([0-9]{2})")
 
 
 def _parse_date(text: str) -> date | None:
@@ -804,7 +812,7 @@ def check_truncation(text: str, file: str) -> list[Problem]:
 # The drop
 # ---------------------------------------------------------------------------------------
 
-_UAI = re.compile(r"\d{7}[A-Z]")
+_UAI = re.compile("[0-9]{7}[A-Z]")
 _UAI_LETTERS = "ABCDEFGHJKLMNPRSTUVWXYZ"
 # Kinds of file, by a word of their folded name; checked in this order ("responsables
 # des élèves" is a parents file).
@@ -886,8 +894,11 @@ def read_drop(folder: Path) -> Export:
             found[kind].append(path)
 
     texts: dict[str, tuple[str, str]] = {}  # kind -> (file name, text)
-    labels = {"pupils": "pupils (eleves)", "parents": "parents (responsables)"}
-    labels["teachers"] = "teachers (enseignants)"
+    labels = {
+        "pupils": "pupils (eleves)",
+        "parents": "parents (responsables)",
+        "teachers": "teachers (enseignants)",
+    }
     for kind, paths in found.items():
         if len(paths) > 1:
             names = ", ".join(p.name for p in paths)

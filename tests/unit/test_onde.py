@@ -1,0 +1,724 @@
+"""Reading ONDE drops (services.directory_sync.onde) and generating them (tools.onde_generator)."""
+
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from services.directory_sync.onde import (
+    Export,
+    Problem,
+    check_truncation,
+    decode,
+    fold_header,
+    fold_name,
+    parse_parents,
+    parse_pupils,
+    parse_teachers,
+    read_drop,
+)
+from tools.onde_generator import (
+    PARENTS_FILE,
+    PUPILS_FILE,
+    TEACHERS_FILE,
+    build_school,
+    generate_school,
+    main,
+    uai_for,
+    write_drop,
+)
+
+UAI = "0741234P"  # 0741234 % 23 = 14 -> P
+
+
+def cells(line: str) -> list[str]:
+    return line.split(";")
+
+
+PUPILS_HEADER = cells(
+    "Nom Elève;Nom d'usage Elève;Prénom Elève;Date naissance;Sexe;Adresse1;Cp1;Commune1;"
+    " Cycle;Niveau;Classe;Autorisations photos"
+)
+PUPILS = [
+    cells("LEFÈVRE;;Éloïse;04/02/2019;F;1 rue du Lac;74000;Annecy;CYCLE II;CP;CP A;Oui"),
+    cells(
+        "N'DIAYE;;Jean-Noël;17/09/2018;M;8 chemin des Écoliers;74000;Annecy;CYCLE II;CE1;"
+        "CE1-CE2;Non"
+    ),
+    cells(
+        "LE GALL;LE GALL-MARTIN;Maëlys;30/11/2017;F;3 place de l'Église;74230;Thônes;"
+        "CYCLE II;CE2;CE1-CE2;Oui"
+    ),
+    cells(
+        "LE GALL;;Côme;12/05/2015;M;3 place de l'Église;74230;Thônes;CYCLE III;CM2;"
+        "CM2 Mme Durand;Oui"
+    ),
+    cells("MARTIN;;Zoé;02/03/2016;F;;;;CYCLE III;CM1;CM1;Non"),
+]
+PARENTS_HEADER = (
+    cells(
+        "Civilité Responsable;Nom usage responsable;Nom responsable;Prénom responsable;"
+        "Adresse responsable;Courriel;Téléphone portable"
+    )
+    + cells("Nom d'usage enfant;Nom de famille enfant;Prénom enfant;Classes enfants") * 3
+)
+NO_CHILD = [""] * 4
+PARENTS = [
+    cells(
+        "MME;LE GALL;MARTIN;Hélène;3 place de l'Église;helene@example.org;06 12 34 56 78;"
+        "LE GALL-MARTIN;LE GALL;Maëlys;CE1-CE2;;LE GALL;Côme;CM2 Mme Durand"
+    )
+    + NO_CHILD,
+    cells("M.;;N'DIAYE;Mamadou;8 chemin des Écoliers;;07 12 34 56 78;;N'DIAYE;Jean-Noël;CE1-CE2")
+    + NO_CHILD * 2,
+]
+ORGANISATIONS = [
+    cells("Intitulé;Adresse Organisme;CP Organisme;Commune Organisme"),
+    cells("Mairie d'Annecy;1 place de l'Hôtel de Ville;74000;Annecy"),
+]
+TEACHERS_HEADER = cells("Civilité;Nom usage;Nom;Prénom;Courriel;Directeur;Classe")
+TEACHERS = [
+    cells("MME;DURAND;ROUX;Anne-Laure;al.durand@example.org;Oui;CM2 Mme Durand"),
+    cells("M.;;BÉRANGER;Gaël;;Non;CP A"),
+]
+
+
+def csv_text(
+    header: list[str], rows: list[list[str]], *, trailer: list[list[str]] | None = None
+) -> str:
+    """A CSV as ONDE writes it: ';', non-empty fields quoted, CRLF."""
+
+    def line(cells: list[str]) -> str:
+        return ";".join(f'"{c}"' if c else "" for c in cells)
+
+    return "".join(line(cells) + "\r\n" for cells in [header, *rows, *(trailer or [])])
+
+
+def shuffled(
+    header: list[str], rows: list[list[str]], seed: int, extra: int = 3
+) -> tuple[list[str], list[list[str]]]:
+    """The same table with its columns in another order and unknown columns added."""
+    rng = random.Random(seed)
+    header = header + [f"Colonne inconnue {i}" for i in range(extra)]
+    rows = [row + [f"x{i}" for i in range(extra)] for row in rows]
+    order = list(range(len(header)))
+    rng.shuffle(order)
+    return [header[i] for i in order], [[row[i] for i in order] for row in rows]
+
+
+def write(folder: Path, files: dict[str, bytes]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        (folder / name).write_bytes(content)
+    return folder
+
+
+def small_drop(encoding: str = "iso-8859-1") -> dict[str, bytes]:
+    return {
+        "CSVExtraction-eleves.csv": csv_text(PUPILS_HEADER, PUPILS).encode(encoding),
+        "CSVExtraction-responsables.csv": csv_text(
+            PARENTS_HEADER, PARENTS, trailer=ORGANISATIONS
+        ).encode(encoding),
+        "enseignants.csv": csv_text(TEACHERS_HEADER, TEACHERS).encode(encoding),
+    }
+
+
+def messages(problems: tuple[Problem, ...] | list[Problem]) -> str:
+    return " | ".join(p.message for p in problems)
+
+
+# ---------------------------------------------------------------------------------------
+# Folding
+# ---------------------------------------------------------------------------------------
+
+
+def test_fold_header_and_fold_name() -> None:
+    assert fold_header("Nom d'usage Elève") == "nomdusageeleve"
+    assert fold_header(" Cycle") == "cycle"
+    assert fold_header("PRÉNOM_ÉLÈVE") == "prenomeleve"
+    assert fold_name("Jean-Noël") == "jeannoel"
+    assert fold_name("N'Diaye") == "ndiaye"
+    assert fold_name("Cœur") == "coeur"
+    assert fold_name("LE GALL") == fold_name("Le Gall") == "legall"
+
+
+# ---------------------------------------------------------------------------------------
+# A small hand-written drop
+# ---------------------------------------------------------------------------------------
+
+
+def test_small_drop_reads_as_written(tmp_path: Path) -> None:
+    export = read_drop(write(tmp_path / UAI, small_drop()))
+
+    assert export.ok, export.errors
+    assert export.warnings == ()
+    assert export.suspicious == ()
+    assert export.uai == UAI
+    first = export.pupils[0]
+    assert (first.last_name, first.first_name, first.birth_date) == (
+        "LEFÈVRE",
+        "Éloïse",
+        date(2019, 2, 4),
+    )
+    assert (first.sex, first.cycle, first.level, first.class_name, first.line) == (
+        "F",
+        "CYCLE II",
+        "CP",
+        "CP A",
+        2,
+    )
+    assert first.usage_name is None
+    assert export.pupils[2].usage_name == "LE GALL-MARTIN"
+    # A class of two levels has no single level.
+    assert export.classes == (
+        ("CE1-CE2", None),
+        ("CM1", "CM1"),
+        ("CM2 Mme Durand", "CM2"),
+        ("CP A", "CP"),
+    )
+    helene, mamadou = export.parents
+    assert (helene.civility, helene.usage_name, helene.last_name, helene.email) == (
+        "MME",
+        "LE GALL",
+        "MARTIN",
+        "helene@example.org",
+    )
+    assert [(c.first_name, c.pupil_line) for c in helene.children] == [("Maëlys", 4), ("Côme", 5)]
+    assert mamadou.email is None
+    assert [c.pupil_line for c in mamadou.children] == [3]
+    durand, beranger = export.teachers
+    assert (durand.usage_name, durand.last_name, durand.director, durand.class_name) == (
+        "DURAND",
+        "ROUX",
+        True,
+        "CM2 Mme Durand",
+    )
+    assert (beranger.director, beranger.email, beranger.line) == (False, None, 3)
+
+
+def test_latin1_and_utf8_with_bom_give_the_same_export(tmp_path: Path) -> None:
+    latin1 = read_drop(write(tmp_path / "latin1" / UAI, small_drop("iso-8859-1")))
+    utf8 = read_drop(write(tmp_path / "utf8" / UAI, small_drop("utf-8-sig")))
+    plain_utf8 = read_drop(write(tmp_path / "plain" / UAI, small_drop("utf-8")))
+
+    assert latin1.ok and latin1.suspicious == ()
+    assert utf8 == latin1
+    assert plain_utf8 == latin1
+    assert latin1.pupils[0].first_name == "Éloïse"
+
+
+def test_generated_drop_parses_identically_in_utf8_with_bom(tmp_path: Path) -> None:
+    files = generate_school(UAI, classes=4, pupils_per_class=10, seed=3)
+    as_utf8 = {
+        name: b"\xef\xbb\xbf" + content.decode("iso-8859-1").encode("utf-8")
+        for name, content in files.items()
+    }
+    latin1 = read_drop(write(tmp_path / "a" / UAI, files))
+    utf8 = read_drop(write(tmp_path / "b" / UAI, as_utf8))
+    assert latin1.ok and latin1.suspicious == ()
+    assert utf8 == latin1
+
+
+def test_shuffled_columns_and_unknown_columns_still_parse() -> None:
+    pupils, errors, warnings = parse_pupils(csv_text(PUPILS_HEADER, PUPILS), "e.csv")
+    assert errors == [] and warnings == [] and len(pupils) == 5
+    for seed in range(5):
+        header, rows = shuffled(PUPILS_HEADER, PUPILS, seed)
+        assert parse_pupils(csv_text(header, rows), "e.csv") == (pupils, [], [])
+
+    teachers, errors, _ = parse_teachers(csv_text(TEACHERS_HEADER, TEACHERS), "t.csv")
+    assert errors == [] and len(teachers) == 2
+    header, rows = shuffled(TEACHERS_HEADER, TEACHERS, 7)
+    assert parse_teachers(csv_text(header, rows), "t.csv") == (teachers, [], [])
+
+
+def test_parent_columns_in_another_order_and_unknown_columns_still_parse() -> None:
+    """The repeated child groups are told apart by position, wherever they stand."""
+    parents, errors, _ = parse_parents(csv_text(PARENTS_HEADER, PARENTS), "r.csv")
+    assert errors == []
+    # Parent columns moved after the children, unknown columns everywhere; groups keep order.
+    parent_part, child_part = PARENTS_HEADER[:7], PARENTS_HEADER[7:]
+    header = ["INE", *child_part, "Pays", *parent_part[::-1]]
+    rows = [["1", *row[7:], "FRANCE", *row[:7][::-1]] for row in PARENTS]
+    assert parse_parents(csv_text(header, rows), "r.csv") == (parents, [], [])
+
+
+def test_header_names_with_other_case_accents_and_spaces_are_recognised() -> None:
+    header = [
+        "NOM ELEVE",
+        "nom_d_usage_eleve",
+        "  Prénom   élève ",
+        "DATE NAISSANCE",
+        "sexe",
+        "CYCLE",
+        "niveau",
+        "CLASSE",
+    ]
+    rows = [["DUPONT", "", "Léa", "1/9/2018", "F", "CYCLE II", "CE1", "CE1"]]
+    pupils, errors, _ = parse_pupils(csv_text(header, rows), "e.csv")
+    assert errors == []
+    assert [(p.last_name, p.first_name, p.birth_date, p.class_name) for p in pupils] == [
+        ("DUPONT", "Léa", date(2018, 9, 1), "CE1")
+    ]
+    teachers, errors, _ = parse_teachers(
+        "CIVILITE;NOM USAGE;nom;PRENOM;COURRIEL;directeur;classe\r\nM.;;Durand;Luc;;OUI;CP\r\n",
+        "t.csv",
+    )
+    assert errors == [] and teachers[0].director is True and teachers[0].class_name == "CP"
+
+
+# ---------------------------------------------------------------------------------------
+# Parents: organisations, several rows for one parent
+# ---------------------------------------------------------------------------------------
+
+
+def test_trailing_organisation_rows_are_not_parents() -> None:
+    text = csv_text(PARENTS_HEADER, PARENTS, trailer=ORGANISATIONS)
+    parents, errors, warnings = parse_parents(text, "r.csv")
+    assert errors == [] and warnings == []
+    assert [p.first_name for p in parents] == ["Hélène", "Mamadou"]
+    assert all("Mairie" not in p.last_name + p.first_name for p in parents)
+    # Without its section header, the organisation would be read as a parent (with no child).
+    text = csv_text(PARENTS_HEADER, PARENTS + ORGANISATIONS[1:])
+    _, _, warnings = parse_parents(text, "r.csv")
+    assert [(w.line, "no child" in w.message) for w in warnings] == [(4, True)]
+
+
+def test_a_parent_with_four_children_spans_two_rows_and_is_one_parent() -> None:
+    identity = cells("M.;;LEFÈVRE;Jean-Noël;1 rue du Lac;jn@example.org;06 12 34 56 78")
+    eloise, come, zoe, adam = (
+        cells(";LEFÈVRE;Éloïse;CP A"),
+        cells(";LEFÈVRE;Côme;CE1-CE2"),
+        cells(";LEFÈVRE;Zoé;CM1"),
+        cells(";LEFÈVRE;Adam;CM2 Mme Durand"),
+    )
+    rows = [
+        identity + eloise + come + zoe,
+        identity + adam + NO_CHILD * 2,
+        cells("MME;;LEFÈVRE;Hélène;9 rue du Port;;") + eloise + NO_CHILD * 2,
+    ]
+    parents, errors, warnings = parse_parents(csv_text(PARENTS_HEADER, rows), "r.csv")
+    assert errors == [] and warnings == []
+    assert len(parents) == 2
+    father = parents[0]
+    assert father.lines == (2, 3)
+    assert [c.first_name for c in father.children] == ["Éloïse", "Côme", "Zoé", "Adam"]
+    assert [c.line for c in father.children] == [2, 2, 2, 3]
+    assert parents[1].lines == (4,)
+
+
+def test_same_names_with_different_emails_are_two_parents() -> None:
+    child = cells(";MARTIN;Zoé;CM1") + NO_CHILD * 2
+    rows = [cells(f"M.;;MARTIN;Jean;;{email};") + child for email in ("a@ex.org", "b@ex.org")]
+    parents, _, _ = parse_parents(csv_text(PARENTS_HEADER, rows), "r.csv")
+    assert len(parents) == 2
+
+
+# ---------------------------------------------------------------------------------------
+# Errors, located
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("parse", "header", "rows", "missing"),
+    [
+        (parse_pupils, PUPILS_HEADER, PUPILS, "Prénom Elève"),
+        (parse_pupils, PUPILS_HEADER, PUPILS, "Date naissance"),
+        (parse_pupils, PUPILS_HEADER, PUPILS, "Classe"),
+        (parse_parents, PARENTS_HEADER, PARENTS, "Nom responsable"),
+        (parse_parents, PARENTS_HEADER, PARENTS, "Prénom enfant"),
+        (parse_teachers, TEACHERS_HEADER, TEACHERS, "Prénom"),
+    ],
+)
+def test_a_missing_mandatory_column_is_an_error_naming_it_on_line_1(
+    parse: Callable[[str, str], tuple[list[Any], list[Problem], list[Problem]]],
+    header: list[str],
+    rows: list[list[str]],
+    missing: str,
+) -> None:
+    keep = [i for i, name in enumerate(header) if name != missing]
+    text = csv_text([header[i] for i in keep], [[row[i] for i in keep] for row in rows])
+    result, errors, _ = parse(text, "some-file.csv")
+    assert result == []
+    assert Problem("some-file.csv", 1, f"mandatory column '{missing}' missing") in errors
+
+
+def test_missing_mandatory_column_through_read_drop(tmp_path: Path) -> None:
+    files = small_drop()
+    keep = [i for i, name in enumerate(PUPILS_HEADER) if name != "Nom Elève"]
+    files["CSVExtraction-eleves.csv"] = csv_text(
+        [PUPILS_HEADER[i] for i in keep], [[r[i] for i in keep] for r in PUPILS]
+    ).encode("iso-8859-1")
+    export = read_drop(write(tmp_path / UAI, files))
+    assert not export.ok
+    assert (
+        Problem("CSVExtraction-eleves.csv", 1, "mandatory column 'Nom Elève' missing")
+        in export.errors
+    )
+
+
+@pytest.mark.parametrize(
+    "bad", ["31/02/2018", "2018/02/01", "demain", "12/13/2018", "01/01/1850", ""]
+)
+def test_an_invalid_or_missing_birth_date_is_an_error_with_its_line(bad: str) -> None:
+    rows = [list(row) for row in PUPILS]
+    rows[2][3] = bad  # file line 4
+    pupils, errors, _ = parse_pupils(csv_text(PUPILS_HEADER, rows), "e.csv")
+    assert [(e.file, e.line) for e in errors] == [("e.csv", 4)]
+    assert "birth date" in errors[0].message and "Maëlys" in errors[0].message
+    assert len(pupils) == 4
+
+
+def test_a_child_matching_no_pupil_is_an_error_with_its_line(tmp_path: Path) -> None:
+    files = small_drop()
+    rows = [*PARENTS, cells("MME;;DUBOIS;Léa;;;;;DUBOIS;Noé;CP A") + NO_CHILD * 2]
+    files["CSVExtraction-responsables.csv"] = csv_text(PARENTS_HEADER, rows).encode("latin-1")
+    export = read_drop(write(tmp_path / UAI, files))
+    assert not export.ok
+    [error] = export.errors
+    assert (error.file, error.line) == ("CSVExtraction-responsables.csv", 4)
+    assert "Noé DUBOIS" in error.message and "no pupil" in error.message
+
+
+def test_a_child_matching_several_pupils_is_a_warning(tmp_path: Path) -> None:
+    files = small_drop()
+    homonym = cells("MARTIN;;Zoé;03/03/2016;F;;;;CYCLE III;CM1;CM1;")
+    files["CSVExtraction-eleves.csv"] = csv_text(PUPILS_HEADER, [*PUPILS, homonym]).encode(
+        "latin-1"
+    )
+    rows = [*PARENTS, cells("M.;;MARTIN;Paul;;;;;MARTIN;Zoé;CM1") + NO_CHILD * 2]
+    files["CSVExtraction-responsables.csv"] = csv_text(PARENTS_HEADER, rows).encode("latin-1")
+    export = read_drop(write(tmp_path / UAI, files))
+    assert export.ok
+    [warning] = export.warnings
+    assert (warning.file, warning.line) == ("CSVExtraction-responsables.csv", 4)
+    assert "matches 2 pupils" in warning.message
+    assert export.parents[-1].children[0].pupil_line is None
+
+
+def test_a_child_is_matched_by_usage_name_and_class_tells_homonyms_apart(tmp_path: Path) -> None:
+    files = small_drop()
+    homonym = cells("N'DIAYE;;Jean-Noël;01/01/2016;M;;;;CYCLE III;CM1;CM1;")
+    files["CSVExtraction-eleves.csv"] = csv_text(PUPILS_HEADER, [*PUPILS, homonym]).encode(
+        "latin-1"
+    )
+    rows = [list(row) for row in PARENTS]
+    rows[0][8] = ""  # Maëlys named by her usage name only
+    files["CSVExtraction-responsables.csv"] = csv_text(PARENTS_HEADER, rows).encode("latin-1")
+    export = read_drop(write(tmp_path / UAI, files))
+    assert export.ok and export.warnings == ()
+    assert [c.pupil_line for c in export.parents[0].children] == [4, 5]
+    assert [c.pupil_line for c in export.parents[1].children] == [3]  # not line 7 (CM1)
+
+
+def test_a_child_named_in_another_class_is_linked_with_a_warning(tmp_path: Path) -> None:
+    """His name is found once in the school: it is him, the class was written differently."""
+    files = small_drop()
+    rows = [list(row) for row in PARENTS]
+    rows[1][10] = "CM1"  # Jean-Noël N'DIAYE is in CE1-CE2
+    files["CSVExtraction-responsables.csv"] = csv_text(PARENTS_HEADER, rows).encode("latin-1")
+    export = read_drop(write(tmp_path / UAI, files))
+    assert export.ok
+    [warning] = export.warnings
+    assert warning.line == 3 and "differs" in warning.message
+    assert [c.pupil_line for c in export.parents[1].children] == [3]
+
+
+def test_drop_level_errors_and_warnings(tmp_path: Path) -> None:
+    missing = read_drop(tmp_path / UAI)
+    assert not missing.ok and "missing" in missing.errors[0].message
+
+    only_pupils = {"CSVExtraction-eleves.csv": small_drop()["CSVExtraction-eleves.csv"]}
+    export = read_drop(write(tmp_path / "a" / UAI, only_pupils))
+    assert export.ok and len(export.pupils) == 5
+    assert len(export.warnings) == 2  # no parents file, no teachers file
+
+    no_pupils = {k: v for k, v in small_drop().items() if "eleves" not in k}
+    export = read_drop(write(tmp_path / "b" / UAI, no_pupils))
+    assert not export.ok and "no pupils file" in messages(export.errors)
+
+    empty = small_drop() | {"enseignants.csv": b"\r\n"}
+    export = read_drop(write(tmp_path / "c" / UAI, empty))
+    assert Problem("enseignants.csv", None, "empty file") in export.errors
+
+    header_only = small_drop() | {"CSVExtraction-eleves.csv": csv_text(PUPILS_HEADER, []).encode()}
+    export = read_drop(write(tmp_path / "d" / UAI, header_only))
+    assert not export.ok and "no pupil" in messages(export.errors)
+
+    # Names recognised whatever their case and accents; hidden and partial files ignored.
+    renamed = {
+        "EXTRACTION_ÉLÈVES.CSV": small_drop()["CSVExtraction-eleves.csv"],
+        ".CSVExtraction-responsables.csv.part": b"garbage",
+        "Responsables.csv": small_drop()["CSVExtraction-responsables.csv"],
+    }
+    export = read_drop(write(tmp_path / "e" / UAI, renamed))
+    assert export.ok and len(export.pupils) == 5 and len(export.parents) == 2
+
+    not_a_uai = read_drop(write(tmp_path / "f" / "0741234A", small_drop()))
+    assert not not_a_uai.ok and "not a UAI" in messages(not_a_uai.errors)
+
+
+def test_comma_separated_file_is_an_error() -> None:
+    pupils, errors, _ = parse_pupils("Nom Elève,Prénom Elève\r\nA,B\r\n", "e.csv")
+    assert pupils == [] and errors[0].line == 1 and "';'" in errors[0].message
+
+
+# ---------------------------------------------------------------------------------------
+# Suspicious files: truncation and encoding
+# ---------------------------------------------------------------------------------------
+
+
+def test_a_truncated_last_row_is_suspicious(tmp_path: Path) -> None:
+    files = generate_school(UAI, classes=3, pupils_per_class=10, seed=1)
+    content = files[PUPILS_FILE]
+    last_row = content.rstrip(b"\r\n").rindex(b"\r\n") + 2
+    files[PUPILS_FILE] = content[: last_row + 60]  # the copy stopped in the middle of a row
+    export = read_drop(write(tmp_path / UAI, files))
+    assert {p.file for p in export.suspicious} == {PUPILS_FILE}
+    assert any(
+        "truncated" in p.message and p.line == content.count(b"\n")  # the last row's line
+        for p in export.suspicious
+    )
+
+    # Even ending with a line break, a last row shorter than every other row is suspicious.
+    text = csv_text(TEACHERS_HEADER, TEACHERS) + '"M.";;"DURAND";"Luc"\r\n'
+    [problem] = check_truncation(text, "t.csv")
+    assert problem.line == 4 and "4 of 7" in problem.message
+
+
+def test_a_file_cut_inside_a_quoted_field_is_suspicious(tmp_path: Path) -> None:
+    files = generate_school(UAI, classes=2, pupils_per_class=5, seed=2)
+    content = files[TEACHERS_FILE]
+    files[TEACHERS_FILE] = content[: content.rindex(b'"Non"') + 2]
+    export = read_drop(write(tmp_path / UAI, files))
+    assert any(p.file == TEACHERS_FILE for p in export.suspicious)
+
+
+def test_short_rows_without_a_final_line_break_or_with_an_open_quote_are_suspicious() -> None:
+    # Rows that all leave out their trailing empty fields are a habit, not a truncation...
+    assert check_truncation("Nom;Prénom;Classe\r\nMARTIN;Léa\r\nDUPONT;Noé\r\n", "t") == []
+    # ...unless the last one ends the file without a line break: the copy may have stopped.
+    [problem] = check_truncation("Nom;Prénom;Classe\r\nMARTIN;Léa\r\nDUPONT;Noé", "t")
+    assert problem.line == 3 and "line break" in problem.message
+    # A quoted field never closed swallows the end of the file, whatever the field count.
+    [problem] = check_truncation('Nom;Prénom;Classe\r\nMARTIN;Léa;"CP\r\n', "t")
+    assert "quoted field" in problem.message
+
+
+def test_complete_files_are_not_suspicious() -> None:
+    assert check_truncation(csv_text(TEACHERS_HEADER, TEACHERS), "t.csv") == []
+    # No final line break but a complete last row: a school's hand-written file.
+    assert check_truncation(csv_text(TEACHERS_HEADER, TEACHERS).rstrip(), "t.csv") == []
+    # Organisation rows are shorter than parent rows: they have their own header.
+    text = csv_text(PARENTS_HEADER, PARENTS, trailer=ORGANISATIONS)
+    assert check_truncation(text, "r.csv") == []
+
+
+def test_mojibake_is_suspicious(tmp_path: Path) -> None:
+    files = small_drop("utf-8")
+    # UTF-8 bytes read as Latin-1 then written again as UTF-8: "é" becomes "Ã©".
+    files["CSVExtraction-eleves.csv"] = (
+        files["CSVExtraction-eleves.csv"].decode("latin-1").encode("utf-8")
+    )
+    export = read_drop(write(tmp_path / UAI, files))
+    assert [p.file for p in export.suspicious] == ["CSVExtraction-eleves.csv"] * len(
+        export.suspicious
+    )
+    assert export.suspicious and "mojibake" in messages(export.suspicious)
+    assert export.suspicious[0].line == 1  # "Elève" in the header already
+
+
+def test_decode_flags_encoding_problems() -> None:
+    assert decode("Prénom;Nom\r\n".encode("latin-1"), "f") == ("Prénom;Nom\r\n", [])
+    assert decode(b"\xef\xbb\xbfPr\xc3\xa9nom", "f") == ("Prénom", [])
+    # Windows-1252 letters in a "Latin-1" file are letters, not controls.
+    assert decode("Cœur’s".encode("cp1252") + b"\xe9", "f") == ("Cœur’sé", [])
+
+    for raw, line in [
+        ("a\r\nAndré".encode().decode("cp1252").encode(), 2),  # double-encoded, via cp1252
+        ("a\nb\nD’Arc".encode().decode("cp1252").encode(), 3),
+        (b"Andr\xe9\r\nx\x81y", 2),  # a byte neither Latin-1 nor Windows-1252 letter
+        (b"\xef\xbb\xbfAndr\xe9", 1),  # a byte order mark, then Latin-1
+        ("Nom\r\nAndr\ufffd".encode(), 2),
+        (b"Nom\x00;x", 1),
+    ]:
+        _, problems = decode(raw, "f.csv")
+        assert problems, raw
+        assert problems[0].file == "f.csv" and problems[0].line == line, (raw, problems)
+        assert problems[0].message.startswith("suspicious encoding")
+    assert decode("Nom".encode("utf-16"), "f")[1]
+
+
+# ---------------------------------------------------------------------------------------
+# The generator
+# ---------------------------------------------------------------------------------------
+
+
+def test_generator_output_is_onde_like_bytes() -> None:
+    files = generate_school(UAI)
+    assert set(files) == {PUPILS_FILE, PARENTS_FILE, TEACHERS_FILE}
+    for name, content in files.items():
+        text = content.decode("iso-8859-1")
+        assert content.endswith(b"\r\n") and "\n" not in text.replace("\r\n", ""), name
+        with pytest.raises(UnicodeDecodeError):  # really Latin-1, with accents
+            content.decode("utf-8")
+    parents = files[PARENTS_FILE].decode("iso-8859-1").splitlines()
+    assert parents[0].count("Prénom enfant") == 3
+    section = [i for i, line in enumerate(parents) if line.startswith('"Intitulé";"Adresse')]
+    assert len(section) == 1 and 1 <= len(parents) - section[0] - 1 <= 5
+
+
+def test_generator_round_trips_through_read_drop(tmp_path: Path) -> None:
+    school = build_school(UAI, classes=6, pupils_per_class=25, seed=0)
+    export = read_drop(write_drop(tmp_path, UAI, classes=6, pupils_per_class=25, seed=0))
+
+    assert export.ok, export.errors[:5]
+    assert export.warnings == () and export.suspicious == ()
+    assert len(export.pupils) == 150
+    assert len(export.parents) == len(school.parents)
+    assert len(export.teachers) == len(school.teachers) == 7  # one without a class
+    assert len(export.classes) == 6
+    assert sum(t.director for t in export.teachers) == 1
+    assert {p.level for p in export.pupils} == {"CP", "CE1", "CE2", "CM1", "CM2"}
+    # Every child of every parent is one pupil; every pupil has a parent.
+    children = [c for parent in export.parents for c in parent.children]
+    assert all(c.pupil_line is not None for c in children)
+    assert {c.pupil_line for c in children} == {p.line for p in export.pupils}
+    assert_realistic(export)
+    # The four-children family: one parent per row pair, four children, both parents.
+    [four] = school.four_children
+    assert [len(p.children) for p in school.parents if p.family == four] == [4, 4]
+    # Separated parents: one row each, at two addresses, both parents of the same children.
+    [family] = school.separated
+    father, mother = (p for p in school.parents if p.family == family)
+    assert father.address != mother.address
+    linked = [
+        {c.pupil_line for c in p.children}
+        for p in export.parents
+        if (fold_name(p.last_name), fold_name(p.first_name))
+        in {(fold_name(q.last_name), fold_name(q.first_name)) for q in (father, mother)}
+    ]
+    assert len(linked) == 2 and linked[0] == linked[1]
+
+
+def assert_realistic(export: Export) -> None:
+    pupils = {p.line: p for p in export.pupils}
+    parents_of: dict[int, set[int]] = {}
+    for i, parent in enumerate(export.parents):
+        for child in parent.children:
+            assert child.pupil_line is not None
+            parents_of.setdefault(child.pupil_line, set()).add(i)
+
+    # Twins: same parents, same birth date, different first names.
+    twins = [
+        (a, b)
+        for a in export.pupils
+        for b in export.pupils
+        if a.line < b.line
+        and a.birth_date == b.birth_date
+        and fold_name(a.last_name) == fold_name(b.last_name)
+        and parents_of[a.line] == parents_of[b.line]
+    ]
+    assert twins and all(a.first_name != b.first_name for a, b in twins)
+    # Homonyms: same first and last name, different classes, different parents.
+    by_name: dict[tuple[str, str], list[int]] = {}
+    for p in export.pupils:
+        by_name.setdefault((fold_name(p.first_name), fold_name(p.last_name)), []).append(p.line)
+    homonyms = [lines for lines in by_name.values() if len(lines) > 1]
+    assert any(
+        len({pupils[line].class_name for line in lines}) == len(lines)
+        and not set.intersection(*(parents_of[line] for line in lines))
+        for lines in homonyms
+    )
+    # Siblings sharing both parents, in several classes.
+    families = Counter(frozenset(parents) for parents in parents_of.values())
+    assert any(len(family) == 2 and count >= 2 for family, count in families.items())
+    assert any(
+        len({pupils[c.pupil_line].class_name for c in parent.children if c.pupil_line}) >= 2
+        for parent in export.parents
+    )
+    # A parent with four children on two rows; parents without email; names with
+    # accents, hyphens, apostrophes and spaces.
+    assert any(len(p.children) == 4 and len(p.lines) == 2 for p in export.parents)
+    assert any(p.email is None for p in export.parents)
+    assert any(p.email is not None for p in export.parents)
+    people = [*export.pupils, *export.parents]
+    first_names = {p.first_name for p in people}
+    last_names = {p.last_name for p in people}
+    assert any(set(name) & set("éèëïçÉÈ") for name in first_names | last_names)
+    assert any("-" in name for name in first_names)
+    assert any("'" in name for name in last_names)
+    assert any(" " in name for name in last_names)
+
+
+def test_generator_is_deterministic_by_seed() -> None:
+    assert generate_school(UAI, seed=4) == generate_school(UAI, seed=4)
+    assert generate_school(UAI, seed=4) != generate_school(UAI, seed=5)
+    assert generate_school(UAI, seed=4) != generate_school("0741235R", seed=4)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    classes=st.integers(1, 14),
+    pupils_per_class=st.integers(1, 32),
+    seed=st.integers(0, 10**6),
+    department=st.sampled_from(["074", "054", "057", "008", "051", "075"]),
+)
+def test_any_generated_school_reads_back_cleanly(
+    classes: int, pupils_per_class: int, seed: int, department: str
+) -> None:
+    uai = uai_for(department, seed % 10_000)
+    school = build_school(uai, classes=classes, pupils_per_class=pupils_per_class, seed=seed)
+    files = generate_school(uai, classes=classes, pupils_per_class=pupils_per_class, seed=seed)
+    pupils, errors, warnings = parse_pupils(files[PUPILS_FILE].decode("latin-1"), PUPILS_FILE)
+    assert (errors, warnings) == ([], [])
+    assert len(pupils) == classes * pupils_per_class
+    parents, errors, warnings = parse_parents(files[PARENTS_FILE].decode("latin-1"), PARENTS_FILE)
+    assert (errors, warnings) == ([], [])
+    assert len(parents) == len(school.parents)
+    teachers, errors, warnings = parse_teachers(
+        files[TEACHERS_FILE].decode("latin-1"), TEACHERS_FILE
+    )
+    assert (errors, warnings, len(teachers)) == ([], [], len(school.teachers))
+    for name, content in files.items():
+        assert decode(content, name)[1] == []
+        assert check_truncation(content.decode("latin-1"), name) == []
+
+
+def test_uais_are_valid() -> None:
+    assert uai_for("001", 1) == "0010001W"  # DESIGN §3
+    assert uai_for("074", 1234) == UAI
+
+
+def test_generator_command_line_writes_valid_drops(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main(["--out", str(tmp_path), "--schools", "3", "--first-uai-number", "41"])
+    main(["--out", str(tmp_path / "x"), "--schools", "1", "--department", "057", "--seed", "2"])
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "x") == [
+        uai_for("074", 41),
+        uai_for("074", 42),
+        uai_for("074", 43),
+    ]
+    assert [p.name for p in (tmp_path / "x").iterdir()] == [uai_for("057", 1)]
+    for folder in [*tmp_path.glob("074*"), *(tmp_path / "x").iterdir()]:
+        export = read_drop(folder)
+        assert export.ok and export.suspicious == () and len(export.pupils) == 150
+    assert "3 school(s) written" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path), "--schools", "2", "--first-uai-number", "9999"])
+
+
+def test_generator_is_fast() -> None:
+    started = time.perf_counter()
+    for number in range(100):
+        generate_school(uai_for("074", number), classes=4, pupils_per_class=25)
+    # 2,000 such schools must take well under a minute: 100 in well under 3 s.
+    assert time.perf_counter() - started < 3.0
