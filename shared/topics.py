@@ -59,6 +59,10 @@ SUBSCRIPTIONS: Final[dict[str, tuple[str, ...]]] = {
         INVOICE_ISSUED,
         ACTIVATION_CODE_RENEWED,
         ACCOUNT_ACTIVATED,
+        CLASSES_CREATED,
+        CLASS_RENAMED,
+        CLASS_TEACHERS_ASSIGNED,
+        CREDENTIALS_DISPATCH_REQUESTED,
     ),
 }
 

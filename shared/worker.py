@@ -153,7 +153,12 @@ class Worker:
             await self._consumer.stop(self.settings.drain_seconds)
         self._stop.set()
         if self._tasks:
-            await asyncio.wait(self._tasks, timeout=self.settings.drain_seconds)
+            _, late = await asyncio.wait(self._tasks, timeout=self.settings.drain_seconds)
+            # Loops still busy past the drain are cancelled before their resources close
+            # under them: their claimed work stays claimed and comes back when its lease ends.
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
         if self._relay is not None:
             await self._relay.drain(timeout=5.0)
         for close in reversed(self._closers):

@@ -34,8 +34,9 @@ class FileSink:
         (self.mail_dir / f"{number:04d}-{to}.eml").write_bytes(raw)
         for part in message.iter_attachments():
             name = _safe(part.get_filename() or f"{number:04d}.bin")
-            payload: Any = part.get_content()
-            (self.pdf_dir / name).write_bytes(payload)
+            payload: Any = part.get_content()  # str for a text/* attachment (CSV)
+            data = payload.encode() if isinstance(payload, str) else payload
+            (self.pdf_dir / name).write_bytes(data)
         return "250 Message accepted for delivery"
 
 

@@ -5,6 +5,7 @@ success event, or ``command.rejected`` with reasons field by field and nothing c
 """
 
 import uuid
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -86,9 +87,7 @@ async def handle_accounts_create(
             by_ref[wanted.ref] = account.account_id
         child_ids = [by_ref[c] if c in by_ref else UUID(c) for c in wanted.children]
         class_ids = await _place(account.account_id, wanted, child_ids, store=store)
-        created[index] = _event_account(
-            account, login, [classes[c].name for c in class_ids], child_ids
-        )
+        created[index] = _event_account(account, login, class_ids, classes, child_ids)
     accounts = [created[i] for i in range(len(command.accounts))]
     await store.emit(
         follow(
@@ -192,7 +191,11 @@ async def _place(
 
 
 def _event_account(
-    account: NewAccount, login: str, classes: list[str], children: list[UUID]
+    account: NewAccount,
+    login: str,
+    class_ids: list[UUID],
+    classes: Mapping[UUID, scope.ClassRow],
+    children: list[UUID],
 ) -> CreatedAccount:
     return CreatedAccount(
         account_id=account.account_id,
@@ -202,7 +205,8 @@ def _event_account(
         login=login,
         email=account.email,
         birth_date=account.birth_date,
-        classes=classes,
+        classes=[classes[c].name for c in class_ids],
+        class_ids=class_ids,
         children=children,
         activation_code=account.activation_code,
         activation_expires_at=account.activation_expires_at,

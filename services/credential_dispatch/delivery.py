@@ -9,21 +9,29 @@ one is reported as undeliverable.
 
 import asyncio
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.message import EmailMessage
+from typing import Any
 from uuid import UUID
 
 from services.credential_dispatch import domain
-from services.credential_dispatch.documents import Documents, MailContent, SheetAccount
+from services.credential_dispatch.documents import (
+    Documents,
+    MailContent,
+    SheetAccount,
+)
+from services.credential_dispatch.exports import ExportRow, credentials_csv
 from services.credential_dispatch.mailer import Mailer, build_message
-from services.credential_dispatch.renderer import PdfRenderer
+from services.credential_dispatch.renderer import PdfRenderer, merge_pdfs
 from services.credential_dispatch.settings import CredentialDispatchSettings
-from services.credential_dispatch.store import Delivery, DeliveryQueries
+from services.credential_dispatch.store import Delivery, DeliveryQueries, Dispatch
 from shared.contracts.orders import InvoiceIssued
 from shared.errors import Failure, PermanentError, classify, describe
 from shared.logs import get_logger
 from shared.runtime import Waker
 
 log = get_logger(__name__)
+NO_CLASS = "Sans classe"
 
 
 class DeliveryLoop:
@@ -165,6 +173,19 @@ class DeliveryLoop:
                 ),
                 filename=f"fiche-de-connexion-{account.login}.pdf",
             )
+        if delivery.kind == "sheet" and delivery.account_id is not None:
+            row = await self._queries.account_sheet(delivery.account_id)
+            if row is None:
+                raise PermanentError(f"account {delivery.account_id} is unknown here")
+            account = domain.sheet_account(row)
+            for_parent = account.profile == "student"
+            return Document(
+                subject=account,
+                content=self._documents.sheet_email(account, for_parent=for_parent),
+                filename=f"fiche-de-connexion-{account.login}.pdf",
+            )
+        if delivery.kind == "print":
+            return await self._print(delivery)
         if delivery.kind == "invoice" and delivery.invoice_number is not None:
             stored = await self._queries.invoice_document(delivery.invoice_number)
             if stored is None:
@@ -177,7 +198,90 @@ class DeliveryLoop:
             )
         raise PermanentError(f"delivery of unknown kind {delivery.kind!r}")
 
-    def _html(self, subjects: list[SheetAccount | InvoiceIssued]) -> str:
+    async def _print(self, delivery: Delivery) -> "Document":
+        """The requester's document: printed once and stored, then found again by a retry."""
+        dispatch = await self._queries.dispatch(delivery.dispatch_id)
+        rows = await self._queries.account_sheets(dispatch.selection or [])
+        accounts = [domain.sheet_account(r) for r in rows]
+        stored = (
+            await self._queries.stored_document(dispatch.document_id)
+            if (dispatch.document_id)
+            else None
+        )
+        if stored is None:
+            filename, content_type, content = await self._make_print(dispatch, rows, accounts)
+            document_id = await self._queries.store_document(
+                dispatch, filename=filename, content_type=content_type, content=content
+            )
+        else:
+            assert dispatch.document_id is not None
+            (filename, content_type, content), document_id = stored, dispatch.document_id
+        if delivery.recipient is None:
+            raise PermanentError(
+                f"the requester has no email address: fetch document {document_id}"
+            )
+        school = accounts[0].school_name if accounts else ""
+        classes = sorted({c for a in accounts for c in a.classes[:1]})
+        return Document(
+            subject=PrintJob(str(document_id)),
+            content=self._documents.print_email(
+                school_name=school,
+                count=len(accounts),
+                classes=classes,
+                layout=dispatch.layout or "detailed",
+                document_id=str(document_id),
+            ),
+            filename=filename,
+            pdf=content,
+            content_type=content_type,
+        )
+
+    async def _make_print(
+        self, dispatch: Dispatch, rows: list[dict[str, Any]], accounts: list[SheetAccount]
+    ) -> tuple[str, str, bytes]:
+        stamp = datetime.now(UTC)
+        if dispatch.layout == "csv":
+            export = [
+                ExportRow(
+                    last_name=a.last_name,
+                    first_name=a.first_name,
+                    profile=a.profile,
+                    classes=a.classes,
+                    login=a.login,
+                    activation_code=a.activation_code,
+                    activated=a.activated,
+                )
+                for a in accounts
+            ]
+            return (f"identifiants-{stamp:%Y%m%d-%H%M}.csv", "text/csv", credentials_csv(export))
+        groups: dict[str, list[SheetAccount]] = {}
+        for account in accounts:
+            name = account.classes[0] if account.classes else NO_CLASS
+            groups.setdefault(name, []).append(account)
+        school_name = rows[0]["school_name"] if rows else ""
+        parts: list[bytes] = []
+        for name in sorted(groups, key=domain.collation_key):
+            members = sorted(
+                groups[name],
+                key=lambda a: (
+                    domain.collation_key(a.last_name),
+                    domain.collation_key(a.first_name),
+                ),
+            )
+            cover = self._documents.cover_html(
+                school_name=school_name, class_name=name, count=len(members), printed_at=stamp
+            )
+            sheets = (
+                self._documents.compact_sheets_html(members)
+                if dispatch.layout == "compact"
+                else self._documents.detailed_sheets_html(members)
+            )
+            parts.append(await self._renderer.render(cover))
+            parts.append(await self._renderer.render(sheets))
+        pdf = await asyncio.to_thread(merge_pdfs, parts)
+        return f"fiches-de-connexion-{stamp:%Y%m%d-%H%M}.pdf", "application/pdf", pdf
+
+    def _html(self, subjects: "list[SheetAccount | InvoiceIssued | PrintJob]") -> str:
         """Sheets or invoices (never both) laid one per page."""
         sheets = [s for s in subjects if isinstance(s, SheetAccount)]
         if sheets:
@@ -191,7 +295,7 @@ class DeliveryLoop:
             to=delivery.recipient,
             subject=document.content.subject,
             content=document.content,
-            attachments=[(document.filename, document.pdf, "application/pdf")],
+            attachments=[(document.filename, document.pdf, document.content_type)],
             message_id=domain.message_id(delivery.delivery_id),
         )
 
@@ -200,7 +304,13 @@ class DeliveryLoop:
 class Document:
     """What one delivery sends: its mail, and its PDF once rendered."""
 
-    subject: SheetAccount | InvoiceIssued
+    subject: "SheetAccount | InvoiceIssued | PrintJob"
     content: MailContent
     filename: str
-    pdf: bytes | None = None
+    pdf: bytes | None = None  # the attachment, once made
+    content_type: str = "application/pdf"
+
+
+@dataclass(frozen=True)
+class PrintJob:
+    document_id: str

@@ -7,9 +7,17 @@ under ``templates/``; HTML templates are autoescaped, so a hostile name prints a
 
 The HTML is self-contained (inline CSS, inline SVG, system fonts only) so that the renderer
 can refuse every network request.
+
+A print job (``print_html``, or ``print_parts`` for a large one) lays out whole classes:
+each class opens on a cover page, then its sheets sorted by name. Every page of these
+documents is exactly one A4 page (content that could overflow is clamped), so a long job
+can be cut between any two pages, rendered in parts and merged.
 """
 
-from collections.abc import Sequence
+import itertools
+import re
+import unicodedata
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -53,8 +61,12 @@ _CENT = Decimal("0.01")
 CARDS_PER_PAGE = 8
 LONG_NAME = 50
 LONG_LOGIN = 26
+QR_MASK = 0
+NO_CLASS = "Sans classe"  # the group of accounts attached to no class
+PAGES_PER_PART = 100  # pages per HTML document when a print job is cut in parts
 
 Provisioning = Literal["automatic", "manual"]
+Layout = Literal["detailed", "compact"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +84,14 @@ class SheetAccount:
     school_name: str
     classes: tuple[str, ...] = ()
     children: tuple[str, ...] = ()  # display names of a parent's children
+
+
+@dataclass(frozen=True)
+class ClassGroup:
+    """The accounts printed together behind one cover page."""
+
+    name: str  # the class name, or NO_CLASS ("Sans classe") for accounts without one
+    accounts: Sequence[SheetAccount]
 
 
 @dataclass(frozen=True)
@@ -138,6 +158,46 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+# --- French order ------------------------------------------------------------------------
+
+_LIGATURES = str.maketrans({"œ": "oe", "æ": "ae", "ø": "o", "đ": "d", "ł": "l", "ı": "i"})
+_PUNCTUATION = re.compile(r"[\W_]+")
+_NUMBERS = re.compile(r"(\d+)")
+
+
+def fold(text: str) -> str:
+    """Lowercase, accents and ligatures folded: ``Œillet-Élodie`` -> ``oeillet-elodie``."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold().translate(_LIGATURES))
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def collation_key(text: str) -> tuple[tuple[tuple[str, int], ...], str, str]:
+    """Sort key close to French dictionary order.
+
+    Accents and case do not count, punctuation counts as a space (``N'Diaye`` sorts as
+    ``N Diaye``, before ``Nadal``), and numbers compare as numbers (``Classe 2`` before
+    ``Classe 10``). Ties are broken by the folded text, then the text itself, so that the
+    order is total and stable.
+    """
+    folded = fold(text)
+    spaced = " ".join(_PUNCTUATION.sub(" ", folded).split())
+    chunks = _NUMBERS.split(spaced)  # text, number, text, number, ..., text
+    primary = tuple(
+        (chunks[i], int(chunks[i + 1]) if i + 1 < len(chunks) else -1)
+        for i in range(0, len(chunks), 2)
+    )
+    return primary, folded, text
+
+
+def _by_name(account: "SheetAccount") -> tuple[Any, ...]:
+    return (
+        collation_key(account.last_name),
+        collation_key(account.first_name),
+        account.login,
+        account.account_id,
+    )
+
+
 # --- Documents ---------------------------------------------------------------------------
 
 
@@ -195,17 +255,111 @@ class Documents:
 
     def detailed_sheets_html(self, accounts: Sequence[SheetAccount]) -> str:
         """One A4 page per account, in the given order."""
-        return self._render(
-            "sheets_detailed.html.j2", sheets=[self._sheet(account) for account in accounts]
-        )
+        return self._sheets_document("detailed", self._sheet_pages(accounts, "detailed"))
 
     def compact_sheets_html(self, accounts: Sequence[SheetAccount]) -> str:
         """Eight cards per A4 page (2 x 4, to cut out), with login, code and QR code."""
-        sheets = [self._sheet(account) for account in accounts]
-        pages = [sheets[i : i + CARDS_PER_PAGE] for i in range(0, len(sheets), CARDS_PER_PAGE)]
-        return self._render("sheets_compact.html.j2", pages=pages)
+        return self._sheets_document("compact", self._sheet_pages(accounts, "compact"))
+
+    def print_html(
+        self,
+        groups: Sequence[ClassGroup],
+        layout: Layout,
+        *,
+        school_name: str,
+        requested_at: datetime,
+    ) -> str:
+        """A print job as one document: for each class (in French order of names), a cover
+        page then its sheets sorted by last name and first name, one per page (detailed)
+        or eight cards per page (compact). Each class starts on a new page; a class
+        without accounts is left out.
+
+        For a large job, ``print_parts`` gives the same pages cut in several documents,
+        cheaper to render (in parallel) and merge.
+        """
+        pages = self._print_pages(groups, layout, school_name, requested_at)
+        return self._sheets_document(layout, pages)
+
+    def print_parts(
+        self,
+        groups: Sequence[ClassGroup],
+        layout: Layout,
+        *,
+        school_name: str,
+        requested_at: datetime,
+        pages_per_part: int = PAGES_PER_PART,
+    ) -> Iterator[str]:
+        """The pages of ``print_html`` in documents of at most ``pages_per_part`` pages each,
+        built lazily (the QR codes of a part are computed when that part is asked for):
+        rendering each and merging the PDFs in order gives the same pages as
+        ``print_html``. At least one document is given, even for an empty job."""
+        if pages_per_part < 1:
+            raise ValueError("pages_per_part must be at least 1")
+        pages = self._print_pages(groups, layout, school_name, requested_at)
+        first = True
+        while chunk := list(itertools.islice(pages, pages_per_part)):
+            first = False
+            yield self._sheets_document(layout, chunk)
+        if first:
+            yield self._sheets_document(layout, [])
+
+    def _sheets_document(self, layout: Layout, pages: Iterator[dict[str, Any]] | list[Any]) -> str:
+        template = "sheets_compact.html.j2" if layout == "compact" else "sheets_detailed.html.j2"
+        return self._render(template, pages=pages)
+
+    def _sheet_pages(
+        self, accounts: Sequence[SheetAccount], layout: Layout
+    ) -> Iterator[dict[str, Any]]:
+        """The pages of ``accounts``' sheets, in the given order (QR codes computed lazily)."""
+        per_page = CARDS_PER_PAGE if layout == "compact" else 1
+        for start in range(0, len(accounts), per_page):
+            sheets = [self._sheet(account) for account in accounts[start : start + per_page]]
+            if layout == "compact":
+                yield {"kind": "cards", "cards": sheets}
+            else:
+                yield {"kind": "sheet", "sheet": sheets[0]}
+
+    def _print_pages(
+        self,
+        groups: Sequence[ClassGroup],
+        layout: Layout,
+        school_name: str,
+        requested_at: datetime,
+    ) -> Iterator[dict[str, Any]]:
+        if layout not in ("detailed", "compact"):
+            raise ValueError(f"unknown layout {layout!r}: detailed or compact")
+        per_page = CARDS_PER_PAGE if layout == "compact" else 1
+        printed = format_datetime(requested_at)
+        for group in sorted(groups, key=lambda g: collation_key(g.name)):
+            accounts = sorted(group.accounts, key=_by_name)
+            if not accounts:
+                continue
+            yield {
+                "kind": "cover",
+                "school_name": school_name,
+                "name": group.name,
+                "count": len(accounts),
+                "activated": sum(1 for a in accounts if a.activated),
+                "pages": -(-len(accounts) // per_page),
+                "per_page": per_page,
+                "compact": layout == "compact",
+                "requested_at": printed,
+            }
+            yield from self._sheet_pages(accounts, layout)
 
     # Invoice -----------------------------------------------------------------------------
+
+    def cover_html(
+        self, *, school_name: str, class_name: str, count: int, printed_at: datetime
+    ) -> str:
+        """The page that opens a class's sheets in a printed document."""
+        return self._render(
+            "print_cover.html.j2",
+            school_name=school_name,
+            class_name=class_name,
+            count=count,
+            printed_at=format_datetime(printed_at),
+        )
 
     def invoice_html(self, invoice: InvoiceIssued) -> str:
         return self.invoices_html([invoice])
@@ -243,6 +397,48 @@ class Documents:
             html=self._render("mail_first_access.html.j2", **context),
         )
 
+    def sheet_email(self, account: SheetAccount, *, for_parent: bool) -> MailContent:
+        """A user's connection sheet, to himself, or to a parent for his child."""
+        context = {
+            **self._sheet(account),
+            "for_parent": for_parent,
+            "support_email": self.support_email,
+        }
+        whose = f" de {account.first_name} {account.last_name}" if for_parent else ""
+        return MailContent(
+            subject=_one_line(f"Informations de connexion à ONE{whose} — {account.school_name}"),
+            text=self._render("mail_sheet.txt.j2", **context),
+            html=self._render("mail_sheet.html.j2", **context),
+        )
+
+    def print_email(
+        self,
+        *,
+        school_name: str,
+        count: int,
+        classes: Sequence[str],
+        layout: str,
+        document_id: str,
+    ) -> MailContent:
+        """The requester's printed document (or CSV export), attached."""
+        what = (
+            "l'export des identifiants et codes" if layout == "csv" else ("les fiches de connexion")
+        )
+        context = {
+            "school_name": school_name,
+            "count": count,
+            "classes": ", ".join(classes),
+            "what": what,
+            "plural": layout != "csv",
+            "document_id": document_id,
+            "support_email": self.support_email,
+        }
+        return MailContent(
+            subject=_one_line(f"Fiches de connexion ONE — {school_name}"),
+            text=self._render("mail_print.txt.j2", **context),
+            html=self._render("mail_print.html.j2", **context),
+        )
+
     def invoice_email(self, invoice: InvoiceIssued) -> MailContent:
         context = {"invoice": invoice, "support_email": self.support_email}
         return MailContent(
@@ -255,11 +451,13 @@ class Documents:
 def _qr_svg(url: str) -> Markup:
     """The QR code of ``url`` as inline SVG, sized by CSS (viewBox only).
 
-    Error correction M exactly, a quiet zone of 4 modules painted white. The SVG holds only
-    geometry generated by segno, never the URL text, so it is safe to mark as markup.
+    Error correction M exactly, a quiet zone of 4 modules, segno's single-path SVG. The mask
+    is fixed: choosing the best of eight is most of segno's cost (about 15 ms a code, 4 ms
+    with a fixed mask) and any mask gives a conforming, scannable code. The SVG holds only
+    geometry, never the URL text, so it is safe to mark as markup.
     """
-    qr = segno.make(url, error="m", boost_error=False, micro=False)
-    svg = qr.svg_inline(border=4, dark="#000", light="#fff", omitsize=True, svgclass="qr")
+    code = segno.make(url, error="m", boost_error=False, micro=False, mask=QR_MASK)
+    svg = code.svg_inline(border=4, dark="#000", light="#fff", omitsize=True, svgclass="qr")
     return Markup(svg)  # noqa: S704 - segno output, no user text
 
 
@@ -273,11 +471,16 @@ def _address_lines(party: Party) -> list[str]:
 
 
 __all__ = [
+    "CARDS_PER_PAGE",
+    "NO_CLASS",
     "PROFILE_LABELS",
+    "ClassGroup",
     "Documents",
     "MailContent",
     "SheetAccount",
     "activation_url",
+    "collation_key",
+    "fold",
     "format_date",
     "format_datetime",
     "format_eur",

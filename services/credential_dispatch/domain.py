@@ -1,17 +1,26 @@
 """Pure decisions of credential_dispatch: who gets what, when to try again, what to report."""
 
+import unicodedata
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from services.credential_dispatch.documents import SheetAccount
-from services.credential_dispatch.store import DispatchOutcome
+from services.credential_dispatch.store import DispatchOutcome, Requester, Selected
+from shared.contracts.commands import CredentialsDispatchRequested
+from shared.contracts.common import Reason
 from shared.contracts.credentials import CredentialsDispatched, Delivered, Undeliverable
 from shared.contracts.orders import InvoiceDelivered
 from shared.envelope import Contract, Envelope, new_event
 
 SOURCE = "urn:one:credential_dispatch"
+
+
+def collation_key(text: str) -> str:
+    """Sort key of a name in French order: accents and case do not count."""
+    folded = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in folded if not unicodedata.combining(c))
 
 
 def retry_delay(attempts: int, *, base: float, ceiling: float) -> float:
@@ -36,6 +45,21 @@ def outcome_event(outcome: DispatchOutcome) -> Envelope[Contract]:
             to=delivered or "",
             delivered=delivered is not None,
             reason=None if delivered else (outcome.undeliverable or [(None, "")])[0][1],
+        )
+    elif dispatch.channel == "print":
+        # One document for the requester: every account in it shares its fate.
+        selection = dispatch.selection or []
+        sent_to = outcome.delivered[0][1] if outcome.delivered else None
+        why = outcome.undeliverable[0][1] if outcome.undeliverable else "not delivered"
+        data = CredentialsDispatched(
+            school_id=dispatch.school_id,
+            request_id=dispatch.request_id,
+            channel="print",
+            delivered=[Delivered(account_id=a, to=sent_to) for a in selection] if sent_to else [],
+            undeliverable=[]
+            if sent_to
+            else [Undeliverable(account_id=a, reason=why) for a in selection],
+            document_id=dispatch.document_id,
         )
     else:
         data = CredentialsDispatched(
@@ -66,6 +90,87 @@ def sheet_account(row: Mapping[str, Any]) -> SheetAccount:
         activation_expires_at=None if activated else expires,
         activated=activated,
         school_name=row["school_name"],
-        classes=tuple(row.get("classes") or ()),
-        children=(),
+        classes=tuple(row.get("class_names") or row.get("classes") or ()),
+        children=tuple(row.get("children_names") or ()),
     )
+
+
+def check_dispatch(
+    command: CredentialsDispatchRequested,
+    requester: Requester | None,
+    selected: list[Selected],
+    filter_class_school: UUID | None,
+) -> list[Reason]:
+    """The requester's scope: an administrator, his school; a teacher, his classes (their
+    pupils and parents, and himself)."""
+    if requester is None:
+        return [Reason(field="requested_by", message="unknown account")]
+    if requester.school_id != command.school_id:
+        return [Reason(field="requested_by", message="this account belongs to another school")]
+    if requester.profile not in ("administrator", "teacher"):
+        return [
+            Reason(
+                field="requested_by",
+                message=f"a {requester.profile} account cannot hand out sheets",
+            )
+        ]
+    reasons: list[Reason] = []
+    chosen = command.filter
+    if chosen and chosen.class_id is not None:
+        if filter_class_school != command.school_id:
+            reasons.append(Reason(field="filter.class_id", message="unknown class in this school"))
+        elif requester.profile == "teacher" and chosen.class_id not in requester.class_ids:
+            reasons.append(Reason(field="filter.class_id", message="not one of your classes"))
+    elif chosen and requester.profile == "teacher":
+        reasons.append(
+            Reason(
+                field="filter.class_id",
+                message="a teacher hands out the sheets of one of his classes",
+            )
+        )
+    found = {s.account_id: s for s in selected if s.school_id == command.school_id}
+    for index, account_id in enumerate(command.account_ids or []):
+        row = found.get(account_id)
+        if row is None:
+            reasons.append(
+                Reason(
+                    field=f"account_ids.{index}",
+                    message=f"unknown account {account_id} in this school",
+                )
+            )
+        elif requester.profile == "teacher" and not _teacher_may(requester, row):
+            reasons.append(
+                Reason(
+                    field=f"account_ids.{index}", message="not a pupil or parent of your classes"
+                )
+            )
+    if not reasons and not found:
+        reasons.append(Reason(field="filter", message="no account matches this request"))
+    return reasons
+
+
+def _teacher_may(requester: Requester, row: Selected) -> bool:
+    if row.account_id == requester.account_id:
+        return True
+    return row.profile in ("student", "relative") and bool(row.class_ids & requester.class_ids)
+
+
+def email_recipients(
+    selected: list[Selected],
+    parents: Mapping[UUID, list[tuple[UUID, str | None]]],
+    emails: Mapping[UUID, str | None],
+) -> list[tuple[UUID, str | None, str | None]]:
+    """(account whose sheet it is, address, reason when none): a pupil's sheet goes to
+    each of his parents who has an address; anyone else's to his own."""
+    plan: list[tuple[UUID, str | None, str | None]] = []
+    for row in selected:
+        if row.profile == "student":
+            addresses = [e for _, e in parents.get(row.account_id, []) if e]
+            if not addresses:
+                plan.append((row.account_id, None, "no parent with an email address"))
+            plan.extend((row.account_id, address, None) for address in addresses)
+        elif emails.get(row.account_id):
+            plan.append((row.account_id, emails[row.account_id], None))
+        else:
+            plan.append((row.account_id, None, "no email address"))
+    return plan

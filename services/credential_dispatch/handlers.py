@@ -1,8 +1,10 @@
 """credential_dispatch's handlers: they record what to send; the delivery loop sends it."""
 
 import uuid
+from dataclasses import replace
 from typing import Any
 
+from services.credential_dispatch import domain
 from services.credential_dispatch.domain import outcome_event
 from services.credential_dispatch.store import (
     Dispatch,
@@ -11,10 +13,18 @@ from services.credential_dispatch.store import (
     new_delivery,
 )
 from shared import topics
-from shared.contracts.accounts import AccountsCreated
-from shared.contracts.commands import AccountActivated, ActivationCodeRenewed
+from shared.contracts.accounts import AccountsCreated, ClassesCreated
+from shared.contracts.commands import (
+    AccountActivated,
+    ActivationCodeRenewed,
+    ClassRenamed,
+    ClassTeachersAssigned,
+    CommandRejected,
+    CredentialsDispatchRequested,
+)
+from shared.contracts.common import Reason
 from shared.contracts.orders import InvoiceIssued
-from shared.envelope import Envelope
+from shared.envelope import Envelope, RawEnvelope, follow
 from shared.logs import get_logger
 from shared.messaging.consumer import Route
 
@@ -33,6 +43,7 @@ async def handle_accounts_created(
             provisioning=created.provisioning,
         )
     await store.upsert_accounts(created.school_id, created.accounts)
+    await store.link_accounts(created.accounts)
     for admin in (a for a in created.accounts if a.profile == "administrator"):
         # The school's administrator gets his first access by himself (guide, step 1).
         delivery = new_delivery("first_access", recipient=admin.email, account_id=admin.account_id)
@@ -55,15 +66,17 @@ async def _open_dispatch(
     deliveries: list[Any],
     *,
     store: DispatchStore,
+    **request: Any,
 ) -> None:
     dispatch = Dispatch(
         dispatch_id=uuid.uuid4(),
         purpose=purpose,
         school_id=school_id,
-        request_id=None,
-        channel="email",
+        request_id=request.pop("request_id", None),
+        channel=request.pop("channel", "email"),
         correlationid=event.correlationid,
         causationid=event.id,
+        **request,
     )
     await store.add_dispatch(dispatch, deliveries)
     # Nothing to send (no address at all): the outcome is known now.
@@ -85,10 +98,107 @@ async def handle_account_activated(
     await store.mark_activated(event.data.account_id, event.data.activated_at or event.time)
 
 
+async def handle_classes_created(event: Envelope[ClassesCreated], *, store: DispatchStore) -> None:
+    created = event.data
+    await store.upsert_classes(created.school_id, [(c.class_id, c.name) for c in created.classes])
+
+
+async def handle_class_renamed(event: Envelope[ClassRenamed], *, store: DispatchStore) -> None:
+    renamed = event.data
+    await store.upsert_classes(renamed.school_id, [(renamed.class_id, renamed.name)])
+
+
+async def handle_class_teachers_assigned(
+    event: Envelope[ClassTeachersAssigned], *, store: DispatchStore
+) -> None:
+    await store.set_class_teachers(event.data.class_id, event.data.teachers)
+
+
+async def handle_dispatch_requested(
+    event: Envelope[CredentialsDispatchRequested], *, store: DispatchStore
+) -> None:
+    command = event.data
+    requester = await store.requester(command.requested_by)
+    chosen = command.filter
+    class_id = chosen.class_id if chosen else None
+    selected = await store.select(
+        command.school_id,
+        command.account_ids,
+        class_id,
+        list(chosen.profiles) if chosen else [],
+        chosen.not_activated if chosen else False,
+    )
+    class_school = await store.class_school(class_id) if class_id else None
+    reasons = domain.check_dispatch(command, requester, selected, class_school)
+    if reasons or requester is None:
+        await reject_request(event, reasons, store=store)
+        return
+    if command.channel == "print":
+        # Pending even without an address: the document is printed and stored anyway.
+        deliveries = [
+            replace(
+                new_delivery("print", recipient=requester.email), status="pending", last_error=None
+            )
+        ]
+    else:
+        students = [s.account_id for s in selected if s.profile == "student"]
+        others = [s.account_id for s in selected if s.profile != "student"]
+        plan = domain.email_recipients(
+            selected, await store.parents_of(students), await store.emails_of(others)
+        )
+        deliveries = [
+            replace(
+                new_delivery("sheet", recipient=to, account_id=account_id),
+                last_error=why or ("no email address" if to is None else None),
+            )
+            for account_id, to, why in plan
+        ]
+    await _open_dispatch(
+        event,
+        "request",
+        command.school_id,
+        deliveries,
+        store=store,
+        request_id=command.request_id,
+        channel=command.channel,
+        requested_by=command.requested_by,
+        layout=command.layout,
+        selection=[s.account_id for s in selected],
+    )
+
+
+async def reject_request(
+    event: Envelope[Any], reasons: list[Reason], *, store: DispatchStore
+) -> None:
+    data = event.data
+    request_id = data.get("request_id") if isinstance(data, dict) else data.request_id
+    rejected = CommandRejected(
+        request_id=request_id if isinstance(request_id, str) else None,
+        command=event.type,
+        reasons=reasons,
+    )
+    await store.emit(follow(event, rejected, source=domain.SOURCE))
+    log.info("command_rejected", reasons=[r.field for r in reasons])
+
+
+async def reject_invalid(
+    event: RawEnvelope, reasons: list[Reason], *, store: DispatchStore
+) -> None:
+    await reject_request(event, reasons, store=store)
+
+
 def routes() -> dict[str, Route[DispatchStore]]:
     return {
         topics.ACCOUNTS_CREATED: Route(AccountsCreated, handle_accounts_created),
         topics.INVOICE_ISSUED: Route(InvoiceIssued, handle_invoice_issued),
         topics.ACTIVATION_CODE_RENEWED: Route(ActivationCodeRenewed, handle_code_renewed),
         topics.ACCOUNT_ACTIVATED: Route(AccountActivated, handle_account_activated),
+        topics.CLASSES_CREATED: Route(ClassesCreated, handle_classes_created),
+        topics.CLASS_RENAMED: Route(ClassRenamed, handle_class_renamed),
+        topics.CLASS_TEACHERS_ASSIGNED: Route(
+            ClassTeachersAssigned, handle_class_teachers_assigned
+        ),
+        topics.CREDENTIALS_DISPATCH_REQUESTED: Route(
+            CredentialsDispatchRequested, handle_dispatch_requested, reject_invalid
+        ),
     }

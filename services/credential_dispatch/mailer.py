@@ -11,6 +11,7 @@ Message bodies carry activation codes: they are never logged.
 
 import asyncio
 import contextlib
+import math
 import re
 import socket
 import time
@@ -102,6 +103,15 @@ def build_message(
         if not maintype or not subtype:
             raise ValueError(f"attachment content type {content_type!r} is not type/subtype")
         # add_attachment turns the multipart/alternative into multipart/mixed.
+        if maintype == "text":  # a CSV: declared UTF-8, so that readers decode it as such
+            message.add_attachment(
+                data.decode("utf-8"),
+                subtype=subtype,
+                charset="utf-8",
+                cte="base64",
+                filename=_safe_filename(filename),
+            )
+            continue
         message.add_attachment(
             data, maintype=maintype, subtype=subtype, filename=_safe_filename(filename)
         )
@@ -166,6 +176,13 @@ class Mailer:
     An idle connection is reused; one the server closed meanwhile is replaced (and the
     message sent once more on a fresh connection), one idle for longer than ``max_idle``
     seconds is closed rather than trusted.
+
+    ``rate_per_second`` caps the sending rate of the whole mailer, all connections
+    together: messages start at least ``1 / rate_per_second`` seconds apart (evenly
+    spaced, no burst after an idle time), which keeps a relay's per-client limits happy.
+    The wait happens on an open connection, just before the message is handed over, so
+    it is the server that sees the spacing. None (the default) sends as fast as the pool
+    allows.
     """
 
     def __init__(
@@ -179,9 +196,14 @@ class Mailer:
         password: str | None = None,
         start_tls: bool = False,
         max_idle: float = 60.0,
+        rate_per_second: float | None = None,
     ) -> None:
         if pool_size < 1:
             raise ValueError("pool_size must be at least 1")
+        if rate_per_second is not None and not (
+            math.isfinite(rate_per_second) and rate_per_second > 0
+        ):
+            raise ValueError("rate_per_second must be a positive number (or None: no limit)")
         self.host = host
         self.port = port
         self.timeout = timeout
@@ -194,6 +216,8 @@ class Mailer:
         self._idle: list[_Connection] = []
         self._closed = False
         self.connections_opened = 0
+        self.rate_per_second = rate_per_second
+        self._next_start = 0.0  # time.monotonic() before which no message may start
 
     async def send(self, message: EmailMessage) -> None:
         if self._closed:
@@ -202,6 +226,11 @@ class Mailer:
         started = time.perf_counter()
         async with self._slots:
             client, reused = await self._acquire()
+            try:
+                await self._pace()
+            except asyncio.CancelledError:
+                await self._release(client)  # nothing was said on it: still usable
+                raise
             try:
                 try:
                     await self._deliver(client, message)
@@ -249,6 +278,16 @@ class Mailer:
 
     async def __aexit__(self, *_: object) -> None:
         await self.close()
+
+    async def _pace(self) -> None:
+        """Wait for this message's turn: turns are ``1 / rate_per_second`` apart."""
+        if self.rate_per_second is None:
+            return
+        now = time.monotonic()
+        turn = max(now, self._next_start)
+        self._next_start = turn + 1.0 / self.rate_per_second  # no await in between
+        if turn > now:
+            await asyncio.sleep(turn - now)
 
     # Connections ------------------------------------------------------------------------
 

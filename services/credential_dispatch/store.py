@@ -26,6 +26,27 @@ class Dispatch:
     channel: str
     correlationid: str
     causationid: str | None
+    requested_by: UUID | None = None
+    layout: str | None = None
+    selection: list[UUID] | None = None
+    document_id: UUID | None = None
+
+
+@dataclass(frozen=True)
+class Requester:
+    account_id: UUID
+    school_id: UUID
+    profile: str
+    email: str | None
+    class_ids: frozenset[UUID]
+
+
+@dataclass(frozen=True)
+class Selected:
+    account_id: UUID
+    school_id: UUID
+    profile: str
+    class_ids: frozenset[UUID]
 
 
 @dataclass(frozen=True)
@@ -85,6 +106,114 @@ class DispatchStore(TransactionStore):
             ],
         )
 
+    async def link_accounts(self, accounts: list[CreatedAccount]) -> None:
+        await self.conn.executemany(
+            "INSERT INTO account_classes (account_id, class_id) VALUES ($1, $2)"
+            " ON CONFLICT DO NOTHING",
+            [(a.account_id, c) for a in accounts for c in a.class_ids],
+        )
+        await self.conn.executemany(
+            "INSERT INTO parent_children (parent_id, child_id) VALUES ($1, $2)"
+            " ON CONFLICT DO NOTHING",
+            [(a.account_id, c) for a in accounts for c in a.children],
+        )
+
+    async def upsert_classes(self, school_id: UUID, classes: list[tuple[UUID, str]]) -> None:
+        await self.conn.executemany(
+            "INSERT INTO classes (class_id, school_id, name) VALUES ($1, $2, $3)"
+            " ON CONFLICT (class_id) DO UPDATE SET name = EXCLUDED.name",
+            [(class_id, school_id, name) for class_id, name in classes],
+        )
+
+    async def set_class_teachers(self, class_id: UUID, teachers: list[UUID]) -> None:
+        await self.conn.execute(
+            "DELETE FROM account_classes ac USING accounts a"
+            " WHERE ac.class_id = $1 AND a.account_id = ac.account_id"
+            " AND a.profile = 'teacher' AND NOT ac.account_id = ANY($2::uuid[])",
+            class_id,
+            teachers,
+        )
+        await self.conn.executemany(
+            "INSERT INTO account_classes (account_id, class_id) VALUES ($1, $2)"
+            " ON CONFLICT DO NOTHING",
+            [(t, class_id) for t in teachers],
+        )
+
+    async def requester(self, account_id: UUID) -> Requester | None:
+        row = await self.conn.fetchrow(
+            "SELECT a.account_id, a.school_id, a.profile, a.email,"
+            " array(SELECT class_id FROM account_classes c"
+            "       WHERE c.account_id = a.account_id) AS class_ids"
+            " FROM accounts a WHERE a.account_id = $1",
+            account_id,
+        )
+        if row is None:
+            return None
+        return Requester(
+            row["account_id"],
+            row["school_id"],
+            row["profile"],
+            row["email"],
+            frozenset(row["class_ids"]),
+        )
+
+    async def class_school(self, class_id: UUID) -> UUID | None:
+        found = await self.conn.fetchval(
+            "SELECT school_id FROM classes WHERE class_id = $1", class_id
+        )
+        return UUID(str(found)) if found else None
+
+    async def select(
+        self,
+        school_id: UUID,
+        account_ids: list[UUID] | None,
+        class_id: UUID | None,
+        profiles: list[str],
+        not_activated: bool,
+    ) -> list[Selected]:
+        """The accounts a request names, or that its filter picks, with their classes."""
+        rows = await self.conn.fetch(
+            "SELECT a.account_id, a.school_id, a.profile, a.last_name, a.first_name,"
+            " array(SELECT class_id FROM account_classes c"
+            "       WHERE c.account_id = a.account_id) AS class_ids"
+            " FROM accounts a"
+            " WHERE ($2::uuid[] IS NULL OR a.account_id = ANY($2::uuid[]))"
+            " AND ($2::uuid[] IS NOT NULL OR a.school_id = $1)"
+            " AND ($3::uuid IS NULL OR EXISTS (SELECT 1 FROM account_classes c"
+            "      WHERE c.account_id = a.account_id AND c.class_id = $3))"
+            " AND (cardinality($4::text[]) = 0 OR a.profile = ANY($4::text[]))"
+            " AND (NOT $5 OR a.activated_at IS NULL)"
+            " ORDER BY a.last_name, a.first_name",
+            school_id,
+            account_ids,
+            class_id,
+            profiles,
+            not_activated,
+        )
+        return [
+            Selected(r["account_id"], r["school_id"], r["profile"], frozenset(r["class_ids"]))
+            for r in rows
+        ]
+
+    async def parents_of(self, child_ids: list[UUID]) -> dict[UUID, list[tuple[UUID, str | None]]]:
+        rows = await self.conn.fetch(
+            "SELECT p.child_id, a.account_id, a.email FROM parent_children p"
+            " JOIN accounts a ON a.account_id = p.parent_id"
+            " WHERE p.child_id = ANY($1::uuid[]) ORDER BY a.last_name, a.first_name",
+            child_ids,
+        )
+        found: dict[UUID, list[tuple[UUID, str | None]]] = {c: [] for c in child_ids}
+        for r in rows:
+            found[r["child_id"]].append((r["account_id"], r["email"]))
+        return found
+
+    async def emails_of(self, account_ids: list[UUID]) -> dict[UUID, str | None]:
+        rows = await self.conn.fetch(
+            "SELECT account_id, email FROM accounts WHERE account_id = ANY($1::uuid[])",
+            account_ids,
+        )
+        return {r["account_id"]: r["email"] for r in rows}
+
     async def renew_code(self, renewed: ActivationCodeRenewed) -> None:
         """The new code replaces the old one, which is never printed again."""
         await self.conn.execute(
@@ -116,7 +245,8 @@ class DispatchStore(TransactionStore):
     async def add_dispatch(self, dispatch: Dispatch, deliveries: list[Delivery]) -> None:
         await self.conn.execute(
             "INSERT INTO dispatches (dispatch_id, purpose, school_id, request_id, channel,"
-            " correlationid, causationid) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            " correlationid, causationid, requested_by, layout, selection)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             dispatch.dispatch_id,
             dispatch.purpose,
             dispatch.school_id,
@@ -124,6 +254,9 @@ class DispatchStore(TransactionStore):
             dispatch.channel,
             dispatch.correlationid,
             dispatch.causationid,
+            dispatch.requested_by,
+            dispatch.layout,
+            dispatch.selection,
         )
         await self.conn.executemany(
             "INSERT INTO deliveries (delivery_id, dispatch_id, kind, account_id, invoice_number,"
@@ -173,6 +306,17 @@ class DispatchOutcome:
     invoice_number: str | None
 
 
+SHEET_ROWS = (
+    "SELECT a.*, s.name AS school_name, s.provisioning,"
+    " array(SELECT c.first_name || ' ' || c.last_name FROM parent_children p"
+    "       JOIN accounts c ON c.account_id = p.child_id WHERE p.parent_id = a.account_id"
+    "       ORDER BY c.last_name, c.first_name) AS children_names,"
+    " array(SELECT k.name FROM account_classes ac JOIN classes k USING (class_id)"
+    "       WHERE ac.account_id = a.account_id ORDER BY k.name) AS class_names"
+    " FROM accounts a JOIN schools s USING (school_id)"
+    " WHERE a.account_id = ANY($1::uuid[]) ORDER BY a.last_name, a.first_name"
+)
+
 OutcomeReport = Callable[["DispatchOutcome"], Envelope[Contract]]
 
 
@@ -209,12 +353,55 @@ class DeliveryQueries:
 
     async def account_sheet(self, account_id: UUID) -> dict[str, Any] | None:
         async with self._pool.acquire() as conn:
+            rows = await conn.fetch(SHEET_ROWS, [account_id])
+        return dict(rows[0]) if rows else None
+
+    async def account_sheets(self, account_ids: list[UUID]) -> list[dict[str, Any]]:
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(SHEET_ROWS, account_ids)
+        return [dict(r) for r in rows]
+
+    async def dispatch(self, dispatch_id: UUID) -> Dispatch:
+        async with self._pool.acquire() as conn:
             row = await conn.fetchrow(
-                "SELECT a.*, s.name AS school_name, s.provisioning FROM accounts a"
-                " JOIN schools s USING (school_id) WHERE a.account_id = $1",
-                account_id,
+                "SELECT dispatch_id, purpose, school_id, request_id, channel, correlationid,"
+                " causationid, requested_by, layout, selection, document_id"
+                " FROM dispatches WHERE dispatch_id = $1",
+                dispatch_id,
             )
-        return dict(row) if row else None
+        assert row is not None, f"dispatch {dispatch_id} of a claimed delivery is gone"
+        return Dispatch(**row)
+
+    async def stored_document(self, document_id: UUID) -> tuple[str, str, bytes] | None:
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT filename, content_type, content FROM documents WHERE document_id = $1",
+                document_id,
+            )
+        return (row["filename"], row["content_type"], bytes(row["content"])) if row else None
+
+    async def store_document(
+        self, dispatch: Dispatch, *, filename: str, content_type: str, content: bytes
+    ) -> UUID:
+        """Keep a printed document; a retried delivery finds it instead of printing again."""
+        document_id = uuid.uuid4()
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO documents (document_id, dispatch_id, school_id, filename,"
+                " content_type, content) VALUES ($1, $2, $3, $4, $5, $6)",
+                document_id,
+                dispatch.dispatch_id,
+                dispatch.school_id,
+                filename,
+                content_type,
+                content,
+            )
+            await conn.execute(
+                "UPDATE dispatches SET document_id = $2 WHERE dispatch_id = $1",
+                dispatch.dispatch_id,
+                document_id,
+            )
+        return document_id
 
     async def invoice_document(self, invoice_number: str) -> str | None:
         async with self._pool.acquire() as conn:
@@ -269,7 +456,7 @@ async def complete_if_done(conn: Connection, dispatch_id: UUID) -> DispatchOutco
         "UPDATE dispatches SET completed_at = now()"
         " WHERE dispatch_id = $1 AND completed_at IS NULL"
         " RETURNING dispatch_id, purpose, school_id, request_id, channel, correlationid,"
-        " causationid",
+        " causationid, requested_by, layout, selection, document_id",
         dispatch_id,
     )
     if row is None:

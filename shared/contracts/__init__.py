@@ -11,6 +11,7 @@ from shared.contracts.commands import (
     ClassTeachersAssigned,
     ClassTeachersAssignRequested,
     CommandRejected,
+    CredentialsDispatchRequested,
 )
 from shared.contracts.common import Reason
 from shared.contracts.credentials import CredentialsDispatched
@@ -43,6 +44,7 @@ CONTRACTS: dict[str, type[Contract]] = {
         ActivationCodeRenewed,
         AccountActivated,
         CommandRejected,
+        CredentialsDispatchRequested,
     )
 }
 

@@ -22,6 +22,7 @@ class Account(Model):
     email: str | None = None
     birth_date: date | None = None
     classes: list[str] = Field(default_factory=list)
+    class_ids: list[UUID] = Field(default_factory=list)
     children: list[UUID] = Field(default_factory=list)
 
 

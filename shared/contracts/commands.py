@@ -126,3 +126,34 @@ class ActivationCodeRenewed(Contract):
     activation_code: str
     activation_expires_at: datetime
     request_id: str | None = None
+
+
+class DispatchFilter(Model):
+    class_id: UUID | None = None
+    profiles: list[Literal["administrator", "teacher", "personnel", "student", "relative"]] = Field(
+        default_factory=list
+    )
+    not_activated: bool = False
+
+
+class CredentialsDispatchRequested(Command):
+    """Hand out connection sheets: ``print`` makes one document for the requester (a PDF in
+    the ``detailed`` or ``compact`` layout, or the ``csv`` export of logins and codes),
+    emailed to him and stored; ``email`` sends each user his own sheet (a pupil's goes to
+    his parents)."""
+
+    topic = topics.CREDENTIALS_DISPATCH_REQUESTED
+
+    school_id: UUID
+    account_ids: list[UUID] | None = Field(default=None, max_length=5000)
+    filter: DispatchFilter | None = None
+    channel: Literal["email", "print"]
+    layout: Literal["detailed", "compact", "csv"] = "detailed"
+
+    @model_validator(mode="after")
+    def _one_selection(self) -> "CredentialsDispatchRequested":
+        if (self.account_ids is None) == (self.filter is None):
+            raise ValueError("give either account_ids or filter")
+        if self.channel == "email" and self.layout != "detailed":
+            raise ValueError("an email carries the detailed sheet: layout is for print")
+        return self

@@ -26,3 +26,5 @@ class CredentialsDispatched(Contract):
     channel: Literal["email", "print"]
     delivered: list[Delivered]
     undeliverable: list[Undeliverable]
+    # For print: the stored document, to fetch again by its id.
+    document_id: UUID | None = None

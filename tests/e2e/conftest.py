@@ -5,8 +5,10 @@ import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 
 from shared import topics
 from tests.conftest import Stack
@@ -27,6 +29,16 @@ class Pipeline:
     stack: Stack
     workers: dict[str, WorkerProcess]
     sink: smtp_sink.FileSink
+    smtp_port: int
+    smtp: Any = None  # the running aiosmtpd controller, None while "down"
+
+    def smtp_down(self) -> None:
+        self.smtp.stop()
+        self.smtp = None
+
+    def smtp_up(self) -> None:
+        self.smtp = Controller(self.sink, hostname="127.0.0.1", port=self.smtp_port)
+        self.smtp.start()
 
     def log_lines(self) -> list[str]:
         return [line for w in self.workers.values() for line in w.lines]
@@ -71,9 +83,11 @@ async def pipeline(stack: Stack, tmp_path: Path) -> AsyncIterator[Pipeline]:
         delivery_lease_seconds=4.0,
     )
     workers = {name: WorkerProcess(name, env) for name in topics.WORKERS}
+    pipeline = Pipeline(stack, workers, sink, port, controller)
     try:
         await asyncio.gather(*(w.start() for w in workers.values()))
-        yield Pipeline(stack, workers, sink)
+        yield pipeline
     finally:
         await asyncio.gather(*(w.stop() for w in workers.values()))
-        controller.stop()
+        if pipeline.smtp is not None:
+            pipeline.smtp.stop()

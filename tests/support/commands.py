@@ -49,12 +49,16 @@ class School:
 
     async def outcome(self, request_id: str, timeout: float = 20.0) -> dict[str, Any]:
         """The one event that answers ``request_id`` (fails if there are more)."""
+        return await self.outcome_of(request_id, OUTCOMES, timeout=timeout)
 
+    async def outcome_of(
+        self, request_id: str, types: tuple[str, ...], timeout: float = 20.0
+    ) -> dict[str, Any]:
         async def answered() -> list[dict[str, Any]] | None:
             found = [
                 e
                 for e in self.spy.events
-                if e["correlationid"] == request_id and e["type"] in OUTCOMES
+                if e["correlationid"] == request_id and e["type"] in types
             ]
             return found or None
 

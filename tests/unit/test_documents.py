@@ -1,16 +1,24 @@
 """Sheets, invoice and mails as HTML and text: escaping, French formats, what each says."""
 
+import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from html.parser import HTMLParser
 from uuid import uuid4
 
 import pytest
+import segno
 
 from services.credential_dispatch.documents import (
+    NO_CLASS,
+    QR_MASK,
+    ClassGroup,
     Documents,
     SheetAccount,
+    _qr_svg,
     activation_url,
+    collation_key,
+    fold,
     format_date,
     format_datetime,
     format_eur,
@@ -360,3 +368,180 @@ def test_compact_sheets_put_eight_cards_on_a_page():
     activated = docs.compact_sheets_html([account(activated=True)])
     assert "Compte activé" in activated and "abcd3456" not in activated
     assert "<svg" not in activated
+
+
+# --- print jobs: classes, covers, order ---------------------------------------------------
+
+REQUESTED = datetime(2026, 10, 15, 6, 30, tzinfo=UTC)
+SCHOOL = "École primaire du Lac"
+
+
+def pupil(first: str, last: str, class_name: str = "CE2", **overrides) -> SheetAccount:
+    login = ".".join("".join(c for c in fold(part) if c.isalnum()) for part in (first, last))
+    values = {
+        "account_id": f"id-{login}",
+        "profile": "student",
+        "first_name": first,
+        "last_name": last,
+        "login": login,
+        "classes": (class_name,) if class_name else (),
+    }
+    return account(**{**values, **overrides})
+
+
+def sections(html: str) -> list[str]:
+    return re.findall(r"<section.*?</section>", html, flags=re.S)
+
+
+def in_order(text: str, *needles: str) -> bool:
+    positions = [text.find(needle) for needle in needles]
+    return -1 not in positions and positions == sorted(positions)
+
+
+def test_french_order_folds_accents_case_and_punctuation_and_counts_numbers():
+    names = ["Zoé", "élodie", "Eric", "Émile", "Œdipe", "Odile", "Classe 10", "Classe 2"]
+    names += ["N'Diaye", "Nadal", "Ndiaye", "ÉMILE", "ce2"]
+    assert sorted(names, key=collation_key) == [
+        "ce2",
+        "Classe 2",
+        "Classe 10",
+        "élodie",
+        "ÉMILE",
+        "Émile",
+        "Eric",
+        "N'Diaye",
+        "Nadal",
+        "Ndiaye",
+        "Odile",
+        "Œdipe",
+        "Zoé",
+    ]
+    assert fold("Œillet-Élodie ÇA") == "oeillet-elodie ca"
+
+
+def test_print_sorts_classes_and_sheets_with_a_cover_per_class():
+    ce2 = [
+        pupil("Zoé", "Lefèvre", "ce2"),
+        pupil("Jean-Noël", "N'Diaye", "ce2"),
+        pupil("Élodie", "Ébert", "ce2", activated=True),
+        pupil("Ana", "Nadal", "ce2"),
+        pupil("Adam", "ebert", "ce2"),
+        pupil("Léa", "Lefèvre", "ce2"),
+    ]
+    groups = [
+        ClassGroup("CM1", [pupil("Paul", "Durand", "CM1")]),
+        ClassGroup(NO_CLASS, [pupil("Claire", "Martin", "", profile="administrator")]),
+        ClassGroup("ce2", ce2),
+        ClassGroup("Classe 10", [pupil("Tom", "Petit", "Classe 10")]),
+        ClassGroup("Classe 2", [pupil("Mia", "Bernard", "Classe 2")]),
+        ClassGroup("CP", []),  # nothing to print: no cover either
+    ]
+    html = docs.print_html(groups, "detailed", school_name=SCHOOL, requested_at=REQUESTED)
+    text, tags = visible(html)
+    pages = sections(html)
+    assert len(pages) == 5 + 10 == tags.count("section")
+    covers = [page for page in pages if 'class="page cover"' in page]
+    assert len(covers) == 5 and "CP" not in [visible(c)[0] for c in covers]
+    assert in_order(text, "ce2", "Classe 2", "Classe 10", "CM1", NO_CLASS)
+    # Inside a class: last name, then first name, accents and case folded.
+    assert in_order(
+        text,
+        "Adam ebert",
+        "Élodie Ébert",
+        "Léa Lefèvre",
+        "Zoé Lefèvre",
+        "Jean-Noël N'Diaye",
+        "Ana Nadal",
+        "Classe 2",
+    )
+    # Cover, then that class's sheets: page by page.
+    kinds = ["cover" if page in covers else "sheet" for page in pages]
+    assert kinds == ["cover"] + ["sheet"] * 6 + ["cover", "sheet"] * 4
+    cover, _ = visible(covers[0])
+    for expected in (
+        SCHOOL,
+        "Fiches de connexion",
+        "ce2",
+        "6 fiches",
+        "1 compte",  # already activated
+        "15 octobre 2026 à 8 h 30",
+        "Distribuez les fiches",
+        "nom de famille",
+    ):
+        assert expected in cover, expected
+    assert "1 fiche (1 page)" in visible(covers[1])[0]
+    assert "break-after: page" in html and "@page { size: A4; margin: 15mm; }" in html
+    # The activated account's sheet says so and carries no code.
+    elodie = next(page for page in pages if "Élodie Ébert" in page)
+    assert "Compte activé" in elodie and "abcd3456" not in elodie
+
+
+def test_compact_print_starts_each_class_on_a_new_page():
+    nine = [pupil(f"Élève{n}", f"Nom{n}", "CE1") for n in range(9)]
+    three = [pupil(f"Élève{n}", f"Autre{n}", "CM2") for n in range(3)]
+    groups = [ClassGroup("CM2", three), ClassGroup("CE1", nine)]
+    html = docs.print_html(groups, "compact", school_name=SCHOOL, requested_at=REQUESTED)
+    text, tags = visible(html)
+    pages = sections(html)
+    assert [("cover" if 'class="page cover"' in p else p.count("<article")) for p in pages] == [
+        "cover",
+        8,
+        1,
+        "cover",
+        3,
+    ]
+    assert tags.count("article") == 12 and tags.count("svg") == 12
+    assert in_order(text, "CE1", "Élève0 Nom0", "Élève8 Nom8", "CM2", "Élève0 Autre0")
+    assert "9 fiches (2 pages, 8 cartes par page)" in text
+    assert "Découpez" in text
+
+
+def test_print_escapes_hostile_names():
+    hostile = pupil(HOSTILE, '"><img src=x onerror=alert(2)>', HOSTILE, school_name=HOSTILE)
+    for layout in ("detailed", "compact"):
+        html = docs.print_html(
+            [ClassGroup(HOSTILE, [hostile])],
+            layout,
+            school_name="École <b>du Lac</b> & Cie",
+            requested_at=REQUESTED,
+        )
+        text, tags = visible(html)
+        assert "script" not in tags and "img" not in tags and "b" not in tags
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+        assert HOSTILE in text and "École <b>du Lac</b> & Cie" in text
+
+
+def test_print_parts_cut_the_same_pages_in_order():
+    groups = [
+        ClassGroup("CE1", [pupil(f"P{n}", f"N{n}", "CE1") for n in range(5)]),
+        ClassGroup("CE2", [pupil(f"P{n}", f"M{n}", "CE2") for n in range(4)]),
+    ]
+    for layout in ("detailed", "compact"):
+        whole = sections(
+            docs.print_html(groups, layout, school_name=SCHOOL, requested_at=REQUESTED)
+        )
+        parts = list(
+            docs.print_parts(
+                groups, layout, school_name=SCHOOL, requested_at=REQUESTED, pages_per_part=3
+            )
+        )
+        assert all(len(sections(part)) <= 3 for part in parts)
+        assert [page for part in parts for page in sections(part)] == whole
+    assert (
+        len(list(docs.print_parts([], "compact", school_name=SCHOOL, requested_at=REQUESTED))) == 1
+    )
+    with pytest.raises(ValueError):
+        docs.print_html(groups, "big", school_name=SCHOOL, requested_at=REQUESTED)  # type: ignore[arg-type]
+
+
+# --- QR codes ------------------------------------------------------------------------------
+
+
+def test_qr_code_is_geometry_only_with_its_quiet_zone():
+    url = activation_url(ENT, "jeannoel.ndiaye", "abcd3456")
+    svg = str(_qr_svg(url))
+    assert svg.startswith("<svg") and 'class="qr"' in svg
+    assert url not in svg and "login" not in svg
+    code = segno.make(url, error="m", boost_error=False, micro=False, mask=QR_MASK)
+    side = code.symbol_size(border=4)[0]
+    assert f'viewBox="0 0 {side} {side}"' in svg

@@ -1,0 +1,239 @@
+"""credentials.dispatch.requested against real RabbitMQ, Postgres, Chromium and an SMTP
+server: print (detailed, compact, CSV) and email channels, scope refusals, hostile names."""
+
+import asyncio
+import csv
+import io
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from email.message import EmailMessage
+
+import pytest
+from aio_pika.abc import AbstractChannel
+
+from services.account_manager.bootstrap import build as build_accounts
+from services.account_manager.settings import AccountManagerSettings
+from services.credential_dispatch.bootstrap import build as build_dispatch
+from services.credential_dispatch.settings import CredentialDispatchSettings
+from shared import topics
+from tests.conftest import Stack
+from tests.e2e.conftest import free_port
+from tests.support.broker import EventSpy
+from tests.support.commands import School, open_school
+from tests.support.pdf import decode_qr_codes, page_count, pdf_text
+from tools import smtp_sink
+from tools.waits import eventually
+
+ENT = "https://ent.example.org"
+
+
+@dataclass
+class Setup:
+    school: School
+    sink: smtp_sink.FileSink
+    teacher: str
+    pupils: dict[str, dict]  # first name -> accounts.created entry
+    parents: dict[str, dict]
+
+    def mails_to(self, address: str) -> list[EmailMessage]:
+        return [m for m in self.sink.received if str(m["To"]) == address]
+
+
+@pytest.fixture
+async def setup(stack: Stack, channel: AbstractChannel, tmp_path) -> AsyncIterator[Setup]:
+    port = free_port()
+    controller, sink = smtp_sink.start(tmp_path, port=port)
+    accounts = build_accounts(stack.settings(AccountManagerSettings))
+    dispatch = build_dispatch(
+        stack.settings(
+            CredentialDispatchSettings, smtp_port=port, ent_url=ENT, delivery_retry_base_seconds=0.3
+        )
+    )
+    await asyncio.gather(accounts.start(), dispatch.start())
+    try:
+        spy = EventSpy()
+        await spy.start(channel, stack.exchange)
+        school = await open_school(channel, stack.exchange, spy)
+        class_1, class_2 = school.class_ids[:2]
+        created = await school.create(
+            school.admin_id,
+            {
+                "profile": "teacher",
+                "first_name": "Marie",
+                "last_name": "Curie",
+                "email": "marie.curie@example.org",
+                "class_ids": [class_1],
+            },
+        )
+        teacher = created["data"]["accounts"][0]["account_id"]
+        created = await school.create(
+            school.admin_id,
+            {
+                "ref": "a",
+                "profile": "student",
+                "first_name": "Zoé",
+                "last_name": "Lefèvre",
+                "birth_date": "2018-03-14",
+                "class_ids": [class_1],
+            },
+            {
+                "ref": "b",
+                "profile": "student",
+                "first_name": "<b>Léo</b>",
+                "last_name": "Roy",
+                "birth_date": "2017-05-02",
+                "class_ids": [class_1],
+            },
+            {
+                "ref": "c",
+                "profile": "student",
+                "first_name": "Inès",
+                "last_name": "Martin",
+                "birth_date": "2016-01-20",
+                "class_ids": [class_2],
+            },
+            {
+                "profile": "relative",
+                "first_name": "Jean",
+                "last_name": "Lefèvre",
+                "email": "jean.lefevre@example.org",
+                "children": ["a"],
+            },
+            {"profile": "relative", "first_name": "Anne", "last_name": "Roy", "children": ["b"]},
+        )
+        made = created["data"]["accounts"]
+        pupils = {a["first_name"]: a for a in made if a["profile"] == "student"}
+        parents = {a["first_name"]: a for a in made if a["profile"] == "relative"}
+        # credential_dispatch has its copy once the admin's first access went out.
+        await eventually(lambda: _ready(len(sink.received) >= 1), what="admin's first access")
+        yield Setup(school, sink, teacher, pupils, parents)
+    finally:
+        await asyncio.gather(accounts.stop(), dispatch.stop())
+        controller.stop()
+
+
+async def _ready(value: bool) -> bool:
+    return value
+
+
+async def request(setup: Setup, requested_by: str, **data) -> dict:
+    request_id = await setup.school.send(
+        topics.CREDENTIALS_DISPATCH_REQUESTED,
+        {"requested_by": requested_by, "school_id": setup.school.school_id, **data},
+    )
+    return await setup.school.outcome_of(
+        request_id, (topics.CREDENTIALS_DISPATCHED, topics.COMMAND_REJECTED), timeout=60
+    )
+
+
+def attachment(message: EmailMessage) -> tuple[str, bytes]:
+    [part] = list(message.iter_attachments())
+    content = part.get_content()  # str for text/csv
+    return part.get_content_type(), content.encode() if isinstance(content, str) else content
+
+
+async def test_email_channel_sends_each_pupils_sheet_to_his_parents(setup: Setup):
+    zoe, leo = setup.pupils["Zoé"], setup.pupils["<b>Léo</b>"]
+    event = await request(
+        setup,
+        setup.teacher,
+        channel="email",
+        filter={"class_id": setup.school.class_ids[0], "profiles": ["student"]},
+    )
+    assert event["type"] == topics.CREDENTIALS_DISPATCHED, event
+    assert event["data"]["delivered"] == [
+        {"account_id": zoe["account_id"], "to": "jean.lefevre@example.org"}
+    ]
+    assert event["data"]["undeliverable"] == [
+        {"account_id": leo["account_id"], "reason": "no parent with an email address"}
+    ]
+    [mail] = setup.mails_to("jean.lefevre@example.org")
+    assert mail.get_content_type() == "multipart/mixed"
+    [alternative] = [p for p in mail.iter_parts() if p.get_content_type().startswith("multipart")]
+    assert [p.get_content_type() for p in alternative.iter_parts()] == ["text/plain", "text/html"]
+    kind, pdf = attachment(mail)
+    assert kind == "application/pdf"
+    [page] = pdf_text(pdf)
+    assert zoe["login"] in page and zoe["activation_code"] in page
+    assert decode_qr_codes(pdf) == [
+        f"{ENT}/auth/activation?login={zoe['login']}&activationCode={zoe['activation_code']}"
+    ]
+
+
+async def test_print_detailed_groups_by_class_and_is_stored(setup: Setup, stack: Stack):
+    event = await request(
+        setup,
+        setup.school.admin_id,
+        channel="print",
+        layout="detailed",
+        filter={"profiles": ["student"]},
+    )
+    assert event["type"] == topics.CREDENTIALS_DISPATCHED, event
+    assert {d["to"] for d in event["data"]["delivered"]} == {"claire.martin@example.org"}
+    assert len(event["data"]["delivered"]) == 3
+    document_id = event["data"]["document_id"]
+    [mail] = [
+        m for m in setup.mails_to("claire.martin@example.org") if "Fiches" in str(m["Subject"])
+    ]
+    kind, pdf = attachment(mail)
+    assert kind == "application/pdf"
+    assert page_count(pdf) == 2 + 3  # a cover per class, a page per pupil
+    text = "\n".join(pdf_text(pdf))
+    assert text.index("Classe 1") < text.index("Lefèvre") < text.index("Classe 2")
+    assert "<b>Léo</b>" in text  # a name with HTML in it is printed as text
+    conn = await stack.admin()
+    try:
+        stored = await conn.fetchval(
+            "SELECT content FROM credential_dispatch.documents WHERE document_id = $1",
+            uuid.UUID(document_id),
+        )
+    finally:
+        await conn.close()
+    assert bytes(stored) == pdf
+
+
+async def test_print_compact_and_csv(setup: Setup):
+    event = await request(
+        setup,
+        setup.school.admin_id,
+        channel="print",
+        layout="compact",
+        filter={"profiles": ["student", "relative"]},
+    )
+    assert event["type"] == topics.CREDENTIALS_DISPATCHED, event
+    event = await request(
+        setup,
+        setup.school.admin_id,
+        channel="print",
+        layout="csv",
+        account_ids=[p["account_id"] for p in setup.pupils.values()],
+    )
+    assert event["type"] == topics.CREDENTIALS_DISPATCHED, event
+    [mail] = [
+        m
+        for m in setup.mails_to("claire.martin@example.org")
+        if any(p.get_content_type() == "text/csv" for p in m.iter_attachments())
+    ]
+    _, content = attachment(mail)
+    assert content.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.reader(io.StringIO(content.decode("utf-8-sig")), delimiter=";"))
+    assert len(rows) == 1 + 3
+    assert {r[4] for r in rows[1:]} == {p["login"] for p in setup.pupils.values()}
+
+
+async def test_scope_refusals(setup: Setup, channel, stack: Stack):
+    class_2 = setup.school.class_ids[1]
+    ines = setup.pupils["Inès"]["account_id"]
+    event = await request(setup, setup.teacher, channel="email", filter={"class_id": class_2})
+    assert event["type"] == topics.COMMAND_REJECTED
+    assert [r["field"] for r in event["data"]["reasons"]] == ["filter.class_id"]
+    event = await request(setup, setup.teacher, channel="print", account_ids=[ines])
+    assert [r["field"] for r in event["data"]["reasons"]] == ["account_ids.0"]
+    event = await request(
+        setup, setup.parents["Jean"]["account_id"], channel="print", account_ids=[ines]
+    )
+    assert [r["field"] for r in event["data"]["reasons"]] == ["requested_by"]
+    other = await open_school(channel, stack.exchange, setup.school.spy, number=2)
+    event = await request(setup, other.admin_id, channel="print", account_ids=[ines])
+    assert [r["field"] for r in event["data"]["reasons"]] == ["requested_by"]
