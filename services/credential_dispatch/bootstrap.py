@@ -29,6 +29,7 @@ def build(settings: CredentialDispatchSettings | None = None) -> Worker:
             username=settings.smtp_username,
             password=settings.smtp_password,
             start_tls=settings.smtp_starttls,
+            rate_per_second=settings.smtp_rate_per_second,
         )
         loop = DeliveryLoop(
             DeliveryQueries(context.pool),

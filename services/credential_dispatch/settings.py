@@ -9,6 +9,8 @@ class CredentialDispatchSettings(CommonSettings):
     smtp_starttls: bool = False
     smtp_pool_size: int = 4
     smtp_timeout: float = 30.0
+    # Messages per second to the SMTP server, all connections together; empty = no cap.
+    smtp_rate_per_second: float | None = None
     mail_from: str = "ONE <ne-pas-repondre@one.opendigitaleducation.com>"
     ent_url: str = "https://one.opendigitaleducation.com"
     chromium_path: str = "/usr/bin/chromium"
