@@ -11,7 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from services.account_manager import domain, scope
-from services.account_manager.store import AccountStore, NewAccount
+from services.account_manager.store import AccountStore, NewAccount, SchoolInfo
 from shared.contracts.accounts import AccountsCreated, CreatedAccount
 from shared.contracts.commands import (
     AccountActivated,
@@ -23,7 +23,7 @@ from shared.contracts.commands import (
     ClassRenameRequested,
     ClassTeachersAssigned,
     ClassTeachersAssignRequested,
-    CommandRejected,
+    rejection,
 )
 from shared.contracts.common import Reason
 from shared.envelope import Envelope, RawEnvelope, follow
@@ -36,14 +36,7 @@ MatchKey = tuple[str, str, str, date | None]
 
 
 async def reject(event: Envelope[Any], reasons: list[Reason], *, store: AccountStore) -> None:
-    data = event.data
-    request_id = data.get("request_id") if isinstance(data, dict) else data.request_id
-    rejected = CommandRejected(
-        request_id=request_id if isinstance(request_id, str) else None,
-        command=event.type,
-        reasons=reasons,
-    )
-    await store.emit(follow(event, rejected, source=SOURCE))
+    await store.emit(follow(event, rejection(event.type, event.data, reasons), source=SOURCE))
     log.info("command_rejected", reasons=[r.field for r in reasons])
 
 
@@ -87,21 +80,9 @@ async def handle_accounts_create(
             by_ref[wanted.ref] = account.account_id
         child_ids = [by_ref[c] if c in by_ref else UUID(c) for c in wanted.children]
         class_ids = await _place(account.account_id, wanted, child_ids, store=store)
-        created[index] = _event_account(account, login, class_ids, classes, child_ids)
+        created[index] = created_account(account, login, class_ids, classes, child_ids)
     accounts = [created[i] for i in range(len(command.accounts))]
-    await store.emit(
-        follow(
-            event,
-            AccountsCreated(
-                school_id=school.school_id,
-                uai=school.uai,
-                school_name=school.name,
-                provisioning=school.provisioning,
-                accounts=accounts,
-            ),
-            source=SOURCE,
-        )
-    )
+    await store.emit(follow(event, accounts_created(school, accounts), source=SOURCE))
     log.info("accounts_created", count=len(accounts))
 
 
@@ -190,7 +171,17 @@ async def _place(
     return ordered
 
 
-def _event_account(
+def accounts_created(school: SchoolInfo, accounts: list[CreatedAccount]) -> AccountsCreated:
+    return AccountsCreated(
+        school_id=school.school_id,
+        uai=school.uai,
+        school_name=school.name,
+        provisioning=school.provisioning,
+        accounts=accounts,
+    )
+
+
+def created_account(
     account: NewAccount,
     login: str,
     class_ids: list[UUID],

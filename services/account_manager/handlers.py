@@ -6,13 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 from services.account_manager import commands, domain
 from services.account_manager.settings import AccountManagerSettings
-from services.account_manager.store import AccountStore, NewAccount
+from services.account_manager.store import AccountStore, NewAccount, SchoolInfo
 from shared import topics
 from shared.contracts.accounts import (
-    AccountsCreated,
     ClassesCreated,
     ClassInfo,
-    CreatedAccount,
 )
 from shared.contracts.commands import (
     AccountActivated,
@@ -74,38 +72,14 @@ async def handle_school_initialised(
                 source=SOURCE,
             )
         )
-    await store.emit(
-        follow(
-            event,
-            AccountsCreated(
-                school_id=school.school_id,
-                uai=school.uai,
-                school_name=school.name,
-                provisioning=school.provisioning,
-                accounts=[_created(account, login)],
-            ),
-            source=SOURCE,
-        )
-    )
+    info = SchoolInfo(school.school_id, school.uai, school.name, school.provisioning)
+    admin_account = commands.created_account(account, login, [], {}, [])
+    await store.emit(follow(event, commands.accounts_created(info, [admin_account]), source=SOURCE))
     log.info(
         "school_opened",
         school_id=str(school.school_id),
         login=login,
         classes=school.classes if school.provisioning == "manual" else 0,
-    )
-
-
-def _created(account: NewAccount, login: str) -> CreatedAccount:
-    return CreatedAccount(
-        account_id=account.account_id,
-        profile=account.profile,
-        first_name=account.first_name,
-        last_name=account.last_name,
-        login=login,
-        email=account.email,
-        birth_date=account.birth_date,
-        activation_code=account.activation_code,
-        activation_expires_at=account.activation_expires_at,
     )
 
 

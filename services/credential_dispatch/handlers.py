@@ -19,8 +19,8 @@ from shared.contracts.commands import (
     ActivationCodeRenewed,
     ClassRenamed,
     ClassTeachersAssigned,
-    CommandRejected,
     CredentialsDispatchRequested,
+    rejection,
 )
 from shared.contracts.common import Reason
 from shared.contracts.orders import InvoiceIssued
@@ -170,14 +170,9 @@ async def handle_dispatch_requested(
 async def reject_request(
     event: Envelope[Any], reasons: list[Reason], *, store: DispatchStore
 ) -> None:
-    data = event.data
-    request_id = data.get("request_id") if isinstance(data, dict) else data.request_id
-    rejected = CommandRejected(
-        request_id=request_id if isinstance(request_id, str) else None,
-        command=event.type,
-        reasons=reasons,
+    await store.emit(
+        follow(event, rejection(event.type, event.data, reasons), source=domain.SOURCE)
     )
-    await store.emit(follow(event, rejected, source=domain.SOURCE))
     log.info("command_rejected", reasons=[r.field for r in reasons])
 
 

@@ -100,6 +100,19 @@ class CommandRejected(Contract):
     reasons: list[Reason]
 
 
+def rejection(command_type: str, data: object, reasons: list[Reason]) -> CommandRejected:
+    """The answer refusing a command, whether its payload was read (a model) or not (the
+    raw dict of a payload that failed its contract)."""
+    request_id = (
+        data.get("request_id") if isinstance(data, dict) else getattr(data, "request_id", None)
+    )
+    return CommandRejected(
+        request_id=request_id if isinstance(request_id, str) else None,
+        command=command_type,
+        reasons=reasons,
+    )
+
+
 class ClassRenamed(Contract):
     topic = topics.CLASS_RENAMED
 
