@@ -45,6 +45,7 @@ test-fast: install services ## Unit and integration tiers only
 bench: install services ## Benchmarks; each prints its figures
 	$(BIN)/python -m bench.orders
 	$(BIN)/python -m bench.commands
+	$(BIN)/python -m bench.sheets
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

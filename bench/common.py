@@ -1,6 +1,9 @@
 """What the benchmarks share: an isolated pipeline namespace, RSS/CPU watching, cleanup."""
 
 import asyncio
+import os
+import statistics
+import time
 import uuid
 from dataclasses import dataclass, field
 
@@ -8,12 +11,14 @@ import aio_pika
 import asyncpg
 import psutil
 
+from services.credential_dispatch.renderer import CHROMIUM_ARGS
 from shared.messaging.topology import Names, all_queue_names
 from shared.settings import CommonSettings
 from tools.workers import WorkerProcess
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+CHROMIUM = os.environ.get("ONE_CHROMIUM_PATH", "/usr/bin/chromium")
 
 
 @dataclass
@@ -98,3 +103,22 @@ def pct(values: list[float], q: float) -> float:
 
 async def ready(value: bool) -> bool:
     return value
+
+
+async def bare_pdf_ms(samples: int = 20) -> float:
+    """Baseline for sheets: a bare Chromium page.pdf of a one-line page, median ms."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=list(CHROMIUM_ARGS)
+        )
+        page = await browser.new_page()
+        times = []
+        for _ in range(samples):
+            started = time.perf_counter()
+            await page.set_content("<p>Bonjour</p>")
+            await page.pdf(format="A4")
+            times.append((time.perf_counter() - started) * 1000)
+        await browser.close()
+    return statistics.median(times)

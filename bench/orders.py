@@ -11,7 +11,6 @@ same run: raw publish-with-confirm to the broker, and a bare Chromium page.pdf.
 import argparse
 import asyncio
 import json
-import statistics
 import tempfile
 import time
 import uuid
@@ -22,7 +21,7 @@ from typing import Any
 import aio_pika
 import psutil
 
-from bench.common import AMQP_URL, Namespace, Watch, pct, ready
+from bench.common import AMQP_URL, Namespace, Watch, bare_pdf_ms, pct, ready
 from shared import topics
 from shared.contracts.common import uai_check_letter
 from shared.envelope import CONTENT_TYPE
@@ -99,26 +98,6 @@ async def raw_publish_rate(count: int) -> float:
         elapsed = time.perf_counter() - started
         await queue.delete(if_unused=False, if_empty=False)
     return count / elapsed
-
-
-async def bare_pdf_ms(samples: int = 20) -> float:
-    """Baseline: a bare Chromium page.pdf of a one-line page, median ms."""
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        page = await browser.new_page()
-        times = []
-        for _ in range(samples):
-            started = time.perf_counter()
-            await page.set_content("<p>Bonjour</p>")
-            await page.pdf(format="A4")
-            times.append((time.perf_counter() - started) * 1000)
-        await browser.close()
-    return statistics.median(times)
 
 
 async def run(count: int) -> dict[str, Any]:

@@ -21,6 +21,9 @@ ACCOUNTS_DEACTIVATED: Final = "accounts.deactivated"
 ACCOUNTS_DELETED: Final = "accounts.deleted"
 DIRECTORY_SYNC_REQUESTED: Final = "directory.sync.requested"
 DIRECTORY_SYNCED: Final = "directory.synced"
+DIRECTORY_SYNC_REPORTED: Final = "directory.sync.reported"
+DIRECTORY_SYNC_HELD: Final = "directory.sync.held"
+DIRECTORY_SYNC_APPROVE_REQUESTED: Final = "directory.sync.approve.requested"
 ACCOUNTS_CREATE_REQUESTED: Final = "accounts.create.requested"
 CLASS_RENAME_REQUESTED: Final = "class.rename.requested"
 CLASS_RENAMED: Final = "class.renamed"
@@ -33,6 +36,7 @@ ACCOUNT_ACTIVATED: Final = "account.activated"
 # Step 3: credentials.
 CREDENTIALS_DISPATCH_REQUESTED: Final = "credentials.dispatch.requested"
 CREDENTIALS_DISPATCHED: Final = "credentials.dispatched"
+CREDENTIALS_DOCUMENT_SEND_REQUESTED: Final = "credentials.document.send.requested"
 
 COMMAND_REJECTED: Final = "command.rejected"
 
@@ -63,6 +67,7 @@ SUBSCRIPTIONS: Final[dict[str, tuple[str, ...]]] = {
         CLASS_RENAMED,
         CLASS_TEACHERS_ASSIGNED,
         CREDENTIALS_DISPATCH_REQUESTED,
+        CREDENTIALS_DOCUMENT_SEND_REQUESTED,
     ),
 }
 
@@ -75,6 +80,11 @@ UPSTREAM_EVENTS: Final = (
     INVOICE_DELIVERED,
     CLASSES_CREATED,
     ACCOUNTS_CREATED,
+    ACCOUNTS_UPDATED,
+    ACCOUNTS_DEACTIVATED,
+    ACCOUNTS_DELETED,
+    DIRECTORY_SYNC_REPORTED,
+    DIRECTORY_SYNC_HELD,
     CREDENTIALS_DISPATCHED,
     COMMAND_REJECTED,
     CLASS_RENAMED,

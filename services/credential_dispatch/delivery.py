@@ -16,13 +16,16 @@ from uuid import UUID
 
 from services.credential_dispatch import domain
 from services.credential_dispatch.documents import (
+    NO_CLASS,
+    ClassGroup,
     Documents,
     MailContent,
     SheetAccount,
+    collation_key,
 )
 from services.credential_dispatch.exports import ExportRow, credentials_csv
 from services.credential_dispatch.mailer import Mailer, build_message
-from services.credential_dispatch.renderer import PdfRenderer, merge_pdfs
+from services.credential_dispatch.renderer import PdfRenderer
 from services.credential_dispatch.settings import CredentialDispatchSettings
 from services.credential_dispatch.store import Delivery, DeliveryQueries, Dispatch
 from shared.contracts.orders import InvoiceIssued
@@ -31,7 +34,6 @@ from shared.logs import get_logger
 from shared.runtime import Waker
 
 log = get_logger(__name__)
-NO_CLASS = "Sans classe"
 
 
 class DeliveryLoop:
@@ -221,7 +223,7 @@ class DeliveryLoop:
                 f"the requester has no email address: fetch document {document_id}"
             )
         school = accounts[0].school_name if accounts else ""
-        classes = sorted({c for a in accounts for c in a.classes[:1]})
+        classes = sorted({c for a in accounts for c in a.classes[:1]}, key=collation_key)
         return Document(
             subject=PrintJob(str(document_id)),
             content=self._documents.print_email(
@@ -256,29 +258,16 @@ class DeliveryLoop:
             return (f"identifiants-{stamp:%Y%m%d-%H%M}.csv", "text/csv", credentials_csv(export))
         groups: dict[str, list[SheetAccount]] = {}
         for account in accounts:
-            name = account.classes[0] if account.classes else NO_CLASS
-            groups.setdefault(name, []).append(account)
-        school_name = rows[0]["school_name"] if rows else ""
-        parts: list[bytes] = []
-        for name in sorted(groups, key=domain.collation_key):
-            members = sorted(
-                groups[name],
-                key=lambda a: (
-                    domain.collation_key(a.last_name),
-                    domain.collation_key(a.first_name),
-                ),
+            groups.setdefault(account.classes[0] if account.classes else NO_CLASS, []).append(
+                account
             )
-            cover = self._documents.cover_html(
-                school_name=school_name, class_name=name, count=len(members), printed_at=stamp
-            )
-            sheets = (
-                self._documents.compact_sheets_html(members)
-                if dispatch.layout == "compact"
-                else self._documents.detailed_sheets_html(members)
-            )
-            parts.append(await self._renderer.render(cover))
-            parts.append(await self._renderer.render(sheets))
-        pdf = await asyncio.to_thread(merge_pdfs, parts)
+        parts = self._documents.print_parts(
+            [ClassGroup(name, members) for name, members in groups.items()],
+            "compact" if dispatch.layout == "compact" else "detailed",
+            school_name=rows[0]["school_name"] if rows else "",
+            requested_at=stamp,
+        )
+        pdf = await self._renderer.render_parts(parts)
         return f"fiches-de-connexion-{stamp:%Y%m%d-%H%M}.pdf", "application/pdf", pdf
 
     def _html(self, subjects: "list[SheetAccount | InvoiceIssued | PrintJob]") -> str:

@@ -349,18 +349,6 @@ class Documents:
 
     # Invoice -----------------------------------------------------------------------------
 
-    def cover_html(
-        self, *, school_name: str, class_name: str, count: int, printed_at: datetime
-    ) -> str:
-        """The page that opens a class's sheets in a printed document."""
-        return self._render(
-            "print_cover.html.j2",
-            school_name=school_name,
-            class_name=class_name,
-            count=count,
-            printed_at=format_datetime(printed_at),
-        )
-
     def invoice_html(self, invoice: InvoiceIssued) -> str:
         return self.invoices_html([invoice])
 
@@ -448,17 +436,46 @@ class Documents:
         )
 
 
+class _PathSteps(dict[tuple[str, str], str]):
+    """``(gap, run)`` -> ``m<len(gap)> 0h<len(run)>``, filled on first use: once warm, a
+    row of a QR code becomes path text without a Python call per run of modules."""
+
+    def __missing__(self, key: tuple[str, str]) -> str:
+        gap, run = key
+        step = self[key] = f"m{len(gap)} 0h{len(run)}"
+        return step
+
+
+_PATH_STEPS = _PathSteps()
+_MODULE_DIGITS = bytes.maketrans(b"\x00\x01", b"01")
+_DARK_RUNS = re.compile("(0*)(1+)")
+QR_BORDER = 4  # modules of light quiet zone around the symbol
+
+
 def _qr_svg(url: str) -> Markup:
     """The QR code of ``url`` as inline SVG, sized by CSS (viewBox only).
 
-    Error correction M exactly, a quiet zone of 4 modules, segno's single-path SVG. The mask
-    is fixed: choosing the best of eight is most of segno's cost (about 15 ms a code, 4 ms
-    with a fixed mask) and any mask gives a conforming, scannable code. The SVG holds only
-    geometry, never the URL text, so it is safe to mark as markup.
+    Error correction M exactly, a quiet zone of 4 modules painted white, the dark modules as
+    one stroked path of horizontal runs (cheaper for Chromium to print than many shapes).
+    The mask is fixed: choosing the best of eight is most of segno's cost (about 15 ms a
+    code, 4 ms with a fixed mask) and any mask gives a conforming, scannable code. The path
+    is written here rather than by segno's SVG writer, which costs about 1.2 ms a code
+    against 0.3 ms. The SVG holds only geometry, never the URL text, so it is safe to mark
+    as markup.
     """
     code = segno.make(url, error="m", boost_error=False, micro=False, mask=QR_MASK)
-    svg = code.svg_inline(border=4, dark="#000", light="#fff", omitsize=True, svgclass="qr")
-    return Markup(svg)  # noqa: S704 - segno output, no user text
+    side = code.symbol_size(border=QR_BORDER)[0]
+    steps = _PATH_STEPS.__getitem__
+    path = "".join(
+        f"M{QR_BORDER} {y}.5"
+        + "".join(map(steps, _DARK_RUNS.findall(row.translate(_MODULE_DIGITS).decode())))
+        for y, row in enumerate(code.matrix, start=QR_BORDER)
+    )
+    return Markup(  # noqa: S704 - geometry only, no user text
+        f'<svg viewBox="0 0 {side} {side}" class="qr">'
+        f'<path fill="#fff" d="M0 0h{side}v{side}h-{side}z"/>'
+        f'<path stroke="#000" d="{path}"/></svg>'
+    )
 
 
 def _address_lines(party: Party) -> list[str]:
@@ -476,6 +493,7 @@ __all__ = [
     "PROFILE_LABELS",
     "ClassGroup",
     "Documents",
+    "Layout",
     "MailContent",
     "SheetAccount",
     "activation_url",

@@ -1,26 +1,22 @@
 """Pure decisions of credential_dispatch: who gets what, when to try again, what to report."""
 
-import unicodedata
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from services.credential_dispatch.documents import SheetAccount
-from services.credential_dispatch.store import DispatchOutcome, Requester, Selected
-from shared.contracts.commands import CredentialsDispatchRequested
+from services.credential_dispatch.store import DispatchOutcome, Printed, Requester, Selected
+from shared.contracts.commands import (
+    CredentialsDispatchRequested,
+    CredentialsDocumentSendRequested,
+)
 from shared.contracts.common import Reason
 from shared.contracts.credentials import CredentialsDispatched, Delivered, Undeliverable
 from shared.contracts.orders import InvoiceDelivered
 from shared.envelope import Contract, Envelope, new_event
 
 SOURCE = "urn:one:credential_dispatch"
-
-
-def collation_key(text: str) -> str:
-    """Sort key of a name in French order: accents and case do not count."""
-    folded = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(c for c in folded if not unicodedata.combining(c))
 
 
 def retry_delay(attempts: int, *, base: float, ceiling: float) -> float:
@@ -174,3 +170,26 @@ def email_recipients(
         else:
             plan.append((row.account_id, None, "no email address"))
     return plan
+
+
+def check_document_send(
+    command: CredentialsDocumentSendRequested,
+    requester: Requester | None,
+    printed: Printed | None,
+) -> list[Reason]:
+    """A stored document goes again to whoever printed it, or to his school's administrator;
+    an unknown document and another school's look the same, so that ids cannot be probed."""
+    if requester is None:
+        return [Reason(field="requested_by", message="unknown account")]
+    if requester.school_id != command.school_id:
+        return [Reason(field="requested_by", message="this account belongs to another school")]
+    if printed is None or printed.school_id != command.school_id:
+        return [Reason(field="document_id", message="unknown document in this school")]
+    if requester.profile != "administrator" and requester.account_id != printed.requested_by:
+        return [
+            Reason(
+                field="requested_by",
+                message="only its requester or the school's administrator can have it again",
+            )
+        ]
+    return []

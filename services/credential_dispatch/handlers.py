@@ -20,6 +20,7 @@ from shared.contracts.commands import (
     ClassRenamed,
     ClassTeachersAssigned,
     CredentialsDispatchRequested,
+    CredentialsDocumentSendRequested,
     rejection,
 )
 from shared.contracts.common import Reason
@@ -167,6 +168,35 @@ async def handle_dispatch_requested(
     )
 
 
+async def handle_document_send_requested(
+    event: Envelope[CredentialsDocumentSendRequested], *, store: DispatchStore
+) -> None:
+    command = event.data
+    requester = await store.requester(command.requested_by)
+    printed = await store.printed(command.document_id)
+    reasons = domain.check_document_send(command, requester, printed)
+    if reasons or requester is None or printed is None:
+        await reject_request(event, reasons, store=store)
+        return
+    # A print dispatch that starts with its document: the delivery loop finds it stored.
+    delivery = replace(
+        new_delivery("print", recipient=requester.email), status="pending", last_error=None
+    )
+    await _open_dispatch(
+        event,
+        "request",
+        command.school_id,
+        [delivery],
+        store=store,
+        request_id=command.request_id,
+        channel="print",
+        requested_by=command.requested_by,
+        layout=printed.layout,
+        selection=printed.selection,
+        document_id=printed.document_id,
+    )
+
+
 async def reject_request(
     event: Envelope[Any], reasons: list[Reason], *, store: DispatchStore
 ) -> None:
@@ -195,5 +225,8 @@ def routes() -> dict[str, Route[DispatchStore]]:
         ),
         topics.CREDENTIALS_DISPATCH_REQUESTED: Route(
             CredentialsDispatchRequested, handle_dispatch_requested, reject_invalid
+        ),
+        topics.CREDENTIALS_DOCUMENT_SEND_REQUESTED: Route(
+            CredentialsDocumentSendRequested, handle_document_send_requested, reject_invalid
         ),
     }

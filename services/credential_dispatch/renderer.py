@@ -13,8 +13,9 @@ purged (CDP ``HeapProfiler.collectGarbage`` and a critical memory-pressure signa
 30 ms, off the caller's path). A large document leaves a high-water mark that no purge
 gives back (some 350 MiB after a 100-page part of a print job): a page is closed, and its
 renderer process with it, once it has laid out ``recycle_after_chars`` characters of HTML
-or served ``recycle_after`` renders, and replaced when next needed (opening one costs
-0.3 to 0.6 s, which is why it is not done more often).
+or served ``recycle_after`` renders. Opening a page costs 0.3 to 0.6 s (which is why it is
+not done more often), so the worn-out page is closed and its replacement opened in the
+background, while the other pages work.
 
 Renders run at most ``concurrency`` at a time. A browser that died (crash, OOM kill) is
 relaunched once and the render retried; a render that still fails raises ``TransientError``
@@ -56,7 +57,7 @@ CHROMIUM_ARGS = (
 )
 _CLOSE_TIMEOUT = 5.0
 _TIDY_TIMEOUT = 5.0
-_TIDY_BELOW_CHARS = 1_000_000  # a larger document counts towards recycling instead
+_TIDY_BELOW_CHARS = 250_000  # a larger document counts towards recycling instead
 _RENDER_ERRORS = (PlaywrightError, TimeoutError)
 
 
@@ -96,21 +97,15 @@ class _Tab:
         """Whether the page can take the next render (once its purge is over)."""
         if self.tidying is not None:
             tidying, self.tidying = self.tidying, None
-            try:
-                if not await tidying:
-                    return False
-            except asyncio.CancelledError:
-                if not tidying.cancelled():
-                    raise  # it is us who are cancelled
+            if not await tidying:
                 return False
         return not self.page.is_closed()
 
     async def close(self) -> None:
         if self.tidying is not None:
-            self.tidying.cancel()
-            with contextlib.suppress(BaseException):
-                await self.tidying
-            self.tidying = None
+            tidying, self.tidying = self.tidying, None
+            tidying.cancel()
+            await asyncio.gather(tidying, return_exceptions=True)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.context.close(), _CLOSE_TIMEOUT)
 
@@ -141,6 +136,8 @@ class PdfRenderer:
         self._semaphore = asyncio.Semaphore(concurrency)
         self._launch_lock = asyncio.Lock()
         self._idle: list[_Tab] = []  # pages ready for the next render
+        self._opening: list[asyncio.Task[_Tab]] = []  # replacements of worn-out pages
+        self._closing: set[asyncio.Task[None]] = set()
 
     # Lifecycle --------------------------------------------------------------------------
 
@@ -152,6 +149,13 @@ class PdfRenderer:
 
     async def stop(self) -> None:
         await self._drop_idle()
+        opening, self._opening = self._opening, []
+        for task in opening:
+            task.cancel()
+        for tab in await asyncio.gather(*opening, return_exceptions=True):
+            if isinstance(tab, _Tab):
+                await tab.close()
+        await asyncio.gather(*self._closing, return_exceptions=True)
         async with self._launch_lock:
             browser, self._browser = self._browser, None
             await self._close_browser(browser)
@@ -233,6 +237,12 @@ class PdfRenderer:
                 if len(html) < _TIDY_BELOW_CHARS:
                     tab.tidying = asyncio.create_task(tab.tidy())
                 self._idle.append(tab)
+            elif reusable and tab.browser is self._browser:
+                # Worn out: closed, and its replacement opened, while work goes on.
+                closing = asyncio.create_task(tab.close())
+                self._closing.add(closing)
+                closing.add_done_callback(self._closing.discard)
+                self._opening.append(asyncio.create_task(self._open_tab(tab.browser)))
             else:
                 await tab.close()
 
@@ -259,30 +269,30 @@ class PdfRenderer:
         """
         iterator = iter(parts)
         renders: list[asyncio.Task[bytes]] = []
+        in_order: asyncio.Queue[asyncio.Task[bytes] | None] = asyncio.Queue()
+        merged = asyncio.create_task(_merge_in_order(in_order))
         try:
             while True:
+                if merged.done():
+                    merged.result()  # raises the error of a render that failed
                 running = [task for task in renders if not task.done()]
                 if len(running) > self.concurrency:
-                    await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                    await asyncio.wait([*running, merged], return_when=asyncio.FIRST_COMPLETED)
                     continue
-                failed = next((t for t in renders if t.done() and t.exception()), None)
-                if failed is not None:
-                    await failed  # raises its error
                 html = await asyncio.to_thread(next, iterator, None)
                 if html is None:
                     break
                 renders.append(asyncio.create_task(self.render(html)))
+                in_order.put_nowait(renders[-1])
             if not renders:
                 raise ValueError("render_parts needs at least one document")
-            pdfs = [await task for task in renders]
+            in_order.put_nowait(None)
+            return await merged
         except BaseException:
-            for task in renders:
+            for task in [merged, *renders]:
                 task.cancel()
-            await asyncio.gather(*renders, return_exceptions=True)
+            await asyncio.gather(merged, *renders, return_exceptions=True)
             raise
-        if len(pdfs) == 1:
-            return pdfs[0]
-        return await asyncio.to_thread(merge_pdfs, pdfs)
 
     # Pages ------------------------------------------------------------------------------
 
@@ -302,7 +312,26 @@ class PdfRenderer:
     async def _take_tab(self, browser: Browser) -> _Tab:
         while self._idle:
             tab = self._idle.pop()
-            if tab.browser is browser and await tab.ready():
+            try:
+                usable = tab.browser is browser and await tab.ready()
+            except BaseException:  # cancelled while its purge ran: nobody else has it
+                await tab.close()
+                raise
+            if usable:
+                return tab
+            await tab.close()
+        while self._opening:
+            opening = self._opening.pop(0)
+            try:
+                tab = await asyncio.shield(opening)
+            except asyncio.CancelledError:
+                if not opening.done():
+                    self._opening.insert(0, opening)  # still opening: for the next render
+                raise
+            except Exception as exc:  # opening failed: try again below, and report then
+                log.info("renderer.spare_page_failed", error=type(exc).__name__)
+                continue
+            if tab.browser is browser and not tab.page.is_closed():
                 return tab
             await tab.close()
         return await self._open_tab(browser)
@@ -359,9 +388,38 @@ def merge_pdfs(parts: Sequence[bytes]) -> bytes:
     writer = PdfWriter()
     for part in parts:
         writer.append(PdfReader(io.BytesIO(part)))
+    return _written(writer)
+
+
+def _append(writer: PdfWriter, pdf: bytes) -> None:
+    writer.append(PdfReader(io.BytesIO(pdf)))
+
+
+def _written(writer: PdfWriter) -> bytes:
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
+
+
+async def _merge_in_order(renders: "asyncio.Queue[asyncio.Task[bytes] | None]") -> bytes:
+    """The PDFs of ``renders`` (queued in document order, then None) as one, each appended
+    as soon as it and those before it are rendered: only the final write is left once the
+    last render ends. A single PDF is given back as it is."""
+    first: bytes | None = None
+    writer: PdfWriter | None = None
+    while (render := await renders.get()) is not None:
+        pdf = await render
+        if first is None:
+            first = pdf
+            continue
+        if writer is None:
+            writer = PdfWriter()
+            await asyncio.to_thread(_append, writer, first)
+        await asyncio.to_thread(_append, writer, pdf)
+    if writer is None:
+        assert first is not None
+        return first
+    return await asyncio.to_thread(_written, writer)
 
 
 def _split_if(pdf: bytes, pages: int) -> list[bytes] | None:

@@ -50,6 +50,15 @@ class Selected:
 
 
 @dataclass(frozen=True)
+class Printed:
+    document_id: UUID
+    school_id: UUID
+    requested_by: UUID | None
+    layout: str | None
+    selection: list[UUID] | None
+
+
+@dataclass(frozen=True)
 class Delivery:
     delivery_id: UUID
     dispatch_id: UUID
@@ -157,6 +166,16 @@ class DispatchStore(TransactionStore):
             frozenset(row["class_ids"]),
         )
 
+    async def printed(self, document_id: UUID) -> Printed | None:
+        """A stored document and the request that printed it."""
+        row = await self.conn.fetchrow(
+            "SELECT d.document_id, d.school_id, p.requested_by, p.layout, p.selection"
+            " FROM documents d JOIN dispatches p ON p.dispatch_id = d.dispatch_id"
+            " WHERE d.document_id = $1",
+            document_id,
+        )
+        return Printed(**row) if row else None
+
     async def class_school(self, class_id: UUID) -> UUID | None:
         found = await self.conn.fetchval(
             "SELECT school_id FROM classes WHERE class_id = $1", class_id
@@ -245,8 +264,8 @@ class DispatchStore(TransactionStore):
     async def add_dispatch(self, dispatch: Dispatch, deliveries: list[Delivery]) -> None:
         await self.conn.execute(
             "INSERT INTO dispatches (dispatch_id, purpose, school_id, request_id, channel,"
-            " correlationid, causationid, requested_by, layout, selection)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            " correlationid, causationid, requested_by, layout, selection, document_id)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             dispatch.dispatch_id,
             dispatch.purpose,
             dispatch.school_id,
@@ -257,6 +276,7 @@ class DispatchStore(TransactionStore):
             dispatch.requested_by,
             dispatch.layout,
             dispatch.selection,
+            dispatch.document_id,
         )
         await self.conn.executemany(
             "INSERT INTO deliveries (delivery_id, dispatch_id, kind, account_id, invoice_number,"

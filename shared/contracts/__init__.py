@@ -12,9 +12,20 @@ from shared.contracts.commands import (
     ClassTeachersAssignRequested,
     CommandRejected,
     CredentialsDispatchRequested,
+    CredentialsDocumentSendRequested,
 )
 from shared.contracts.common import Reason
 from shared.contracts.credentials import CredentialsDispatched
+from shared.contracts.directory import (
+    AccountsDeactivated,
+    AccountsDeleted,
+    AccountsUpdated,
+    DirectorySyncApproveRequested,
+    DirectorySynced,
+    DirectorySyncHeld,
+    DirectorySyncReported,
+    DirectorySyncRequested,
+)
 from shared.contracts.orders import (
     InvoiceDelivered,
     InvoiceIssued,
@@ -45,6 +56,15 @@ CONTRACTS: dict[str, type[Contract]] = {
         AccountActivated,
         CommandRejected,
         CredentialsDispatchRequested,
+        CredentialsDocumentSendRequested,
+        DirectorySyncRequested,
+        DirectorySyncApproveRequested,
+        DirectorySynced,
+        DirectorySyncReported,
+        DirectorySyncHeld,
+        AccountsUpdated,
+        AccountsDeactivated,
+        AccountsDeleted,
     )
 }
 

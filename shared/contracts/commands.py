@@ -170,3 +170,14 @@ class CredentialsDispatchRequested(Command):
         if self.channel == "email" and self.layout != "detailed":
             raise ValueError("an email carries the detailed sheet: layout is for print")
         return self
+
+
+class CredentialsDocumentSendRequested(Command):
+    """Send a printed document again, by the id that ``credentials.dispatched`` gave, to the
+    requester: the one who asked for it, or his school's administrator. The document is sent
+    as it was printed (codes renewed or spent since are not updated: print again for that)."""
+
+    topic = topics.CREDENTIALS_DOCUMENT_SEND_REQUESTED
+
+    school_id: UUID
+    document_id: UUID

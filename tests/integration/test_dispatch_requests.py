@@ -193,6 +193,55 @@ async def test_print_detailed_groups_by_class_and_is_stored(setup: Setup, stack:
     assert bytes(stored) == pdf
 
 
+async def send_again(setup: Setup, requested_by: str, document_id: str) -> dict:
+    request_id = await setup.school.send(
+        topics.CREDENTIALS_DOCUMENT_SEND_REQUESTED,
+        {
+            "requested_by": requested_by,
+            "school_id": setup.school.school_id,
+            "document_id": document_id,
+        },
+    )
+    return await setup.school.outcome_of(
+        request_id, (topics.CREDENTIALS_DISPATCHED, topics.COMMAND_REJECTED), timeout=60
+    )
+
+
+async def test_a_printed_document_is_sent_again_by_its_id(setup: Setup):
+    first = await request(
+        setup,
+        setup.teacher,
+        channel="print",
+        layout="compact",
+        filter={"class_id": setup.school.class_ids[0]},
+    )
+    assert first["type"] == topics.CREDENTIALS_DISPATCHED, first
+    document_id = first["data"]["document_id"]
+    teacher_mail = "marie.curie@example.org"
+    [printed] = [m for m in setup.mails_to(teacher_mail) if "Fiches" in str(m["Subject"])]
+
+    again = await send_again(setup, setup.teacher, document_id)
+    assert again["type"] == topics.CREDENTIALS_DISPATCHED, again
+    assert again["data"]["document_id"] == document_id
+    assert again["data"]["delivered"] == first["data"]["delivered"]
+    resent = [m for m in setup.mails_to(teacher_mail) if "Fiches" in str(m["Subject"])]
+    assert len(resent) == 2
+    assert attachment(resent[1]) == attachment(printed)  # the same bytes, not a new print
+
+    # The school's administrator may have it too; it goes to his own address.
+    by_admin = await send_again(setup, setup.school.admin_id, document_id)
+    assert {d["to"] for d in by_admin["data"]["delivered"]} == {"claire.martin@example.org"}
+
+    # Nobody else, and no document of another id.
+    parent = setup.parents["Jean"]["account_id"]
+    refused = await send_again(setup, parent, document_id)
+    assert refused["type"] == topics.COMMAND_REJECTED
+    assert [r["field"] for r in refused["data"]["reasons"]] == ["requested_by"]
+    unknown = await send_again(setup, setup.school.admin_id, str(uuid.uuid4()))
+    assert unknown["type"] == topics.COMMAND_REJECTED
+    assert unknown["data"]["reasons"][0]["field"] == "document_id"
+
+
 async def test_print_compact_and_csv(setup: Setup):
     event = await request(
         setup,

@@ -2,6 +2,9 @@
 
 import asyncio
 import contextlib
+import itertools
+import math
+import time
 
 import pytest
 
@@ -207,3 +210,95 @@ async def test_the_body_never_reaches_the_logs(sink, mailer, capsys):
     await mailer.send(message())
     out = capsys.readouterr()
     assert "abcd3456" not in out.out + out.err
+
+
+# --- rate ---------------------------------------------------------------------------------
+
+
+SINK_SLACK = 0.01  # how late the sink's thread may note an arrival
+
+
+def stamp_arrivals(sink: SmtpSink) -> list[tuple[str, float]]:
+    """Make the sink note (time.monotonic()) when each MAIL command and each whole message
+    arrives. The server runs in a thread of this process: same clock as the mailer's."""
+    marks: list[tuple[str, float]] = []
+    handle_data = sink.handler.handle_DATA
+
+    async def handle_MAIL(server, session, envelope, address, mail_options):
+        marks.append(("mail", time.monotonic()))
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_DATA(server, session, envelope):
+        reply = await handle_data(server, session, envelope)
+        marks.append(("data", time.monotonic()))
+        return reply
+
+    # aiosmtpd looks the hooks up on the handler for each new connection.
+    sink.handler.handle_MAIL = handle_MAIL  # type: ignore[attr-defined]
+    sink.handler.handle_DATA = handle_DATA  # type: ignore[method-assign]
+    return marks
+
+
+def spans(marks: list[tuple[str, float]]) -> tuple[float, list[float]]:
+    """From the first MAIL to the last message received, and the gaps between MAILs."""
+    starts = sorted(t for kind, t in marks if kind == "mail")
+    ends = sorted(t for kind, t in marks if kind == "data")
+    return ends[-1] - starts[0], [b - a for a, b in itertools.pairwise(starts)]
+
+
+async def test_a_rate_spaces_sends_over_all_connections(sink):
+    marks = stamp_arrivals(sink)
+    mailer = Mailer(sink.host, sink.port, pool_size=3, timeout=5, rate_per_second=20)
+    try:
+        await asyncio.gather(*(mailer.send(message(number=n)) for n in range(6)))
+    finally:
+        await mailer.close()
+    assert len(sink.received) == 6 and sink.connections <= 3
+    total, gaps = spans(marks)
+    # Six messages at 20 per second: five intervals of 50 ms between their starts. The
+    # sink notes a command when its thread gets to run: on a busy machine that can be a
+    # few milliseconds late, hence the slack (unthrottled, the six take some 20 ms).
+    assert total >= 0.25 - SINK_SLACK, total
+    assert min(gaps) >= 0.05 - 2 * SINK_SLACK, gaps  # evenly spaced, over every connection
+    assert total < 1.5, total  # and not slower than asked
+
+
+async def test_without_a_rate_sends_are_not_held_back(sink):
+    marks = stamp_arrivals(sink)
+    mailer = Mailer(sink.host, sink.port, pool_size=3, timeout=5)
+    try:
+        await mailer.send(message(number=0))  # connected: what follows is sending only
+        marks.clear()
+        await asyncio.gather(*(mailer.send(message(number=n)) for n in range(1, 7)))
+    finally:
+        await mailer.close()
+    assert len(sink.received) == 7
+    total, _ = spans(marks)
+    assert total < 0.25, total  # 20 per second would take at least 0.25 s
+
+
+async def test_a_rate_leaves_idle_time_unspent(sink):
+    # After a pause, the next message goes at once: no burst allowance piles up, and
+    # no wait is owed either.
+    marks = stamp_arrivals(sink)
+    mailer = Mailer(sink.host, sink.port, pool_size=1, timeout=5, rate_per_second=4)
+    try:
+        await mailer.send(message(number=1))
+        await asyncio.sleep(0.6)
+        started = time.monotonic()
+        await mailer.send(message(number=2))
+        assert time.monotonic() - started < 0.2
+        await mailer.send(message(number=3))
+    finally:
+        await mailer.close()
+    _, gaps = spans(marks)
+    assert gaps[1] >= 0.25 - 2 * SINK_SLACK, gaps  # the third waited its turn
+
+
+def test_a_rate_must_be_positive():
+    for rate in (0, -1, math.nan, math.inf):
+        with pytest.raises(ValueError):
+            Mailer("127.0.0.1", 25, rate_per_second=rate)
+    assert Mailer("127.0.0.1", 25, rate_per_second=0.5).rate_per_second == 0.5

@@ -3,13 +3,20 @@
 import asyncio
 import os
 import signal
+import statistics
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psutil
 import pytest
 
-from services.credential_dispatch.documents import Documents, SheetAccount, activation_url
+from services.credential_dispatch.documents import (
+    ClassGroup,
+    Documents,
+    SheetAccount,
+    activation_url,
+)
 from services.credential_dispatch.renderer import PdfRenderer
 from shared.errors import TransientError
 from tests.support.pdf import (
@@ -246,6 +253,18 @@ async def test_pages_are_reused_then_recycled():
         assert renderer.pages_opened == 1
 
 
+async def test_a_page_that_laid_out_a_lot_is_replaced_in_the_background():
+    big = "<p>" + "mot " * 25_000 + "</p>"  # 100 000 characters
+    async with PdfRenderer(CHROMIUM, concurrency=1, recycle_after_chars=150_000) as fresh:
+        await fresh.render("<p>petit</p>")
+        await fresh.render(big)
+        assert fresh.pages_opened == 1
+        await fresh.render(big)  # over the budget: that page goes, a new one opens meanwhile
+        assert not fresh._idle and len(fresh._opening) == 1
+        assert page_count(await fresh.render("<p>après</p>")) == 1
+        assert fresh.pages_opened == 2 and not fresh._opening  # that one served
+
+
 async def test_a_killed_browser_is_relaunched_and_the_render_succeeds():
     before = chromium_browser_pids()
     async with PdfRenderer(CHROMIUM, concurrency=2) as renderer:
@@ -280,3 +299,134 @@ async def test_a_browser_that_cannot_start_is_a_transient_error():
     with pytest.raises(TransientError):
         await renderer.start()
     await renderer.stop()
+
+
+# --- print jobs --------------------------------------------------------------------------
+
+PRINTED_AT = datetime(2026, 10, 15, 6, 30, tzinfo=UTC)
+SCHOOL = "École élémentaire Jules Ferry"
+
+
+def member(first: str, last: str, class_name: str, *, activated: bool = False) -> SheetAccount:
+    login = f"{first}.{last}".lower().replace("é", "e").replace("è", "e").replace("ï", "i")
+    return SheetAccount(
+        f"id-{login}",
+        "student",
+        first,
+        last,
+        login,
+        None if activated else f"code{len(login) % 6 + 3}xyz"[:8],
+        EXPIRES,
+        activated,
+        SCHOOL,
+        classes=(class_name,),
+    )
+
+
+def urls(accounts: list[SheetAccount]) -> list[str]:
+    return [
+        activation_url(ENT, a.login, a.activation_code)
+        for a in accounts
+        if a.activation_code and not a.activated
+    ]
+
+
+async def test_detailed_print_job_has_a_cover_per_class_then_sorted_sheets(renderer):
+    cm1 = [member("Zoé", "Lefèvre", "CM1"), member("Élodie", "Ébert", "CM1")]
+    cm1.append(member("Adam", "Martin", "CM1"))
+    ce2 = [member("Paul", "Durand", "CE2 A"), member("Léa", "Bernard", "CE2 A", activated=True)]
+    groups = [ClassGroup("CM1", cm1), ClassGroup("CE2 A", ce2)]
+    html = docs.print_html(groups, "detailed", school_name=SCHOOL, requested_at=PRINTED_AT)
+    pdf = await renderer.render(html)
+    assert page_count(pdf) == 7  # 2 covers + 5 sheets
+    pages = pdf_text(pdf)
+    for cover, class_name, count in (
+        (pages[0], "CE2 A", "2 fiches"),
+        (pages[3], "CM1", "3 fiches"),
+    ):
+        assert "Fiches de connexion" in cover and class_name in cover and count in cover
+        assert SCHOOL in cover and "15 octobre 2026 à 8 h 30" in cover
+        assert "Distribuez" in cover and "Fiche de connexion" not in cover
+    in_print_order = [ce2[1], ce2[0], cm1[1], cm1[0], cm1[2]]  # Bernard, Durand | Ébert, ...
+    for page, account in zip(pages[1:3] + pages[4:], in_print_order, strict=True):
+        assert squash(f"{account.first_name} {account.last_name}") in squash(page)
+        assert "Fiche de connexion" in page and account.login in page
+    assert "Compte activé" in pages[1] and "/auth/activation" not in pages[1]
+    assert decode_qr_codes(pdf) == urls(in_print_order)
+
+
+async def test_compact_print_job_starts_each_class_on_a_new_page(renderer):
+    nine = [member(f"Élève{n}", f"Nom{8 - n}", "CE1") for n in range(9)]
+    three = [member(f"Élève{n}", f"Autre{n}", "CM2", activated=n == 1) for n in range(3)]
+    groups = [ClassGroup("CM2", three), ClassGroup("CE1", nine)]
+    html = docs.print_html(groups, "compact", school_name=SCHOOL, requested_at=PRINTED_AT)
+    pdf = await renderer.render(html)
+    assert page_count(pdf) == 5  # cover, 8 cards, 1 card | cover, 3 cards
+    pages = pdf_text(pdf)
+    assert "CE1" in pages[0] and "9 fiches (2 pages, 8 cartes par page)" in pages[0]
+    assert "Découpez" in pages[0] and "CM2" in pages[3] and "3 fiches" in pages[3]
+    ce1 = sorted(nine, key=lambda a: a.last_name)  # Nom0 (Élève8) ... Nom8 (Élève0)
+    first_page = squash(pages[1])
+    assert all(a.login in first_page for a in ce1[:8]) and ce1[8].login not in first_page
+    assert ce1[8].login in pages[2] and pages[2].count("Code d'activation") == 1
+    positions = [first_page.find(squash(f"{a.first_name} {a.last_name}")) for a in ce1[:8]]
+    assert positions == sorted(positions)  # left to right, then top to bottom
+    assert "Compte activé" in pages[4] and "Élève1 Autre1" in pages[4]
+    found = decode_qr_codes(pdf)
+    assert sorted(found) == sorted(urls(nine + three)) and len(found) == 11
+
+
+async def test_a_print_job_in_parts_gives_the_same_pages(renderer):
+    groups = [
+        ClassGroup(f"Classe {n}", [member(f"P{k}", f"N{n}x{k}", f"Classe {n}") for k in range(3)])
+        for n in (1, 2, 10)
+    ]
+    whole = await renderer.render(
+        docs.print_html(groups, "detailed", school_name=SCHOOL, requested_at=PRINTED_AT)
+    )
+    parts = docs.print_parts(
+        groups, "detailed", school_name=SCHOOL, requested_at=PRINTED_AT, pages_per_part=3
+    )
+    merged = await renderer.render_parts(parts)
+    assert page_count(merged) == page_count(whole) == 12
+    assert pdf_text(merged) == pdf_text(whole)
+    assert "Classe 2" in pdf_text(merged)[4] and "Classe 10" in pdf_text(merged)[8]
+    assert decode_qr_codes(merged) == decode_qr_codes(whole)
+
+
+def chromium_pss_mib(browser_pid: int) -> float:
+    """Proportional set size of a Chromium browser and every process under it."""
+    root = psutil.Process(browser_pid)
+    total = 0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            total += process.memory_full_info().pss
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+    return total / 2**20
+
+
+async def test_chromium_memory_stays_bounded_over_a_long_run():
+    """100 print jobs of a class, two at a time: what Chromium holds over the last ten is no
+    more than over the first ten, give or take 20 % (the highest measure of each, taken
+    after every job: one measure could fall just after a page was recycled, or before a
+    purge)."""
+    jobs = []
+    for n in range(6):
+        accounts = [member(f"Prénom{k}", f"Nom{n}x{k}", f"Classe {n}") for k in range(16)]
+        layout = "compact" if n % 2 else "detailed"
+        group = [ClassGroup(f"Classe {n}", accounts)]
+        jobs.append(docs.print_html(group, layout, school_name=SCHOOL, requested_at=PRINTED_AT))
+    before = chromium_browser_pids()
+    started = time.perf_counter()
+    async with PdfRenderer(CHROMIUM, concurrency=2) as fresh:
+        [browser_pid] = chromium_browser_pids() - before
+        measures: list[float] = []
+        for done in range(0, 100, 2):
+            await asyncio.gather(fresh.render(jobs[done % 6]), fresh.render(jobs[(done + 1) % 6]))
+            if done < 10 or done >= 90:
+                measures.append(chromium_pss_mib(browser_pid))
+        first, last = max(measures[:5]), max(measures[5:])
+        assert fresh.launches == 1
+        assert last <= 1.2 * first + 30, (first, last, statistics.mean(measures))
+    assert time.perf_counter() - started < 90

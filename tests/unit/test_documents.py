@@ -545,3 +545,20 @@ def test_qr_code_is_geometry_only_with_its_quiet_zone():
     code = segno.make(url, error="m", boost_error=False, micro=False, mask=QR_MASK)
     side = code.symbol_size(border=4)[0]
     assert f'viewBox="0 0 {side} {side}"' in svg
+
+
+def test_qr_path_draws_exactly_the_dark_modules():
+    for login in ("jeannoel.ndiaye", "a" * 60 + "." + "b" * 60):
+        url = activation_url(ENT, login, "abcd3456")
+        code = segno.make(url, error="m", boost_error=False, micro=False, mask=QR_MASK)
+        svg = str(_qr_svg(url))
+        [path] = re.findall(r'<path stroke="#000" d="([^"]+)"/>', svg)
+        drawn = set()
+        for row in re.findall(r"M4 (\d+)\.5([^M]*)", path):
+            y, x = int(row[0]) - 4, 0
+            for gap, run in re.findall(r"m(\d+) 0h(\d+)", row[1]):
+                x += int(gap)
+                drawn.update((y, x + k) for k in range(int(run)))
+                x += int(run)
+        dark = {(y, x) for y, line in enumerate(code.matrix) for x, m in enumerate(line) if m}
+        assert drawn == dark

@@ -1,0 +1,154 @@
+"""Step 2 for automatic schools: the nightly ONDE feed (directory_sync's messages, and the
+events account_manager answers them with).
+
+directory_sync gives every person of a school's feed a ``feed_id`` of its own, stable from
+run to run (matched by DESIGN §4: same profile, same folded names, same birth date for a
+pupil). ``directory.synced`` carries a run's changes by feed id, cut into chunks;
+account_manager keeps which account each feed id is.
+"""
+
+from datetime import date
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import Field
+
+from shared import topics
+from shared.contracts.accounts import Account
+from shared.contracts.commands import RequestId
+from shared.contracts.common import Model, Uai
+from shared.envelope import Contract
+
+FeedProfile = Literal["teacher", "student", "relative"]
+
+
+class FeedClass(Model):
+    name: str
+    level: str | None = None
+
+
+class FeedPerson(Model):
+    """A person as the export gives him, in full (created, updated and moved alike)."""
+
+    feed_id: UUID
+    profile: FeedProfile
+    first_name: str
+    last_name: str
+    birth_date: date | None = None  # always set for a pupil
+    email: str | None = None
+    # A pupil's class; the class the teachers file names for a teacher (none: left for the
+    # administrator to attach). A parent's classes are his children's: not listed here.
+    classes: list[str] = Field(default_factory=list)
+    children: list[UUID] = Field(default_factory=list)  # feed ids of a parent's children
+    director: bool = False  # a teacher who heads the school
+
+
+class DirectorySynced(Contract):
+    """One chunk of a run's changes. Chunks of a run may be applied in any order and by
+    any replica: a parent's children may come in another chunk than the parent."""
+
+    topic = topics.DIRECTORY_SYNCED
+
+    run_id: UUID
+    school_id: UUID
+    uai: Uai
+    chunk: Annotated[int, Field(ge=0)]
+    chunks: Annotated[int, Field(ge=1)]
+    classes: list[FeedClass] = Field(default_factory=list)  # every class of the export
+    created: list[FeedPerson] = Field(default_factory=list)
+    updated: list[FeedPerson] = Field(default_factory=list)  # names, email or parent links
+    moved: list[FeedPerson] = Field(default_factory=list)  # to another class
+    left: list[UUID] = Field(default_factory=list)  # feed ids no longer in the export
+
+
+class SyncCounts(Model):
+    created: int = 0
+    updated: int = 0
+    moved: int = 0
+    left: int = 0
+    unchanged: int = 0
+
+
+class Finding(Model):
+    """An error or a warning of a run, located in the school's files."""
+
+    file: str | None = None
+    line: int | None = None
+    message: str
+
+
+SyncStatus = Literal["applied", "unchanged", "dry_run", "held", "rejected", "no_drop"]
+
+
+class DirectorySyncReported(Contract):
+    """One per school and run, dry or not, changed or not."""
+
+    topic = topics.DIRECTORY_SYNC_REPORTED
+
+    uai: Uai
+    school_id: UUID
+    run_id: UUID
+    request_id: str | None = None  # null for the nightly run
+    dry_run: bool = False
+    status: SyncStatus
+    counts: SyncCounts
+    errors: list[Finding] = Field(default_factory=list)
+    warnings: list[Finding] = Field(default_factory=list)
+
+
+class DirectorySyncHeld(Contract):
+    """A run that looks wrong (too many leavers, a truncated or wrongly encoded file) waits
+    for an operator's ``directory.sync.approve.requested``."""
+
+    topic = topics.DIRECTORY_SYNC_HELD
+
+    uai: Uai
+    school_id: UUID
+    run_id: UUID
+    request_id: str | None = None
+    reasons: list[str]
+    counts: SyncCounts
+
+
+class DirectorySyncRequested(Contract):
+    """Run the feed of one school now (an operator, or the ENT for its administrator)."""
+
+    topic = topics.DIRECTORY_SYNC_REQUESTED
+
+    request_id: RequestId
+    requested_by: str | None = None  # an operator's name or an account id, for the record
+    uai: Uai
+    dry_run: bool = False
+
+
+class DirectorySyncApproveRequested(Contract):
+    """An operator approves a held run: it is applied as it was reported."""
+
+    topic = topics.DIRECTORY_SYNC_APPROVE_REQUESTED
+
+    request_id: RequestId
+    approved_by: Annotated[str, Field(min_length=1, max_length=200)]
+    uai: Uai
+    run_id: UUID
+
+
+class AccountsUpdated(Contract):
+    topic = topics.ACCOUNTS_UPDATED
+
+    school_id: UUID
+    accounts: list[Account]
+    restored: list[UUID] = Field(default_factory=list)  # deactivated accounts come back
+
+
+class AccountsDeactivated(Contract):
+    topic = topics.ACCOUNTS_DEACTIVATED
+
+    school_id: UUID
+    accounts: list[Account]
+
+
+class AccountsDeleted(Contract):
+    topic = topics.ACCOUNTS_DELETED
+
+    school_id: UUID
+    accounts: list[Account]
