@@ -5,11 +5,11 @@ this module only says what the n-th candidate login is.
 """
 
 import secrets
-import string
-import unicodedata
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from types import MappingProxyType
+
+from shared.names import fold_name
 
 ACTIVATION_ALPHABET = "abcdefghjkmnprstvwxyz3456789"
 ACTIVATION_CODE_LENGTH = 8
@@ -24,34 +24,11 @@ PROFILE_LABELS: Mapping[str, str] = MappingProxyType(
     }
 )
 
-_LOGIN_CHARS = frozenset(string.ascii_lowercase + string.digits)
-# Letters that Unicode does not decompose into ASCII letters, spelt as French writes them.
-_LIGATURES = str.maketrans(
-    {
-        "œ": "oe",
-        "æ": "ae",
-        "ß": "ss",
-        "ẞ": "ss",
-        "ø": "o",
-        "ł": "l",
-        "đ": "d",
-        "ð": "d",
-        "þ": "th",
-        "ı": "i",
-        "ŀ": "l",
-    }
-)
-
 
 def fold_name_part(text: str) -> str:
-    """A name part as it appears in a login: lowercase ASCII letters and digits only.
-
-    Accents are folded (``Noël`` -> ``noel``), ligatures spelt out (``Œdipe`` -> ``oedipe``),
-    and everything else (spaces, hyphens, apostrophes, other scripts) dropped.
-    """
-    lowered = text.lower().translate(_LIGATURES)
-    decomposed = unicodedata.normalize("NFKD", lowered).lower().translate(_LIGATURES)
-    return "".join(char for char in decomposed if char in _LOGIN_CHARS)
+    """A name part as it appears in a login: lowercase ASCII letters and digits only
+    (``Jean-Noël`` -> ``jeannoel``); see ``shared.names``."""
+    return fold_name(text)
 
 
 def login_base(first_name: str, last_name: str) -> str:

@@ -23,14 +23,14 @@ as written (stripped); folding is only for recognising columns and matching peop
 
 import codecs
 import csv
-import functools
 import io
 import re
-import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
+
+from shared.names import fold_name
 
 # ---------------------------------------------------------------------------------------
 # Results
@@ -118,34 +118,6 @@ class Export:
 # ---------------------------------------------------------------------------------------
 # Folding
 # ---------------------------------------------------------------------------------------
-
-# Letters Unicode does not decompose into ASCII letters, spelt as French writes them.
-_LIGATURES = str.maketrans(
-    {
-        "œ": "oe",
-        "æ": "ae",
-        "ß": "ss",
-        "ẞ": "ss",
-        "ø": "o",
-        "ł": "l",
-        "đ": "d",
-        "ð": "d",
-        "þ": "th",
-        "ı": "i",
-        "ŀ": "l",
-    }
-)
-_NOT_ALNUM = re.compile("[^a-z0-9]+")
-
-
-@functools.lru_cache(maxsize=1 << 16)  # a school's names repeat: classes, families
-def fold_name(text: str) -> str:
-    """Lowercase, accents folded to ASCII, letters and digits only: ``N'Diaye`` -> ``ndiaye``."""
-    lowered = text.lower()
-    if not lowered.isascii():
-        lowered = unicodedata.normalize("NFKD", lowered.translate(_LIGATURES))
-        lowered = lowered.lower().translate(_LIGATURES).encode("ascii", "ignore").decode()
-    return _NOT_ALNUM.sub("", lowered)
 
 
 def fold_header(name: str) -> str:
