@@ -60,6 +60,9 @@ SUBSCRIPTIONS: Final[dict[str, tuple[str, ...]]] = {
     ),
     CREDENTIAL_DISPATCH: (
         ACCOUNTS_CREATED,
+        ACCOUNTS_UPDATED,
+        ACCOUNTS_DEACTIVATED,
+        ACCOUNTS_DELETED,
         INVOICE_ISSUED,
         ACTIVATION_CODE_RENEWED,
         ACCOUNT_ACTIVATED,

@@ -24,6 +24,7 @@ from shared.contracts.commands import (
     rejection,
 )
 from shared.contracts.common import Reason
+from shared.contracts.directory import AccountsDeactivated, AccountsDeleted, AccountsUpdated
 from shared.contracts.orders import InvoiceIssued
 from shared.envelope import Envelope, RawEnvelope, follow
 from shared.logs import get_logger
@@ -49,6 +50,27 @@ async def handle_accounts_created(
         # The school's administrator gets his first access by himself (guide, step 1).
         delivery = new_delivery("first_access", recipient=admin.email, account_id=admin.account_id)
         await _open_dispatch(event, "first_access", created.school_id, [delivery], store=store)
+
+
+async def handle_accounts_updated(
+    event: Envelope[AccountsUpdated], *, store: DispatchStore
+) -> None:
+    updated = event.data
+    await store.update_accounts(updated.school_id, updated.accounts)
+    if updated.restored:
+        await store.set_deactivated(updated.restored, deactivated=False)
+
+
+async def handle_accounts_deactivated(
+    event: Envelope[AccountsDeactivated], *, store: DispatchStore
+) -> None:
+    await store.set_deactivated([a.account_id for a in event.data.accounts], deactivated=True)
+
+
+async def handle_accounts_deleted(
+    event: Envelope[AccountsDeleted], *, store: DispatchStore
+) -> None:
+    await store.delete_accounts([a.account_id for a in event.data.accounts])
 
 
 async def handle_invoice_issued(event: Envelope[InvoiceIssued], *, store: DispatchStore) -> None:
@@ -215,6 +237,9 @@ async def reject_invalid(
 def routes() -> dict[str, Route[DispatchStore]]:
     return {
         topics.ACCOUNTS_CREATED: Route(AccountsCreated, handle_accounts_created),
+        topics.ACCOUNTS_UPDATED: Route(AccountsUpdated, handle_accounts_updated),
+        topics.ACCOUNTS_DEACTIVATED: Route(AccountsDeactivated, handle_accounts_deactivated),
+        topics.ACCOUNTS_DELETED: Route(AccountsDeleted, handle_accounts_deleted),
         topics.INVOICE_ISSUED: Route(InvoiceIssued, handle_invoice_issued),
         topics.ACTIVATION_CODE_RENEWED: Route(ActivationCodeRenewed, handle_code_renewed),
         topics.ACCOUNT_ACTIVATED: Route(AccountActivated, handle_account_activated),

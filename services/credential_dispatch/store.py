@@ -1,7 +1,7 @@
 """Every SQL statement of credential_dispatch."""
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -9,7 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
-from shared.contracts.accounts import CreatedAccount
+from shared.contracts.accounts import Account, CreatedAccount
 from shared.contracts.commands import ActivationCodeRenewed
 from shared.contracts.orders import InvoiceIssued
 from shared.db import Connection
@@ -115,7 +115,7 @@ class DispatchStore(TransactionStore):
             ],
         )
 
-    async def link_accounts(self, accounts: list[CreatedAccount]) -> None:
+    async def link_accounts(self, accounts: Sequence[Account]) -> None:
         await self.conn.executemany(
             "INSERT INTO account_classes (account_id, class_id) VALUES ($1, $2)"
             " ON CONFLICT DO NOTHING",
@@ -125,6 +125,61 @@ class DispatchStore(TransactionStore):
             "INSERT INTO parent_children (parent_id, child_id) VALUES ($1, $2)"
             " ON CONFLICT DO NOTHING",
             [(a.account_id, c) for a in accounts for c in a.children],
+        )
+
+    async def update_accounts(self, school_id: UUID, accounts: list[Account]) -> None:
+        """Follow account_manager's changes: names, address, classes and children (a moved
+        pupil, a parent whose child moved); the activation code stays as it was."""
+        ids = [a.account_id for a in accounts]
+        await self.conn.executemany(
+            "UPDATE accounts SET first_name = $3, last_name = $4, email = $5, birth_date = $6,"
+            " classes = $7, children = $8, login = $9, updated_at = now()"
+            " WHERE account_id = $1 AND school_id = $2",
+            [
+                (
+                    a.account_id,
+                    school_id,
+                    a.first_name,
+                    a.last_name,
+                    a.email,
+                    a.birth_date,
+                    a.classes,
+                    a.children,
+                    a.login,
+                )
+                for a in accounts
+            ],
+        )
+        await self.conn.execute(
+            "DELETE FROM account_classes WHERE account_id = ANY($1::uuid[])", ids
+        )
+        await self.conn.execute(
+            "DELETE FROM parent_children WHERE parent_id = ANY($1::uuid[])",
+            [a.account_id for a in accounts if a.profile == "relative"],
+        )
+        await self.link_accounts(accounts)
+
+    async def set_deactivated(self, account_ids: list[UUID], *, deactivated: bool) -> None:
+        await self.conn.execute(
+            "UPDATE accounts SET deactivated_at = CASE WHEN $2 THEN now() END,"
+            " updated_at = now() WHERE account_id = ANY($1::uuid[])",
+            account_ids,
+            deactivated,
+        )
+
+    async def delete_accounts(self, account_ids: list[UUID]) -> None:
+        """Forget removed accounts; a delivery still waiting for one is reported as
+        undeliverable when its turn comes (its account is unknown here)."""
+        await self.conn.execute(
+            "DELETE FROM parent_children WHERE parent_id = ANY($1::uuid[])"
+            " OR child_id = ANY($1::uuid[])",
+            account_ids,
+        )
+        await self.conn.execute(
+            "DELETE FROM account_classes WHERE account_id = ANY($1::uuid[])", account_ids
+        )
+        await self.conn.execute(
+            "DELETE FROM accounts WHERE account_id = ANY($1::uuid[])", account_ids
         )
 
     async def upsert_classes(self, school_id: UUID, classes: list[tuple[UUID, str]]) -> None:
@@ -153,7 +208,7 @@ class DispatchStore(TransactionStore):
             "SELECT a.account_id, a.school_id, a.profile, a.email,"
             " array(SELECT class_id FROM account_classes c"
             "       WHERE c.account_id = a.account_id) AS class_ids"
-            " FROM accounts a WHERE a.account_id = $1",
+            " FROM accounts a WHERE a.account_id = $1 AND a.deactivated_at IS NULL",
             account_id,
         )
         if row is None:
@@ -201,7 +256,7 @@ class DispatchStore(TransactionStore):
             " AND ($3::uuid IS NULL OR EXISTS (SELECT 1 FROM account_classes c"
             "      WHERE c.account_id = a.account_id AND c.class_id = $3))"
             " AND (cardinality($4::text[]) = 0 OR a.profile = ANY($4::text[]))"
-            " AND (NOT $5 OR a.activated_at IS NULL)"
+            " AND (NOT $5 OR a.activated_at IS NULL) AND a.deactivated_at IS NULL"
             " ORDER BY a.last_name, a.first_name",
             school_id,
             account_ids,
