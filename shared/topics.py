@@ -49,7 +49,11 @@ WORKERS: Final = (ORDER_INTAKE, DIRECTORY_SYNC, ACCOUNT_MANAGER, CREDENTIAL_DISP
 # Binding keys of each worker's queue. A worker's routing table must cover exactly these.
 SUBSCRIPTIONS: Final[dict[str, tuple[str, ...]]] = {
     ORDER_INTAKE: (ORDER_RECEIVED,),
-    DIRECTORY_SYNC: (SCHOOL_INITIALISED,),
+    DIRECTORY_SYNC: (
+        SCHOOL_INITIALISED,
+        DIRECTORY_SYNC_REQUESTED,
+        DIRECTORY_SYNC_APPROVE_REQUESTED,
+    ),
     ACCOUNT_MANAGER: (
         SCHOOL_INITIALISED,
         ACCOUNTS_CREATE_REQUESTED,
@@ -57,6 +61,7 @@ SUBSCRIPTIONS: Final[dict[str, tuple[str, ...]]] = {
         CLASS_TEACHERS_ASSIGN_REQUESTED,
         ACTIVATION_CODE_RENEW_REQUESTED,
         ACCOUNT_ACTIVATED,
+        DIRECTORY_SYNCED,
     ),
     CREDENTIAL_DISPATCH: (
         ACCOUNTS_CREATED,

@@ -57,6 +57,9 @@ class Stack:
             "max_attempts": 4,
             "outbox_poll_seconds": 0.2,
             "drain_seconds": 5.0,
+            # The nightly feed would start whenever a test runs within its window; the
+            # tests of the schedule turn it on with a clock of their own.
+            "nightly_enabled": False,
         }
 
     def settings(self, cls: type[S], **overrides: Any) -> S:

@@ -1,10 +1,12 @@
 """account_manager's composition root."""
 
+from datetime import timedelta
 from pathlib import Path
 
-from services.account_manager.handlers import routes
+from services.account_manager.feed_store import FeedStore
+from services.account_manager.handlers import routes, utc_now
+from services.account_manager.purge import PurgeLoop
 from services.account_manager.settings import AccountManagerSettings
-from services.account_manager.store import AccountStore
 from shared import topics
 from shared.worker import Context, Wiring, Worker
 
@@ -14,7 +16,15 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def build(settings: AccountManagerSettings | None = None) -> Worker:
     settings = settings or AccountManagerSettings()
 
-    async def wire(_: Context) -> Wiring[AccountStore]:
-        return Wiring(routes=routes(settings), store=AccountStore)
+    async def wire(context: Context) -> Wiring[FeedStore]:
+        purge = PurgeLoop(
+            context.pool,
+            grace=timedelta(days=settings.deactivation_grace_days),
+            interval_seconds=settings.purge_interval_seconds,
+            batch=settings.purge_batch,
+            clock=utc_now,
+            on_commit=context.relay.waker.wake,
+        )
+        return Wiring(routes=routes(settings), store=FeedStore, loops=[purge.run])
 
     return Worker(topics.ACCOUNT_MANAGER, settings, MIGRATIONS, wire)

@@ -5,6 +5,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from services.account_manager import commands, domain
+from services.account_manager.feed import FeedPolicy, handle_directory_synced
+from services.account_manager.feed_store import FeedStore
 from services.account_manager.settings import AccountManagerSettings
 from services.account_manager.store import AccountStore, NewAccount, SchoolInfo
 from shared import topics
@@ -19,6 +21,7 @@ from shared.contracts.commands import (
     ClassRenameRequested,
     ClassTeachersAssignRequested,
 )
+from shared.contracts.directory import DirectorySynced
 from shared.contracts.orders import SchoolInitialised
 from shared.envelope import Envelope, follow
 from shared.errors import PermanentError
@@ -89,8 +92,9 @@ def utc_now() -> datetime:
 
 def routes(
     settings: AccountManagerSettings, clock: Callable[[], datetime] = utc_now
-) -> dict[str, Route[AccountStore]]:
+) -> dict[str, Route[FeedStore]]:
     ttl = timedelta(days=settings.activation_ttl_days)
+    policy = FeedPolicy(activation_ttl=ttl, grace=timedelta(days=settings.deactivation_grace_days))
 
     async def on_school(event: Envelope[SchoolInitialised], *, store: AccountStore) -> None:
         await handle_school_initialised(event, store=store, activation_ttl=ttl, now=clock())
@@ -108,6 +112,9 @@ def routes(
     async def on_activated(event: Envelope[AccountActivated], *, store: AccountStore) -> None:
         await commands.handle_account_activated(event, store=store, now=clock())
 
+    async def on_synced(event: Envelope[DirectorySynced], *, store: FeedStore) -> None:
+        await handle_directory_synced(event, store=store, policy=policy, now=clock())
+
     rejected = commands.reject_invalid
     return {
         topics.SCHOOL_INITIALISED: Route(SchoolInitialised, on_school),
@@ -122,4 +129,5 @@ def routes(
             ActivationCodeRenewRequested, on_renew, rejected
         ),
         topics.ACCOUNT_ACTIVATED: Route(AccountActivated, on_activated),
+        topics.DIRECTORY_SYNCED: Route(DirectorySynced, on_synced),
     }

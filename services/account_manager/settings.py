@@ -3,3 +3,8 @@ from shared.settings import CommonSettings
 
 class AccountManagerSettings(CommonSettings):
     activation_ttl_days: int = 90
+    # A leaver who had activated his account is kept, deactivated, this long (and restored
+    # if the feed brings him back meanwhile), then removed by the purge.
+    deactivation_grace_days: float = 90.0
+    purge_interval_seconds: float = 3600.0
+    purge_batch: int = 500

@@ -1,20 +1,32 @@
-"""directory_sync's composition root."""
+"""directory_sync's composition root: the handlers, the run loop and the nightly scheduler."""
 
 from pathlib import Path
 
 from services.directory_sync.handlers import routes
+from services.directory_sync.runs import Clock, NightlyScheduler, RunLoop, utc_now
 from services.directory_sync.settings import DirectorySyncSettings
-from services.directory_sync.store import DirectoryStore
+from services.directory_sync.store import DirectoryStore, RunQueries
 from shared import topics
 from shared.worker import Context, Wiring, Worker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def build(settings: DirectorySyncSettings | None = None) -> Worker:
+def build(settings: DirectorySyncSettings | None = None, *, clock: Clock = utc_now) -> Worker:
+    """``clock`` tells the nightly scheduler the time (tests give it the night they want)."""
     settings = settings or DirectorySyncSettings()
 
-    async def wire(_: Context) -> Wiring[DirectoryStore]:
-        return Wiring(routes=routes(), store=DirectoryStore)
+    async def wire(context: Context) -> Wiring[DirectoryStore]:
+        queries = RunQueries(context.pool)
+        runs = RunLoop(queries, settings=settings, on_outcome=context.relay.waker)
+        nightly = NightlyScheduler(
+            queries, settings=settings, clock=clock, on_queued=runs.waker.wake
+        )
+        return Wiring(
+            routes=routes(settings),
+            store=DirectoryStore,
+            loops=[runs.run, nightly.run],
+            after_commit=[runs.waker.wake],
+        )
 
     return Worker(topics.DIRECTORY_SYNC, settings, MIGRATIONS, wire)

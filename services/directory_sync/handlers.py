@@ -1,9 +1,23 @@
-"""directory_sync's handlers: for now it registers the schools fed from ONDE."""
+"""directory_sync's handlers: they register the schools fed from ONDE, queue their runs
+(the run loop executes them), and apply the held runs an operator approves."""
 
-from services.directory_sync.store import DirectoryStore
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from services.directory_sync import domain
+from services.directory_sync.settings import DirectorySyncSettings
+from services.directory_sync.store import DirectoryStore, HeldRun, QueuedRun
 from shared import topics
+from shared.contracts.commands import rejection
+from shared.contracts.common import Reason
+from shared.contracts.directory import (
+    DirectorySyncApproveRequested,
+    DirectorySyncReported,
+    DirectorySyncRequested,
+)
 from shared.contracts.orders import SchoolInitialised
-from shared.envelope import Envelope
+from shared.envelope import Envelope, RawEnvelope, follow
 from shared.logs import get_logger
 from shared.messaging.consumer import Route
 
@@ -11,7 +25,11 @@ log = get_logger(__name__)
 
 
 async def handle_school_initialised(
-    event: Envelope[SchoolInitialised], *, store: DirectoryStore
+    event: Envelope[SchoolInitialised],
+    *,
+    store: DirectoryStore,
+    settings: DirectorySyncSettings,
+    new_id: Callable[[], uuid.UUID] = uuid.uuid4,
 ) -> None:
     school = event.data
     if school.provisioning != "automatic":
@@ -24,7 +42,130 @@ async def handle_school_initialised(
         order_id=school.order_id,
     )
     log.info("feed_registered" if added else "feed_already_registered", uai=school.uai)
+    folder = domain.drop_folder(settings.feed_dir, school.uai)
+    if not added or folder is None or not folder.is_dir():
+        return
+    # The school's first sync, right away rather than at the next night.
+    await store.queue_run(
+        QueuedRun(
+            run_id=new_id(),
+            school_id=school.school_id,
+            uai=school.uai,
+            trigger="first_sync",
+            dry_run=False,
+            correlationid=event.correlationid,
+            causationid=event.id,
+        )
+    )
+    log.info("first_sync_queued", uai=school.uai)
 
 
-def routes() -> dict[str, Route[DirectoryStore]]:
-    return {topics.SCHOOL_INITIALISED: Route(SchoolInitialised, handle_school_initialised)}
+async def handle_sync_requested(
+    event: Envelope[DirectorySyncRequested],
+    *,
+    store: DirectoryStore,
+    new_id: Callable[[], uuid.UUID] = uuid.uuid4,
+) -> None:
+    command = event.data
+    school = await store.school_by_uai(command.uai)
+    if school is None:
+        unknown = Reason(field="uai", message=f"no school fed from ONDE has UAI {command.uai}")
+        await reject_request(event, [unknown], store=store)
+        return
+    run_id = new_id()
+    await store.queue_run(
+        QueuedRun(
+            run_id=run_id,
+            school_id=school.school_id,
+            uai=school.uai,
+            trigger="request",
+            dry_run=command.dry_run,
+            correlationid=command.request_id,
+            causationid=event.id,
+            request_id=command.request_id,
+            requested_by=command.requested_by,
+        )
+    )
+    log.info("run_queued", uai=school.uai, run_id=str(run_id), dry_run=command.dry_run)
+
+
+async def handle_approve_requested(
+    event: Envelope[DirectorySyncApproveRequested], *, store: DirectoryStore
+) -> None:
+    """Apply a held run as it was reported, if nothing was applied to its school since."""
+    command = event.data
+    school_id = await store.run_school(command.run_id)
+    # The school first, then the run: the same order as a run finishing, so no deadlock.
+    version = await store.lock_school(school_id) if school_id else 0
+    held = await store.held_run(command.run_id) if school_id else None
+    reason = approval_refusal(held, command, version)
+    if reason is not None:
+        await reject_request(event, [reason], store=store)
+        return
+    assert held is not None
+    await store.approve(
+        held, approved_by=command.approved_by, request_id=command.request_id, version=version
+    )
+    for chunk in held.chunks:
+        await store.emit(follow(event, chunk, source=domain.SOURCE))
+    reported = DirectorySyncReported(
+        uai=held.uai,
+        school_id=held.school_id,
+        run_id=held.run_id,
+        request_id=command.request_id,
+        trigger="approval",
+        approved_by=command.approved_by,
+        status="applied",
+        counts=held.counts,
+    )
+    await store.emit(follow(event, reported, source=domain.SOURCE))
+    log.info("held_run_approved", uai=held.uai, run_id=str(held.run_id))
+
+
+def approval_refusal(
+    held: HeldRun | None, command: DirectorySyncApproveRequested, version: int
+) -> Reason | None:
+    """Why an approval cannot apply its run (None: it can)."""
+    if held is None or held.uai != command.uai:
+        return Reason(field="run_id", message=f"no run {command.run_id} of UAI {command.uai}")
+    if held.status != "held":
+        return Reason(field="run_id", message=f"run {held.run_id} is not held ({held.status})")
+    if held.base_version != version:
+        return Reason(
+            field="run_id",
+            message=(
+                f"another run was applied to {held.uai} since run {held.run_id} was held: "
+                "its changes no longer apply; run the feed again"
+            ),
+        )
+    return None
+
+
+async def reject_request(
+    event: Envelope[Any], reasons: list[Reason], *, store: DirectoryStore
+) -> None:
+    await store.emit(
+        follow(event, rejection(event.type, event.data, reasons), source=domain.SOURCE)
+    )
+    log.info("command_rejected", reasons=[r.field for r in reasons])
+
+
+async def reject_invalid(
+    event: RawEnvelope, reasons: list[Reason], *, store: DirectoryStore
+) -> None:
+    await reject_request(event, reasons, store=store)
+
+
+def routes(settings: DirectorySyncSettings) -> dict[str, Route[DirectoryStore]]:
+    async def on_school(event: Envelope[SchoolInitialised], *, store: DirectoryStore) -> None:
+        await handle_school_initialised(event, store=store, settings=settings)
+
+    return {
+        topics.SCHOOL_INITIALISED: Route(SchoolInitialised, on_school),
+        topics.DIRECTORY_SYNC_REQUESTED: Route(
+            DirectorySyncRequested, handle_sync_requested, reject_invalid
+        ),
+        topics.DIRECTORY_SYNC_APPROVE_REQUESTED: Route(
+            DirectorySyncApproveRequested, handle_approve_requested, reject_invalid
+        ),
+    }

@@ -1,8 +1,56 @@
+from datetime import time
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from pydantic import Field, field_validator
+
+from services.directory_sync.domain import parse_hh_mm
 from shared.settings import CommonSettings
 
 
 class DirectorySyncSettings(CommonSettings):
     # Where the académies drop each school's nightly ONDE export: <feed_dir>/<UAI>/.
     feed_dir: Path = Path("var/feed")
+    # The nightly run: one per académie per night at this local time, whatever the number
+    # of replicas. A replica that was down then catches up within the window.
+    nightly_enabled: bool = True
+    nightly_at: str = "02:00"
+    timezone: str = "Europe/Paris"
+    nightly_window_hours: float = Field(default=12.0, gt=0, le=24)
+    nightly_poll_seconds: float = Field(default=30.0, gt=0)
+    # Safety hold: a run that would make more than this share of the school leave waits
+    # for an operator.
+    hold_leave_share: float = Field(default=0.10, ge=0, le=1)
+    # Persons per directory.synced message.
+    chunk_size: int = Field(default=500, ge=1, le=5000)
+    # Runs are claimed under a lease (renewed while running): how soon a crashed worker's
+    # runs are taken up again.
+    run_lease_seconds: float = Field(default=60.0, gt=0)
+    # Runs at once per replica: parsing is CPU-bound and goes to a thread.
+    run_concurrency: int = Field(default=2, ge=1, le=16)
+    run_poll_seconds: float = Field(default=2.0, gt=0)
+    run_max_attempts: int = Field(default=5, ge=1)
+    run_retry_base_seconds: float = Field(default=5.0, gt=0)
+
+    @field_validator("nightly_at")
+    @classmethod
+    def _time_of_day(cls, value: str) -> str:
+        parse_hh_mm(value)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @property
+    def nightly_time(self) -> time:
+        return parse_hh_mm(self.nightly_at)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)

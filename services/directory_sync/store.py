@@ -1,8 +1,73 @@
 """Every SQL statement of directory_sync."""
 
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
 from uuid import UUID
 
+import asyncpg
+from pydantic import TypeAdapter
+
+from services.directory_sync.domain import (
+    CLASSES,
+    EMPTY,
+    PERSONS,
+    RunResult,
+    Snapshot,
+    SnapshotPerson,
+    Trigger,
+)
+from shared.contracts.directory import DirectorySynced, FeedClass, SyncCounts
+from shared.db import Connection
+from shared.envelope import Contract, Envelope
 from shared.store import TransactionStore
+
+_CHUNKS = TypeAdapter(list[DirectorySynced])
+
+
+@dataclass(frozen=True)
+class Registration:
+    school_id: UUID
+    uai: str
+    academie: str | None
+
+
+@dataclass(frozen=True)
+class QueuedRun:
+    run_id: UUID
+    school_id: UUID
+    uai: str
+    trigger: Trigger
+    dry_run: bool
+    correlationid: str
+    causationid: str | None = None
+    request_id: str | None = None
+    requested_by: str | None = None
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class HeldRun:
+    """A run as an approval finds it, with what it would apply when held."""
+
+    run_id: UUID
+    school_id: UUID
+    uai: str
+    status: str | None
+    base_version: int | None
+    digest: str | None
+    counts: SyncCounts
+    persons: list[SnapshotPerson]
+    classes: list[FeedClass]
+    chunks: list[DirectorySynced]
+
+
+_RUN_COLUMNS = (
+    "run_id, school_id, uai, trigger, dry_run, correlationid, causationid, request_id,"
+    " requested_by, attempts"
+)
 
 
 class DirectoryStore(TransactionStore):
@@ -19,3 +84,262 @@ class DirectoryStore(TransactionStore):
             order_id,
         )
         return bool(added)
+
+    async def school_by_uai(self, uai: str) -> Registration | None:
+        row = await self.conn.fetchrow(
+            "SELECT school_id, uai, academie FROM feed_registrations WHERE uai = $1", uai
+        )
+        return Registration(**row) if row else None
+
+    async def queue_run(self, run: QueuedRun) -> None:
+        await self.conn.execute(
+            f"INSERT INTO sync_runs ({_RUN_COLUMNS})"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0)",
+            run.run_id,
+            run.school_id,
+            run.uai,
+            run.trigger,
+            run.dry_run,
+            run.correlationid,
+            run.causationid,
+            run.request_id,
+            run.requested_by,
+        )
+
+    async def run_school(self, run_id: UUID) -> UUID | None:
+        school_id: UUID | None = await self.conn.fetchval(
+            "SELECT school_id FROM sync_runs WHERE run_id = $1", run_id
+        )
+        return school_id
+
+    async def lock_school(self, school_id: UUID) -> int:
+        return await lock_school(self.conn, school_id)
+
+    async def held_run(self, run_id: UUID) -> HeldRun | None:
+        """The run, locked: of two approvals of one run, the second finds it applied."""
+        row = await self.conn.fetchrow(
+            "SELECT run_id, school_id, uai, status, base_version, digest, counts, held_changes"
+            " FROM sync_runs WHERE run_id = $1 FOR UPDATE",
+            run_id,
+        )
+        if row is None:
+            return None
+        changes: dict[str, Any] = json.loads(row["held_changes"] or "{}")
+        return HeldRun(
+            run_id=row["run_id"],
+            school_id=row["school_id"],
+            uai=row["uai"],
+            status=row["status"],
+            base_version=row["base_version"],
+            digest=row["digest"],
+            counts=SyncCounts.model_validate_json(row["counts"] or "{}"),
+            persons=PERSONS.validate_python(changes.get("persons", [])),
+            classes=CLASSES.validate_python(changes.get("classes", [])),
+            chunks=_CHUNKS.validate_python(changes.get("chunks", [])),
+        )
+
+    async def approve(
+        self, held: HeldRun, *, approved_by: str, request_id: str, version: int
+    ) -> None:
+        assert held.digest is not None
+        await replace_snapshot(
+            self.conn,
+            held.school_id,
+            version=version + 1,
+            digest=held.digest,
+            run_id=held.run_id,
+            persons=held.persons,
+            classes=held.classes,
+        )
+        await self.conn.execute(
+            "UPDATE sync_runs SET status = 'applied', approved_by = $2, approve_request_id = $3,"
+            " approved_at = now(), held_changes = NULL WHERE run_id = $1",
+            held.run_id,
+            approved_by,
+            request_id,
+        )
+
+
+async def lock_school(conn: Connection, school_id: UUID) -> int:
+    """Lock the school's feed (its registration row, which always exists) and return the
+    version of its snapshot (0: none yet). Runs and approvals of one school serialise here."""
+    await conn.execute(
+        "SELECT 1 FROM feed_registrations WHERE school_id = $1 FOR UPDATE", school_id
+    )
+    version = await conn.fetchval(
+        "SELECT version FROM feed_snapshots WHERE school_id = $1", school_id
+    )
+    return int(version or 0)
+
+
+async def replace_snapshot(
+    conn: Connection,
+    school_id: UUID,
+    *,
+    version: int,
+    digest: str,
+    run_id: UUID,
+    persons: Sequence[SnapshotPerson],
+    classes: Sequence[FeedClass],
+) -> None:
+    await conn.execute(
+        "INSERT INTO feed_snapshots (school_id, version, digest, run_id, persons, classes)"
+        " VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb)"
+        " ON CONFLICT (school_id) DO UPDATE SET version = EXCLUDED.version,"
+        " digest = EXCLUDED.digest, run_id = EXCLUDED.run_id, persons = EXCLUDED.persons,"
+        " classes = EXCLUDED.classes, applied_at = now()",
+        school_id,
+        version,
+        digest,
+        run_id,
+        PERSONS.dump_json(list(persons)).decode(),
+        CLASSES.dump_json(list(classes)).decode(),
+    )
+
+
+def _findings(findings: Any) -> str:
+    return json.dumps([f.model_dump(mode="json") for f in findings])
+
+
+class RunQueries:
+    """The run loop's and the nightly scheduler's statements, each in its own transaction."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def claim(self, lease_seconds: float) -> QueuedRun | None:
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "UPDATE sync_runs SET lease_until = now() + make_interval(secs => $1),"
+                " attempts = attempts + 1"
+                " WHERE run_id = (SELECT run_id FROM sync_runs"
+                "  WHERE state = 'queued' AND not_before <= now()"
+                "  AND (lease_until IS NULL OR lease_until < now())"
+                "  ORDER BY not_before LIMIT 1 FOR UPDATE SKIP LOCKED)"
+                f" RETURNING {_RUN_COLUMNS}",
+                lease_seconds,
+            )
+        return QueuedRun(**row) if row else None
+
+    async def renew_lease(self, run_id: UUID, lease_seconds: float) -> None:
+        async with self._pool.acquire() as conn:
+            await conn.execute(
+                "UPDATE sync_runs SET lease_until = now() + make_interval(secs => $2)"
+                " WHERE run_id = $1 AND state = 'queued'",
+                run_id,
+                lease_seconds,
+            )
+
+    async def reschedule(self, run_id: UUID, *, delay_seconds: float, error: str | None) -> None:
+        async with self._pool.acquire() as conn:
+            await conn.execute(
+                "UPDATE sync_runs SET lease_until = NULL, last_error = coalesce($2, last_error),"
+                " not_before = now() + make_interval(secs => $3)"
+                " WHERE run_id = $1 AND state = 'queued'",
+                run_id,
+                error,
+                delay_seconds,
+            )
+
+    async def snapshot(self, school_id: UUID) -> Snapshot:
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT version, digest, persons, classes FROM feed_snapshots WHERE school_id = $1",
+                school_id,
+            )
+        if row is None:
+            return EMPTY
+        return Snapshot(
+            version=row["version"],
+            digest=row["digest"],
+            persons=tuple(PERSONS.validate_json(row["persons"])),
+            classes=tuple(CLASSES.validate_json(row["classes"])),
+        )
+
+    async def finish(
+        self, run: QueuedRun, result: RunResult, events: list[Envelope[Contract]]
+    ) -> bool:
+        """Record the run's report, apply it (snapshot and events, in one transaction).
+
+        False when it must be computed again: another run changed the snapshot it was
+        compared with. A run another replica already finished (its lease ran out) is left
+        as that replica recorded it.
+        """
+        async with self._pool.acquire() as conn, conn.transaction():
+            version = await lock_school(conn, run.school_id)
+            if result.needs_same_snapshot and version != result.base_version:
+                return False
+            held = (
+                {
+                    "persons": PERSONS.dump_python(list(result.persons or ()), mode="json"),
+                    "classes": CLASSES.dump_python(list(result.classes), mode="json"),
+                    "chunks": _CHUNKS.dump_python(list(result.chunks), mode="json"),
+                }
+                if result.status == "held"
+                else None
+            )
+            done = await conn.fetchval(
+                "UPDATE sync_runs SET state = 'done', status = $2, lease_until = NULL,"
+                " base_version = $3, digest = $4, counts = $5::jsonb, errors = $6::jsonb,"
+                " warnings = $7::jsonb, hold_reasons = $8::jsonb, held_changes = $9::jsonb,"
+                " finished_at = now() WHERE run_id = $1 AND state = 'queued' RETURNING true",
+                run.run_id,
+                result.status,
+                result.base_version,
+                result.digest,
+                result.counts.model_dump_json(),
+                _findings(result.errors),
+                _findings(result.warnings),
+                json.dumps(list(result.hold_reasons)),
+                json.dumps(held) if held is not None else None,
+            )
+            if not done:
+                return True
+            if result.replaces_snapshot:
+                assert result.digest is not None and result.persons is not None
+                await replace_snapshot(
+                    conn,
+                    run.school_id,
+                    version=version + 1,
+                    digest=result.digest,
+                    run_id=run.run_id,
+                    persons=result.persons,
+                    classes=result.classes,
+                )
+            elif result.status == "unchanged" and result.digest is not None:
+                # Same persons from other bytes (an ignored column changed): the next run
+                # with these bytes skips parsing.
+                await conn.execute(
+                    "UPDATE feed_snapshots SET digest = $2 WHERE school_id = $1",
+                    run.school_id,
+                    result.digest,
+                )
+            store = TransactionStore(conn)
+            for event in events:
+                await store.emit(event)
+            return True
+
+    async def start_night(self, night: date) -> int:
+        """Queue the night's runs of every académie whose night has not started yet.
+
+        The row of ``nightly_runs`` is the once-only token: of replicas inserting it at the
+        same time, one inserts and queues one run per registered school of that académie,
+        in the same transaction; the others wait for its commit and insert nothing.
+        """
+        async with self._pool.acquire() as conn, conn.transaction():
+            queued = await conn.fetchval(
+                "WITH started AS ("
+                "  INSERT INTO nightly_runs (academie, night)"
+                "  SELECT DISTINCT coalesce(academie, ''), $1::date FROM feed_registrations"
+                "  ORDER BY 1 ON CONFLICT DO NOTHING RETURNING academie),"
+                " queued AS ("
+                "  INSERT INTO sync_runs (run_id, school_id, uai, trigger, correlationid)"
+                "  SELECT gen_random_uuid(), r.school_id, r.uai, 'nightly',"
+                "   'nightly:' || $1::date::text || ':' || s.academie"
+                "  FROM feed_registrations r"
+                "  JOIN started s ON coalesce(r.academie, '') = s.academie"
+                "  RETURNING 1)"
+                " SELECT count(*) FROM queued",
+                night,
+            )
+        return int(queued or 0)

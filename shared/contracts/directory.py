@@ -90,6 +90,9 @@ class DirectorySyncReported(Contract):
     run_id: UUID
     request_id: str | None = None  # null for the nightly run
     dry_run: bool = False
+    # What started the run; an approved held run is reported again, applied, by "approval".
+    trigger: Literal["first_sync", "nightly", "request", "approval"] | None = None
+    approved_by: str | None = None
     status: SyncStatus
     counts: SyncCounts
     errors: list[Finding] = Field(default_factory=list)

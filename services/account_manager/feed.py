@@ -1,0 +1,366 @@
+"""directory.synced: one chunk of the nightly ONDE feed of an automatic school, applied.
+
+A chunk is applied whole in one transaction, under a lock on its school (so chunks of one
+school never interleave, whichever replica holds them), in a fixed handful of set-based
+statements. created, updated and moved persons are all given in full and are handled
+alike: the person ends as the feed says, whether or not an earlier chunk already made his
+account. Chunks may come in any order: a parent-child link waits in ``feed_links`` until
+both sides have an account.
+"""
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from services.account_manager import commands, domain, feed_rules
+from services.account_manager.feed_store import AccountView, FeedStore, MappedAccount, PersonUpdate
+from services.account_manager.store import NewAccount, SchoolInfo
+from shared.contracts.accounts import Account, ClassesCreated, ClassInfo, CreatedAccount
+from shared.contracts.directory import (
+    AccountsDeactivated,
+    AccountsDeleted,
+    AccountsUpdated,
+    DirectorySynced,
+    FeedPerson,
+)
+from shared.envelope import Contract, Envelope, follow
+from shared.errors import PermanentError, TransientError
+from shared.logs import get_logger
+
+log = get_logger(__name__)
+SOURCE = "urn:one:account_manager"
+
+
+@dataclass(frozen=True)
+class FeedPolicy:
+    activation_ttl: timedelta
+    grace: timedelta  # how long a deactivated leaver is kept (and can be restored)
+
+
+@dataclass
+class Applied:
+    """What a chunk did, for its events."""
+
+    classes: list[ClassInfo] = field(default_factory=list)
+    created: list[UUID] = field(default_factory=list)
+    changed: set[UUID] = field(default_factory=set)
+    restored: set[UUID] = field(default_factory=set)
+    deactivated: list[AccountView] = field(default_factory=list)
+    deleted: list[AccountView] = field(default_factory=list)
+    skipped: list[UUID] = field(default_factory=list)  # feed ids with no possible login
+
+
+async def handle_directory_synced(
+    event: Envelope[DirectorySynced], *, store: FeedStore, policy: FeedPolicy, now: datetime
+) -> None:
+    chunk = event.data
+    school = await _fed_school(chunk, store=store)
+    await store.lock_school_feed(chunk.school_id)
+    people = {p.feed_id: p for p in [*chunk.created, *chunk.updated, *chunk.moved]}
+    left = [f for f in dict.fromkeys(chunk.left) if f not in people]
+    applied = Applied()
+    applied.classes = await _apply_classes(chunk, people.values(), store=store)
+    known = {m.feed_id: m for m in await store.mapped_accounts(chunk.school_id, [*people, *left])}
+    leavers = [known[f] for f in left if f in known]
+    parents = await _apply_leavers(chunk.school_id, leavers, applied, store=store, now=now)
+    accounts = await _identify(
+        chunk.school_id, people, known, applied, store=store, policy=policy, now=now
+    )
+    parents |= await _place(chunk.school_id, people, accounts, applied, store=store)
+    gone = {v.account_id for v in [*applied.deactivated, *applied.deleted]}
+    applied.changed |= await _derive_parent_classes(parents - gone, store=store)
+    applied.changed -= gone
+    await _publish(event, school, applied, store=store)
+    log.info(
+        "feed_chunk_applied",
+        school_id=str(chunk.school_id),
+        run_id=str(chunk.run_id),
+        chunk=f"{chunk.chunk + 1}/{chunk.chunks}",
+        classes_created=len(applied.classes),
+        created=len(applied.created),
+        updated=len(applied.changed - set(applied.created)),
+        restored=len(applied.restored),
+        deactivated=len(applied.deactivated),
+        deleted=len(applied.deleted),
+        skipped=[str(f) for f in applied.skipped],
+    )
+
+
+async def _fed_school(chunk: DirectorySynced, *, store: FeedStore) -> SchoolInfo:
+    school = await store.school(chunk.school_id)
+    if school is None:
+        # school.initialised and the first feed race through different queues: the school
+        # will be here on a retry.
+        raise TransientError(f"school {chunk.school_id} is not known yet")
+    if school.provisioning != "automatic":
+        raise PermanentError(f"school {chunk.school_id} is a manual school: it has no feed")
+    if school.uai != chunk.uai:
+        log.warning("feed_uai_differs", school_id=str(chunk.school_id), uai=chunk.uai)
+    return school
+
+
+# Classes -----------------------------------------------------------------------------
+
+
+async def _apply_classes(
+    chunk: DirectorySynced, people: Iterable[FeedPerson], *, store: FeedStore
+) -> list[ClassInfo]:
+    """Every class of the export exists (a name a person gives but the list lacks too)."""
+    levels = {c.name: c.level for c in chunk.classes}
+    named = dict.fromkeys(
+        [*levels, *(n for p in people if p.profile != "relative" for n in p.classes)]
+    )
+    wanted = [(uuid.uuid4(), name, levels.get(name)) for name in named]
+    created = await store.upsert_feed_classes(chunk.school_id, wanted, levels)
+    return [ClassInfo(class_id=c.class_id, name=c.name, level=c.level) for c in created]
+
+
+# Leavers -----------------------------------------------------------------------------
+
+
+async def _apply_leavers(
+    school_id: UUID,
+    leavers: list[MappedAccount],
+    applied: Applied,
+    *,
+    store: FeedStore,
+    now: datetime,
+) -> set[UUID]:
+    """Delete the never-activated, deactivate the others; the parents of those leaving
+    (their children and classes change)."""
+    fates = {
+        m.account_id: feed_rules.leaver_fate(
+            activated=m.activated, deactivated=m.deactivated_at is not None
+        )
+        for m in leavers
+    }
+    going = [a for a, fate in fates.items() if fate != "already_gone"]
+    if not going:
+        return set()
+    views = await store.account_views(going)  # as they were, before they go
+    parents = await store.parents_of(going)
+    to_delete = [a for a in going if fates[a] == "delete"]
+    to_deactivate = [a for a in going if fates[a] == "deactivate"]
+    await store.forget_feed_links(school_id, [m.feed_id for m in leavers])
+    await store.delete_accounts(to_delete)
+    await store.deactivate_accounts(to_deactivate, now)
+    applied.deleted = [views[a] for a in to_delete]
+    applied.deactivated = [views[a] for a in to_deactivate]
+    applied.changed |= parents  # their children list changes
+    return parents
+
+
+# Who is who --------------------------------------------------------------------------
+
+
+async def _identify(
+    school_id: UUID,
+    people: dict[UUID, FeedPerson],
+    known: dict[UUID, MappedAccount],
+    applied: Applied,
+    *,
+    store: FeedStore,
+    policy: FeedPolicy,
+    now: datetime,
+) -> dict[UUID, UUID]:
+    """feed id -> account id of every person of the chunk: the account his feed id is,
+    an account he is found to be (a leaver back under a new feed id, an account made by
+    hand), or a new one; existing ones are brought up to date (and reactivated)."""
+    accounts = {f: known[f].account_id for f in people if f in known}
+    applied.restored |= {known[f].account_id for f in accounts if known[f].deactivated_at}
+    newcomers = [(f, _key(p)) for f, p in people.items() if f not in known]
+    created: dict[UUID, UUID] = {}
+    if newcomers:
+        keys = sorted({key for _, key in newcomers}, key=str)
+        candidates = {c.account_id: c for c in await store.match_candidates(school_id, keys)}
+        found = feed_rules.choose_matches(
+            newcomers, candidates.values(), now=now, grace=policy.grace
+        )
+        applied.restored |= {a for a in found.values() if candidates[a].deactivated_at}
+        fresh = [people[f] for f, _ in newcomers if f not in found]
+        created = await _create(school_id, fresh, applied, store=store, policy=policy, now=now)
+        await store.map_feed_ids(school_id, {**found, **created})
+        accounts |= found
+    existing = [_update(account_id, people[f]) for f, account_id in accounts.items()]
+    if existing:
+        applied.changed |= await store.update_people(existing)
+    return accounts | created
+
+
+def _key(person: FeedPerson) -> feed_rules.MatchKey:
+    return feed_rules.match_key(
+        person.profile, person.first_name, person.last_name, person.birth_date
+    )
+
+
+def _update(account_id: UUID, person: FeedPerson) -> PersonUpdate:
+    return PersonUpdate(
+        account_id=account_id,
+        first_name=person.first_name,
+        last_name=person.last_name,
+        email=person.email,
+        birth_date=person.birth_date,
+        first_folded=domain.fold_name_part(person.first_name),
+        last_folded=domain.fold_name_part(person.last_name),
+    )
+
+
+async def _create(
+    school_id: UUID,
+    fresh: list[FeedPerson],
+    applied: Applied,
+    *,
+    store: FeedStore,
+    policy: FeedPolicy,
+    now: datetime,
+) -> dict[UUID, UUID]:
+    """New accounts, logins and codes for ``fresh``; feed id -> account id."""
+    expires = domain.activation_expiry(now, policy.activation_ttl)
+    made: dict[UUID, NewAccount] = {}
+    bases: list[str] = []
+    codes = domain.new_activation_codes(len(fresh))
+    for person, code in zip(fresh, codes, strict=True):
+        try:
+            base = domain.login_base(person.first_name, person.last_name)
+        except ValueError:  # directory_sync reports such a name; the others go on
+            applied.skipped.append(person.feed_id)
+            continue
+        bases.append(base)
+        made[person.feed_id] = NewAccount(
+            account_id=uuid.uuid4(),
+            school_id=school_id,
+            profile=person.profile,
+            first_name=person.first_name,
+            last_name=person.last_name,
+            email=person.email,
+            birth_date=person.birth_date,
+            activation_code=code,
+            activation_expires_at=expires,
+            first_folded=domain.fold_name_part(person.first_name),
+            last_folded=domain.fold_name_part(person.last_name),
+        )
+    if made:
+        await store.add_accounts(list(made.values()), bases)
+        applied.created.extend(a.account_id for a in made.values())
+    return {feed_id: account.account_id for feed_id, account in made.items()}
+
+
+# Classes and families ------------------------------------------------------------------
+
+
+async def _place(
+    school_id: UUID,
+    people: dict[UUID, FeedPerson],
+    accounts: dict[UUID, UUID],
+    applied: Applied,
+    *,
+    store: FeedStore,
+) -> set[UUID]:
+    """Pupils in their class, feed teachers in the class the file names, parents linked
+    to their children; the parents whose classes may have changed."""
+    class_ids = await store.feed_class_ids(school_id)
+    placed = {f: p for f, p in people.items() if f in accounts}
+
+    def of_profile(profile: str) -> dict[UUID, set[UUID]]:
+        return {
+            accounts[f]: {class_ids[n] for n in p.classes if n in class_ids}
+            for f, p in placed.items()
+            if p.profile == profile
+        }
+
+    pupils, teachers = of_profile("student"), of_profile("teacher")
+    relatives = {f: p.children for f, p in placed.items() if p.profile == "relative"}
+    moved = await store.replace_account_classes(pupils) if pupils else set()
+    if teachers:
+        applied.changed |= await store.replace_feed_teaching(teachers)
+    dropped: set[UUID] = set()
+    if relatives:
+        await store.replace_feed_links(school_id, relatives)
+        dropped = await store.drop_stale_children(school_id, [accounts[f] for f in relatives])
+    gained = await store.resolve_feed_links(school_id, list(placed))
+    applied.changed |= moved | dropped | gained
+    followers = await store.parents_of(sorted(moved)) if moved else set()
+    return {accounts[f] for f in relatives} | dropped | gained | followers
+
+
+async def _derive_parent_classes(parents: set[UUID], *, store: FeedStore) -> set[UUID]:
+    """A parent is attached to his children's classes; the parents whose classes changed."""
+    if not parents:
+        return set()
+    active, links, child_classes = await store.family_classes(sorted(parents))
+    desired = feed_rules.parent_classes(links, child_classes, active)
+    return await store.replace_account_classes(desired) if desired else set()
+
+
+# Events ------------------------------------------------------------------------------
+
+
+async def _publish(
+    event: Envelope[DirectorySynced], school: SchoolInfo, applied: Applied, *, store: FeedStore
+) -> None:
+    school_id = school.school_id
+    created = set(applied.created)
+    updated = sorted(applied.changed - created)
+    views = await store.account_views([*applied.created, *updated])
+    out: list[Contract] = []
+    if applied.classes:
+        out.append(ClassesCreated(school_id=school_id, classes=applied.classes))
+    if applied.created:
+        made = [_created(views[a]) for a in applied.created]
+        out.append(commands.accounts_created(school, made))
+    if updated:
+        out.append(
+            AccountsUpdated(
+                school_id=school_id,
+                accounts=[published_account(views[a]) for a in updated if a in views],
+                restored=sorted(applied.restored),
+            )
+        )
+    if applied.deactivated:
+        out.append(
+            AccountsDeactivated(
+                school_id=school_id, accounts=[published_account(v) for v in applied.deactivated]
+            )
+        )
+    if applied.deleted:
+        out.append(
+            AccountsDeleted(
+                school_id=school_id, accounts=[published_account(v) for v in applied.deleted]
+            )
+        )
+    for data in out:
+        await store.emit(follow(event, data, source=SOURCE))
+
+
+def published_account(view: AccountView) -> Account:
+    return Account(
+        account_id=view.account_id,
+        profile=view.profile,
+        first_name=view.first_name,
+        last_name=view.last_name,
+        login=view.login,
+        email=view.email,
+        birth_date=view.birth_date,
+        classes=view.class_names,
+        class_ids=view.class_ids,
+        children=view.children,
+    )
+
+
+def _created(view: AccountView) -> CreatedAccount:
+    return CreatedAccount(
+        account_id=view.account_id,
+        profile=view.profile,
+        first_name=view.first_name,
+        last_name=view.last_name,
+        login=view.login,
+        email=view.email,
+        birth_date=view.birth_date,
+        classes=view.class_names,
+        class_ids=view.class_ids,
+        children=view.children,
+        activation_code=view.activation_code,
+        activation_expires_at=view.activation_expires_at,
+    )

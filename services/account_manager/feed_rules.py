@@ -1,0 +1,113 @@
+"""Pure decisions of the ONDE feed (directory.synced): who is an existing account, what
+becomes of a leaver, a parent's classes, logins of a batch, the grace period.
+
+Nothing here does I/O or awaits; ``feed.py`` loads the facts, asks here, and writes.
+"""
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Literal
+from uuid import UUID
+
+from services.account_manager.domain import fold_name_part, login_with_rank
+
+# (profile, folded first name, folded last name, birth date for a pupil else None)
+MatchKey = tuple[str, str, str, date | None]
+LeaverFate = Literal["delete", "deactivate", "already_gone"]
+
+
+def match_key(profile: str, first_name: str, last_name: str, birth_date: date | None) -> MatchKey:
+    """DESIGN §4: same profile, same folded names, and the same birth date for a pupil."""
+    birth = birth_date if profile == "student" else None
+    return (profile, fold_name_part(first_name), fold_name_part(last_name), birth)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An account of the school a newcomer may be: a leaver still in his grace period, or
+    an account no feed person is mapped to (made by hand before the feed took over)."""
+
+    account_id: UUID
+    key: MatchKey
+    deactivated_at: datetime | None
+
+
+def restorable(deactivated_at: datetime, now: datetime, grace: timedelta) -> bool:
+    """A deactivated account comes back only while its grace period runs."""
+    return deactivated_at > purge_cutoff(now, grace)
+
+
+def purge_cutoff(now: datetime, grace: timedelta) -> datetime:
+    """Accounts deactivated at or before this instant are due for removal."""
+    if now.utcoffset() is None:
+        raise ValueError("the purge needs a timezone-aware 'now'")
+    if grace < timedelta(0):
+        raise ValueError(f"a grace period cannot be negative, got {grace}")
+    return now - grace
+
+
+def choose_matches(
+    newcomers: Sequence[tuple[UUID, MatchKey]],
+    candidates: Iterable[Candidate],
+    *,
+    now: datetime,
+    grace: timedelta,
+) -> dict[UUID, UUID]:
+    """feed id -> account id of the newcomers that are an existing account.
+
+    A newcomer is that account when it is the one candidate of his key and he is the one
+    newcomer of that key: two candidates (or two newcomers) with the same key cannot be
+    told apart, so a new account is made (DESIGN §4: several candidates, a new account).
+    """
+    usable: dict[MatchKey, list[UUID]] = {}
+    for candidate in candidates:
+        gone = candidate.deactivated_at
+        if gone is None or restorable(gone, now, grace):
+            usable.setdefault(candidate.key, []).append(candidate.account_id)
+    arrivals = Counter(key for _, key in newcomers)
+    return {
+        feed_id: usable[key][0]
+        for feed_id, key in newcomers
+        if arrivals[key] == 1 and len(usable.get(key, ())) == 1
+    }
+
+
+def leaver_fate(*, activated: bool, deactivated: bool) -> LeaverFate:
+    """DESIGN §4: a never-activated account goes at once; an activated one is kept,
+    deactivated, for the grace period; one already deactivated stays as it is."""
+    if deactivated:
+        return "already_gone"
+    return "deactivate" if activated else "delete"
+
+
+def parent_classes(
+    links: Iterable[tuple[UUID, UUID]],
+    child_classes: Mapping[UUID, Iterable[UUID]],
+    parents: Iterable[UUID] = (),
+) -> dict[UUID, frozenset[UUID]]:
+    """A parent is attached to the classes of his children (DESIGN §4).
+
+    ``links`` are (parent, child) pairs; ``parents`` are parents to answer for even with no
+    child left (they lose every class).
+    """
+    derived: dict[UUID, set[UUID]] = {parent: set() for parent in parents}
+    for parent, child in links:
+        derived.setdefault(parent, set()).update(child_classes.get(child, ()))
+    return {parent: frozenset(classes) for parent, classes in derived.items()}
+
+
+def logins_for(bases: Sequence[str], last_ranks: Mapping[str, int]) -> list[str]:
+    """Logins of a batch, in the order of ``bases``.
+
+    ``last_ranks`` is each base's counter after the batch reserved ``bases.count(base)``
+    ranks in one step: the batch owns the ranks just below it, handed out in order.
+    """
+    wanted = Counter(bases)
+    next_rank = {base: last_ranks[base] - n + 1 for base, n in wanted.items()}
+    logins = []
+    for base in bases:
+        logins.append(login_with_rank(base, next_rank[base]))
+        next_rank[base] += 1
+    return logins

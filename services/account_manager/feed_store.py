@@ -1,0 +1,476 @@
+"""Every SQL statement of the ONDE feed (directory.synced) and of the leavers' purge.
+
+A chunk of about 500 persons is applied in a fixed handful of set-based statements
+(arrays passed through ``unnest``), never one statement per person.
+"""
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from uuid import UUID
+
+from services.account_manager.feed_rules import Candidate, MatchKey, logins_for
+from services.account_manager.store import AccountStore, NewAccount
+
+
+@dataclass(frozen=True)
+class MappedAccount:
+    """The account a feed id already is."""
+
+    feed_id: UUID
+    account_id: UUID
+    profile: str
+    activated: bool
+    deactivated_at: datetime | None
+
+
+@dataclass(frozen=True)
+class PersonUpdate:
+    """What the feed says of an existing account, in full."""
+
+    account_id: UUID
+    first_name: str
+    last_name: str
+    email: str | None
+    birth_date: date | None
+    first_folded: str
+    last_folded: str
+
+
+@dataclass(frozen=True)
+class AccountView:
+    """An account as the accounts.* events publish it."""
+
+    account_id: UUID
+    school_id: UUID
+    profile: str
+    first_name: str
+    last_name: str
+    login: str
+    email: str | None
+    birth_date: date | None
+    class_ids: list[UUID]
+    class_names: list[str]
+    children: list[UUID]
+    activation_code: str | None
+    activation_expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class FeedClassRow:
+    class_id: UUID
+    name: str
+    level: str | None
+
+
+Pairs = Mapping[UUID, Iterable[UUID]]
+
+
+def _flatten(pairs: Pairs) -> tuple[list[UUID], list[UUID], list[UUID]]:
+    """(owners, left column, right column) of a mapping owner -> ids, for unnest."""
+    owners = list(pairs)
+    left = [owner for owner, ids in pairs.items() for _ in ids]
+    right = [i for ids in pairs.values() for i in ids]
+    return owners, left, right
+
+
+class FeedStore(AccountStore):
+    async def lock_school_feed(self, school_id: UUID) -> None:
+        """Chunks of one school are applied one at a time, whichever replica has them:
+        matching, logins within the school and pending links then never race."""
+        await self.conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('feed:' || $1::uuid::text, 0))",
+            school_id,
+        )
+
+    # Classes ---------------------------------------------------------------------------
+
+    async def upsert_feed_classes(
+        self,
+        school_id: UUID,
+        classes: list[tuple[UUID, str, str | None]],
+        levels: dict[str, str | None],
+    ) -> list[FeedClassRow]:
+        """Create the feed classes the school lacks (a same-named class of the school is
+        taken over), set the levels given in ``levels``; the classes created."""
+        new_ids = [c[0] for c in classes]
+        names = [c[1] for c in classes]
+        created = await self.conn.fetch(
+            "INSERT INTO classes (class_id, school_id, name, level)"
+            " SELECT u.class_id, $1, u.name, u.level"
+            " FROM unnest($2::uuid[], $3::text[], $4::text[]) AS u(class_id, name, level)"
+            " WHERE NOT EXISTS (SELECT 1 FROM feed_classes f"
+            "                   WHERE f.school_id = $1 AND f.feed_name = u.name)"
+            " ON CONFLICT (school_id, name) DO NOTHING RETURNING class_id, name, level",
+            school_id,
+            new_ids,
+            names,
+            [c[2] for c in classes],
+        )
+        await self.conn.execute(
+            "INSERT INTO feed_classes (school_id, feed_name, class_id)"
+            " SELECT $1, c.name, c.class_id FROM classes c"
+            " WHERE c.school_id = $1 AND c.name = ANY($2::text[])"
+            " ON CONFLICT (school_id, feed_name) DO NOTHING",
+            school_id,
+            names,
+        )
+        await self.conn.execute(
+            "UPDATE classes c SET level = u.level"
+            " FROM feed_classes f, unnest($2::text[], $3::text[]) AS u(name, level)"
+            " WHERE f.school_id = $1 AND f.feed_name = u.name AND c.class_id = f.class_id"
+            " AND c.level IS DISTINCT FROM u.level",
+            school_id,
+            list(levels),
+            list(levels.values()),
+        )
+        return [FeedClassRow(r["class_id"], r["name"], r["level"]) for r in created]
+
+    async def feed_class_ids(self, school_id: UUID) -> dict[str, UUID]:
+        rows = await self.conn.fetch(
+            "SELECT feed_name, class_id FROM feed_classes WHERE school_id = $1", school_id
+        )
+        return {r["feed_name"]: r["class_id"] for r in rows}
+
+    # Who is who ------------------------------------------------------------------------
+
+    async def mapped_accounts(self, school_id: UUID, feed_ids: list[UUID]) -> list[MappedAccount]:
+        """The accounts these feed ids are, locked: an activation arriving meanwhile waits,
+        so a leaver's fate is decided on his true state."""
+        rows = await self.conn.fetch(
+            "SELECT m.feed_id, a.account_id, a.profile, a.activated_at IS NOT NULL AS activated,"
+            " a.deactivated_at"
+            " FROM feed_accounts m JOIN accounts a USING (account_id)"
+            " WHERE m.school_id = $1 AND m.feed_id = ANY($2::uuid[])"
+            " ORDER BY a.account_id FOR UPDATE OF a",
+            school_id,
+            feed_ids,
+        )
+        return [MappedAccount(**r) for r in rows]
+
+    async def match_candidates(self, school_id: UUID, keys: list[MatchKey]) -> list[Candidate]:
+        """Accounts of the school with one of ``keys`` that no feed person is now: leavers
+        (deactivated) and accounts made by hand."""
+        rows = await self.conn.fetch(
+            "SELECT a.account_id, a.profile, a.first_folded, a.last_folded, a.birth_date,"
+            " a.deactivated_at"
+            " FROM accounts a"
+            " JOIN (SELECT DISTINCT * FROM unnest($2::text[], $3::text[], $4::text[], $5::date[]))"
+            "  AS k(profile, first_folded, last_folded, birth_date)"
+            "  ON a.profile = k.profile AND a.first_folded = k.first_folded"
+            "  AND a.last_folded = k.last_folded"
+            "  AND (a.profile <> 'student' OR a.birth_date = k.birth_date)"
+            " WHERE a.school_id = $1 AND (a.deactivated_at IS NOT NULL OR NOT EXISTS"
+            "  (SELECT 1 FROM feed_accounts m WHERE m.account_id = a.account_id))",
+            school_id,
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [k[2] for k in keys],
+            [k[3] for k in keys],
+        )
+        return [
+            Candidate(
+                r["account_id"],
+                (
+                    r["profile"],
+                    r["first_folded"],
+                    r["last_folded"],
+                    r["birth_date"] if r["profile"] == "student" else None,
+                ),
+                r["deactivated_at"],
+            )
+            for r in rows
+        ]
+
+    async def map_feed_ids(self, school_id: UUID, pairs: Mapping[UUID, UUID]) -> None:
+        """feed id -> account id; an account restored under a new feed id loses its old one."""
+        await self.conn.execute(
+            "DELETE FROM feed_accounts WHERE account_id = ANY($2::uuid[])"
+            " OR (school_id = $1 AND feed_id = ANY($3::uuid[]))",
+            school_id,
+            list(pairs.values()),
+            list(pairs),
+        )
+        await self.conn.execute(
+            "INSERT INTO feed_accounts (school_id, feed_id, account_id)"
+            " SELECT $1, * FROM unnest($2::uuid[], $3::uuid[])",
+            school_id,
+            list(pairs),
+            list(pairs.values()),
+        )
+
+    # Creating and updating -------------------------------------------------------------
+
+    async def add_accounts(self, accounts: list[NewAccount], bases: list[str]) -> dict[UUID, str]:
+        """Insert ``accounts`` under the first free logins of their ``bases``; account id ->
+        login. All ranks of the batch are reserved in one statement."""
+        logins: dict[UUID, str] = {}
+        pending = list(zip(accounts, bases, strict=True))
+        while pending:
+            ranks = await self._reserve_ranks(Counter(base for _, base in pending))
+            wanted = logins_for([base for _, base in pending], ranks)
+            inserted = await self._insert_accounts([a for a, _ in pending], wanted)
+            logins.update((a.account_id, w) for (a, _), w in zip(pending, wanted, strict=True))
+            # A login of another base can look the same ("jean.dupont2" for a Jean
+            # Dupont2): those few take the next ranks.
+            pending = [(a, b) for a, b in pending if a.account_id not in inserted]
+        return logins
+
+    async def _reserve_ranks(self, counts: Counter[str]) -> dict[str, int]:
+        bases = sorted(counts)  # counters locked in one order by every replica: no deadlock
+        rows = await self.conn.fetch(
+            "INSERT INTO login_counters (base, last_rank)"
+            " SELECT base, n FROM unnest($1::text[], $2::int[]) AS u(base, n) ORDER BY base"
+            " ON CONFLICT (base)"
+            " DO UPDATE SET last_rank = login_counters.last_rank + EXCLUDED.last_rank"
+            " RETURNING base, last_rank",
+            bases,
+            [counts[b] for b in bases],
+        )
+        return {r["base"]: r["last_rank"] for r in rows}
+
+    async def _insert_accounts(self, accounts: list[NewAccount], logins: list[str]) -> set[UUID]:
+        rows = await self.conn.fetch(
+            "INSERT INTO accounts (account_id, school_id, profile, first_name, last_name, login,"
+            " email, birth_date, activation_code, activation_expires_at, first_folded,"
+            " last_folded)"
+            " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],"
+            "  $6::text[], $7::text[], $8::date[], $9::text[], $10::timestamptz[], $11::text[],"
+            "  $12::text[])"
+            " ON CONFLICT (login) DO NOTHING RETURNING account_id",
+            [a.account_id for a in accounts],
+            [a.school_id for a in accounts],
+            [a.profile for a in accounts],
+            [a.first_name for a in accounts],
+            [a.last_name for a in accounts],
+            logins,
+            [a.email for a in accounts],
+            [a.birth_date for a in accounts],
+            [a.activation_code for a in accounts],
+            [a.activation_expires_at for a in accounts],
+            [a.first_folded for a in accounts],
+            [a.last_folded for a in accounts],
+        )
+        return {r["account_id"] for r in rows}
+
+    async def update_people(self, people: list[PersonUpdate]) -> set[UUID]:
+        """Names, email and birth date as the feed gives them, and any of them that was
+        deactivated is active again; the accounts that changed."""
+        rows = await self.conn.fetch(
+            "UPDATE accounts a SET first_name = u.first_name, last_name = u.last_name,"
+            " email = u.email, birth_date = u.birth_date, first_folded = u.first_folded,"
+            " last_folded = u.last_folded, deactivated_at = NULL"
+            " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::date[],"
+            "  $6::text[], $7::text[])"
+            "  AS u(account_id, first_name, last_name, email, birth_date, first_folded,"
+            "  last_folded)"
+            " WHERE a.account_id = u.account_id AND (a.deactivated_at IS NOT NULL"
+            "  OR (a.first_name, a.last_name, a.email, a.birth_date)"
+            "  IS DISTINCT FROM (u.first_name, u.last_name, u.email, u.birth_date))"
+            " RETURNING a.account_id",
+            [p.account_id for p in people],
+            [p.first_name for p in people],
+            [p.last_name for p in people],
+            [p.email for p in people],
+            [p.birth_date for p in people],
+            [p.first_folded for p in people],
+            [p.last_folded for p in people],
+        )
+        return {r["account_id"] for r in rows}
+
+    # Classes and links of persons --------------------------------------------------------
+
+    async def replace_account_classes(self, desired: Pairs) -> set[UUID]:
+        """Each account of ``desired`` ends in exactly those classes; those that changed."""
+        owners, left, right = _flatten(desired)
+        removed = await self.conn.fetch(
+            "DELETE FROM account_classes a WHERE a.account_id = ANY($1::uuid[])"
+            " AND (a.account_id, a.class_id) NOT IN"
+            "  (SELECT * FROM unnest($2::uuid[], $3::uuid[]))"
+            " RETURNING a.account_id",
+            owners,
+            left,
+            right,
+        )
+        added = await self.conn.fetch(
+            "INSERT INTO account_classes (account_id, class_id)"
+            " SELECT * FROM unnest($1::uuid[], $2::uuid[]) ON CONFLICT DO NOTHING"
+            " RETURNING account_id",
+            left,
+            right,
+        )
+        return {r["account_id"] for r in [*removed, *added]}
+
+    async def replace_feed_teaching(self, desired: Pairs) -> set[UUID]:
+        """Each teacher of ``desired`` teaches the classes the feed names; attachments the
+        administrator made by hand stay. The teachers whose classes changed."""
+        owners, left, right = _flatten(desired)
+        removed = await self.conn.fetch(
+            "DELETE FROM class_teachers t WHERE t.account_id = ANY($1::uuid[]) AND t.from_feed"
+            " AND (t.account_id, t.class_id) NOT IN"
+            "  (SELECT * FROM unnest($2::uuid[], $3::uuid[]))"
+            " RETURNING t.account_id",
+            owners,
+            left,
+            right,
+        )
+        added = await self.conn.fetch(
+            "INSERT INTO class_teachers (account_id, class_id, from_feed)"
+            " SELECT *, true FROM unnest($1::uuid[], $2::uuid[]) ON CONFLICT DO NOTHING"
+            " RETURNING account_id",
+            left,
+            right,
+        )
+        return {r["account_id"] for r in [*removed, *added]}
+
+    async def replace_feed_links(self, school_id: UUID, desired: Pairs) -> None:
+        """Parent feed id -> his children's feed ids, as this chunk gives them."""
+        parents, left, right = _flatten(desired)
+        await self.conn.execute(
+            "DELETE FROM feed_links WHERE school_id = $1 AND parent_feed_id = ANY($2::uuid[])",
+            school_id,
+            parents,
+        )
+        await self.conn.execute(
+            "INSERT INTO feed_links (school_id, parent_feed_id, child_feed_id)"
+            " SELECT $1, * FROM unnest($2::uuid[], $3::uuid[]) ON CONFLICT DO NOTHING",
+            school_id,
+            left,
+            right,
+        )
+
+    async def resolve_feed_links(self, school_id: UUID, feed_ids: list[UUID]) -> set[UUID]:
+        """Make the parent-child links of the feed whose both sides now have an account,
+        for links touching ``feed_ids``; the parents that gained a child."""
+        rows = await self.conn.fetch(
+            "INSERT INTO parent_children (parent_id, child_id)"
+            " SELECT p.account_id, c.account_id FROM feed_links l"
+            " JOIN feed_accounts p ON p.school_id = l.school_id AND p.feed_id = l.parent_feed_id"
+            " JOIN feed_accounts c ON c.school_id = l.school_id AND c.feed_id = l.child_feed_id"
+            " WHERE l.school_id = $1"
+            "  AND (l.child_feed_id = ANY($2::uuid[]) OR l.parent_feed_id = ANY($2::uuid[]))"
+            " ON CONFLICT DO NOTHING RETURNING parent_id",
+            school_id,
+            feed_ids,
+        )
+        return {r["parent_id"] for r in rows}
+
+    async def drop_stale_children(self, school_id: UUID, parents: list[UUID]) -> set[UUID]:
+        """Unlink feed parents from children the feed no longer gives them; those parents."""
+        rows = await self.conn.fetch(
+            "DELETE FROM parent_children pc USING feed_accounts p"
+            " WHERE pc.parent_id = ANY($2::uuid[]) AND p.account_id = pc.parent_id"
+            " AND NOT EXISTS (SELECT 1 FROM feed_links l JOIN feed_accounts c"
+            "  ON c.school_id = l.school_id AND c.feed_id = l.child_feed_id"
+            "  WHERE l.school_id = $1 AND l.parent_feed_id = p.feed_id"
+            "  AND c.account_id = pc.child_id)"
+            " RETURNING pc.parent_id",
+            school_id,
+            parents,
+        )
+        return {r["parent_id"] for r in rows}
+
+    async def parents_of(self, children: list[UUID]) -> set[UUID]:
+        rows = await self.conn.fetch(
+            "SELECT DISTINCT parent_id FROM parent_children WHERE child_id = ANY($1::uuid[])",
+            children,
+        )
+        return {r["parent_id"] for r in rows}
+
+    async def family_classes(
+        self, parents: list[UUID]
+    ) -> tuple[list[UUID], list[tuple[UUID, UUID]], dict[UUID, list[UUID]]]:
+        """For the active ones of ``parents``: them, their (parent, child) links, and each
+        child's classes."""
+        rows = await self.conn.fetch(
+            "SELECT p.account_id AS parent_id, pc.child_id,"
+            " array(SELECT class_id FROM account_classes c WHERE c.account_id = pc.child_id)"
+            "  AS class_ids"
+            " FROM accounts p LEFT JOIN parent_children pc ON pc.parent_id = p.account_id"
+            " WHERE p.account_id = ANY($1::uuid[]) AND p.deactivated_at IS NULL",
+            parents,
+        )
+        active = sorted({r["parent_id"] for r in rows})
+        links = [(r["parent_id"], r["child_id"]) for r in rows if r["child_id"] is not None]
+        classes = {r["child_id"]: r["class_ids"] for r in rows if r["child_id"] is not None}
+        return active, links, classes
+
+    # Leavers -----------------------------------------------------------------------------
+
+    async def delete_accounts(self, account_ids: list[UUID]) -> None:
+        """Gone for good: links, classes and the feed mapping go with them (cascade)."""
+        await self.conn.execute(
+            "DELETE FROM accounts WHERE account_id = ANY($1::uuid[])", account_ids
+        )
+
+    async def deactivate_accounts(self, account_ids: list[UUID], at: datetime) -> None:
+        """Kept for the grace period, out of every class, with no usable code. Parent-child
+        links stay, so a family comes back whole if he is restored."""
+        await self.conn.execute(
+            "UPDATE accounts SET deactivated_at = $2, activation_code = NULL"
+            " WHERE account_id = ANY($1::uuid[])",
+            account_ids,
+            at,
+        )
+        await self.conn.execute(
+            "DELETE FROM account_classes WHERE account_id = ANY($1::uuid[])", account_ids
+        )
+        await self.conn.execute(
+            "DELETE FROM class_teachers WHERE account_id = ANY($1::uuid[])", account_ids
+        )
+
+    async def forget_feed_links(self, school_id: UUID, parent_feed_ids: list[UUID]) -> None:
+        await self.conn.execute(
+            "DELETE FROM feed_links WHERE school_id = $1 AND parent_feed_id = ANY($2::uuid[])",
+            school_id,
+            parent_feed_ids,
+        )
+
+    async def schools_with_expired(self, cutoff: datetime) -> list[UUID]:
+        rows = await self.conn.fetch(
+            "SELECT DISTINCT school_id FROM accounts"
+            " WHERE deactivated_at IS NOT NULL AND deactivated_at <= $1 ORDER BY school_id",
+            cutoff,
+        )
+        return [r["school_id"] for r in rows]
+
+    async def claim_expired(self, school_id: UUID, cutoff: datetime, limit: int) -> list[UUID]:
+        """Deactivated accounts of the school past their grace period, locked."""
+        rows = await self.conn.fetch(
+            "SELECT account_id FROM accounts WHERE school_id = $1"
+            " AND deactivated_at IS NOT NULL AND deactivated_at <= $2"
+            " ORDER BY account_id LIMIT $3 FOR UPDATE SKIP LOCKED",
+            school_id,
+            cutoff,
+            limit,
+        )
+        return [r["account_id"] for r in rows]
+
+    # Events ------------------------------------------------------------------------------
+
+    async def account_views(self, account_ids: list[UUID]) -> dict[UUID, AccountView]:
+        """Accounts as published: classes (taught or attended) by name, active children."""
+        rows = await self.conn.fetch(
+            "WITH placed AS ("
+            "  SELECT account_id, class_id FROM account_classes WHERE account_id = ANY($1::uuid[])"
+            "  UNION SELECT account_id, class_id FROM class_teachers"
+            "  WHERE account_id = ANY($1::uuid[])),"
+            " named AS (SELECT p.account_id, array_agg(c.class_id ORDER BY c.name) AS class_ids,"
+            "  array_agg(c.name ORDER BY c.name) AS class_names"
+            "  FROM placed p JOIN classes c USING (class_id) GROUP BY p.account_id),"
+            " families AS (SELECT pc.parent_id, array_agg(pc.child_id ORDER BY pc.child_id)"
+            "  AS children FROM parent_children pc JOIN accounts k ON k.account_id = pc.child_id"
+            "  WHERE pc.parent_id = ANY($1::uuid[]) AND k.deactivated_at IS NULL"
+            "  GROUP BY pc.parent_id)"
+            " SELECT a.account_id, a.school_id, a.profile, a.first_name, a.last_name, a.login,"
+            " a.email, a.birth_date, a.activation_code, a.activation_expires_at,"
+            " coalesce(n.class_ids, '{}') AS class_ids,"
+            " coalesce(n.class_names, '{}') AS class_names,"
+            " coalesce(f.children, '{}') AS children"
+            " FROM accounts a LEFT JOIN named n USING (account_id)"
+            " LEFT JOIN families f ON f.parent_id = a.account_id"
+            " WHERE a.account_id = ANY($1::uuid[])",
+            account_ids,
+        )
+        return {r["account_id"]: AccountView(**r) for r in rows}

@@ -1,0 +1,83 @@
+"""The purge: deactivated leavers past their grace period are removed (accounts.deleted).
+
+Every replica runs it. Each school is purged under the same school lock as its feed
+chunks, taken first as they take it: a chunk restoring a leaver and the purge removing
+him never cross (and never deadlock), and two replicas never remove (nor announce) the
+same account twice.
+"""
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from uuid import UUID
+
+import asyncpg
+
+from services.account_manager import feed_rules
+from services.account_manager.feed import SOURCE, published_account
+from services.account_manager.feed_store import FeedStore
+from shared.contracts.directory import AccountsDeleted
+from shared.envelope import new_event
+from shared.errors import describe
+from shared.logs import get_logger
+from shared.runtime import Waker
+
+log = get_logger(__name__)
+
+
+class PurgeLoop:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        grace: timedelta,
+        interval_seconds: float,
+        batch: int,
+        clock: Callable[[], datetime],
+        on_commit: Callable[[], None],
+    ) -> None:
+        self._pool = pool
+        self._grace = grace
+        self._batch = batch
+        self._clock = clock
+        self._on_commit = on_commit
+        self.waker = Waker(interval_seconds)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.purge_once(stop)
+            except Exception as exc:  # database away: the next round tries again
+                log.warning("purge_failed", error=describe(exc))
+            await self.waker.wait(stop)
+
+    async def purge_once(self, stop: asyncio.Event | None = None) -> int:
+        """Remove every leaver whose grace period is over; how many."""
+        cutoff = feed_rules.purge_cutoff(self._clock(), self._grace)
+        async with self._pool.acquire() as conn:
+            schools = await FeedStore(conn).schools_with_expired(cutoff)
+        removed = 0
+        for school_id in schools:
+            while not (stop and stop.is_set()):
+                done = await self._purge_batch(school_id, cutoff)
+                removed += done
+                if done < self._batch:
+                    break
+        return removed
+
+    async def _purge_batch(self, school_id: UUID, cutoff: datetime) -> int:
+        async with self._pool.acquire() as conn, conn.transaction():
+            store = FeedStore(conn)
+            await store.lock_school_feed(school_id)
+            due = await store.claim_expired(school_id, cutoff, self._batch)
+            if not due:
+                return 0
+            views = await store.account_views(due)
+            await store.delete_accounts(due)
+            gone = AccountsDeleted(
+                school_id=school_id, accounts=[published_account(views[a]) for a in due]
+            )
+            await store.emit(new_event(gone, source=SOURCE, correlationid=f"purge:{school_id}"))
+        self._on_commit()
+        log.info("leavers_purged", school_id=str(school_id), count=len(due))
+        return len(due)

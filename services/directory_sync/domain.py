@@ -1,0 +1,605 @@
+"""directory_sync's pure decisions: how a school's export compares with its last applied
+feed, whether a run is held, how its changes are cut into chunks, and when the night is.
+
+No database, no broker, no await. ``conclude`` turns what a run found (the snapshot, the
+drop's digest, the parsed export) into everything the run records and publishes.
+"""
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Literal
+from uuid import UUID, uuid4
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, TypeAdapter, ValidationError
+
+from services.directory_sync.onde import Export, Problem
+from shared.contracts.common import Model, Uai
+from shared.contracts.directory import (
+    DirectorySynced,
+    FeedClass,
+    FeedPerson,
+    FeedProfile,
+    Finding,
+    SyncCounts,
+    SyncStatus,
+)
+from shared.names import fold_name
+
+SOURCE = "urn:one:directory_sync"
+Trigger = Literal["first_sync", "nightly", "request"]
+
+# ---------------------------------------------------------------------------------------
+# Snapshots
+# ---------------------------------------------------------------------------------------
+
+
+class SnapshotPerson(Model):
+    """A person of the last applied feed, with the feed id he keeps from run to run."""
+
+    feed_id: UUID
+    profile: FeedProfile
+    first_name: str
+    last_name: str  # the family name ("Nom")
+    usage_name: str | None = None  # "Nom d'usage", when the export gives one
+    birth_date: date | None = None
+    email: str | None = None
+    classes: list[str] = Field(default_factory=list)
+    children: list[UUID] = Field(default_factory=list)
+    director: bool = False
+
+    def to_feed(self) -> FeedPerson:
+        # The name a person goes by is his usage name when he has one.
+        return FeedPerson(
+            feed_id=self.feed_id,
+            profile=self.profile,
+            first_name=self.first_name,
+            last_name=self.usage_name or self.last_name,
+            birth_date=self.birth_date,
+            email=self.email,
+            classes=self.classes,
+            children=self.children,
+            director=self.director,
+        )
+
+
+PERSONS = TypeAdapter(list[SnapshotPerson])
+CLASSES = TypeAdapter(list[FeedClass])
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    version: int  # 0: nothing applied yet
+    digest: str | None
+    persons: tuple[SnapshotPerson, ...] = ()
+    classes: tuple[FeedClass, ...] = ()
+
+
+EMPTY = Snapshot(version=0, digest=None)
+
+
+def digest(files: Iterable[tuple[str, bytes]]) -> str:
+    """sha256 of a drop's files (names and bytes): equal digests, equal exports."""
+    hashed = hashlib.sha256()
+    for name, content in sorted(files):
+        encoded = name.encode()
+        hashed.update(len(encoded).to_bytes(8, "big") + encoded)
+        hashed.update(len(content).to_bytes(8, "big") + content)
+    return hashed.hexdigest()
+
+
+_UAI = TypeAdapter(Uai)
+
+
+def drop_folder(feed_dir: Path, uai: str) -> Path | None:
+    """``feed_dir/<UAI>``, or None when ``uai`` is not a UAI: a name from a message never
+    walks out of the feed directory (no ``/``, no ``..``)."""
+    if "/" in uai or "\\" in uai or ".." in uai:
+        return None
+    try:
+        valid = _UAI.validate_python(uai)
+    except ValidationError:
+        return None
+    return feed_dir / valid
+
+
+# ---------------------------------------------------------------------------------------
+# The export's persons
+# ---------------------------------------------------------------------------------------
+
+KIND_OF: Mapping[FeedProfile, str] = {
+    "student": "pupils",
+    "teacher": "teachers",
+    "relative": "parents",
+}
+_LABEL: Mapping[FeedProfile, str] = {"student": "pupil", "teacher": "teacher", "relative": "parent"}
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A person as the export gives him, before his feed id is known."""
+
+    profile: FeedProfile
+    first_name: str
+    last_name: str
+    usage_name: str | None
+    birth_date: date | None
+    email: str | None
+    classes: tuple[str, ...]
+    director: bool
+    line: int | None
+    child_lines: tuple[int, ...] = ()  # a parent's children, by their pupils-file line
+
+    def person(self, feed_id: UUID, children: Sequence[UUID] = ()) -> SnapshotPerson:
+        return SnapshotPerson(
+            feed_id=feed_id,
+            profile=self.profile,
+            first_name=self.first_name,
+            last_name=self.last_name,
+            usage_name=self.usage_name,
+            birth_date=self.birth_date,
+            email=self.email,
+            classes=list(self.classes),
+            children=list(children),
+            director=self.director,
+        )
+
+
+def incoming(export: Export) -> list[Incoming]:
+    """The export's pupils, teachers and parents, in that order."""
+    people = [
+        Incoming(
+            "student",
+            p.first_name,
+            p.last_name,
+            p.usage_name,
+            p.birth_date,
+            None,
+            (p.class_name,),
+            False,
+            p.line,
+        )
+        for p in export.pupils
+    ]
+    people += [
+        Incoming(
+            "teacher",
+            t.first_name,
+            t.last_name,
+            t.usage_name,
+            None,
+            t.email,
+            (t.class_name,) if t.class_name else (),
+            t.director,
+            t.line,
+        )
+        for t in export.teachers
+    ]
+    people += [
+        Incoming(
+            "relative",
+            p.first_name,
+            p.last_name,
+            p.usage_name,
+            None,
+            p.email,
+            (),
+            False,
+            p.lines[0] if p.lines else None,
+            tuple(dict.fromkeys(c.pupil_line for c in p.children if c.pupil_line is not None)),
+        )
+        for p in export.parents
+    ]
+    return people
+
+
+# ---------------------------------------------------------------------------------------
+# Matching
+# ---------------------------------------------------------------------------------------
+
+_Person = Incoming | SnapshotPerson
+
+
+def _names(person: _Person) -> set[str]:
+    """Folded names a person may be found under: his family name, and his usage name."""
+    return {fold_name(person.last_name), fold_name(person.usage_name or "")} - {""}
+
+
+def _keys(person: _Person) -> set[tuple[str, str, str, date | None]]:
+    first = fold_name(person.first_name)
+    return {(person.profile, first, name, person.birth_date) for name in _names(person)}
+
+
+def _likeness(old: SnapshotPerson, new: Incoming, children: Sequence[UUID]) -> tuple[int, ...]:
+    """How alike two homonyms are, to pair them: email, then class, then children."""
+    same_email = bool(new.email) and (new.email or "").casefold() == (old.email or "").casefold()
+    return (
+        int(same_email),
+        int(list(new.classes) == old.classes),
+        len(set(children) & set(old.children)),
+    )
+
+
+@dataclass
+class Matching:
+    pairs: dict[int, int] = field(default_factory=dict)  # new index -> old index
+    ambiguous: dict[int, int] = field(default_factory=dict)  # new index -> candidates
+
+
+def match(
+    olds: Sequence[SnapshotPerson],
+    news: Sequence[Incoming],
+    children: Callable[[Incoming], list[UUID]] = lambda _: [],
+) -> Matching:
+    """Pair each incoming person with at most one person of the snapshot (DESIGN §4).
+
+    Exactly one candidate on both sides: the same person. Homonyms (several candidates,
+    or one candidate claimed by several) are paired best first (same email, same class,
+    shared children), then in file order; each is reported as ambiguous.
+    """
+    index: dict[tuple[str, str, str, date | None], list[int]] = {}
+    for j, old in enumerate(olds):
+        for key in _keys(old):
+            index.setdefault(key, []).append(j)
+    candidates = [sorted({j for key in _keys(new) for j in index.get(key, [])}) for new in news]
+    claimants: dict[int, int] = {}
+    for found in candidates:
+        for j in found:
+            claimants[j] = claimants.get(j, 0) + 1
+
+    result = Matching()
+    contested: list[tuple[tuple[int, ...], int, int]] = []
+    for i, found in enumerate(candidates):
+        if len(found) == 1 and claimants[found[0]] == 1:
+            result.pairs[i] = found[0]
+        elif found:
+            result.ambiguous[i] = max(len(found), *(claimants[j] for j in found))
+            likeness = [(_likeness(olds[j], news[i], children(news[i])), i, j) for j in found]
+            contested += [(tuple(-x for x in score), i, j) for score, i, j in likeness]
+    taken = set(result.pairs.values())
+    for _, i, j in sorted(contested):
+        if i not in result.pairs and j not in taken:
+            result.pairs[i] = j
+            taken.add(j)
+    return result
+
+
+# ---------------------------------------------------------------------------------------
+# Diff
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Diff:
+    persons: tuple[SnapshotPerson, ...]  # the export with feed ids: the next snapshot
+    classes: tuple[FeedClass, ...]
+    created: tuple[SnapshotPerson, ...]
+    updated: tuple[SnapshotPerson, ...]
+    moved: tuple[SnapshotPerson, ...]
+    left: tuple[SnapshotPerson, ...]
+    unchanged: int
+    classes_changed: bool
+    warnings: tuple[Finding, ...]
+
+    @property
+    def counts(self) -> SyncCounts:
+        return SyncCounts(
+            created=len(self.created),
+            updated=len(self.updated),
+            moved=len(self.moved),
+            left=len(self.left),
+            unchanged=self.unchanged,
+        )
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.updated or self.moved or self.left or self.classes_changed)
+
+
+def _moved(old: SnapshotPerson, new: SnapshotPerson) -> bool:
+    return old.classes != new.classes
+
+
+def _updated(old: SnapshotPerson, new: SnapshotPerson) -> bool:
+    return (
+        old.first_name != new.first_name
+        or old.last_name != new.last_name
+        or old.usage_name != new.usage_name
+        or old.email != new.email
+        or sorted(map(str, old.children)) != sorted(map(str, new.children))
+        or old.director != new.director
+    )
+
+
+def _homonym_warning(new: Incoming, candidates: int, files: Mapping[str, str]) -> Finding:
+    born = f" born {new.birth_date:%d/%m/%Y}" if new.birth_date else ""
+    who = f"{new.first_name} {new.usage_name or new.last_name}"
+    return Finding(
+        file=files.get(KIND_OF[new.profile]),
+        line=new.line,
+        message=(
+            f"possible duplicate: {_LABEL[new.profile]} {who}{born} has {candidates} "
+            "homonyms between this export and the last applied one; paired by email, "
+            "class, then order: check them"
+        ),
+    )
+
+
+def diff(
+    snapshot: Snapshot,
+    export: Export,
+    files: Mapping[str, str] | None = None,
+    new_id: Callable[[], UUID] = uuid4,
+) -> Diff:
+    """The export compared with the last applied feed of the school.
+
+    ``files`` names the export's file of each kind (``pupils``, ``parents``, ``teachers``),
+    to locate warnings. Pupils are matched first, so that parents' children are feed ids.
+    """
+    files = files or {}
+    news = incoming(export)
+    olds_by_profile: dict[str, list[SnapshotPerson]] = {}
+    for known in snapshot.persons:
+        olds_by_profile.setdefault(known.profile, []).append(known)
+    pupil_ids: dict[int, UUID] = {}  # pupils-file line -> feed id
+    persons: list[SnapshotPerson] = []
+    created: list[SnapshotPerson] = []
+    updated: list[SnapshotPerson] = []
+    moved: list[SnapshotPerson] = []
+    warnings: list[Finding] = []
+    unchanged = 0
+    kept: set[UUID] = set()
+
+    def children_of(new: Incoming) -> list[UUID]:
+        return [pupil_ids[line] for line in new.child_lines if line in pupil_ids]
+
+    for profile in ("student", "teacher", "relative"):
+        group = [n for n in news if n.profile == profile]
+        olds = olds_by_profile.get(profile, [])
+        matching = match(olds, group, children_of)
+        for i, new in enumerate(group):
+            j = matching.pairs.get(i)
+            old = olds[j] if j is not None else None
+            person = new.person(old.feed_id if old else new_id(), children_of(new))
+            if profile == "student" and new.line is not None:
+                pupil_ids[new.line] = person.feed_id
+            persons.append(person)
+            if i in matching.ambiguous:
+                warnings.append(_homonym_warning(new, matching.ambiguous[i], files))
+            if old is None:
+                created.append(person)
+                continue
+            kept.add(old.feed_id)
+            if _moved(old, person):
+                moved.append(person)
+            elif _updated(old, person):
+                updated.append(person)
+            else:
+                unchanged += 1
+    classes = tuple(FeedClass(name=name, level=level) for name, level in export.classes)
+    return Diff(
+        persons=tuple(persons),
+        classes=classes,
+        created=tuple(created),
+        updated=tuple(updated),
+        moved=tuple(moved),
+        left=tuple(p for p in snapshot.persons if p.feed_id not in kept),
+        unchanged=unchanged,
+        classes_changed=classes != snapshot.classes,
+        warnings=tuple(warnings),
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Safety hold
+# ---------------------------------------------------------------------------------------
+
+
+def hold_reasons(
+    diff: Diff, snapshot_size: int, suspicious: Sequence[Problem], leave_share: float
+) -> list[str]:
+    """Why a run must wait for an operator (DESIGN §4 "Safety hold"); empty: it need not."""
+    reasons: list[str] = []
+    leaving = len(diff.left)
+    if snapshot_size and leaving / snapshot_size > leave_share:
+        reasons.append(
+            f"{leaving} of the {snapshot_size} persons of the last applied feed would leave "
+            f"({leaving / snapshot_size:.0%}, more than the {leave_share:.0%} allowed): "
+            "is the export complete?"
+        )
+    for problem in suspicious:
+        where = f"{problem.file}, line {problem.line}" if problem.line else problem.file
+        reasons.append(f"{where}: {problem.message}")
+    return reasons
+
+
+# ---------------------------------------------------------------------------------------
+# Chunks
+# ---------------------------------------------------------------------------------------
+
+_PROFILE_ORDER: Mapping[str, int] = {"student": 0, "teacher": 1, "relative": 2}
+_Item = tuple[str, FeedPerson | UUID]
+
+
+def _items(diff: Diff) -> list[_Item]:
+    """Every change, pupils first, then teachers, then parents, then leavers (a parent's
+    children are then usually known when he comes; account_manager must not rely on it)."""
+    changes: list[tuple[int, int, _Item]] = []
+    for rank, (kind, people) in enumerate(
+        (("created", diff.created), ("moved", diff.moved), ("updated", diff.updated))
+    ):
+        changes += [(_PROFILE_ORDER[p.profile], rank, (kind, p.to_feed())) for p in people]
+    changes.sort(key=lambda change: change[:2])
+    return [item for _, _, item in changes] + [("left", p.feed_id) for p in diff.left]
+
+
+def chunks(
+    diff: Diff, *, run_id: UUID, school_id: UUID, uai: str, size: int
+) -> list[DirectorySynced]:
+    """``directory.synced`` messages of at most ``size`` persons each; every chunk carries
+    every class of the export. A change of classes alone makes one chunk."""
+    items = _items(diff)
+    groups = [items[start : start + size] for start in range(0, len(items), size)] or [[]]
+    made: list[DirectorySynced] = []
+    for number, group in enumerate(groups):
+        lists: dict[str, list[FeedPerson | UUID]] = {
+            "created": [],
+            "updated": [],
+            "moved": [],
+            "left": [],
+        }
+        for kind, item in group:
+            lists[kind].append(item)
+        made.append(
+            DirectorySynced.model_validate(
+                {
+                    "run_id": run_id,
+                    "school_id": school_id,
+                    "uai": uai,
+                    "chunk": number,
+                    "chunks": len(groups),
+                    "classes": list(diff.classes),
+                    **lists,
+                }
+            )
+        )
+    return made
+
+
+# ---------------------------------------------------------------------------------------
+# A run's conclusion
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run records and publishes."""
+
+    status: SyncStatus
+    counts: SyncCounts
+    base_version: int  # the snapshot version the run compared with
+    digest: str | None = None
+    errors: tuple[Finding, ...] = ()
+    warnings: tuple[Finding, ...] = ()
+    hold_reasons: tuple[str, ...] = ()
+    # The next snapshot and the chunks that announce it (applied and held runs).
+    persons: tuple[SnapshotPerson, ...] | None = None
+    classes: tuple[FeedClass, ...] = ()
+    chunks: tuple[DirectorySynced, ...] = ()
+
+    @property
+    def replaces_snapshot(self) -> bool:
+        return self.status == "applied"
+
+    @property
+    def needs_same_snapshot(self) -> bool:
+        """Computed against the snapshot: void if another run applied meanwhile."""
+        return self.status in ("applied", "held", "unchanged")
+
+
+def finding(problem: Problem) -> Finding:
+    return Finding(file=problem.file, line=problem.line, message=problem.message)
+
+
+def no_drop(snapshot: Snapshot) -> RunResult:
+    return RunResult(status="no_drop", counts=SyncCounts(), base_version=snapshot.version)
+
+
+def invalid_uai(uai: str) -> RunResult:
+    return RunResult(
+        status="rejected",
+        counts=SyncCounts(),
+        base_version=0,
+        errors=(Finding(message=f"{uai!r} is not a UAI: no drop folder read"),),
+    )
+
+
+def same_digest(snapshot: Snapshot, *, dry_run: bool) -> RunResult:
+    """The drop's bytes are those of the last applied feed: nothing to parse."""
+    return RunResult(
+        status="dry_run" if dry_run else "unchanged",
+        counts=SyncCounts(unchanged=len(snapshot.persons)),
+        base_version=snapshot.version,
+        digest=snapshot.digest,
+    )
+
+
+def conclude(
+    snapshot: Snapshot,
+    export: Export,
+    drop_digest: str,
+    *,
+    run_id: UUID,
+    school_id: UUID,
+    dry_run: bool,
+    files: Mapping[str, str] | None = None,
+    leave_share: float,
+    chunk_size: int,
+    new_id: Callable[[], UUID] = uuid4,
+) -> RunResult:
+    """A parsed export's run: rejected (errors: nothing applied), dry run (reported
+    only), held (too many leavers or a suspicious file), unchanged, or applied."""
+    errors = tuple(finding(p) for p in export.errors)
+    base = tuple(finding(p) for p in (*export.warnings, *export.suspicious))
+    if errors:
+        return RunResult(
+            status="rejected",
+            counts=SyncCounts(),
+            base_version=snapshot.version,
+            digest=drop_digest,
+            errors=errors,
+            warnings=base,
+        )
+    changes = diff(snapshot, export, files, new_id)
+    warnings = base + changes.warnings
+    reasons = tuple(hold_reasons(changes, len(snapshot.persons), export.suspicious, leave_share))
+    made = chunks(changes, run_id=run_id, school_id=school_id, uai=export.uai, size=chunk_size)
+    status: SyncStatus
+    if dry_run:
+        status = "dry_run"
+        warnings += tuple(Finding(message=f"would be held: {reason}") for reason in reasons)
+    elif reasons:
+        status = "held"
+    elif not changes.changed:
+        status = "unchanged"
+    else:
+        status = "applied"
+    return RunResult(
+        status=status,
+        counts=changes.counts,
+        base_version=snapshot.version,
+        digest=drop_digest,
+        warnings=warnings,
+        hold_reasons=reasons,
+        persons=changes.persons,
+        classes=changes.classes,
+        chunks=tuple(made) if status in ("applied", "held") else (),
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# The night
+# ---------------------------------------------------------------------------------------
+
+_HH_MM = re.compile("([01][0-9]|2[0-3]):([0-5][0-9])")
+
+
+def parse_hh_mm(text: str) -> time:
+    found = _HH_MM.fullmatch(text.strip())
+    if found is None:
+        raise ValueError(f"{text!r} is not a time of day HH:MM")
+    return time(int(found[1]), int(found[2]))
+
+
+def night_due(now: datetime, at: time, zone: ZoneInfo, window: timedelta) -> date | None:
+    """The night whose run is due at ``now``: the last local date whose ``at`` has passed,
+    if it passed less than ``window`` ago (a replica that was down at that time catches
+    up; one started in the afternoon does not run last night's feed)."""
+    local = now.astimezone(zone)
+    night = local.date() if local.time() >= at else local.date() - timedelta(days=1)
+    start = datetime.combine(night, at, tzinfo=zone).astimezone(UTC)
+    return night if timedelta(0) <= now.astimezone(UTC) - start < window else None

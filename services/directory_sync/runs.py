@@ -1,0 +1,268 @@
+"""The feed runs: a loop that executes queued runs, and the nightly scheduler that queues them.
+
+A run is claimed under a lease (so replicas share the work and a crashed worker's runs
+come back), reads the school's drop in a thread (reading and parsing are CPU-bound), and
+finishes in one transaction: its report, the snapshot it replaces, and its events.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from uuid import UUID, uuid4
+
+from services.directory_sync import domain, onde
+from services.directory_sync.settings import DirectorySyncSettings
+from services.directory_sync.store import QueuedRun, RunQueries
+from shared.contracts.directory import (
+    DirectorySyncHeld,
+    DirectorySyncReported,
+    Finding,
+    SyncCounts,
+)
+from shared.envelope import Contract, Envelope, new_event
+from shared.errors import describe
+from shared.logs import get_logger
+from shared.names import fold_name
+from shared.runtime import Waker
+
+log = get_logger(__name__)
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+# Reading a drop: what kind each file is, by a word of its folded name (as onde sorts them).
+_KINDS = (("teachers", "enseignant"), ("parents", "responsable"), ("pupils", "eleve"))
+
+
+def read_files(folder: Path) -> list[tuple[str, bytes]] | None:
+    """The drop's files (name, bytes), hidden ones aside; None when there is no drop."""
+    if not folder.is_dir() or folder.is_symlink():
+        return None
+    return [
+        (path.name, path.read_bytes())
+        for path in sorted(folder.iterdir())
+        if path.is_file() and not path.name.startswith(".")
+    ]
+
+
+def file_kinds(files: list[tuple[str, bytes]]) -> dict[str, str]:
+    """Kind (pupils, parents, teachers) -> file name, to locate the run's own warnings."""
+    kinds: dict[str, str] = {}
+    for name, _ in files:
+        folded = fold_name(name)
+        kind = next((k for k, word in _KINDS if word in folded), None)
+        if kind is not None:
+            kinds.setdefault(kind, name)
+    return kinds
+
+
+class RunLoop:
+    def __init__(
+        self,
+        queries: RunQueries,
+        *,
+        settings: DirectorySyncSettings,
+        on_outcome: Waker,
+        new_id: Callable[[], UUID] = uuid4,
+    ) -> None:
+        self._queries = queries
+        self._settings = settings
+        self._on_outcome = on_outcome
+        self._new_id = new_id
+        self.waker = Waker(settings.run_poll_seconds)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await asyncio.gather(*(self._lane(stop) for _ in range(self._settings.run_concurrency)))
+
+    async def _lane(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                run = await self._queries.claim(self._settings.run_lease_seconds)
+            except Exception as exc:  # database away: wait and look again
+                log.warning("run_claim_failed", error=describe(exc))
+                await self.waker.sleep(2.0, stop)
+                continue
+            if run is None:
+                await self.waker.wait(stop)
+                continue
+            renewing = asyncio.create_task(self._keep_lease(run.run_id))
+            try:
+                await self.execute(run)
+            finally:
+                renewing.cancel()
+
+    async def _keep_lease(self, run_id: UUID) -> None:
+        """Renew the lease while the run goes on, so that a slow school is not run a
+        second time by another replica; the lease stays short for crashed workers."""
+        lease = self._settings.run_lease_seconds
+        while True:
+            await asyncio.sleep(lease / 3)
+            try:
+                await self._queries.renew_lease(run_id, lease)
+            except Exception as exc:
+                log.warning("run_lease_renewal_failed", error=describe(exc))
+
+    async def execute(self, run: QueuedRun) -> None:
+        try:
+            result = await self.compute(run)
+            finished = await self._queries.finish(run, result, self._events(run, result))
+        except Exception as exc:
+            await self._failed(run, exc)
+            return
+        if not finished:
+            # Another run applied onto this school meanwhile: compare again, now.
+            log.info("run_recomputed", run_id=str(run.run_id), uai=run.uai)
+            await self._queries.reschedule(run.run_id, delay_seconds=0, error=None)
+            self.waker.wake()
+            return
+        self._on_outcome.wake()
+        log.info(
+            "run_done",
+            run_id=str(run.run_id),
+            uai=run.uai,
+            trigger=run.trigger,
+            status=result.status,
+            **result.counts.model_dump(),
+        )
+
+    async def compute(self, run: QueuedRun) -> domain.RunResult:
+        folder = domain.drop_folder(self._settings.feed_dir, run.uai)
+        if folder is None:
+            return domain.invalid_uai(run.uai)
+        snapshot = await self._queries.snapshot(run.school_id)
+        files = await asyncio.to_thread(read_files, folder)
+        if files is None:
+            return domain.no_drop(snapshot)
+        # The digest is of the bytes read before parsing: should the files change in
+        # between, the next run sees another digest and parses again.
+        drop_digest = domain.digest(files)
+        if snapshot.digest == drop_digest:
+            return domain.same_digest(snapshot, dry_run=run.dry_run)
+        export = await asyncio.to_thread(onde.read_drop, folder)
+        s = self._settings
+        return domain.conclude(
+            snapshot,
+            export,
+            drop_digest,
+            run_id=run.run_id,
+            school_id=run.school_id,
+            dry_run=run.dry_run,
+            files=file_kinds(files),
+            leave_share=s.hold_leave_share,
+            chunk_size=s.chunk_size,
+            new_id=self._new_id,
+        )
+
+    def _events(self, run: QueuedRun, result: domain.RunResult) -> list[Envelope[Contract]]:
+        def event(data: Contract) -> Envelope[Contract]:
+            return new_event(
+                data,
+                source=domain.SOURCE,
+                correlationid=run.correlationid,
+                causationid=run.causationid,
+            )
+
+        events = [event(chunk) for chunk in result.chunks] if result.status == "applied" else []
+        if result.status == "held":
+            events.append(
+                event(
+                    DirectorySyncHeld(
+                        uai=run.uai,
+                        school_id=run.school_id,
+                        run_id=run.run_id,
+                        request_id=run.request_id,
+                        reasons=list(result.hold_reasons),
+                        counts=result.counts,
+                    )
+                )
+            )
+        events.append(
+            event(
+                DirectorySyncReported(
+                    uai=run.uai,
+                    school_id=run.school_id,
+                    run_id=run.run_id,
+                    request_id=run.request_id,
+                    dry_run=run.dry_run,
+                    trigger=run.trigger,
+                    status=result.status,
+                    counts=result.counts,
+                    errors=list(result.errors),
+                    warnings=list(result.warnings),
+                )
+            )
+        )
+        return events
+
+    async def _failed(self, run: QueuedRun, exc: Exception) -> None:
+        """Tried again later with backoff; after the last attempt, reported as rejected."""
+        reason = describe(exc)
+        s = self._settings
+        if run.attempts < s.run_max_attempts:
+            delay = s.run_retry_base_seconds * 2 ** (run.attempts - 1)
+            log.warning("run_retry", run_id=str(run.run_id), attempts=run.attempts, reason=reason)
+            try:
+                await self._queries.reschedule(run.run_id, delay_seconds=delay, error=reason)
+            except Exception as again:  # the lease runs out and the run comes back anyway
+                log.warning("run_reschedule_failed", error=describe(again))
+            return
+        log.error("run_failed", run_id=str(run.run_id), reason=reason)
+        result = domain.RunResult(
+            status="rejected",
+            counts=SyncCounts(),
+            base_version=0,
+            errors=(Finding(message=f"the run failed {run.attempts} times: {reason}"),),
+        )
+        try:
+            await self._queries.finish(run, result, self._events(run, result))
+            self._on_outcome.wake()
+        except Exception as again:
+            log.warning("run_failure_not_recorded", error=describe(again))
+
+
+class NightlyScheduler:
+    """Queues each académie's nightly runs once a night, whatever the number of replicas:
+    every replica looks, the database lets one of them start each académie's night."""
+
+    def __init__(
+        self,
+        queries: RunQueries,
+        *,
+        settings: DirectorySyncSettings,
+        clock: Clock = utc_now,
+        on_queued: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._queries = queries
+        self._settings = settings
+        self._clock = clock
+        self._on_queued = on_queued
+
+    async def run(self, stop: asyncio.Event) -> None:
+        if not self._settings.nightly_enabled:
+            return
+        while not stop.is_set():
+            try:
+                await self.tick()
+            except Exception as exc:
+                log.warning("nightly_check_failed", error=describe(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._settings.nightly_poll_seconds)
+
+    async def tick(self) -> int:
+        """Start the night due now, if any académie has not started it; runs queued."""
+        s = self._settings
+        night = domain.night_due(
+            self._clock(), s.nightly_time, s.zone, timedelta(hours=s.nightly_window_hours)
+        )
+        if night is None:
+            return 0
+        queued = await self._queries.start_night(night)
+        if queued:
+            log.info("nightly_runs_queued", night=night.isoformat(), runs=queued)
+            self._on_queued()
+        return queued

@@ -1,0 +1,431 @@
+"""account_manager applies directory.synced (the nightly ONDE feed) against real RabbitMQ
+and Postgres: a first import in chunks delivered out of order, redelivery, a second run
+(moves, updates, leavers), a leaver restored, the purge, and two replicas at once."""
+
+import asyncio
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from aio_pika.abc import AbstractChannel
+
+from services.account_manager.bootstrap import build
+from services.account_manager.feed import FeedPolicy, handle_directory_synced
+from services.account_manager.feed_store import FeedStore
+from services.account_manager.settings import AccountManagerSettings
+from shared import topics
+from shared.contracts.commands import AccountActivated
+from shared.contracts.directory import FeedClass
+from shared.envelope import Envelope, new_event
+from shared.worker import Worker
+from tests.conftest import Stack
+from tests.support.broker import EventSpy, drain_queue, publish_event
+from tests.support.feed_events import (
+    FedSchool,
+    chunk,
+    moved,
+    open_automatic_school,
+    parent,
+    population,
+    pupil,
+    send,
+    teacher,
+)
+from tools.waits import eventually
+
+CLASSES = [FeedClass(name="CP", level="CP"), FeedClass(name="CM1", level="CM1")]
+ACCOUNT_EVENTS = (
+    topics.CLASSES_CREATED,
+    topics.ACCOUNTS_CREATED,
+    topics.ACCOUNTS_UPDATED,
+    topics.ACCOUNTS_DEACTIVATED,
+    topics.ACCOUNTS_DELETED,
+)
+
+
+@pytest.fixture
+async def worker(stack: Stack) -> AsyncIterator[Worker]:
+    running = build(stack.settings(AccountManagerSettings))
+    await running.start()
+    yield running
+    await running.stop()
+
+
+@pytest.fixture
+async def spy(stack: Stack, channel: AbstractChannel) -> EventSpy:
+    watching = EventSpy()
+    await watching.start(channel, stack.exchange)
+    return watching
+
+
+async def fetch(stack: Stack, sql: str, *args: Any) -> list[dict[str, Any]]:
+    conn = await stack.admin()
+    try:
+        await conn.execute("SET search_path TO account_manager")
+        return [dict(r) for r in await conn.fetch(sql, *args)]
+    finally:
+        await conn.close()
+
+
+async def outcome(spy: EventSpy, cause: Envelope[Any], *types: str) -> dict[str, dict[str, Any]]:
+    """The events ``cause`` led to, by type, once its last expected one is out."""
+
+    async def out() -> dict[str, dict[str, Any]] | None:
+        found = {e["type"]: e for e in spy.events if e.get("causationid") == cause.id}
+        return found if set(types) <= set(found) else None
+
+    return await eventually(out, timeout=20, what=f"{types} caused by {cause.id}")
+
+
+def by_name(event: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {f"{a['first_name']} {a['last_name']}": a for a in event["data"]["accounts"]}
+
+
+async def activate(channel: AbstractChannel, stack: Stack, account_id: str) -> None:
+    await publish_event(
+        channel,
+        stack.exchange,
+        AccountActivated(account_id=uuid.UUID(account_id)),
+        correlationid="ent",
+    )
+
+    async def done() -> bool:
+        rows = await fetch(
+            stack,
+            "SELECT 1 FROM accounts WHERE account_id = $1 AND activated_at IS NOT NULL",
+            uuid.UUID(account_id),
+        )
+        return bool(rows)
+
+    await eventually(done, what=f"activation of {account_id}")
+
+
+async def test_first_import_out_of_order_then_moves_leavers_and_a_return(
+    worker: Worker, stack: Stack, channel: AbstractChannel, spy: EventSpy
+):
+    school = await open_automatic_school(channel, stack.exchange, spy)
+    zoe = pupil("Zoé", "Lefèvre", date(2019, 3, 14), "CP")
+    leo = pupil("Léo", "Lefèvre", date(2016, 5, 2), "CM1")
+    tom = pupil("Tom", "Martin", date(2019, 1, 9), "CP")
+    jean = pupil("Jean", "Dupont", date(2016, 7, 1), "CM1")
+    jean_too = pupil("Jean", "Dupont", date(2019, 2, 2), "CP")  # a homonym: jean.dupont2
+    anne = parent("Anne", "Lefèvre", zoe, leo, email="anne@example.org")
+    marc = parent("Marc", "Martin", tom)
+    curie = teacher("Marie", "Curie", "CP", email="marie.curie@example.org")
+    durand = teacher("Paul", "Durand")  # no class in the file: left to the administrator
+    run = uuid.uuid4()
+
+    # Parents (chunk 1) are applied before their children (chunk 0).
+    parents_first = await send(
+        channel,
+        stack.exchange,
+        chunk(school, run, 1, 2, CLASSES, created=[anne, marc, curie, durand]),
+    )
+    first = await outcome(spy, parents_first, topics.CLASSES_CREATED, topics.ACCOUNTS_CREATED)
+    assert {c["name"]: c["level"] for c in first[topics.CLASSES_CREATED]["data"]["classes"]} == {
+        "CP": "CP",
+        "CM1": "CM1",
+    }
+    early = by_name(first[topics.ACCOUNTS_CREATED])
+    assert early["Anne Lefèvre"]["children"] == [] and early["Anne Lefèvre"]["classes"] == []
+    assert early["Marie Curie"]["classes"] == ["CP"]
+    assert early["Paul Durand"]["classes"] == []
+    pupils_chunk = chunk(school, run, 0, 2, CLASSES, created=[zoe, leo, tom, jean, jean_too])
+    children_last = await send(channel, stack.exchange, pupils_chunk)
+    second = await outcome(spy, children_last, topics.ACCOUNTS_CREATED, topics.ACCOUNTS_UPDATED)
+    assert topics.CLASSES_CREATED not in second  # the classes are there already
+    kids = by_name(second[topics.ACCOUNTS_CREATED])  # one "Jean Dupont" of two here
+    [jean_too_id] = [
+        a["account_id"]
+        for a in second[topics.ACCOUNTS_CREATED]["data"]["accounts"]
+        if a["birth_date"] == "2019-02-02"
+    ]
+    assert kids["Zoé Lefèvre"]["classes"] == ["CP"]
+    created = [
+        *first[topics.ACCOUNTS_CREATED]["data"]["accounts"],
+        *second[topics.ACCOUNTS_CREATED]["data"]["accounts"],
+    ]
+    logins = [a["login"] for a in created]
+    assert len(created) == len(set(logins)) == 9
+    assert {"jean.dupont", "jean.dupont2", "zoe.lefevre", "anne.lefevre"} <= set(logins)
+    codes = [a["activation_code"] for a in created]
+    assert len(set(codes)) == 9 and all(len(c) == 8 for c in codes)
+    assert all(a["activation_expires_at"] for a in created)
+    assert second[topics.ACCOUNTS_CREATED]["data"]["provisioning"] == "automatic"
+    assert second[topics.ACCOUNTS_CREATED]["data"]["uai"] == school.uai
+    # The parents learnt their children and their classes when the children came.
+    parents = by_name(second[topics.ACCOUNTS_UPDATED])
+    assert set(parents) == {"Anne Lefèvre", "Marc Martin"}
+    ids = {name: a["account_id"] for name, a in [*early.items(), *kids.items()]}
+    assert sorted(parents["Anne Lefèvre"]["children"]) == sorted(
+        [ids["Zoé Lefèvre"], ids["Léo Lefèvre"]]
+    )
+    assert sorted(parents["Anne Lefèvre"]["classes"]) == ["CM1", "CP"]
+    assert parents["Marc Martin"]["classes"] == ["CP"]
+    assert await _school_state(stack, school) == {
+        "accounts": 10,  # the administrator and 9 from the feed
+        "links": 3,
+        "parent classes": 3,
+        "pupil classes": 5,
+        "teaching": [("Marie Curie", "CP")],
+    }
+
+    # The same chunk again (same event id): nothing changes, nothing is published.
+    before = await fetch(stack, "SELECT * FROM accounts ORDER BY account_id")
+    published = [e for e in spy.events if e["type"] in ACCOUNT_EVENTS]
+    await send(channel, stack.exchange, pupils_chunk, event_id=children_last.id)
+
+    async def seen_twice() -> bool:
+        return worker._consumer.counts["duplicate"] >= 1
+
+    await eventually(seen_twice, what="redelivery acknowledged")
+    assert await fetch(stack, "SELECT * FROM accounts ORDER BY account_id") == before
+    assert [e for e in spy.events if e["type"] in ACCOUNT_EVENTS] == published
+
+    # Second run: Zoé moves to CM1, Anne changes email, two pupils leave.
+    await activate(channel, stack, ids["Tom Martin"])
+    run2 = uuid.uuid4()
+    changes = await send(
+        channel,
+        stack.exchange,
+        chunk(
+            school,
+            run2,
+            0,
+            1,
+            CLASSES,
+            moved=[moved(zoe, "CM1")],
+            updated=[anne.model_copy(update={"email": "anne.lefevre@example.org"})],
+            left=[tom.feed_id, jean_too.feed_id],
+        ),
+    )
+    result = await outcome(
+        spy,
+        changes,
+        topics.ACCOUNTS_UPDATED,
+        topics.ACCOUNTS_DEACTIVATED,
+        topics.ACCOUNTS_DELETED,
+    )
+    updated = by_name(result[topics.ACCOUNTS_UPDATED])
+    assert set(updated) == {"Zoé Lefèvre", "Anne Lefèvre", "Marc Martin"}
+    assert updated["Zoé Lefèvre"]["classes"] == ["CM1"]
+    assert updated["Anne Lefèvre"]["email"] == "anne.lefevre@example.org"
+    assert updated["Anne Lefèvre"]["classes"] == ["CM1"]  # both her children are in CM1 now
+    assert updated["Marc Martin"]["classes"] == [] and updated["Marc Martin"]["children"] == []
+    assert result[topics.ACCOUNTS_UPDATED]["data"]["restored"] == []
+    [gone] = result[topics.ACCOUNTS_DEACTIVATED]["data"]["accounts"]
+    assert gone["account_id"] == ids["Tom Martin"]
+    [deleted] = result[topics.ACCOUNTS_DELETED]["data"]["accounts"]
+    assert deleted["account_id"] == jean_too_id
+    [tom_row] = await fetch(
+        stack,
+        "SELECT deactivated_at, activation_code FROM accounts WHERE account_id = $1",
+        uuid.UUID(ids["Tom Martin"]),
+    )
+    assert tom_row["deactivated_at"] is not None and tom_row["activation_code"] is None
+    assert not await fetch(
+        stack, "SELECT 1 FROM accounts WHERE account_id = $1", uuid.UUID(jean_too_id)
+    )
+
+    # Third run: Tom comes back under a new feed id: his account, restored.
+    tom_again = pupil("Tom", "Martin", date(2019, 1, 9), "CM1")
+    back = await send(
+        channel,
+        stack.exchange,
+        chunk(
+            school,
+            uuid.uuid4(),
+            0,
+            1,
+            CLASSES,
+            created=[tom_again],
+            updated=[parent("Marc", "Martin", tom_again, feed_id=marc.feed_id)],
+        ),
+    )
+    returned = (await outcome(spy, back, topics.ACCOUNTS_UPDATED))[topics.ACCOUNTS_UPDATED]
+    assert returned["data"]["restored"] == [ids["Tom Martin"]]
+    restored = by_name(returned)
+    assert restored["Tom Martin"]["account_id"] == ids["Tom Martin"]
+    assert restored["Tom Martin"]["login"] == "tom.martin"
+    assert restored["Tom Martin"]["classes"] == ["CM1"]
+    assert restored["Marc Martin"]["classes"] == ["CM1"]
+    assert restored["Marc Martin"]["children"] == [ids["Tom Martin"]]
+    assert not any(e.get("causationid") == back.id for e in spy.of_type(topics.ACCOUNTS_CREATED))
+    [row] = await fetch(stack, "SELECT deactivated_at FROM accounts WHERE login = 'tom.martin'")
+    assert row["deactivated_at"] is None
+    assert await drain_queue(channel, stack.names.dead_letter_queue) == []
+
+
+async def _school_state(stack: Stack, school: FedSchool) -> dict[str, Any]:
+    sid = school.school_id
+    [counts] = await fetch(
+        stack,
+        "SELECT (SELECT count(*) FROM accounts WHERE school_id = $1) AS accounts,"
+        " (SELECT count(*) FROM parent_children) AS links,"
+        " (SELECT count(*) FROM account_classes ac JOIN accounts a USING (account_id)"
+        "  WHERE a.profile = 'relative') AS parent_classes,"
+        " (SELECT count(*) FROM account_classes ac JOIN accounts a USING (account_id)"
+        "  WHERE a.profile = 'student') AS pupil_classes",
+        sid,
+    )
+    teaching = await fetch(
+        stack,
+        "SELECT a.first_name || ' ' || a.last_name AS who, c.name FROM class_teachers t"
+        " JOIN accounts a USING (account_id) JOIN classes c USING (class_id) ORDER BY 1",
+    )
+    return {
+        "accounts": counts["accounts"],
+        "links": counts["links"],
+        "parent classes": counts["parent_classes"],
+        "pupil classes": counts["pupil_classes"],
+        "teaching": [(r["who"], r["name"]) for r in teaching],
+    }
+
+
+async def test_an_activated_leaver_is_removed_after_the_grace_period(
+    stack: Stack, channel: AbstractChannel
+):
+    settings = stack.settings(
+        AccountManagerSettings, deactivation_grace_days=0.0, purge_interval_seconds=0.2
+    )
+    running = build(settings)
+    await running.start()
+    try:
+        spy = EventSpy()
+        await spy.start(channel, stack.exchange)
+        school = await open_automatic_school(channel, stack.exchange, spy)
+        lou = pupil("Lou", "Roux", date(2018, 6, 1), "CP")
+        first = await send(
+            channel, stack.exchange, chunk(school, uuid.uuid4(), 0, 1, CLASSES, created=[lou])
+        )
+        made = (await outcome(spy, first, topics.ACCOUNTS_CREATED))[topics.ACCOUNTS_CREATED]
+        lou_id = made["data"]["accounts"][0]["account_id"]
+        await activate(channel, stack, lou_id)
+        leaving = await send(
+            channel, stack.exchange, chunk(school, uuid.uuid4(), 0, 1, CLASSES, left=[lou.feed_id])
+        )
+        await outcome(spy, leaving, topics.ACCOUNTS_DEACTIVATED)
+
+        async def purged_once() -> list[dict[str, Any]]:
+            return [
+                e
+                for e in spy.of_type(topics.ACCOUNTS_DELETED)
+                if e["correlationid"] == f"purge:{school.school_id}"
+            ]
+
+        [purged] = await eventually(purged_once, what="the purge")
+        assert [a["account_id"] for a in purged["data"]["accounts"]] == [lou_id]
+        assert not await fetch(
+            stack, "SELECT 1 FROM accounts WHERE account_id = $1", uuid.UUID(lou_id)
+        )
+        assert not await fetch(stack, "SELECT 1 FROM feed_accounts")
+    finally:
+        await running.stop()
+
+
+def cut(people: list[Any], parts: int, seed: int) -> list[list[Any]]:
+    """People shuffled across ``parts`` chunks: parents and children apart, in any order."""
+    shuffled = list(people)
+    random.Random(seed).shuffle(shuffled)
+    return [shuffled[i::parts] for i in range(parts)]
+
+
+async def test_two_replicas_apply_chunks_of_one_school_at_once(
+    stack: Stack, channel: AbstractChannel
+):
+    workers = [build(stack.settings(AccountManagerSettings, db_pool_max=8)) for _ in range(2)]
+    await asyncio.gather(*(w.start() for w in workers))
+    try:
+        spy = EventSpy()
+        await spy.start(channel, stack.exchange)
+        names = ["CP A", "CP B", "CE1", "CE2", "CM1", "CM2"]
+        classes = [FeedClass(name=n, level=n.split()[0]) for n in names]
+        schools, chunks, people = [], [], 0
+        for number in (1, 2):
+            school = await open_automatic_school(channel, stack.exchange, spy, number=number)
+            # No two persons of a school share a login base, so nothing but the school
+            # lock keeps its chunks apart; the two schools have the same names, so their
+            # logins collide across schools (jean-leo.martin, jean-leo.martin2).
+            kids, adults, staff = population(
+                7, pupils=300, classes=names, teachers=8, homonyms=False
+            )
+            parts = cut([*kids, *adults, *staff], 12, seed=1)
+            run = uuid.uuid4()
+            chunks += [chunk(school, run, i, 12, classes, created=p) for i, p in enumerate(parts)]
+            schools.append((school, kids, adults))
+            people += len(kids) + len(adults) + len(staff)
+        random.Random(3).shuffle(chunks)
+        started = time.perf_counter()
+        sent = await asyncio.gather(*(send(channel, stack.exchange, c) for c in chunks))
+        for event in sent:
+            await outcome(spy, event, topics.ACCOUNTS_CREATED)
+        elapsed = time.perf_counter() - started
+        print(f"\n2 replicas: {people} persons in {len(chunks)} chunks, {elapsed:.2f}s end to end")
+
+        created = [a for e in spy.of_type(topics.ACCOUNTS_CREATED) for a in e["data"]["accounts"]]
+        logins = [a["login"] for a in created]
+        assert len(logins) == len(set(logins)) == people + 2  # and the two administrators
+        [total] = await fetch(stack, "SELECT count(*) AS n FROM accounts")
+        assert total["n"] == people + 2
+        expected_links = sum(len(p.children) for _, _, adults in schools for p in adults)
+        [links] = await fetch(stack, "SELECT count(*) AS n FROM parent_children")
+        assert links["n"] == expected_links
+        # Every parent is in exactly the classes of his children.
+        assert not await fetch(
+            stack,
+            "SELECT p.account_id FROM accounts p WHERE p.profile = 'relative'"
+            " AND array(SELECT class_id FROM account_classes WHERE account_id = p.account_id"
+            "  ORDER BY 1) IS DISTINCT FROM array(SELECT DISTINCT ac.class_id"
+            "  FROM parent_children pc JOIN account_classes ac ON ac.account_id = pc.child_id"
+            "  WHERE pc.parent_id = p.account_id ORDER BY 1)",
+        )
+        [placed] = await fetch(
+            stack,
+            "SELECT count(*) AS n FROM account_classes ac JOIN accounts a USING (account_id)"
+            " WHERE a.profile = 'student'",
+        )
+        assert placed["n"] == sum(len(kids) for _, kids, _ in schools)
+        [made] = await fetch(stack, "SELECT count(*) AS n FROM classes")
+        assert made["n"] == 2 * len(names)
+        assert len(spy.of_type(topics.CLASSES_CREATED)) == 2
+        assert all(w._consumer.counts["applied"] > 0 for w in workers)
+        assert sum(w._consumer.counts["retry"] for w in workers) == 0
+        assert await drain_queue(channel, stack.names.dead_letter_queue) == []
+    finally:
+        await asyncio.gather(*(w.stop() for w in workers))
+
+
+async def test_rate_of_a_500_person_first_import_chunk(
+    worker: Worker, stack: Stack, channel: AbstractChannel, spy: EventSpy
+):
+    """Not a timed test: prints persons/s of the apply alone (handler and SQL, in one
+    transaction, as the consumer runs it) for 500-person chunks of first imports."""
+    assert worker.context is not None
+    policy = FeedPolicy(activation_ttl=timedelta(days=90), grace=timedelta(days=90))
+    names = ["CP", "CE1", "CE2", "CM1", "CM2"]
+    classes = [FeedClass(name=n, level=n) for n in names]
+    rates = []
+    for number in range(1, 4):
+        school = await open_automatic_school(channel, stack.exchange, spy, number=number)
+        kids, adults, staff = population(number, pupils=220, classes=names, teachers=10)
+        persons = [*kids, *adults, *staff][:500]
+        assert len(persons) == 500
+        data = chunk(school, uuid.uuid4(), 0, 1, classes, created=persons)
+        event = new_event(data, source="urn:one:tests", correlationid="bench")
+        async with worker.context.pool.acquire() as conn, conn.transaction():
+            started = time.perf_counter()
+            await handle_directory_synced(
+                event, store=FeedStore(conn), policy=policy, now=datetime.now(UTC)
+            )
+            elapsed = time.perf_counter() - started
+        rates.append(len(persons) / elapsed)
+        print(f"\n{len(persons)} persons applied in {elapsed * 1000:.0f} ms")
+        [count] = await fetch(
+            stack, "SELECT count(*) AS n FROM accounts WHERE school_id = $1", school.school_id
+        )
+        assert count["n"] == len(persons) + 1
+    print(f"persons/s per chunk: {', '.join(f'{r:.0f}' for r in rates)}")
