@@ -1,8 +1,9 @@
 """The pipeline end to end on local services, in one command (``make demo``).
 
 Starts a local SMTP sink and the four workers, publishes two purchase orders (a manual
-school in Paris, an automatic-eligible one in Haute-Savoie), then shows what each step
-produced: the events on the exchange, the emails caught, the PDFs written.
+school in Paris, an automatic one in Haute-Savoie whose ONDE export is already in the
+feed folder), then shows what each step produced: the events on the exchange, the feed's
+report, the emails caught, the PDFs written.
 """
 
 import asyncio
@@ -22,7 +23,7 @@ from shared import topics
 from shared.contracts.common import uai_check_letter
 from shared.envelope import CONTENT_TYPE
 from shared.settings import CommonSettings
-from tools import smtp_sink
+from tools import onde_generator, smtp_sink
 from tools.waits import eventually
 from tools.workers import WorkerProcess
 
@@ -125,9 +126,13 @@ async def run(out: Path) -> int:
     settings = CommonSettings()
     controller, sink = smtp_sink.start(out, port=1025)
     (out / "logs").mkdir(parents=True, exist_ok=True)
+    orders = sample_orders(datetime.now(UTC).strftime("%Y%m%d%H%M%S"))
+    feed = out / "feed"
+    automatic = orders[1]["school"]["uai"]
+    onde_generator.write_drop(feed, automatic, classes=4, pupils_per_class=12)
+    env = {"ONE_LOG_LEVEL": "INFO", "ONE_FEED_DIR": str(feed.resolve())}
     workers = [
-        WorkerProcess(name, {"ONE_LOG_LEVEL": "INFO"}, log_file=out / "logs" / f"{name}.log")
-        for name in topics.WORKERS
+        WorkerProcess(name, env, log_file=out / "logs" / f"{name}.log") for name in topics.WORKERS
     ]
     connection = await aio_pika.connect_robust(settings.amqp_url)
     seen: list[tuple[float, dict[str, Any]]] = []
@@ -145,7 +150,7 @@ async def run(out: Path) -> int:
             seen.append((time.monotonic() - started, json.loads(message.body)))
 
         await spy.consume(record, no_ack=True)
-        orders = sample_orders(datetime.now(UTC).strftime("%Y%m%d%H%M%S"))
+        console.print(f"ONDE export of school {automatic} written to [cyan]{feed / automatic}[/]")
         for data in orders:
             await exchange.publish(
                 aio_pika.Message(
@@ -162,9 +167,12 @@ async def run(out: Path) -> int:
 
         async def finished() -> bool:
             done = {e["correlationid"] for _, e in seen if e["type"] in OUTCOMES}
-            return all(o["order_id"] in done for o in orders) and sum(
-                1 for _, e in seen if e["type"] in OUTCOMES
-            ) >= 2 * len(orders)
+            synced = any(e["type"] == topics.DIRECTORY_SYNC_REPORTED for _, e in seen)
+            return (
+                synced
+                and all(o["order_id"] in done for o in orders)
+                and sum(1 for _, e in seen if e["type"] in OUTCOMES) >= 2 * len(orders)
+            )
 
         await eventually(finished, timeout=90, interval=0.1, what="both orders handled")
         await asyncio.sleep(0.3)
@@ -208,7 +216,14 @@ def summary(event: dict[str, Any]) -> str:
         case topics.CLASSES_CREATED:
             return ", ".join(c["name"] for c in data["classes"])
         case topics.ACCOUNTS_CREATED:
-            return ", ".join(f"{a['profile']} {a['login']}" for a in data["accounts"])
+            shown = ", ".join(f"{a['profile']} {a['login']}" for a in data["accounts"][:3])
+            more = len(data["accounts"]) - 3
+            return shown + (f" and {more} more" if more > 0 else "")
+        case topics.DIRECTORY_SYNC_REPORTED:
+            counts = ", ".join(f"{k} {v}" for k, v in data["counts"].items())
+            return f"ONDE feed of {data['uai']}: {data['status']} ({counts})"
+        case topics.DIRECTORY_SYNCED:
+            return f"chunk {data['chunk'] + 1}/{data['chunks']}: {len(data['created'])} new"
         case topics.CREDENTIALS_DISPATCHED:
             return f"{data['channel']}: delivered to " + ", ".join(
                 d["to"] for d in data["delivered"]

@@ -31,6 +31,7 @@ class Pipeline:
     sink: smtp_sink.FileSink
     smtp_port: int
     smtp: Any = None  # the running aiosmtpd controller, None while "down"
+    feed_dir: Path = Path("var/feed")  # where the académies' ONDE drops land
 
     def smtp_down(self) -> None:
         self.smtp.stop()
@@ -74,7 +75,10 @@ class Pipeline:
 async def pipeline(stack: Stack, tmp_path: Path) -> AsyncIterator[Pipeline]:
     port = free_port()
     controller, sink = smtp_sink.start(tmp_path / "mail", port=port)
+    feed_dir = tmp_path / "feed"
+    feed_dir.mkdir()
     env = stack.env(
+        feed_dir=str(feed_dir),
         smtp_port=port,
         ent_url=ENT_URL,
         log_level="INFO",
@@ -83,7 +87,7 @@ async def pipeline(stack: Stack, tmp_path: Path) -> AsyncIterator[Pipeline]:
         delivery_lease_seconds=4.0,
     )
     workers = {name: WorkerProcess(name, env) for name in topics.WORKERS}
-    pipeline = Pipeline(stack, workers, sink, port, controller)
+    pipeline = Pipeline(stack, workers, sink, port, controller, feed_dir=feed_dir)
     try:
         await asyncio.gather(*(w.start() for w in workers.values()))
         yield pipeline

@@ -1,0 +1,354 @@
+"""Step 2 for automatic schools under load: an académie-sized first import from ONDE drops.
+
+2,000 schools (4 classes of 25 pupils each: 200,000 pupils, about 320,000 parents, 10,000
+teachers), written by tools/onde_generator (ISO-8859-1, as ONDE writes them; cached in
+bench/results/feed-<schools>x<pupils>/ so that a second run skips the writing). Then, with
+directory_sync and account_manager running as processes:
+
+1. first import: every school's school.initialised published at once; timed until every
+   person of every drop is stored by account_manager with its login and code, and
+   published in accounts.created;
+2. unchanged re-run: directory.sync.requested for every school; timed until every
+   school's directory.sync.reported;
+3. 1% of changes (every 50th parent's email, every 100th pupil moved to another class,
+   spread over every school): the same, timed until every report and every change is
+   applied (accounts.updated).
+
+Baseline in the same run: the rows/s of a raw COPY of as many person rows into a bare
+table; the ratio persons/s ÷ COPY rows/s is printed.
+
+    python -m bench.feed [--schools 2000] [--pupils-per-class 25]
+"""
+
+import argparse
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import asyncpg
+
+from bench.common import ADMIN_URL, AMQP_URL, Namespace, Watch
+from shared import topics
+from shared.envelope import CONTENT_TYPE
+from tools import onde_generator
+from tools.waits import eventually
+from tools.workers import WorkerProcess
+
+CLASSES = 4
+DEPARTMENT = "074"  # Haute-Savoie: fed by ONDE
+ACADEMIE = "Grenoble"
+TARGETS = {"first_import_s": 60.0, "unchanged_s": 10.0, "one_percent_s": 15.0, "rss_mib": 1024}
+
+
+# --- drops ----------------------------------------------------------------------------------
+
+
+def uais(schools: int) -> list[str]:
+    return [onde_generator.uai_for(DEPARTMENT, n) for n in range(1, schools + 1)]
+
+
+def write_drops(root: Path, schools: int, pupils_per_class: int) -> dict[str, int]:
+    """Write (or find) every school's drop; persons per UAI."""
+    counts_file = root / "counts.json"
+    if counts_file.exists():
+        return dict(json.loads(counts_file.read_text()))
+    counts: dict[str, int] = {}
+    started = time.perf_counter()
+    for uai in uais(schools):
+        school = onde_generator.build_school(
+            uai, classes=CLASSES, pupils_per_class=pupils_per_class
+        )
+        write_school(root, school)
+        counts[uai] = len(school.pupils) + len(school.parents) + len(school.teachers)
+    counts_file.write_text(json.dumps(counts))
+    print(f"drops written in {time.perf_counter() - started:.0f} s", flush=True)
+    return counts
+
+
+def write_school(root: Path, school: onde_generator.School) -> None:
+    folder = root / school.uai
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, content in onde_generator.render_school(school).items():
+        (folder / name).write_bytes(content)
+
+
+def change_one_percent(root: Path, schools: int, pupils_per_class: int) -> int:
+    """Every 50th parent's email and every 100th pupil's class changed, in every school.
+    Returns the number of persons changed."""
+    changed = 0
+    for uai in uais(schools):
+        school = onde_generator.build_school(
+            uai, classes=CLASSES, pupils_per_class=pupils_per_class
+        )
+        for parent in school.parents[::50]:
+            if parent.email:
+                parent.email = "nouvelle." + parent.email
+                changed += 1
+        names = [name for name, _ in school.classes]
+        for pupil in school.pupils[::100]:
+            pupil.class_name = names[(names.index(pupil.class_name) + 1) % len(names)]
+            changed += 1
+        write_school(root, school)
+    return changed
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+def envelope(topic: str, data: dict[str, Any], correlationid: str) -> bytes:
+    return json.dumps(
+        {
+            "specversion": "1.0",
+            "id": str(uuid.uuid4()),
+            "source": "urn:one:bench",
+            "type": topic,
+            "time": datetime.now(UTC).isoformat(),
+            "datacontenttype": "application/json",
+            "dataschema": f"urn:one:schema:{topic}:1",
+            "correlationid": correlationid,
+            "data": data,
+        }
+    ).encode()
+
+
+def school_initialised(uai: str, n: int) -> dict[str, Any]:
+    return {
+        "school_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"one-bench-{uai}")),
+        "order_id": f"BC-FEED-{n}",
+        "uai": uai,
+        "name": f"École élémentaire {n}",
+        "academie": ACADEMIE,
+        "department": DEPARTMENT,
+        "provisioning": "automatic",
+        "classes": 0,
+        "administrator": {
+            "first_name": "Claire",
+            "last_name": "Martin",
+            "email": f"ce.{uai.lower()}@ac-grenoble.example.org",
+        },
+    }
+
+
+class Tally:
+    """What the benchmark hears: accounts published per topic, reports per request."""
+
+    def __init__(self) -> None:
+        self.accounts: dict[str, int] = {}
+        self.reports: dict[str, dict[str, Any]] = {}
+        self.held: list[dict[str, Any]] = []
+
+    async def record(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        event = json.loads(message.body)
+        kind, data = event["type"], event["data"]
+        if kind == topics.DIRECTORY_SYNC_REPORTED:
+            self.reports[f"{data.get('request_id')}:{data['uai']}"] = data
+        elif kind == topics.DIRECTORY_SYNC_HELD:
+            self.held.append(data)
+        else:
+            people = [a for a in data["accounts"] if a["profile"] != "administrator"]
+            self.accounts[kind] = self.accounts.get(kind, 0) + len(people)
+
+    def reported(self, request: str) -> list[dict[str, Any]]:
+        return [r for key, r in self.reports.items() if key.startswith(f"{request}:")]
+
+
+async def stored_persons(database_url: str) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        found = await conn.fetchval(
+            "SELECT count(*) FROM account_manager.accounts"
+            " WHERE profile <> 'administrator' AND activation_code IS NOT NULL"
+        )
+        return int(found)
+    finally:
+        await conn.close()
+
+
+async def run(schools: int, pupils_per_class: int, replicas: int) -> dict[str, Any]:
+    root = Path(f"bench/results/feed-{schools}x{CLASSES * pupils_per_class}")
+    counts = write_drops(root, schools, pupils_per_class)
+    persons = sum(counts.values())
+    ns = Namespace()
+    env = ns.env(ONE_FEED_DIR=str(root.resolve()), ONE_NIGHTLY_ENABLED="false")
+    workers = {"directory_sync": WorkerProcess(topics.DIRECTORY_SYNC, env)}
+    for i in range(replicas):
+        workers[f"account_manager#{i + 1}"] = WorkerProcess(topics.ACCOUNT_MANAGER, env)
+    watch, stop_watch = Watch(workers), asyncio.Event()
+    tally = Tally()
+    results: dict[str, Any] = {"schools": schools, "persons": persons, "replicas": replicas}
+    database_url = f"postgresql://postgres@127.0.0.1:5432/{ns.database}"
+    try:
+        await asyncio.gather(*(w.start() for w in workers.values()))
+        watcher = asyncio.create_task(watch.run(stop_watch))
+        connection = await aio_pika.connect_robust(AMQP_URL)
+        async with connection:
+            channel = await connection.channel()
+            exchange = await channel.declare_exchange(
+                ns.exchange, aio_pika.ExchangeType.TOPIC, durable=True
+            )
+            spy = await channel.declare_queue(exclusive=True, auto_delete=True)
+            for topic in (
+                topics.ACCOUNTS_CREATED,
+                topics.ACCOUNTS_UPDATED,
+                topics.DIRECTORY_SYNC_REPORTED,
+                topics.DIRECTORY_SYNC_HELD,
+            ):
+                await spy.bind(exchange, routing_key=topic)
+            await spy.consume(tally.record, no_ack=True)
+
+            async def publish(messages: Iterable[tuple[str, dict[str, Any], str]]) -> None:
+                for topic, data, correlationid in messages:
+                    await exchange.publish(
+                        aio_pika.Message(
+                            envelope(topic, data, correlationid),
+                            content_type=CONTENT_TYPE,
+                            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                        ),
+                        routing_key=topic,
+                    )
+
+            # 1. First import.
+            started = time.monotonic()
+            await publish(
+                (topics.SCHOOL_INITIALISED, school_initialised(uai, n), f"BC-FEED-{n}")
+                for n, uai in enumerate(counts)
+            )
+
+            async def imported() -> bool:
+                published = tally.accounts.get(topics.ACCOUNTS_CREATED, 0)
+                return published >= persons and await stored_persons(database_url) >= persons
+
+            await eventually(imported, timeout=1800, interval=0.5, what="the first import")
+            results["first_import_s"] = time.monotonic() - started
+            results["first_import_persons_per_s"] = persons / results["first_import_s"]
+            print(f"first import: {results['first_import_s']:.1f} s", flush=True)
+
+            # 2. Unchanged re-run, 3. 1% of changes.
+            for label, request in (("unchanged", "rerun"), ("one_percent", "changes")):
+                changed = 0
+                if label == "one_percent":
+                    changed = change_one_percent(root, schools, pupils_per_class)
+                    results["one_percent_persons_changed"] = changed
+                updated_before = tally.accounts.get(topics.ACCOUNTS_UPDATED, 0)
+                started = time.monotonic()
+                await publish(
+                    (
+                        topics.DIRECTORY_SYNC_REQUESTED,
+                        {"request_id": f"{request}-{uai}", "uai": uai, "requested_by": "bench"},
+                        f"{request}-{uai}",
+                    )
+                    for uai in counts
+                )
+
+                async def done(
+                    request: str = request, changed: int = changed, before: int = updated_before
+                ) -> bool:
+                    reports = [r for r in tally.reports.values() if r["request_id"]]
+                    mine = [r for r in reports if r["request_id"].startswith(f"{request}-")]
+                    updated = tally.accounts.get(topics.ACCOUNTS_UPDATED, 0) - before
+                    return len(mine) == schools and updated >= changed
+
+                await eventually(done, timeout=1800, interval=0.2, what=f"the {label} run")
+                results[f"{label}_s"] = time.monotonic() - started
+                mine = [
+                    r for r in tally.reports.values() if (r["request_id"] or "").startswith(request)
+                ]
+                results[f"{label}_statuses"] = _statuses(mine)
+                print(f"{label}: {results[f'{label}_s']:.1f} s", flush=True)
+            results["held"] = len(tally.held)
+    finally:
+        stop_watch.set()
+        await asyncio.gather(*(w.stop() for w in workers.values()))
+        await ns.drop()
+    await watcher
+    results["peak_rss_mib"] = {k: round(v) for k, v in watch.peak.items()}
+    results["cpu_s"] = {k: round(v, 1) for k, v in watch.cpu.items()}
+    results["raw_copy_rows_per_s"] = await raw_copy_rows_per_s(persons)
+    return results
+
+
+def _statuses(reports: list[dict[str, Any]]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for report in reports:
+        found[report["status"]] = found.get(report["status"], 0) + 1
+    return found
+
+
+async def raw_copy_rows_per_s(rows: int) -> float:
+    """Baseline: COPY of as many person rows into a bare, index-free table."""
+    conn = await asyncpg.connect(ADMIN_URL)
+    try:
+        await conn.execute(
+            "CREATE TEMP TABLE bare (account_id uuid, school_id uuid, profile text,"
+            " first_name text, last_name text, login text, email text, birth_date date,"
+            " activation_code text)"
+        )
+        school = uuid.uuid4()
+        records = [
+            (
+                uuid.uuid4(),
+                school,
+                "student",
+                "Zoé",
+                f"Lefèvre-{i}",
+                f"zoe.lefevre{i}",
+                None,
+                date(2018, 3, 14),
+                "abcd3456",
+            )
+            for i in range(rows)
+        ]
+        started = time.perf_counter()
+        await conn.copy_records_to_table("bare", records=records)
+        return rows / (time.perf_counter() - started)
+    finally:
+        await conn.close()
+
+
+def report(r: dict[str, Any]) -> None:
+    copy = r["raw_copy_rows_per_s"]
+    print(
+        f"\nONDE feed benchmark — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {r['schools']:,} "
+        f"schools, {r['persons']:,} persons, {r['replicas']} account_manager replica(s)"
+    )
+    rows = [
+        ("first import (s)", f"{r['first_import_s']:.1f}", "≤ 60"),
+        ("  persons/s", f"{r['first_import_persons_per_s']:,.0f}", ""),
+        ("  ÷ raw COPY rows/s", f"{r['first_import_persons_per_s'] / copy:.4f}", ""),
+        ("unchanged re-run (s)", f"{r['unchanged_s']:.1f}", "≤ 10"),
+        ("  reports", json.dumps(r["unchanged_statuses"]), ""),
+        (
+            f"1% of changes ({r['one_percent_persons_changed']:,} persons) (s)",
+            f"{r['one_percent_s']:.1f}",
+            "≤ 15",
+        ),
+        ("  reports", json.dumps(r["one_percent_statuses"]), ""),
+        ("held runs", str(r["held"]), ""),
+        ("peak RSS (MiB)", json.dumps(r["peak_rss_mib"]), "< 1024 each"),
+        ("CPU seconds", json.dumps(r["cpu_s"]), ""),
+        ("baseline: raw COPY (rows/s)", f"{copy:,.0f}", ""),
+    ]
+    for name, value, target in rows:
+        print(f"  {name:<44} {value:>30}   {target}")
+    out = Path("bench/results")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "feed.json").write_text(json.dumps(r, indent=2))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--schools", type=int, default=2000)
+    parser.add_argument("--pupils-per-class", type=int, default=25)
+    parser.add_argument("--replicas", type=int, default=1, help="account_manager replicas")
+    args = parser.parse_args()
+    report(asyncio.run(run(args.schools, args.pupils_per_class, args.replicas)))
+
+
+if __name__ == "__main__":
+    main()

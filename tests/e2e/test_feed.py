@@ -1,0 +1,99 @@
+"""Step 2 for an automatic school, end to end through the four worker processes: an order
+for a Haute-Savoie school whose ONDE drop is already there gives every pupil, parent and
+teacher an account (once), and the administrator can print his classes' sheets."""
+
+import json
+import uuid
+
+from aio_pika.abc import AbstractChannel
+
+from tests.e2e.conftest import Pipeline
+from tests.support.broker import EventSpy, publish_raw
+from tests.support.orders import cloudevent, order_data, uai
+from tests.support.pdf import page_count, pdf_text
+from tools import onde_generator
+from tools.waits import eventually
+
+NUMBER = 4321
+
+
+async def test_an_automatic_school_gets_its_accounts_from_its_drop(
+    pipeline: Pipeline, channel: AbstractChannel
+):
+    school_uai = uai("074", NUMBER)
+    school = onde_generator.build_school(school_uai, classes=3, pupils_per_class=8, seed=7)
+    onde_generator.write_drop(pipeline.feed_dir, school_uai, classes=3, pupils_per_class=8, seed=7)
+    spy = EventSpy()
+    await spy.start(channel, pipeline.stack.exchange)
+    order = cloudevent(order_data("BC-FEED-1", number=NUMBER), event_id="o-feed-1")
+    await publish_raw(
+        channel, pipeline.stack.exchange, "order.received", json.dumps(order).encode()
+    )
+
+    [report] = await spy.wait_for("directory.sync.reported", timeout=90)
+    assert report["data"]["status"] == "applied", report
+    persons = len(school.pupils) + len(school.parents) + len(school.teachers)
+    assert report["data"]["counts"]["created"] == persons
+
+    async def everyone() -> list[dict] | None:
+        created = [
+            a
+            for e in spy.of_type("accounts.created")
+            for a in e["data"]["accounts"]
+            if a["profile"] != "administrator"
+        ]
+        return created if len(created) >= persons else None
+
+    accounts = await eventually(everyone, timeout=90, what="every person's account")
+    assert len({a["account_id"] for a in accounts}) == len(accounts) == persons
+    assert len({a["login"] for a in accounts}) == persons
+    by_profile = {p: sum(a["profile"] == p for a in accounts) for p in ("student", "relative")}
+    assert by_profile == {"student": len(school.pupils), "relative": len(school.parents)}
+    parents = [a for a in accounts if a["profile"] == "relative"]
+    assert all(p["children"] for p in parents)  # every parent linked to his children
+
+    # The administrator prints the sheets of one class, from credential_dispatch's copy.
+    [classes] = spy.of_type("classes.created")
+    first_class = min(classes["data"]["classes"], key=lambda c: c["name"])
+    admin = next(
+        a
+        for e in spy.of_type("accounts.created")
+        for a in e["data"]["accounts"]
+        if a["profile"] == "administrator"
+    )
+    request_id = f"print-{uuid.uuid4()}"
+    command = cloudevent(
+        {
+            "request_id": request_id,
+            "requested_by": admin["account_id"],
+            "school_id": report["data"]["school_id"],
+            "filter": {"class_id": first_class["class_id"], "profiles": ["student"]},
+            "channel": "print",
+            "layout": "detailed",
+        },
+        event_id=request_id,
+        event_type="credentials.dispatch.requested",
+        correlationid=request_id,
+    )
+    await publish_raw(
+        channel,
+        pipeline.stack.exchange,
+        "credentials.dispatch.requested",
+        json.dumps(command).encode(),
+    )
+    [dispatched] = await spy.wait_for("credentials.dispatched", timeout=90, request_id=request_id)
+    in_class = [p for p in school.pupils if p.class_name == first_class["name"]]
+    assert len(dispatched["data"]["delivered"]) == len(in_class)
+
+    async def printed() -> bytes | None:
+        for message in pipeline.sink.received:
+            if "Fiches" in str(message["Subject"]):
+                [part] = list(message.iter_attachments())
+                return bytes(part.get_content())
+        return None
+
+    pdf = await eventually(printed, timeout=60, what="the printed sheets")
+    assert page_count(pdf) == 1 + len(in_class)  # a cover, then a page per pupil
+    text = "\n".join(pdf_text(pdf))
+    for pupil in in_class:
+        assert pupil.first_name in text
