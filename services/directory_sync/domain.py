@@ -82,6 +82,19 @@ class Snapshot:
 EMPTY = Snapshot(version=0, digest=None)
 
 
+@dataclass(frozen=True)
+class SnapshotHead:
+    """What a run looks at before reading the snapshot itself: an unchanged drop (equal
+    digest) needs no more, which keeps an unchanged school's nightly run cheap."""
+
+    version: int
+    digest: str | None
+    persons: int
+
+
+NO_SNAPSHOT = SnapshotHead(version=0, digest=None, persons=0)
+
+
 def digest(files: Iterable[tuple[str, bytes]]) -> str:
     """sha256 of a drop's files (names and bytes): equal digests, equal exports."""
     hashed = hashlib.sha256()
@@ -505,7 +518,7 @@ def finding(problem: Problem) -> Finding:
     return Finding(file=problem.file, line=problem.line, message=problem.message)
 
 
-def no_drop(snapshot: Snapshot) -> RunResult:
+def no_drop(snapshot: SnapshotHead) -> RunResult:
     return RunResult(status="no_drop", counts=SyncCounts(), base_version=snapshot.version)
 
 
@@ -518,11 +531,11 @@ def invalid_uai(uai: str) -> RunResult:
     )
 
 
-def same_digest(snapshot: Snapshot, *, dry_run: bool) -> RunResult:
+def same_digest(snapshot: SnapshotHead, *, dry_run: bool) -> RunResult:
     """The drop's bytes are those of the last applied feed: nothing to parse."""
     return RunResult(
         status="dry_run" if dry_run else "unchanged",
-        counts=SyncCounts(unchanged=len(snapshot.persons)),
+        counts=SyncCounts(unchanged=snapshot.persons),
         base_version=snapshot.version,
         digest=snapshot.digest,
     )

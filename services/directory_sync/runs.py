@@ -134,15 +134,16 @@ class RunLoop:
         folder = domain.drop_folder(self._settings.feed_dir, run.uai)
         if folder is None:
             return domain.invalid_uai(run.uai)
-        snapshot = await self._queries.snapshot(run.school_id)
+        head = await self._queries.snapshot_head(run.school_id)
         files = await asyncio.to_thread(read_files, folder)
         if files is None:
-            return domain.no_drop(snapshot)
+            return domain.no_drop(head)
         # The digest is of the bytes read before parsing: should the files change in
         # between, the next run sees another digest and parses again.
         drop_digest = domain.digest(files)
-        if snapshot.digest == drop_digest:
-            return domain.same_digest(snapshot, dry_run=run.dry_run)
+        if head.digest == drop_digest:
+            return domain.same_digest(head, dry_run=run.dry_run)
+        snapshot = await self._queries.snapshot(run.school_id)
         export = await asyncio.to_thread(onde.read_drop, folder)
         s = self._settings
         return domain.conclude(

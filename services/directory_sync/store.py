@@ -13,9 +13,11 @@ from pydantic import TypeAdapter
 from services.directory_sync.domain import (
     CLASSES,
     EMPTY,
+    NO_SNAPSHOT,
     PERSONS,
     RunResult,
     Snapshot,
+    SnapshotHead,
     SnapshotPerson,
     Trigger,
 )
@@ -240,6 +242,15 @@ class RunQueries:
                 error,
                 delay_seconds,
             )
+
+    async def snapshot_head(self, school_id: UUID) -> SnapshotHead:
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT version, digest, jsonb_array_length(persons) AS persons"
+                " FROM feed_snapshots WHERE school_id = $1",
+                school_id,
+            )
+        return SnapshotHead(**row) if row else NO_SNAPSHOT
 
     async def snapshot(self, school_id: UUID) -> Snapshot:
         async with self._pool.acquire() as conn:
