@@ -39,6 +39,7 @@ class Context:
     publisher: Publisher
     names: topology.Names
     relay: OutboxRelay
+    database: db.Database  # for a worker that needs a pool of its own beside ``pool``
 
 
 @dataclass
@@ -121,7 +122,7 @@ class Worker:
         self._relay = OutboxRelay(
             self._pool, publisher, batch=s.outbox_batch, poll_seconds=s.outbox_poll_seconds
         )
-        self.context = Context(s, self._pool, publisher, self.names, self._relay)
+        self.context = Context(s, self._pool, publisher, self.names, self._relay, self.database)
         wiring = await self._wire(self.context)
         self._closers = wiring.closers
 

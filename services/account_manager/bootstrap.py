@@ -3,11 +3,11 @@
 from datetime import timedelta
 from pathlib import Path
 
-from services.account_manager.feed_store import FeedStore
+from services.account_manager.feed_store import FeedStore, RankReserver
 from services.account_manager.handlers import routes, utc_now
 from services.account_manager.purge import PurgeLoop
 from services.account_manager.settings import AccountManagerSettings
-from shared import topics
+from shared import db, topics
 from shared.worker import Context, Wiring, Worker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -25,6 +25,17 @@ def build(settings: AccountManagerSettings | None = None) -> Worker:
             clock=utc_now,
             on_commit=context.relay.waker.wake,
         )
-        return Wiring(routes=routes(settings), store=FeedStore, loops=[purge.run])
+        # Login ranks of the feed's chunks are reserved on a pool of their own (see
+        # RankReserver): taking them from ``context.pool`` could starve it, every
+        # connection held by a chunk waiting for one more.
+        ranks_pool = await db.create_pool(
+            context.database, min_size=1, max_size=2, service=f"{topics.ACCOUNT_MANAGER}-ranks"
+        )
+        return Wiring(
+            routes=routes(settings, reserve_ranks=RankReserver(ranks_pool)),
+            store=FeedStore,
+            loops=[purge.run],
+            closers=[ranks_pool.close],
+        )
 
     return Worker(topics.ACCOUNT_MANAGER, settings, MIGRATIONS, wire)

@@ -15,7 +15,13 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from services.account_manager import commands, domain, feed_rules
-from services.account_manager.feed_store import AccountView, FeedStore, MappedAccount, PersonUpdate
+from services.account_manager.feed_store import (
+    AccountView,
+    FeedStore,
+    MappedAccount,
+    PersonUpdate,
+    ReserveRanks,
+)
 from services.account_manager.store import NewAccount, SchoolInfo
 from shared.contracts.accounts import Account, ClassesCreated, ClassInfo, CreatedAccount
 from shared.contracts.directory import (
@@ -53,7 +59,12 @@ class Applied:
 
 
 async def handle_directory_synced(
-    event: Envelope[DirectorySynced], *, store: FeedStore, policy: FeedPolicy, now: datetime
+    event: Envelope[DirectorySynced],
+    *,
+    store: FeedStore,
+    policy: FeedPolicy,
+    now: datetime,
+    reserve_ranks: ReserveRanks | None = None,
 ) -> None:
     chunk = event.data
     school = await _fed_school(chunk, store=store)
@@ -66,7 +77,14 @@ async def handle_directory_synced(
     leavers = [known[f] for f in left if f in known]
     parents = await _apply_leavers(chunk.school_id, leavers, applied, store=store, now=now)
     accounts = await _identify(
-        chunk.school_id, people, known, applied, store=store, policy=policy, now=now
+        chunk.school_id,
+        people,
+        known,
+        applied,
+        store=store,
+        policy=policy,
+        now=now,
+        reserve_ranks=reserve_ranks,
     )
     parents |= await _place(chunk.school_id, people, accounts, applied, store=store)
     gone = {v.account_id for v in [*applied.deactivated, *applied.deleted]}
@@ -164,6 +182,7 @@ async def _identify(
     store: FeedStore,
     policy: FeedPolicy,
     now: datetime,
+    reserve_ranks: ReserveRanks | None,
 ) -> dict[UUID, UUID]:
     """feed id -> account id of every person of the chunk: the account his feed id is,
     an account he is found to be (a leaver back under a new feed id, an account made by
@@ -180,7 +199,15 @@ async def _identify(
         )
         applied.restored |= {a for a in found.values() if candidates[a].deactivated_at}
         fresh = [people[f] for f, _ in newcomers if f not in found]
-        created = await _create(school_id, fresh, applied, store=store, policy=policy, now=now)
+        created = await _create(
+            school_id,
+            fresh,
+            applied,
+            store=store,
+            policy=policy,
+            now=now,
+            reserve_ranks=reserve_ranks,
+        )
         await store.map_feed_ids(school_id, {**found, **created})
         accounts |= found
     existing = [_update(account_id, people[f]) for f, account_id in accounts.items()]
@@ -215,6 +242,7 @@ async def _create(
     store: FeedStore,
     policy: FeedPolicy,
     now: datetime,
+    reserve_ranks: ReserveRanks | None,
 ) -> dict[UUID, UUID]:
     """New accounts, logins and codes for ``fresh``; feed id -> account id."""
     expires = domain.activation_expiry(now, policy.activation_ttl)
@@ -242,7 +270,7 @@ async def _create(
             last_folded=domain.fold_name_part(person.last_name),
         )
     if made:
-        await store.add_accounts(list(made.values()), bases)
+        await store.add_accounts(list(made.values()), bases, reserve_ranks)
         applied.created.extend(a.account_id for a in made.values())
     return {feed_id: account.account_id for feed_id, account in made.items()}
 

@@ -5,13 +5,53 @@ A chunk of about 500 persons is applied in a fixed handful of set-based statemen
 """
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from uuid import UUID
 
+import asyncpg
+
 from services.account_manager.feed_rules import Candidate, MatchKey, logins_for
 from services.account_manager.store import AccountStore, NewAccount
+from shared.db import Connection
+
+# Reserves ranks of login bases: base -> count wanted, to base -> last rank reserved.
+ReserveRanks = Callable[[Counter[str]], Awaitable[dict[str, int]]]
+
+
+async def reserve_login_ranks(conn: Connection, counts: Counter[str]) -> dict[str, int]:
+    """Take ``counts[base]`` ranks of each base; the last rank taken of each. The counters
+    are locked in one order by everyone (sorted bases): no deadlock between replicas."""
+    bases = sorted(counts)
+    rows = await conn.fetch(
+        "INSERT INTO login_counters (base, last_rank)"
+        " SELECT base, n FROM unnest($1::text[], $2::int[]) AS u(base, n) ORDER BY base"
+        " ON CONFLICT (base)"
+        " DO UPDATE SET last_rank = login_counters.last_rank + EXCLUDED.last_rank"
+        " RETURNING base, last_rank",
+        bases,
+        [counts[b] for b in bases],
+    )
+    return {r["base"]: r["last_rank"] for r in rows}
+
+
+class RankReserver:
+    """Login ranks reserved in short transactions of their own, on a pool of their own.
+
+    Inside a chunk's transaction, the counter rows of common names ("lea.martin") would stay
+    locked until the chunk commits, and every other chunk needing one of them would wait:
+    chunks of different schools would apply one at a time. Reserved apart, they only wait
+    for one statement. A chunk that fails leaves its ranks unused (a gap in the numbers,
+    never a duplicate: ranks only go up, and the login is unique in the table anyway).
+    """
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def __call__(self, counts: Counter[str]) -> dict[str, int]:
+        async with self._pool.acquire() as conn:
+            return await reserve_login_ranks(conn, counts)
 
 
 @dataclass(frozen=True)
@@ -202,13 +242,17 @@ class FeedStore(AccountStore):
 
     # Creating and updating -------------------------------------------------------------
 
-    async def add_accounts(self, accounts: list[NewAccount], bases: list[str]) -> dict[UUID, str]:
+    async def add_accounts(
+        self, accounts: list[NewAccount], bases: list[str], reserve: ReserveRanks | None = None
+    ) -> dict[UUID, str]:
         """Insert ``accounts`` under the first free logins of their ``bases``; account id ->
-        login. All ranks of the batch are reserved in one statement."""
+        login. All ranks of the batch are reserved in one statement, by ``reserve`` (apart
+        from this transaction) or else in it."""
         logins: dict[UUID, str] = {}
         pending = list(zip(accounts, bases, strict=True))
+        take = reserve or self._reserve_ranks
         while pending:
-            ranks = await self._reserve_ranks(Counter(base for _, base in pending))
+            ranks = await take(Counter(base for _, base in pending))
             wanted = logins_for([base for _, base in pending], ranks)
             inserted = await self._insert_accounts([a for a, _ in pending], wanted)
             logins.update((a.account_id, w) for (a, _), w in zip(pending, wanted, strict=True))
@@ -218,17 +262,7 @@ class FeedStore(AccountStore):
         return logins
 
     async def _reserve_ranks(self, counts: Counter[str]) -> dict[str, int]:
-        bases = sorted(counts)  # counters locked in one order by every replica: no deadlock
-        rows = await self.conn.fetch(
-            "INSERT INTO login_counters (base, last_rank)"
-            " SELECT base, n FROM unnest($1::text[], $2::int[]) AS u(base, n) ORDER BY base"
-            " ON CONFLICT (base)"
-            " DO UPDATE SET last_rank = login_counters.last_rank + EXCLUDED.last_rank"
-            " RETURNING base, last_rank",
-            bases,
-            [counts[b] for b in bases],
-        )
-        return {r["base"]: r["last_rank"] for r in rows}
+        return await reserve_login_ranks(self.conn, counts)
 
     async def _insert_accounts(self, accounts: list[NewAccount], logins: list[str]) -> set[UUID]:
         rows = await self.conn.fetch(

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from services.account_manager import commands, domain
 from services.account_manager.feed import FeedPolicy, handle_directory_synced
-from services.account_manager.feed_store import FeedStore
+from services.account_manager.feed_store import FeedStore, ReserveRanks
 from services.account_manager.settings import AccountManagerSettings
 from services.account_manager.store import AccountStore, NewAccount, SchoolInfo
 from shared import topics
@@ -91,7 +91,9 @@ def utc_now() -> datetime:
 
 
 def routes(
-    settings: AccountManagerSettings, clock: Callable[[], datetime] = utc_now
+    settings: AccountManagerSettings,
+    clock: Callable[[], datetime] = utc_now,
+    reserve_ranks: ReserveRanks | None = None,
 ) -> dict[str, Route[FeedStore]]:
     ttl = timedelta(days=settings.activation_ttl_days)
     policy = FeedPolicy(activation_ttl=ttl, grace=timedelta(days=settings.deactivation_grace_days))
@@ -113,7 +115,9 @@ def routes(
         await commands.handle_account_activated(event, store=store, now=clock())
 
     async def on_synced(event: Envelope[DirectorySynced], *, store: FeedStore) -> None:
-        await handle_directory_synced(event, store=store, policy=policy, now=clock())
+        await handle_directory_synced(
+            event, store=store, policy=policy, now=clock(), reserve_ranks=reserve_ranks
+        )
 
     rejected = commands.reject_invalid
     return {
