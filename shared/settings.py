@@ -35,6 +35,14 @@ class CommonSettings(BaseSettings):
     outbox_poll_seconds: float = 1.0
     outbox_batch: int = 200
     drain_seconds: float = 20.0
+    # /healthz, /readyz and /metrics (shared/ops.py). Port 0 picks a free port (tests); the
+    # bound one is ``Worker.ops_port``. 127.0.0.1 suits the container's own healthcheck; set
+    # 0.0.0.0 for an orchestrator or a Prometheus outside the container.
+    ops_host: str = "127.0.0.1"
+    ops_port: int = Field(default=8000, ge=0, le=65535)
+    # How often the worker asks Postgres whether it answers; while it does not, the worker
+    # stops consuming (messages wait in the queue) and reports itself not ready.
+    database_check_seconds: float = Field(default=1.0, gt=0)
     log_level: str = "INFO"
     source_base: str = "urn:one:onboarding"
 

@@ -4,6 +4,11 @@ A worker names its schema and migrations and gives a ``wire`` function that buil
 routes, its store and any loops of its own from a ready ``Context``. ``Worker`` does the
 rest in one order for all: provision and migrate the schema, connect to the broker, declare
 the topology, run the outbox relay, consume; and on stop, the reverse, draining first.
+
+Beside those, every worker serves /healthz, /readyz and /metrics (``shared.ops``) on
+``ops_port``, and watches its database: while Postgres does not answer it stops consuming
+(the messages wait in the queue instead of burning their attempts) and reports itself not
+ready, then consumes again by itself once Postgres answers.
 """
 
 import asyncio
@@ -19,17 +24,25 @@ from aio_pika.abc import AbstractRobustConnection
 
 from shared import db
 from shared.db import Connection
+from shared.errors import describe
 from shared.logs import get_logger
 from shared.messaging import topology
 from shared.messaging.consumer import MessageProcessor, QueueConsumer, Route
 from shared.messaging.publisher import Publisher, open_publisher
 from shared.messaging.relay import OutboxRelay
+from shared.metrics import Metrics
+from shared.ops import OpsServer
+from shared.runtime import Waker
 from shared.settings import CommonSettings
 from shared.store import TransactionStore
 
 log = get_logger(__name__)
 S = TypeVar("S", bound=TransactionStore)
 Loop = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+# How long a readiness or outage check waits for ``SELECT 1``, and for the broker to
+# cancel or restart the consumer.
+DATABASE_TIMEOUT = 2.0
+SWITCH_TIMEOUT = 10.0
 
 
 @dataclass
@@ -81,7 +94,23 @@ class Worker:
         self._consumer: QueueConsumer | None = None
         self._relay: OutboxRelay | None = None
         self._closers: list[Callable[[], Awaitable[None]]] = []
+        self._stopping = False
+        # Poked by the consume wrapper when a handler lost its connection: check now.
+        self._database_check = Waker(settings.database_check_seconds)
+        self.metrics = Metrics(name)
+        self._ops = OpsServer(
+            settings.ops_host,
+            settings.ops_port,
+            readiness=self.readiness,
+            metrics=self.metrics,
+            before_scrape=self.refresh_metrics,
+        )
         self.context: Context | None = None
+
+    @property
+    def ops_port(self) -> int | None:
+        """The port /healthz, /readyz and /metrics are served on, once started."""
+        return self._ops.port
 
     @property
     def database(self) -> db.Database:
@@ -98,6 +127,15 @@ class Worker:
         return topology.Names(exchange=self.settings.exchange, prefix=self.settings.topology_prefix)
 
     async def start(self) -> None:
+        # Alive (and saying why it is not ready) from the first moment.
+        await self._ops.start()
+        try:
+            await self._start()
+        except BaseException:
+            await self._ops.stop()
+            raise
+
+    async def _start(self) -> None:
         s = self.settings
         if s.database_admin_url:
             await db.provision(s.database_admin_url, self.database)
@@ -120,7 +158,11 @@ class Worker:
         )
         publisher = await open_publisher(self._connection, s.exchange)
         self._relay = OutboxRelay(
-            self._pool, publisher, batch=s.outbox_batch, poll_seconds=s.outbox_poll_seconds
+            self._pool,
+            publisher,
+            batch=s.outbox_batch,
+            poll_seconds=s.outbox_poll_seconds,
+            metrics=self.metrics,
         )
         self.context = Context(s, self._pool, publisher, self.names, self._relay, self.database)
         wiring = await self._wire(self.context)
@@ -134,7 +176,10 @@ class Worker:
                 wake()
 
         processor = MessageProcessor(
-            wiring.routes, unit_of_work(self._pool, wiring.store), after_commit=wake_all
+            wiring.routes,
+            unit_of_work(self._pool, wiring.store),
+            after_commit=wake_all,
+            on_connection_error=self._database_check.wake,
         )
         self._consumer = QueueConsumer(
             queue,
@@ -144,12 +189,14 @@ class Worker:
             worker=self.name,
             retry_delays=s.retry_delays,
             max_attempts=s.max_attempts,
+            metrics=self.metrics,
         )
-        for loop in [relay.run, *wiring.loops]:
+        for loop in [relay.run, self._watch_database, *wiring.loops]:
             self._tasks.append(asyncio.create_task(loop(self._stop)))
         await self._consumer.start()
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._consumer is not None:
             await self._consumer.stop(self.settings.drain_seconds)
         self._stop.set()
@@ -168,3 +215,106 @@ class Worker:
             await self._connection.close()
         if self._pool is not None:
             await self._pool.close()
+        await self._ops.stop()
+
+    async def readiness(self) -> dict[str, str]:
+        """What keeps the worker from doing its work, by component; empty when ready."""
+        problems: dict[str, str] = {}
+        connection = self._connection
+        if connection is None or connection.is_closed or not connection.connected.is_set():
+            problems["broker"] = "not connected"
+        database = await self._database_problem()
+        if database is not None:
+            problems["database"] = database
+        consumer = self._consumer
+        if self._stopping or (consumer is not None and consumer.stopping):
+            problems["consumer"] = "stopping"
+        elif consumer is None:
+            problems["consumer"] = "not started"
+        elif consumer.paused:
+            problems["consumer"] = "paused while the database does not answer"
+        elif not consumer.consuming:
+            problems["consumer"] = "not consuming"
+        return problems
+
+    async def refresh_metrics(self) -> None:
+        """Set the gauges a scrape reads: pool use, outbox lag."""
+        pool = self._pool
+        if pool is None:
+            return
+        size = pool.get_size()
+        self.metrics.pool(size, size - pool.get_idle_size())
+        if self._relay is not None:
+            async with asyncio.timeout(DATABASE_TIMEOUT):
+                lag, oldest = await self._relay.backlog()
+            self.metrics.outbox(lag, oldest)
+
+    async def _database_problem(self) -> str | None:
+        if self._pool is None:
+            return "no pool yet"
+        return await _select_one(self._pool.fetchval)
+
+    async def _watch_database(self, stop: asyncio.Event) -> None:
+        """Pause consuming while Postgres does not answer; resume when it does.
+
+        Paused, the consumer is cancelled on the broker: messages wait in the queue and no
+        delivery attempt is spent on them. Those already in flight when Postgres went away
+        fail and are retried as usual. The check runs on a connection of its own: a pool
+        busy with long handlers is no outage.
+        """
+        consumer = self._consumer
+        assert consumer is not None
+        probe: asyncpg.Connection | None = None
+        try:
+            while not stop.is_set():
+                if probe is None or probe.is_closed():
+                    probe = None
+                    try:
+                        probe = await self._connect_probe()
+                    except Exception as exc:
+                        problem: str | None = describe(exc)
+                    else:
+                        problem = await _select_one(probe.fetchval)
+                else:
+                    problem = await _select_one(probe.fetchval)
+                await self._switch_consumer(consumer, problem)
+                await self._database_check.wait(stop)
+        finally:
+            if probe is not None:
+                probe.terminate()
+
+    async def _connect_probe(self) -> "asyncpg.Connection[Any]":
+        database = self.database
+        async with asyncio.timeout(DATABASE_TIMEOUT):
+            return await asyncpg.connect(
+                database.url,
+                user=database.user,
+                password=database.password,
+                server_settings={"application_name": f"{self.name}:probe"},
+            )
+
+    async def _switch_consumer(self, consumer: QueueConsumer, problem: str | None) -> None:
+        if consumer.stopping or (problem is None) != consumer.paused:
+            return  # nothing changed
+        try:
+            async with asyncio.timeout(SWITCH_TIMEOUT):
+                if problem is not None:
+                    log.warning("database_unreachable_consumer_paused", error=problem)
+                    await consumer.pause()
+                else:
+                    await consumer.resume()
+                    log.info("database_back_consumer_resumed")
+        except Exception as exc:  # the broker away too: try again at the next check
+            log.warning("consumer_switch_failed", error=describe(exc))
+
+
+async def _select_one(fetchval: Callable[[str], Awaitable[Any]]) -> str | None:
+    """``None`` when ``SELECT 1`` answers within ``DATABASE_TIMEOUT``, else what went wrong."""
+    try:
+        async with asyncio.timeout(DATABASE_TIMEOUT):
+            await fetchval("SELECT 1")
+    except TimeoutError:
+        return f"no answer to SELECT 1 within {DATABASE_TIMEOUT:g} s"
+    except Exception as exc:
+        return describe(exc)
+    return None

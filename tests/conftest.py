@@ -60,6 +60,8 @@ class Stack:
             # The nightly feed would start whenever a test runs within its window; the
             # tests of the schedule turn it on with a clock of their own.
             "nightly_enabled": False,
+            # Several workers run at once in a test: each serves /healthz on a free port.
+            "ops_port": 0,
         }
 
     def settings(self, cls: type[S], **overrides: Any) -> S:

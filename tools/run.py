@@ -13,7 +13,11 @@ from tools.workers import WorkerProcess
 async def run() -> None:
     controller, _ = smtp_sink.start(Path("out"), port=1025)
     print("SMTP sink on 127.0.0.1:1025, mails in out/mail, PDFs in out/pdf", flush=True)
-    workers = [WorkerProcess(name, {}, echo=True) for name in topics.WORKERS]
+    ports = {name: 8001 + i for i, name in enumerate(topics.WORKERS)}
+    workers = [
+        WorkerProcess(name, {"ONE_OPS_PORT": str(ports[name])}, echo=True)
+        for name in topics.WORKERS
+    ]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -21,6 +25,8 @@ async def run() -> None:
     try:
         await asyncio.gather(*(w.start() for w in workers))
         print("All four workers are running; publish on the 'one.events' exchange.", flush=True)
+        for name, port in ports.items():
+            print(f"  {name}: http://127.0.0.1:{port}/healthz, /readyz, /metrics", flush=True)
         await stop.wait()
     finally:
         await asyncio.gather(*(w.stop() for w in workers))

@@ -33,7 +33,9 @@ class WorkerProcess:
             "-m",
             f"services.{self.name}",
             cwd=ROOT,
-            env={**os.environ, **self.env},
+            # Several workers on one machine: each serves /healthz on a free port unless
+            # told which (ONE_OPS_PORT).
+            env={"ONE_OPS_PORT": "0", **os.environ, **self.env},
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,  # a terminal Ctrl-C reaches us only; we send SIGTERM

@@ -4,7 +4,9 @@
 CloudEvent, checks the schema's major version, validates the payload, then runs the
 handler inside one transaction with the inbox claim. ``QueueConsumer`` applies the outcome
 on the broker: ack, a delayed retry through a TTL tier, or a dead-letter with the reason
-in the headers, always acknowledging only after the effects are committed.
+in the headers, always acknowledging only after the effects are committed. It counts each
+outcome in the worker's ``Metrics``, and can be paused (``basic.cancel``: messages wait in
+the queue) while the database is away, then resumed.
 """
 
 import asyncio
@@ -16,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 import aio_pika
+import asyncpg
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from pydantic import ValidationError
 
@@ -25,6 +28,7 @@ from shared.errors import Failure, classify, describe
 from shared.logs import get_logger, message_context
 from shared.messaging.publisher import Publisher
 from shared.messaging.topology import Names
+from shared.metrics import Metrics
 from shared.store import TransactionStore
 
 log = get_logger(__name__)
@@ -90,11 +94,15 @@ class MessageProcessor(Generic[S]):
         *,
         handler_timeout: float = 120.0,
         after_commit: Callable[[], None] = lambda: None,
+        on_connection_error: Callable[[], None] = lambda: None,
     ) -> None:
         self._routes = routes
         self._unit_of_work = unit_of_work
         self._timeout = handler_timeout
         self._after_commit = after_commit
+        # Told when an attempt failed the way a lost database does, so that the worker
+        # checks the database at once rather than at its next poll.
+        self._on_connection_error = on_connection_error
 
     async def process(self, body: bytes) -> Outcome:
         try:
@@ -144,10 +152,21 @@ class MessageProcessor(Generic[S]):
                 log.error("handler_failed_permanently", reason=reason)
                 return Outcome.dead(reason, raw.type)
             log.warning("handler_failed_transiently", reason=reason)
+            if isinstance(exc, CONNECTION_ERRORS):
+                self._on_connection_error()
             return Outcome.retry(reason, raw.type)
         self._after_commit()
         log.info("applied", ms=round((time.perf_counter() - started) * 1000, 1))
         return Outcome.applied(raw.type)
+
+
+# What a database (or any server) that went away raises: worth checking it at once.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.InterfaceError,
+)
 
 
 def _summary(reasons: list[Reason]) -> str:
@@ -155,7 +174,12 @@ def _summary(reasons: list[Reason]) -> str:
 
 
 class QueueConsumer:
-    """Feeds one queue's deliveries to a processor and settles each on the broker."""
+    """Feeds one queue's deliveries to a processor and settles each on the broker.
+
+    ``pause`` cancels the consumer on the broker (``basic.cancel``): no new delivery
+    arrives, the messages wait in the queue without any attempt counted, and those already
+    delivered finish as usual. ``resume`` consumes again. ``stop`` is final.
+    """
 
     def __init__(
         self,
@@ -167,6 +191,7 @@ class QueueConsumer:
         worker: str,
         retry_delays: list[float],
         max_attempts: int,
+        metrics: Metrics | None = None,
     ) -> None:
         self._queue = queue
         self._processor = processor
@@ -175,20 +200,62 @@ class QueueConsumer:
         self._worker = worker
         self._delays = retry_delays
         self._max_attempts = max_attempts
+        self._metrics = metrics or Metrics(worker)
         self._tag: str | None = None
+        self._paused = False
+        self._stopping = False
+        self._switch = asyncio.Lock()  # start, pause, resume and stop, one at a time
         self._in_flight: set[asyncio.Task[None]] = set()
         self.counts: dict[str, int] = {"applied": 0, "duplicate": 0, "retry": 0, "dead": 0}
 
+    @property
+    def consuming(self) -> bool:
+        return self._tag is not None and not self._paused and not self._stopping
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
     async def start(self) -> None:
-        self._tag = await self._queue.consume(self._on_message)
+        async with self._switch:
+            if self._tag is None and not self._stopping:
+                self._tag = await self._queue.consume(self._on_message)
+
+    async def pause(self) -> None:
+        """Stop receiving until ``resume``; deliveries in flight finish on their own."""
+        async with self._switch:
+            if self._paused or self._stopping:
+                return
+            self._paused = True
+            self._metrics.paused(True)
+            await self._cancel()
+
+    async def resume(self) -> None:
+        async with self._switch:
+            if not self._paused or self._stopping:
+                return
+            self._tag = await self._queue.consume(self._on_message)
+            self._paused = False
+            self._metrics.paused(False)
 
     async def stop(self, drain_seconds: float) -> None:
         """Stop taking messages, then let those in flight finish (or go back unacked)."""
-        if self._tag is not None:
-            await self._queue.cancel(self._tag)
-            self._tag = None
+        self._stopping = True
+        async with self._switch:
+            await self._cancel()
         if self._in_flight:
             await asyncio.wait(self._in_flight, timeout=drain_seconds)
+
+    async def _cancel(self) -> None:
+        if self._tag is not None:
+            tag, self._tag = self._tag, None
+            # A robust queue forgets the consumer even when the broker is away and the
+            # cancel fails: it is not restored on reconnection either.
+            await self._queue.cancel(tag)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         task = asyncio.current_task()
@@ -200,7 +267,9 @@ class QueueConsumer:
             self._in_flight.discard(task)
 
     async def _settle(self, message: AbstractIncomingMessage) -> None:
+        started = time.perf_counter()
         outcome = await self._processor.process(message.body)
+        elapsed = time.perf_counter() - started
         attempt = int(str(message.headers.get(ATTEMPT_HEADER) or 0)) + 1
         try:
             if outcome.kind == "retry" and attempt >= self._max_attempts:
@@ -218,6 +287,7 @@ class QueueConsumer:
             log.warning("settle_failed", error=describe(exc))
             await message.nack(requeue=True)
         self.counts[outcome.kind] += 1
+        self._metrics.consumed(_label(message), outcome.kind, elapsed)
 
     async def _retry_later(
         self, message: AbstractIncomingMessage, attempt: int, outcome: Outcome
@@ -233,6 +303,7 @@ class QueueConsumer:
         await self._publisher.send_to_queue(
             self._names.retry_queue(self._worker, delay), _copy(message, headers)
         )
+        self._metrics.retried(_label(message))
 
     async def _dead_letter(self, message: AbstractIncomingMessage, outcome: Outcome) -> None:
         log.error("dead_lettered", reason=outcome.reason)
@@ -244,11 +315,18 @@ class QueueConsumer:
             "x-one-dead-at": datetime.now(UTC).isoformat(),
         }
         await self._publisher.send_to_queue(self._names.dead_letter_queue, _copy(message, headers))
+        self._metrics.dead_lettered(_label(message))
 
 
 def _topic(message: AbstractIncomingMessage, outcome: Outcome) -> str:
     known = message.headers.get(TOPIC_HEADER)
     return str(known or outcome.topic or message.routing_key or "")
+
+
+def _label(message: AbstractIncomingMessage) -> str:
+    """The topic a metric counts a message under: its routing key (a retried message keeps
+    it in a header), bounded by the queue's bindings whatever a sender puts in the body."""
+    return str(message.headers.get(TOPIC_HEADER) or message.routing_key or "")
 
 
 def _copy(message: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pika.Message:

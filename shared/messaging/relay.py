@@ -12,6 +12,7 @@ import asyncpg
 
 from shared.logs import get_logger
 from shared.messaging.publisher import Outgoing, Publisher
+from shared.metrics import Metrics
 from shared.runtime import Waker
 
 log = get_logger(__name__)
@@ -27,10 +28,12 @@ class OutboxRelay:
         *,
         batch: int = 200,
         poll_seconds: float = 1.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self._pool = pool
         self._publisher = publisher
         self._batch = batch
+        self._metrics = metrics
         self.waker = Waker(poll_seconds)
         self._last_purge = time.monotonic()
 
@@ -48,6 +51,9 @@ class OutboxRelay:
                 Outgoing(r["topic"], r["message_id"], r["correlationid"], bytes(r["body"]))
                 for r in rows
             )
+            if self._metrics is not None:  # every one confirmed and routed
+                for r in rows:
+                    self._metrics.published(r["topic"])
             await conn.execute(
                 "UPDATE outbox SET published_at = now() WHERE seq = ANY($1::bigint[])",
                 [r["seq"] for r in rows],
@@ -59,6 +65,17 @@ class OutboxRelay:
             return int(
                 await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
             )
+
+    async def backlog(self) -> tuple[int, float]:
+        """Unpublished rows and the age in seconds of the oldest (0 when none)."""
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT count(*) AS lag,"
+                " COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0) AS oldest"
+                " FROM outbox WHERE published_at IS NULL"
+            )
+        assert row is not None
+        return int(row["lag"]), float(row["oldest"])
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = 0.2
