@@ -10,7 +10,7 @@ PYTEST_FLAGS ?=
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
 
-install: $(STAMP) /usr/bin/chromium ## Create .venv and install everything (Chromium from Debian where missing)
+install: $(STAMP) /usr/bin/chromium tools/asyncapi/node_modules ## Create .venv and install everything (Chromium and Node.js from Debian where missing)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,15 @@ $(STAMP): pyproject.toml
 /usr/bin/chromium:
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core
+
+# The AsyncAPI Initiative's parser, which validates docs/asyncapi.json in the tests.
+tools/asyncapi/node_modules: tools/asyncapi/package-lock.json | /usr/bin/npm
+	npm ci --prefix tools/asyncapi --no-audit --no-fund --ignore-scripts --silent
+	touch $@
+
+/usr/bin/npm:
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm
 
 services: ## Start Postgres and RabbitMQ where they are not listening
 	scripts/ensure-services.sh
