@@ -18,9 +18,17 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import aio_pika
-import asyncpg
 
-from bench.common import ADMIN_URL, AMQP_URL, Namespace, Watch, pct, ready
+from bench.common import (
+    AMQP_URL,
+    Namespace,
+    Watch,
+    declare_spy,
+    envelope,
+    pct,
+    raw_copy_rows_per_s,
+    ready,
+)
 from shared import topics
 from shared.contracts.common import uai_check_letter
 from shared.envelope import CONTENT_TYPE
@@ -134,22 +142,6 @@ def pupil(i: int, class_id: str) -> dict[str, Any]:
     }
 
 
-def envelope(topic: str, data: dict[str, Any], correlationid: str) -> bytes:
-    return json.dumps(
-        {
-            "specversion": "1.0",
-            "id": str(uuid.uuid4()),
-            "source": "urn:one:bench",
-            "type": topic,
-            "time": datetime.now(UTC).isoformat(),
-            "datacontenttype": "application/json",
-            "dataschema": f"urn:one:schema:{topic}:1",
-            "correlationid": correlationid,
-            "data": data,
-        }
-    ).encode()
-
-
 async def run_once(replicas: int, accounts: int, per_command: int) -> dict[str, Any]:
     ns = Namespace()
     workers = {
@@ -165,12 +157,11 @@ async def run_once(replicas: int, accounts: int, per_command: int) -> dict[str, 
         connection = await aio_pika.connect_robust(AMQP_URL)
         async with connection:
             channel = await connection.channel()
-            exchange = await channel.declare_exchange(
-                ns.exchange, aio_pika.ExchangeType.TOPIC, durable=True
+            exchange, spy = await declare_spy(
+                channel,
+                ns.exchange,
+                (topics.ACCOUNTS_CREATED, topics.CLASSES_CREATED, topics.COMMAND_REJECTED),
             )
-            spy = await channel.declare_queue(exclusive=True, auto_delete=True)
-            for topic in (topics.ACCOUNTS_CREATED, topics.CLASSES_CREATED, topics.COMMAND_REJECTED):
-                await spy.bind(exchange, routing_key=topic)
 
             async def record(message: aio_pika.abc.AbstractIncomingMessage) -> None:
                 event = json.loads(message.body)
@@ -289,34 +280,28 @@ async def run_once(replicas: int, accounts: int, per_command: int) -> dict[str, 
     }
 
 
-async def raw_copy_rows_per_s(rows: int) -> float:
-    """Baseline: COPY of as many account-like rows into a bare, index-free table."""
-    conn = await asyncpg.connect(ADMIN_URL)
-    try:
-        await conn.execute(
-            "CREATE TEMP TABLE bare (account_id uuid, school_id uuid, profile text,"
-            " first_name text, last_name text, login text, birth_date date,"
-            " activation_code text)"
+ACCOUNT_COLUMNS = (
+    "account_id uuid, school_id uuid, profile text, first_name text, last_name text,"
+    " login text, birth_date date, activation_code text"
+)
+
+
+def account_records(rows: int) -> list[tuple[Any, ...]]:
+    """As many account-like rows as the commands create, for the raw COPY baseline."""
+    school = uuid.uuid4()
+    return [
+        (
+            uuid.uuid4(),
+            school,
+            "student",
+            p["first_name"],
+            p["last_name"],
+            f"login{i}",
+            date.fromisoformat(p["birth_date"]),
+            "abcd3456",
         )
-        school = uuid.uuid4()
-        records = [
-            (
-                uuid.uuid4(),
-                school,
-                "student",
-                p["first_name"],
-                p["last_name"],
-                f"login{i}",
-                date.fromisoformat(p["birth_date"]),
-                "abcd3456",
-            )
-            for i, p in ((i, pupil(i, "")) for i in range(rows))
-        ]
-        started = time.perf_counter()
-        await conn.copy_records_to_table("bare", records=records)
-        return rows / (time.perf_counter() - started)
-    finally:
-        await conn.close()
+        for i, p in ((i, pupil(i, "")) for i in range(rows))
+    ]
 
 
 def main() -> None:
@@ -325,7 +310,7 @@ def main() -> None:
     parser.add_argument("--per-command", type=int, default=10)
     args = parser.parse_args()
     results = [asyncio.run(run_once(n, args.accounts, args.per_command)) for n in (1, 2)]
-    copy_rate = asyncio.run(raw_copy_rows_per_s(args.accounts))
+    copy_rate = asyncio.run(raw_copy_rows_per_s(ACCOUNT_COLUMNS, account_records(args.accounts)))
     print(
         f"\nAccount creation by command — {args.accounts} accounts, {args.per_command} per "
         f"command, {SCHOOLS} schools, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"

@@ -1,11 +1,16 @@
 """What the benchmarks share: an isolated pipeline namespace, RSS/CPU watching, cleanup."""
 
 import asyncio
+import json
 import os
 import statistics
 import time
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import aio_pika
 import asyncpg
@@ -122,3 +127,62 @@ async def bare_pdf_ms(samples: int = 20) -> float:
             times.append((time.perf_counter() - started) * 1000)
         await browser.close()
     return statistics.median(times)
+
+
+async def declare_spy(
+    channel: aio_pika.abc.AbstractChannel, exchange_name: str, routing_keys: Iterable[str]
+) -> tuple[aio_pika.abc.AbstractExchange, aio_pika.abc.AbstractQueue]:
+    """Declare the namespace's topic exchange and an exclusive queue bound to it for each
+    routing key, through which a benchmark watches the pipeline's events."""
+    exchange = await channel.declare_exchange(
+        exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
+    )
+    spy = await channel.declare_queue(exclusive=True, auto_delete=True)
+    for key in routing_keys:
+        await spy.bind(exchange, routing_key=key)
+    return exchange, spy
+
+
+def envelope(topic: str, data: dict[str, Any], correlationid: str) -> bytes:
+    """A CloudEvent of ``topic`` as the benchmarks publish it, serialised."""
+    return json.dumps(
+        {
+            "specversion": "1.0",
+            "id": str(uuid.uuid4()),
+            "source": "urn:one:bench",
+            "type": topic,
+            "time": datetime.now(UTC).isoformat(),
+            "datacontenttype": "application/json",
+            "dataschema": f"urn:one:schema:{topic}:1",
+            "correlationid": correlationid,
+            "data": data,
+        }
+    ).encode()
+
+
+async def raw_copy_rows_per_s(columns: str, records: Sequence[tuple[Any, ...]]) -> float:
+    """Baseline: COPY of ``records`` into a bare, index-free table of ``columns``."""
+    conn = await asyncpg.connect(ADMIN_URL)
+    try:
+        await conn.execute(f"CREATE TEMP TABLE bare ({columns})")
+        started = time.perf_counter()
+        await conn.copy_records_to_table("bare", records=records)
+        return len(records) / (time.perf_counter() - started)
+    finally:
+        await conn.close()
+
+
+def report_rows(
+    name: str,
+    rows: Sequence[tuple[str, str, str]],
+    results: dict[str, Any],
+    *,
+    widths: tuple[int, int],
+) -> None:
+    """Print the (name, value, target) rows, then write the results to bench/results/<name>.json."""
+    label_width, value_width = widths
+    for label, value, target in rows:
+        print(f"  {label:<{label_width}} {value:>{value_width}}   {target}")
+    out = Path("bench/results")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(results, indent=2))

@@ -35,7 +35,16 @@ from typing import Any
 import aio_pika
 import asyncpg
 
-from bench.common import ADMIN_URL, AMQP_URL, Namespace, Watch
+from bench.common import (
+    ADMIN_URL,
+    AMQP_URL,
+    Namespace,
+    Watch,
+    declare_spy,
+    envelope,
+    raw_copy_rows_per_s,
+    report_rows,
+)
 from shared import topics
 from shared.envelope import CONTENT_TYPE
 from tools import onde_generator
@@ -101,22 +110,6 @@ def change_one_percent(root: Path, schools: int, pupils_per_class: int) -> int:
 
 
 # --- the run --------------------------------------------------------------------------------
-
-
-def envelope(topic: str, data: dict[str, Any], correlationid: str) -> bytes:
-    return json.dumps(
-        {
-            "specversion": "1.0",
-            "id": str(uuid.uuid4()),
-            "source": "urn:one:bench",
-            "type": topic,
-            "time": datetime.now(UTC).isoformat(),
-            "datacontenttype": "application/json",
-            "dataschema": f"urn:one:schema:{topic}:1",
-            "correlationid": correlationid,
-            "data": data,
-        }
-    ).encode()
 
 
 def school_initialised(uai: str, n: int) -> dict[str, Any]:
@@ -231,17 +224,16 @@ async def run(
         connection = await aio_pika.connect_robust(AMQP_URL)
         async with connection:
             channel = await connection.channel()
-            exchange = await channel.declare_exchange(
-                ns.exchange, aio_pika.ExchangeType.TOPIC, durable=True
+            exchange, spy = await declare_spy(
+                channel,
+                ns.exchange,
+                (
+                    topics.ACCOUNTS_CREATED,
+                    topics.ACCOUNTS_UPDATED,
+                    topics.DIRECTORY_SYNC_REPORTED,
+                    topics.DIRECTORY_SYNC_HELD,
+                ),
             )
-            spy = await channel.declare_queue(exclusive=True, auto_delete=True)
-            for topic in (
-                topics.ACCOUNTS_CREATED,
-                topics.ACCOUNTS_UPDATED,
-                topics.DIRECTORY_SYNC_REPORTED,
-                topics.DIRECTORY_SYNC_HELD,
-            ):
-                await spy.bind(exchange, routing_key=topic)
             await spy.consume(tally.record, no_ack=True)
 
             async def publish(messages: Iterable[tuple[str, dict[str, Any], str]]) -> None:
@@ -317,7 +309,9 @@ async def run(
     results["peak_rss_mib"] = {k: round(v) for k, v in watch.peak.items()}
     results["cpu_s"] = {k: round(v, 1) for k, v in watch.cpu.items()}
     shutil.rmtree(root, ignore_errors=True)
-    results["raw_copy_rows_per_s"] = await raw_copy_rows_per_s(persons)
+    results["raw_copy_rows_per_s"] = await raw_copy_rows_per_s(
+        PERSON_COLUMNS, person_records(persons)
+    )
     return results
 
 
@@ -328,35 +322,29 @@ def _statuses(reports: list[dict[str, Any]]) -> dict[str, int]:
     return found
 
 
-async def raw_copy_rows_per_s(rows: int) -> float:
-    """Baseline: COPY of as many person rows into a bare, index-free table."""
-    conn = await asyncpg.connect(ADMIN_URL)
-    try:
-        await conn.execute(
-            "CREATE TEMP TABLE bare (account_id uuid, school_id uuid, profile text,"
-            " first_name text, last_name text, login text, email text, birth_date date,"
-            " activation_code text)"
+PERSON_COLUMNS = (
+    "account_id uuid, school_id uuid, profile text, first_name text, last_name text,"
+    " login text, email text, birth_date date, activation_code text"
+)
+
+
+def person_records(rows: int) -> list[tuple[Any, ...]]:
+    """As many person rows as the import stores, for the raw COPY baseline."""
+    school = uuid.uuid4()
+    return [
+        (
+            uuid.uuid4(),
+            school,
+            "student",
+            "Zoé",
+            f"Lefèvre-{i}",
+            f"zoe.lefevre{i}",
+            None,
+            date(2018, 3, 14),
+            "abcd3456",
         )
-        school = uuid.uuid4()
-        records = [
-            (
-                uuid.uuid4(),
-                school,
-                "student",
-                "Zoé",
-                f"Lefèvre-{i}",
-                f"zoe.lefevre{i}",
-                None,
-                date(2018, 3, 14),
-                "abcd3456",
-            )
-            for i in range(rows)
-        ]
-        started = time.perf_counter()
-        await conn.copy_records_to_table("bare", records=records)
-        return rows / (time.perf_counter() - started)
-    finally:
-        await conn.close()
+        for i in range(rows)
+    ]
 
 
 def report(r: dict[str, Any]) -> None:
@@ -385,11 +373,7 @@ def report(r: dict[str, Any]) -> None:
         ("CPU seconds", json.dumps(r["cpu_s"]), ""),
         ("baseline: raw COPY (rows/s)", f"{copy:,.0f}", ""),
     ]
-    for name, value, target in rows:
-        print(f"  {name:<44} {value:>30}   {target}")
-    out = Path("bench/results")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "feed.json").write_text(json.dumps(r, indent=2))
+    report_rows("feed", rows, r, widths=(44, 30))
 
 
 def main() -> None:

@@ -21,7 +21,16 @@ from typing import Any
 import aio_pika
 import psutil
 
-from bench.common import AMQP_URL, Namespace, Watch, bare_pdf_ms, pct, ready
+from bench.common import (
+    AMQP_URL,
+    Namespace,
+    Watch,
+    bare_pdf_ms,
+    envelope,
+    pct,
+    ready,
+    report_rows,
+)
 from shared import topics
 from shared.contracts.common import uai_check_letter
 from shared.envelope import CONTENT_TYPE
@@ -32,7 +41,7 @@ from tools.workers import WorkerProcess
 
 def order_event(i: int, tag: str) -> bytes:
     digits = f"{['074', '075', '057', '069'][i % 4]}{i % 10000:04d}"
-    data = {
+    data: dict[str, Any] = {
         "order_id": f"BC-{tag}-{i:05d}",
         "ordered_at": datetime.now(UTC).isoformat(),
         "school": {
@@ -61,19 +70,7 @@ def order_event(i: int, tag: str) -> bytes:
             }
         ],
     }
-    return json.dumps(
-        {
-            "specversion": "1.0",
-            "id": str(uuid.uuid4()),
-            "source": "urn:one:bench",
-            "type": topics.ORDER_RECEIVED,
-            "time": datetime.now(UTC).isoformat(),
-            "datacontenttype": "application/json",
-            "dataschema": "urn:one:schema:order.received:1",
-            "correlationid": data["order_id"],
-            "data": data,
-        }
-    ).encode()
+    return envelope(topics.ORDER_RECEIVED, data, data["order_id"])
 
 
 async def raw_publish_rate(count: int) -> float:
@@ -238,11 +235,7 @@ def report(r: dict[str, Any]) -> None:
             "",
         ),
     ]
-    for name, value, target in rows:
-        print(f"  {name:<48} {value:>10}   {target}")
-    out = Path("bench/results")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "orders.json").write_text(json.dumps(r, indent=2))
+    report_rows("orders", rows, r, widths=(48, 10))
 
 
 def main() -> None:

@@ -19,19 +19,17 @@ Baseline measured in the same run: a bare Chromium page.pdf of a one-line page.
 import argparse
 import asyncio
 import io
-import json
 import multiprocessing
 import os
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import psutil
 from pypdf import PdfReader
 
-from bench.common import CHROMIUM, bare_pdf_ms
+from bench.common import CHROMIUM, bare_pdf_ms, report_rows
 from services.credential_dispatch.documents import (
     ClassGroup,
     Documents,
@@ -334,11 +332,7 @@ def report(r: dict[str, Any]) -> None:
         ("  browser launches / pages opened", f"{r['browser_launches']} / {r['pages_opened']}", ""),
         ("baseline: bare Chromium page.pdf (ms)", f"{bare:.1f}", ""),
     ]
-    for name, value, target in rows:
-        print(f"  {name:<52} {value:>16}   {target}")
-    out = Path("bench/results")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "sheets.json").write_text(json.dumps(r, indent=2))
+    report_rows("sheets", rows, r, widths=(52, 16))
 
 
 def main() -> None:

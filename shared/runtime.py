@@ -5,6 +5,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from shared.errors import describe
 from shared.logs import get_logger
 
 log = get_logger(__name__)
@@ -31,6 +32,21 @@ class Waker:
             for waiter in waiters:
                 waiter.cancel()
         self._event.clear()
+
+
+async def keep_leases(
+    renew: Callable[[float], Awaitable[None]], lease_seconds: float, *, failure: str
+) -> None:
+    """Renew a lease every third of its length until cancelled: the lease stays short, so
+    that a crashed worker's claims come back soon, while renewal keeps a slow piece of work
+    from being claimed a second time by another replica. A failed renewal is logged as
+    ``failure`` and tried again at the next turn."""
+    while True:
+        await asyncio.sleep(lease_seconds / 3)
+        try:
+            await renew(lease_seconds)
+        except Exception as exc:
+            log.warning(failure, error=describe(exc))
 
 
 class Service(Protocol):

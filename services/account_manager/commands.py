@@ -12,6 +12,7 @@ from uuid import UUID
 
 from services.account_manager import domain, scope
 from services.account_manager.store import AccountStore, NewAccount, SchoolInfo
+from shared.commands import reject_command
 from shared.contracts.accounts import AccountsCreated, CreatedAccount
 from shared.contracts.commands import (
     AccountActivated,
@@ -23,10 +24,9 @@ from shared.contracts.commands import (
     ClassRenameRequested,
     ClassTeachersAssigned,
     ClassTeachersAssignRequested,
-    rejection,
 )
 from shared.contracts.common import Reason
-from shared.envelope import Envelope, RawEnvelope, follow
+from shared.envelope import Envelope, follow
 from shared.errors import PermanentError
 from shared.logs import get_logger
 
@@ -36,12 +36,10 @@ MatchKey = tuple[str, str, str, date | None]
 
 
 async def reject(event: Envelope[Any], reasons: list[Reason], *, store: AccountStore) -> None:
-    await store.emit(follow(event, rejection(event.type, event.data, reasons), source=SOURCE))
-    log.info("command_rejected", reasons=[r.field for r in reasons])
+    await reject_command(event, reasons, store=store, source=SOURCE)
 
 
-async def reject_invalid(event: RawEnvelope, reasons: list[Reason], *, store: AccountStore) -> None:
-    await reject(event, reasons, store=store)
+reject_invalid = reject
 
 
 # accounts.create.requested ---------------------------------------------------------------

@@ -379,16 +379,7 @@ def published_account(view: AccountView) -> Account:
 
 def _created(view: AccountView) -> CreatedAccount:
     return CreatedAccount(
-        account_id=view.account_id,
-        profile=view.profile,
-        first_name=view.first_name,
-        last_name=view.last_name,
-        login=view.login,
-        email=view.email,
-        birth_date=view.birth_date,
-        classes=view.class_names,
-        class_ids=view.class_ids,
-        children=view.children,
+        **published_account(view).model_dump(),
         activation_code=view.activation_code,
         activation_expires_at=view.activation_expires_at,
     )

@@ -31,7 +31,7 @@ from services.credential_dispatch.store import Delivery, DeliveryQueries, Dispat
 from shared.contracts.orders import InvoiceIssued
 from shared.errors import Failure, PermanentError, classify, describe
 from shared.logs import get_logger
-from shared.runtime import Waker
+from shared.runtime import Waker, keep_leases
 
 log = get_logger(__name__)
 
@@ -83,13 +83,13 @@ class DeliveryLoop:
         """Renew the batch's leases while it is being sent. The lease is short so that a
         crashed worker's claims come back soon; renewal keeps a slow send from being
         claimed (and sent) a second time by another replica."""
-        lease = self._settings.delivery_lease_seconds
-        while True:
-            await asyncio.sleep(lease / 3)
-            try:
-                await self._queries.renew_leases(delivery_ids, lease)
-            except Exception as exc:
-                log.warning("lease_renewal_failed", error=describe(exc))
+
+        async def renew(lease: float) -> None:
+            await self._queries.renew_leases(delivery_ids, lease)
+
+        await keep_leases(
+            renew, self._settings.delivery_lease_seconds, failure="lease_renewal_failed"
+        )
 
     async def deliver_batch(self, batch: list[Delivery]) -> None:
         documents = await asyncio.gather(*(self._load(d) for d in batch), return_exceptions=True)

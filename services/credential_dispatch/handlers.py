@@ -13,6 +13,7 @@ from services.credential_dispatch.store import (
     new_delivery,
 )
 from shared import topics
+from shared.commands import reject_command
 from shared.contracts.accounts import AccountsCreated, ClassesCreated
 from shared.contracts.commands import (
     AccountActivated,
@@ -21,12 +22,11 @@ from shared.contracts.commands import (
     ClassTeachersAssigned,
     CredentialsDispatchRequested,
     CredentialsDocumentSendRequested,
-    rejection,
 )
 from shared.contracts.common import Reason
 from shared.contracts.directory import AccountsDeactivated, AccountsDeleted, AccountsUpdated
 from shared.contracts.orders import InvoiceIssued
-from shared.envelope import Envelope, RawEnvelope, follow
+from shared.envelope import Envelope
 from shared.logs import get_logger
 from shared.messaging.consumer import Route
 
@@ -222,16 +222,10 @@ async def handle_document_send_requested(
 async def reject_request(
     event: Envelope[Any], reasons: list[Reason], *, store: DispatchStore
 ) -> None:
-    await store.emit(
-        follow(event, rejection(event.type, event.data, reasons), source=domain.SOURCE)
-    )
-    log.info("command_rejected", reasons=[r.field for r in reasons])
+    await reject_command(event, reasons, store=store, source=domain.SOURCE)
 
 
-async def reject_invalid(
-    event: RawEnvelope, reasons: list[Reason], *, store: DispatchStore
-) -> None:
-    await reject_request(event, reasons, store=store)
+reject_invalid = reject_request
 
 
 def routes() -> dict[str, Route[DispatchStore]]:

@@ -9,7 +9,7 @@ from services.directory_sync import domain
 from services.directory_sync.settings import DirectorySyncSettings
 from services.directory_sync.store import DirectoryStore, HeldRun, QueuedRun
 from shared import topics
-from shared.contracts.commands import rejection
+from shared.commands import reject_command
 from shared.contracts.common import Reason
 from shared.contracts.directory import (
     DirectorySyncApproveRequested,
@@ -17,7 +17,7 @@ from shared.contracts.directory import (
     DirectorySyncRequested,
 )
 from shared.contracts.orders import SchoolInitialised
-from shared.envelope import Envelope, RawEnvelope, follow
+from shared.envelope import Envelope, follow
 from shared.logs import get_logger
 from shared.messaging.consumer import Route
 
@@ -144,16 +144,10 @@ def approval_refusal(
 async def reject_request(
     event: Envelope[Any], reasons: list[Reason], *, store: DirectoryStore
 ) -> None:
-    await store.emit(
-        follow(event, rejection(event.type, event.data, reasons), source=domain.SOURCE)
-    )
-    log.info("command_rejected", reasons=[r.field for r in reasons])
+    await reject_command(event, reasons, store=store, source=domain.SOURCE)
 
 
-async def reject_invalid(
-    event: RawEnvelope, reasons: list[Reason], *, store: DirectoryStore
-) -> None:
-    await reject_request(event, reasons, store=store)
+reject_invalid = reject_request
 
 
 def routes(settings: DirectorySyncSettings) -> dict[str, Route[DirectoryStore]]:

@@ -25,7 +25,7 @@ from shared.envelope import Contract, Envelope, new_event
 from shared.errors import describe
 from shared.logs import get_logger
 from shared.names import fold_name
-from shared.runtime import Waker
+from shared.runtime import Waker, keep_leases
 
 log = get_logger(__name__)
 Clock = Callable[[], datetime]
@@ -99,13 +99,13 @@ class RunLoop:
     async def _keep_lease(self, run_id: UUID) -> None:
         """Renew the lease while the run goes on, so that a slow school is not run a
         second time by another replica; the lease stays short for crashed workers."""
-        lease = self._settings.run_lease_seconds
-        while True:
-            await asyncio.sleep(lease / 3)
-            try:
-                await self._queries.renew_lease(run_id, lease)
-            except Exception as exc:
-                log.warning("run_lease_renewal_failed", error=describe(exc))
+
+        async def renew(lease: float) -> None:
+            await self._queries.renew_lease(run_id, lease)
+
+        await keep_leases(
+            renew, self._settings.run_lease_seconds, failure="run_lease_renewal_failed"
+        )
 
     async def execute(self, run: QueuedRun) -> None:
         try:

@@ -33,7 +33,25 @@ async def school_with_teachers(pipeline: Pipeline, channel) -> School:
             ],
         )
         assert event["type"] == topics.ACCOUNTS_CREATED, event
+    await copied_teachers(pipeline, TEACHERS)
     return school
+
+
+async def copied_teachers(pipeline: Pipeline, count: int) -> None:
+    """credential_dispatch follows account_manager's events on its own queue: a request it
+    takes before it has them all would rightly select fewer teachers."""
+    admin = await pipeline.stack.admin()
+    try:
+
+        async def copied() -> bool:
+            found = await admin.fetchval(
+                "SELECT count(*) FROM credential_dispatch.accounts WHERE profile = 'teacher'"
+            )
+            return found >= count
+
+        await eventually(copied, timeout=60, what=f"credential_dispatch's copy of {count} teachers")
+    finally:
+        await admin.close()
 
 
 async def dispatch_to_teachers(school: School) -> str:

@@ -52,7 +52,20 @@ async def test_an_automatic_school_gets_its_accounts_from_its_drop(
     parents = [a for a in accounts if a["profile"] == "relative"]
     assert all(p["children"] for p in parents)  # every parent linked to his children
 
-    # The administrator prints the sheets of one class, from credential_dispatch's copy.
+    # The administrator prints the sheets of one class, from credential_dispatch's copy
+    # (which follows the events on its own queue: wait until it has them all).
+    admin_db = await pipeline.stack.admin()
+    try:
+
+        async def copied() -> bool:
+            found = await admin_db.fetchval(
+                "SELECT count(*) FROM credential_dispatch.accounts WHERE profile <> 'administrator'"
+            )
+            return found >= persons
+
+        await eventually(copied, timeout=60, what="credential_dispatch's copy")
+    finally:
+        await admin_db.close()
     [classes] = spy.of_type("classes.created")
     first_class = min(classes["data"]["classes"], key=lambda c: c["name"])
     admin = next(
