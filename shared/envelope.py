@@ -9,7 +9,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 CONTENT_TYPE = "application/cloudevents+json"
-_SCHEMA_RE = re.compile(r"^urn:one:schema:(?P<type>[a-z0-9_.]+):(?P<major>\d+)(\.\d+)?$")
+# A major version of more than 9 digits is no version of ours: unreadable, not a crash.
+_SCHEMA_RE = re.compile(r"^urn:one:schema:(?P<type>[a-z0-9_.]+):(?P<major>\d{1,9})(\.\d+)?$")
 
 
 class Contract(BaseModel):

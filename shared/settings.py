@@ -3,6 +3,11 @@
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The largest message body a worker reads. The largest legitimate messages are a
+# directory.synced chunk of 500 persons (about 150 KB) and an accounts.created (about
+# 200 KB): 4 MiB leaves ample room while refusing a body built to exhaust memory.
+DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
 
 class CommonSettings(BaseSettings):
     """What every worker needs to reach the broker and its database.
@@ -27,6 +32,8 @@ class CommonSettings(BaseSettings):
     db_pool_min: int = 2
     db_pool_max: int = 10
     prefetch: int = 16
+    # A message body over this many bytes is dead-lettered at once, unparsed.
+    max_message_bytes: int = Field(default=DEFAULT_MAX_MESSAGE_BYTES, gt=0)
     # Delays of the retry tiers, in seconds; the n-th retry waits the n-th delay (the last
     # one repeats) until ``max_attempts`` is reached and the message is dead-lettered.
     retry_delays: list[float] = Field(default_factory=lambda: [1.0, 5.0, 30.0, 120.0, 600.0])

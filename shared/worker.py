@@ -180,6 +180,7 @@ class Worker:
             unit_of_work(self._pool, wiring.store),
             after_commit=wake_all,
             on_connection_error=self._database_check.wake,
+            max_message_bytes=s.max_message_bytes,
         )
         self._consumer = QueueConsumer(
             queue,

@@ -1,8 +1,9 @@
 """The one consume wrapper every worker uses.
 
-``MessageProcessor`` turns bytes into an outcome and knows nothing of AMQP: it parses the
-CloudEvent, checks the schema's major version, validates the payload, then runs the
-handler inside one transaction with the inbox claim. ``QueueConsumer`` applies the outcome
+``MessageProcessor`` turns bytes into an outcome and knows nothing of AMQP: it refuses,
+unread, a body over ``max_message_bytes``, parses the CloudEvent, checks the schema's major
+version, validates the payload, then runs the handler inside one transaction with the
+inbox claim. ``QueueConsumer`` applies the outcome
 on the broker: ack, a delayed retry through a TTL tier, or a dead-letter with the reason
 in the headers, always acknowledging only after the effects are committed. It counts each
 outcome in the worker's ``Metrics``, and can be paused (``basic.cancel``: messages wait in
@@ -29,6 +30,7 @@ from shared.logs import get_logger, message_context
 from shared.messaging.publisher import Publisher
 from shared.messaging.topology import Names
 from shared.metrics import Metrics
+from shared.settings import DEFAULT_MAX_MESSAGE_BYTES
 from shared.store import TransactionStore
 
 log = get_logger(__name__)
@@ -95,8 +97,12 @@ class MessageProcessor(Generic[S]):
         handler_timeout: float = 120.0,
         after_commit: Callable[[], None] = lambda: None,
         on_connection_error: Callable[[], None] = lambda: None,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
+        if max_message_bytes < 1:
+            raise ValueError("max_message_bytes must be at least 1")
         self._routes = routes
+        self._max_bytes = max_message_bytes
         self._unit_of_work = unit_of_work
         self._timeout = handler_timeout
         self._after_commit = after_commit
@@ -105,6 +111,11 @@ class MessageProcessor(Generic[S]):
         self._on_connection_error = on_connection_error
 
     async def process(self, body: bytes) -> Outcome:
+        # Checked before anything reads the body: an oversized message costs no parsing.
+        if len(body) > self._max_bytes:
+            return Outcome.dead(
+                f"message of {len(body)} bytes is over the limit of {self._max_bytes} bytes"
+            )
         try:
             raw = RawEnvelope.model_validate_json(body)
         except ValidationError as exc:
@@ -167,6 +178,14 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.PostgresConnectionError,
     asyncpg.exceptions.InterfaceError,
 )
+
+
+def _attempts(header: object) -> int:
+    """Attempts made so far, from our header; anyone may publish, so garbage counts as 0."""
+    try:
+        return max(0, int(str(header or 0)[:9]))
+    except ValueError:
+        return 0
 
 
 def _summary(reasons: list[Reason]) -> str:
@@ -270,8 +289,8 @@ class QueueConsumer:
         started = time.perf_counter()
         outcome = await self._processor.process(message.body)
         elapsed = time.perf_counter() - started
-        attempt = int(str(message.headers.get(ATTEMPT_HEADER) or 0)) + 1
         try:
+            attempt = _attempts(message.headers.get(ATTEMPT_HEADER)) + 1
             if outcome.kind == "retry" and attempt >= self._max_attempts:
                 outcome = Outcome.dead(
                     f"gave up after {attempt} attempts: {outcome.reason}", outcome.topic
