@@ -22,6 +22,7 @@ table; the ratio persons/s ÷ COPY rows/s is printed.
 
 import argparse
 import asyncio
+import hashlib
 import json
 import shutil
 import tempfile
@@ -194,7 +195,9 @@ async def stored_persons(database_url: str) -> int:
 async def run(
     schools: int, pupils_per_class: int, replicas: int, sync_replicas: int
 ) -> dict[str, Any]:
-    cache = Path(f"bench/results/feed-{schools}x{CLASSES * pupils_per_class}")
+    # Cached per size and per version of the generator (a change of it writes them again).
+    generator = hashlib.sha256(Path(onde_generator.__file__).read_bytes()).hexdigest()[:8]
+    cache = Path(f"bench/results/feed-{schools}x{CLASSES * pupils_per_class}-{generator}")
     counts = write_drops(cache, schools, pupils_per_class)
     # The run changes its drops (1% of changes): it works on a copy of the cached ones.
     root = Path(tempfile.mkdtemp(prefix="one-feed-bench-"))

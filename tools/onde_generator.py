@@ -603,7 +603,10 @@ class _Builder:
             if rng.random() < 0.03:
                 placed = self.family(2, twins=True)
             else:
-                placed = self.family(rng.choices((1, 2, 3, 4), (56, 31, 11, 2))[0])
+                # Brothers and sisters at the same primary school: most families have one
+                # child there (older ones are at collège), which gives the 1.6 parents per
+                # pupil of an académie's figures (320,000 parents for 200,000 pupils).
+                placed = self.family(rng.choices((1, 2, 3, 4), (90, 8, 1.5, 0.5))[0])
             failures = 0 if placed else failures + 1
 
         city, postal_code = self.home
