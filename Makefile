@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_FLAGS ?=
 
-.PHONY: help install services run demo test test-fast lint bench clean
+.PHONY: help install services run demo test test-fast test-chaos lint bench clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -45,8 +45,11 @@ lint: install ## ruff and mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: install services lint ## Every test tier against real services (slow fault suites included)
-	$(BIN)/pytest $(PYTEST_FLAGS)
+test: install services lint ## Every test tier against real services (slow fault suites and a short chaos run included)
+	ONE_CHAOS_ORDERS=$${ONE_CHAOS_ORDERS:-40} $(BIN)/pytest $(PYTEST_FLAGS)
+
+test-chaos: install services ## The full chaos suite: 500 orders through worker kills and restarts of RabbitMQ and Postgres
+	ONE_CHAOS_ORDERS=$${ONE_CHAOS_ORDERS:-500} $(BIN)/pytest -m chaos -s tests/chaos $(PYTEST_FLAGS)
 
 test-fast: install services ## Unit and integration tiers only
 	$(BIN)/pytest -m "not slow" tests/unit tests/integration $(PYTEST_FLAGS)
