@@ -31,7 +31,29 @@ def mask_secrets(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Mutab
 
 
 def configure(service: str, level: str = "INFO") -> None:
-    logging.basicConfig(format="%(message)s", stream=sys.stdout, level=level.upper(), force=True)
+    # Libraries (asyncpg, aio-pika) log through the standard library: their lines go through
+    # the same processors, so that every line of a worker is JSON, with its service, and
+    # masked like ours (they print reconnects and tracebacks during outages).
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.contextvars.merge_contextvars,
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                mask_secrets,
+                structlog.processors.JSONRenderer(),
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level.upper())
     # aio-pika and aiormq narrate every reconnect attempt at INFO; keep warnings and up.
     for noisy in ("aio_pika", "aiormq", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
