@@ -88,18 +88,25 @@ class School:
         return str(event["data"]["accounts"][0]["account_id"])
 
 
-async def open_school(
-    channel: AbstractChannel, exchange: str, spy: EventSpy, *, number: int = 1, classes: int = 3
-) -> School:
-    school_id = str(uuid.uuid4())
-    data = {
+def school_initialised(
+    school_id: str,
+    *,
+    department: str,
+    number: int,
+    provisioning: str,
+    classes: int,
+    name: str,
+    academie: str | None,
+) -> dict[str, Any]:
+    """school.initialised's data, as order_intake would publish it."""
+    return {
         "school_id": school_id,
         "order_id": f"BC-{school_id[:8]}",
-        "uai": uai("075", number),
-        "name": "École élémentaire Jules-Ferry",
-        "academie": None,
-        "department": "075",
-        "provisioning": "manual",
+        "uai": uai(department, number),
+        "name": name,
+        "academie": academie,
+        "department": department,
+        "provisioning": provisioning,
         "classes": classes,
         "administrator": {
             "first_name": "Claire",
@@ -107,6 +114,9 @@ async def open_school(
             "email": "claire.martin@example.org",
         },
     }
+
+
+async def publish_school(channel: AbstractChannel, exchange: str, data: dict[str, Any]) -> None:
     event = cloudevent(
         data,
         event_id=str(uuid.uuid4()),
@@ -114,6 +124,22 @@ async def open_school(
         correlationid=data["order_id"],
     )
     await publish_raw(channel, exchange, topics.SCHOOL_INITIALISED, json.dumps(event).encode())
+
+
+async def open_school(
+    channel: AbstractChannel, exchange: str, spy: EventSpy, *, number: int = 1, classes: int = 3
+) -> School:
+    school_id = str(uuid.uuid4())
+    data = school_initialised(
+        school_id,
+        department="075",
+        number=number,
+        provisioning="manual",
+        classes=classes,
+        name="École élémentaire Jules-Ferry",
+        academie=None,
+    )
+    await publish_school(channel, exchange, data)
     [created] = await spy.wait_for(topics.ACCOUNTS_CREATED, school_id=school_id)
     [classes_event] = await spy.wait_for(topics.CLASSES_CREATED, school_id=school_id)
     return School(

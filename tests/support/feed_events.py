@@ -1,7 +1,6 @@
 """An automatic school opened in account_manager, and directory.synced chunks built by hand
 with the contract models, as directory_sync would publish them."""
 
-import json
 import random
 import uuid
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from shared import topics
 from shared.contracts.directory import DirectorySynced, FeedClass, FeedPerson
 from shared.envelope import Envelope, new_event
 from tests.support.broker import EventSpy, publish_raw
-from tests.support.orders import cloudevent, uai
+from tests.support.commands import publish_school, school_initialised
 
 FIRST = [
     "Zoé", "Léo", "Jade", "Louis", "Emma", "Gabriel", "Chloé", "Raphaël", "Inès", "Jules",
@@ -41,29 +40,17 @@ async def open_automatic_school(
 ) -> FedSchool:
     """A Haute-Savoie school opened as school.initialised says (provisioning automatic)."""
     school_id = uuid.uuid4()
-    code = uai("074", number)
-    data = {
-        "school_id": str(school_id),
-        "order_id": f"BC-{str(school_id)[:8]}",
-        "uai": code,
-        "name": "École primaire du Lac",
-        "academie": "Grenoble",
-        "department": "074",
-        "provisioning": "automatic",
-        "classes": 0,
-        "administrator": {
-            "first_name": "Claire",
-            "last_name": "Martin",
-            "email": "claire.martin@example.org",
-        },
-    }
-    event = cloudevent(
-        data,
-        event_id=str(uuid.uuid4()),
-        event_type=topics.SCHOOL_INITIALISED,
-        correlationid=data["order_id"],
+    data = school_initialised(
+        str(school_id),
+        department="074",
+        number=number,
+        provisioning="automatic",
+        classes=0,
+        name="École primaire du Lac",
+        academie="Grenoble",
     )
-    await publish_raw(channel, exchange, topics.SCHOOL_INITIALISED, json.dumps(event).encode())
+    code = data["uai"]
+    await publish_school(channel, exchange, data)
     [created] = await spy.wait_for(topics.ACCOUNTS_CREATED, school_id=str(school_id))
     return FedSchool(school_id, code, created["data"]["accounts"][0]["account_id"])
 
