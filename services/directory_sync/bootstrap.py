@@ -1,8 +1,5 @@
 """directory_sync's composition root: the handlers, the run loop and the nightly scheduler."""
 
-import asyncio
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 from services.directory_sync.handlers import routes
@@ -21,19 +18,7 @@ def build(settings: DirectorySyncSettings | None = None, *, clock: Clock = utc_n
 
     async def wire(context: Context) -> Wiring[DirectoryStore]:
         queries = RunQueries(context.pool)
-        processes = (
-            ProcessPoolExecutor(settings.run_processes, mp_context=get_context("spawn"))
-            if settings.run_processes
-            else None
-        )
-        runs = RunLoop(
-            queries, settings=settings, on_outcome=context.relay.waker, executor=processes
-        )
-
-        async def close_processes() -> None:
-            if processes is not None:
-                await asyncio.to_thread(processes.shutdown, wait=True, cancel_futures=True)
-
+        runs = RunLoop(queries, settings=settings, on_outcome=context.relay.waker)
         nightly = NightlyScheduler(
             queries, settings=settings, clock=clock, on_queued=runs.waker.wake
         )
@@ -42,7 +27,6 @@ def build(settings: DirectorySyncSettings | None = None, *, clock: Clock = utc_n
             store=DirectoryStore,
             loops=[runs.run, nightly.run],
             after_commit=[runs.waker.wake],
-            closers=[close_processes],
         )
 
     return Worker(topics.DIRECTORY_SYNC, settings, MIGRATIONS, wire)

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from services.directory_sync.onde import Export, Problem, read_drop
+from services.directory_sync.onde import Export, Problem
 from shared.contracts.common import Model, Uai
 from shared.contracts.directory import (
     DirectorySynced,
@@ -93,30 +93,6 @@ class SnapshotHead:
 
 
 NO_SNAPSHOT = SnapshotHead(version=0, digest=None, persons=0)
-
-
-@dataclass(frozen=True)
-class StoredSnapshot:
-    """A snapshot as the database gives it: parsed by ``compute``, in the process that
-    computes the run (its JSON crosses to a worker process cheaper than its models)."""
-
-    version: int
-    digest: str | None
-    persons: str  # JSON
-    classes: str  # JSON
-
-    def parsed(self) -> Snapshot:
-        if self.version == 0:
-            return EMPTY
-        return Snapshot(
-            version=self.version,
-            digest=self.digest,
-            persons=tuple(PERSONS.validate_json(self.persons)),
-            classes=tuple(CLASSES.validate_json(self.classes)),
-        )
-
-
-NO_STORED_SNAPSHOT = StoredSnapshot(version=0, digest=None, persons="[]", classes="[]")
 
 
 def digest(files: Iterable[tuple[str, bytes]]) -> str:
@@ -623,33 +599,6 @@ def conclude(
 # ---------------------------------------------------------------------------------------
 
 _HH_MM = re.compile("([01][0-9]|2[0-3]):([0-5][0-9])")
-
-
-def compute(
-    stored: StoredSnapshot,
-    folder: Path,
-    drop_digest: str,
-    *,
-    run_id: UUID,
-    school_id: UUID,
-    dry_run: bool,
-    files: Mapping[str, str],
-    leave_share: float,
-    chunk_size: int,
-) -> RunResult:
-    """A run's CPU-bound part, from the stored snapshot and the drop's folder to its result:
-    a plain function of picklable arguments, so that it can run in a worker process."""
-    return conclude(
-        stored.parsed(),
-        read_drop(folder),
-        drop_digest,
-        run_id=run_id,
-        school_id=school_id,
-        dry_run=dry_run,
-        files=files,
-        leave_share=leave_share,
-        chunk_size=chunk_size,
-    )
 
 
 def parse_hh_mm(text: str) -> time:

@@ -7,14 +7,12 @@ finishes in one transaction: its report, the snapshot it replaces, and its event
 
 import asyncio
 import contextlib
-import functools
 from collections.abc import Callable
-from concurrent.futures import Executor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from uuid import UUID
+from uuid import UUID, uuid4
 
-from services.directory_sync import domain
+from services.directory_sync import domain, onde
 from services.directory_sync.settings import DirectorySyncSettings
 from services.directory_sync.store import QueuedRun, RunQueries
 from shared.contracts.directory import (
@@ -70,12 +68,12 @@ class RunLoop:
         *,
         settings: DirectorySyncSettings,
         on_outcome: Waker,
-        executor: Executor | None = None,
+        new_id: Callable[[], UUID] = uuid4,
     ) -> None:
         self._queries = queries
         self._settings = settings
         self._on_outcome = on_outcome
-        self._executor = executor
+        self._new_id = new_id
         self.waker = Waker(settings.run_poll_seconds)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -145,12 +143,12 @@ class RunLoop:
         drop_digest = domain.digest(files)
         if head.digest == drop_digest:
             return domain.same_digest(head, dry_run=run.dry_run)
-        stored = await self._queries.snapshot(run.school_id)
+        snapshot = await self._queries.snapshot(run.school_id)
+        export = await asyncio.to_thread(onde.read_drop, folder)
         s = self._settings
-        compute = functools.partial(
-            domain.compute,
-            stored,
-            folder,
+        return domain.conclude(
+            snapshot,
+            export,
             drop_digest,
             run_id=run.run_id,
             school_id=run.school_id,
@@ -158,10 +156,8 @@ class RunLoop:
             files=file_kinds(files),
             leave_share=s.hold_leave_share,
             chunk_size=s.chunk_size,
+            new_id=self._new_id,
         )
-        # Parsing and comparing are CPU-bound: in worker processes where there are some
-        # (the loop and the other lanes go on meanwhile), else in a thread.
-        return await asyncio.get_running_loop().run_in_executor(self._executor, compute)
 
     def _events(self, run: QueuedRun, result: domain.RunResult) -> list[Envelope[Contract]]:
         def event(data: Contract) -> Envelope[Contract]:

@@ -12,13 +12,13 @@ from pydantic import TypeAdapter
 
 from services.directory_sync.domain import (
     CLASSES,
+    EMPTY,
     NO_SNAPSHOT,
-    NO_STORED_SNAPSHOT,
     PERSONS,
     RunResult,
+    Snapshot,
     SnapshotHead,
     SnapshotPerson,
-    StoredSnapshot,
     Trigger,
 )
 from shared.contracts.directory import DirectorySynced, FeedClass, SyncCounts
@@ -252,15 +252,20 @@ class RunQueries:
             )
         return SnapshotHead(**row) if row else NO_SNAPSHOT
 
-    async def snapshot(self, school_id: UUID) -> StoredSnapshot:
-        """The last applied snapshot as stored (JSON text): parsed where the run computes."""
+    async def snapshot(self, school_id: UUID) -> Snapshot:
         async with self._pool.acquire() as conn:
             row = await conn.fetchrow(
-                "SELECT version, digest, persons::text, classes::text FROM feed_snapshots"
-                " WHERE school_id = $1",
+                "SELECT version, digest, persons, classes FROM feed_snapshots WHERE school_id = $1",
                 school_id,
             )
-        return StoredSnapshot(**row) if row else NO_STORED_SNAPSHOT
+        if row is None:
+            return EMPTY
+        return Snapshot(
+            version=row["version"],
+            digest=row["digest"],
+            persons=tuple(PERSONS.validate_json(row["persons"])),
+            classes=tuple(CLASSES.validate_json(row["classes"])),
+        )
 
     async def finish(
         self, run: QueuedRun, result: RunResult, events: list[Envelope[Contract]]
