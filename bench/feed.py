@@ -124,10 +124,19 @@ def school_initialised(uai: str, n: int) -> dict[str, Any]:
         "provisioning": "automatic",
         "classes": 0,
         "administrator": {
-            "first_name": "Claire",
-            "last_name": "Martin",
+            **director(n),
             "email": f"ce.{uai.lower()}@ac-grenoble.example.org",
         },
+    }
+
+
+def director(n: int) -> dict[str, str]:
+    """Each school's own director (as in life: names spread, some shared, 1,260 pairs of them),
+    not one name for 2,000 schools, whose single login counter would queue them all."""
+    first_names = (*onde_generator.WOMEN, *onde_generator.MEN)
+    return {
+        "first_name": first_names[n % len(first_names)],
+        "last_name": onde_generator.LAST_NAMES[(n * 5) % len(onde_generator.LAST_NAMES)],
     }
 
 

@@ -3,10 +3,11 @@
 from datetime import timedelta
 from pathlib import Path
 
-from services.account_manager.feed_store import FeedStore, RankReserver
+from services.account_manager.feed_store import FeedStore
 from services.account_manager.handlers import routes, utc_now
 from services.account_manager.purge import PurgeLoop
 from services.account_manager.settings import AccountManagerSettings
+from services.account_manager.store import RankReserver
 from shared import db, topics
 from shared.worker import Context, Wiring, Worker
 
@@ -25,7 +26,7 @@ def build(settings: AccountManagerSettings | None = None) -> Worker:
             clock=utc_now,
             on_commit=context.relay.waker.wake,
         )
-        # Login ranks of the feed's chunks are reserved on a pool of their own (see
+        # Login ranks are reserved on a pool of their own (see
         # RankReserver): taking them from ``context.pool`` could starve it, every
         # connection held by a chunk waiting for one more.
         ranks_pool = await db.create_pool(

@@ -11,7 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from services.account_manager import domain, scope
-from services.account_manager.store import AccountStore, NewAccount, SchoolInfo
+from services.account_manager.store import AccountStore, NewAccount, ReserveRanks, SchoolInfo
 from shared.commands import reject_command
 from shared.contracts.accounts import AccountsCreated, CreatedAccount
 from shared.contracts.commands import (
@@ -51,6 +51,7 @@ async def handle_accounts_create(
     store: AccountStore,
     activation_ttl: timedelta,
     now: datetime,
+    reserve_ranks: ReserveRanks | None = None,
 ) -> None:
     command = event.data
     requester = await store.requester(command.requested_by)
@@ -73,7 +74,9 @@ async def handle_accounts_create(
     for index, wanted in sorted(
         enumerate(command.accounts), key=lambda pair: pair[1].profile == "relative"
     ):
-        account, login = await _create(wanted, command.school_id, activation_ttl, now, store=store)
+        account, login = await _create(
+            wanted, command.school_id, activation_ttl, now, store=store, reserve=reserve_ranks
+        )
         if wanted.ref:
             by_ref[wanted.ref] = account.account_id
         child_ids = [by_ref[c] if c in by_ref else UUID(c) for c in wanted.children]
@@ -130,7 +133,13 @@ async def _duplicates(command: AccountsCreateRequested, *, store: AccountStore) 
 
 
 async def _create(
-    wanted: AccountToCreate, school_id: UUID, ttl: timedelta, now: datetime, *, store: AccountStore
+    wanted: AccountToCreate,
+    school_id: UUID,
+    ttl: timedelta,
+    now: datetime,
+    *,
+    store: AccountStore,
+    reserve: ReserveRanks | None,
 ) -> tuple[NewAccount, str]:
     account = NewAccount(
         account_id=uuid.uuid4(),
@@ -146,7 +155,7 @@ async def _create(
         last_folded=domain.fold_name_part(wanted.last_name),
     )
     base = domain.login_base(wanted.first_name, wanted.last_name)
-    return account, await store.add_account(account, login_base=base)
+    return account, await store.add_account(account, login_base=base, reserve=reserve)
 
 
 async def _place(

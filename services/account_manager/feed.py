@@ -20,9 +20,8 @@ from services.account_manager.feed_store import (
     FeedStore,
     MappedAccount,
     PersonUpdate,
-    ReserveRanks,
 )
-from services.account_manager.store import NewAccount, SchoolInfo
+from services.account_manager.store import NewAccount, ReserveRanks, SchoolInfo
 from shared.contracts.accounts import Account, ClassesCreated, ClassInfo, CreatedAccount
 from shared.contracts.directory import (
     AccountsDeactivated,

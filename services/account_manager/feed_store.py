@@ -4,54 +4,13 @@ A chunk of about 500 persons is applied in a fixed handful of set-based statemen
 (arrays passed through ``unnest``), never one statement per person.
 """
 
-from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from uuid import UUID
 
-import asyncpg
-
-from services.account_manager.feed_rules import Candidate, MatchKey, logins_for
-from services.account_manager.store import AccountStore, NewAccount
-from shared.db import Connection
-
-# Reserves ranks of login bases: base -> count wanted, to base -> last rank reserved.
-ReserveRanks = Callable[[Counter[str]], Awaitable[dict[str, int]]]
-
-
-async def reserve_login_ranks(conn: Connection, counts: Counter[str]) -> dict[str, int]:
-    """Take ``counts[base]`` ranks of each base; the last rank taken of each. The counters
-    are locked in one order by everyone (sorted bases): no deadlock between replicas."""
-    bases = sorted(counts)
-    rows = await conn.fetch(
-        "INSERT INTO login_counters (base, last_rank)"
-        " SELECT base, n FROM unnest($1::text[], $2::int[]) AS u(base, n) ORDER BY base"
-        " ON CONFLICT (base)"
-        " DO UPDATE SET last_rank = login_counters.last_rank + EXCLUDED.last_rank"
-        " RETURNING base, last_rank",
-        bases,
-        [counts[b] for b in bases],
-    )
-    return {r["base"]: r["last_rank"] for r in rows}
-
-
-class RankReserver:
-    """Login ranks reserved in short transactions of their own, on a pool of their own.
-
-    Inside a chunk's transaction, the counter rows of common names ("lea.martin") would stay
-    locked until the chunk commits, and every other chunk needing one of them would wait:
-    chunks of different schools would apply one at a time. Reserved apart, they only wait
-    for one statement. A chunk that fails leaves its ranks unused (a gap in the numbers,
-    never a duplicate: ranks only go up, and the login is unique in the table anyway).
-    """
-
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
-
-    async def __call__(self, counts: Counter[str]) -> dict[str, int]:
-        async with self._pool.acquire() as conn:
-            return await reserve_login_ranks(conn, counts)
+from services.account_manager.feed_rules import Candidate, MatchKey
+from services.account_manager.store import AccountStore
 
 
 @dataclass(frozen=True)
@@ -241,52 +200,6 @@ class FeedStore(AccountStore):
         )
 
     # Creating and updating -------------------------------------------------------------
-
-    async def add_accounts(
-        self, accounts: list[NewAccount], bases: list[str], reserve: ReserveRanks | None = None
-    ) -> dict[UUID, str]:
-        """Insert ``accounts`` under the first free logins of their ``bases``; account id ->
-        login. All ranks of the batch are reserved in one statement, by ``reserve`` (apart
-        from this transaction) or else in it."""
-        logins: dict[UUID, str] = {}
-        pending = list(zip(accounts, bases, strict=True))
-        take = reserve or self._reserve_ranks
-        while pending:
-            ranks = await take(Counter(base for _, base in pending))
-            wanted = logins_for([base for _, base in pending], ranks)
-            inserted = await self._insert_accounts([a for a, _ in pending], wanted)
-            logins.update((a.account_id, w) for (a, _), w in zip(pending, wanted, strict=True))
-            # A login of another base can look the same ("jean.dupont2" for a Jean
-            # Dupont2): those few take the next ranks.
-            pending = [(a, b) for a, b in pending if a.account_id not in inserted]
-        return logins
-
-    async def _reserve_ranks(self, counts: Counter[str]) -> dict[str, int]:
-        return await reserve_login_ranks(self.conn, counts)
-
-    async def _insert_accounts(self, accounts: list[NewAccount], logins: list[str]) -> set[UUID]:
-        rows = await self.conn.fetch(
-            "INSERT INTO accounts (account_id, school_id, profile, first_name, last_name, login,"
-            " email, birth_date, activation_code, activation_expires_at, first_folded,"
-            " last_folded)"
-            " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],"
-            "  $6::text[], $7::text[], $8::date[], $9::text[], $10::timestamptz[], $11::text[],"
-            "  $12::text[])"
-            " ON CONFLICT (login) DO NOTHING RETURNING account_id",
-            [a.account_id for a in accounts],
-            [a.school_id for a in accounts],
-            [a.profile for a in accounts],
-            [a.first_name for a in accounts],
-            [a.last_name for a in accounts],
-            logins,
-            [a.email for a in accounts],
-            [a.birth_date for a in accounts],
-            [a.activation_code for a in accounts],
-            [a.activation_expires_at for a in accounts],
-            [a.first_folded for a in accounts],
-            [a.last_folded for a in accounts],
-        )
-        return {r["account_id"] for r in rows}
 
     async def update_people(self, people: list[PersonUpdate]) -> set[UUID]:
         """Names, email and birth date as the feed gives them, and any of them that was
@@ -484,27 +397,46 @@ class FeedStore(AccountStore):
     # Events ------------------------------------------------------------------------------
 
     async def account_views(self, account_ids: list[UUID]) -> dict[UUID, AccountView]:
-        """Accounts as published: classes (taught or attended) by name, active children."""
+        """Accounts as published: classes (taught or attended) by name, active children.
+
+        Three flat reads grouped here: an ``array_agg(... ORDER BY ...)`` per account made
+        Postgres sort once per account, the costliest statement of a first import.
+        """
         rows = await self.conn.fetch(
-            "WITH placed AS ("
-            "  SELECT account_id, class_id FROM account_classes WHERE account_id = ANY($1::uuid[])"
-            "  UNION SELECT account_id, class_id FROM class_teachers"
-            "  WHERE account_id = ANY($1::uuid[])),"
-            " named AS (SELECT p.account_id, array_agg(c.class_id ORDER BY c.name) AS class_ids,"
-            "  array_agg(c.name ORDER BY c.name) AS class_names"
-            "  FROM placed p JOIN classes c USING (class_id) GROUP BY p.account_id),"
-            " families AS (SELECT pc.parent_id, array_agg(pc.child_id ORDER BY pc.child_id)"
-            "  AS children FROM parent_children pc JOIN accounts k ON k.account_id = pc.child_id"
-            "  WHERE pc.parent_id = ANY($1::uuid[]) AND k.deactivated_at IS NULL"
-            "  GROUP BY pc.parent_id)"
-            " SELECT a.account_id, a.school_id, a.profile, a.first_name, a.last_name, a.login,"
-            " a.email, a.birth_date, a.activation_code, a.activation_expires_at,"
-            " coalesce(n.class_ids, '{}') AS class_ids,"
-            " coalesce(n.class_names, '{}') AS class_names,"
-            " coalesce(f.children, '{}') AS children"
-            " FROM accounts a LEFT JOIN named n USING (account_id)"
-            " LEFT JOIN families f ON f.parent_id = a.account_id"
-            " WHERE a.account_id = ANY($1::uuid[])",
+            "SELECT account_id, school_id, profile, first_name, last_name, login, email,"
+            " birth_date, activation_code, activation_expires_at"
+            " FROM accounts WHERE account_id = ANY($1::uuid[])",
             account_ids,
         )
-        return {r["account_id"]: AccountView(**r) for r in rows}
+        placed = await self.conn.fetch(
+            "SELECT p.account_id, c.class_id, c.name FROM ("
+            "  SELECT account_id, class_id FROM account_classes WHERE account_id = ANY($1::uuid[])"
+            "  UNION SELECT account_id, class_id FROM class_teachers"
+            "  WHERE account_id = ANY($1::uuid[])) p JOIN classes c USING (class_id)"
+            " ORDER BY p.account_id, c.name",
+            account_ids,
+        )
+        families = await self.conn.fetch(
+            "SELECT pc.parent_id, pc.child_id FROM parent_children pc"
+            " JOIN accounts k ON k.account_id = pc.child_id"
+            " WHERE pc.parent_id = ANY($1::uuid[]) AND k.deactivated_at IS NULL"
+            " ORDER BY pc.parent_id, pc.child_id",
+            account_ids,
+        )
+        class_ids: dict[UUID, list[UUID]] = {}
+        class_names: dict[UUID, list[str]] = {}
+        for r in placed:
+            class_ids.setdefault(r["account_id"], []).append(r["class_id"])
+            class_names.setdefault(r["account_id"], []).append(r["name"])
+        children: dict[UUID, list[UUID]] = {}
+        for r in families:
+            children.setdefault(r["parent_id"], []).append(r["child_id"])
+        return {
+            r["account_id"]: AccountView(
+                **r,
+                class_ids=class_ids.get(r["account_id"], []),
+                class_names=class_names.get(r["account_id"], []),
+                children=children.get(r["account_id"], []),
+            )
+            for r in rows
+        }

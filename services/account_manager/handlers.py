@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 from services.account_manager import commands, domain
 from services.account_manager.feed import FeedPolicy, handle_directory_synced
-from services.account_manager.feed_store import FeedStore, ReserveRanks
+from services.account_manager.feed_store import FeedStore
 from services.account_manager.settings import AccountManagerSettings
-from services.account_manager.store import AccountStore, NewAccount, SchoolInfo
+from services.account_manager.store import AccountStore, NewAccount, ReserveRanks, SchoolInfo
 from shared import topics
 from shared.contracts.accounts import (
     ClassesCreated,
@@ -38,6 +38,7 @@ async def handle_school_initialised(
     store: AccountStore,
     activation_ttl: timedelta,
     now: datetime,
+    reserve_ranks: ReserveRanks | None = None,
 ) -> None:
     school = event.data
     if not await store.add_school(
@@ -61,7 +62,7 @@ async def handle_school_initialised(
         base = domain.login_base(admin.first_name, admin.last_name)
     except ValueError as exc:  # a name with nothing to make a login of: an operator must fix it
         raise PermanentError(f"administrator's login: {exc}") from exc
-    login = await store.add_account(account, login_base=base)
+    login = await store.add_account(account, login_base=base, reserve=reserve_ranks)
     if school.provisioning == "manual":
         classes = [(uuid.uuid4(), name) for name in domain.manual_class_names(school.classes)]
         await store.add_classes(school.school_id, classes)
@@ -99,10 +100,14 @@ def routes(
     policy = FeedPolicy(activation_ttl=ttl, grace=timedelta(days=settings.deactivation_grace_days))
 
     async def on_school(event: Envelope[SchoolInitialised], *, store: AccountStore) -> None:
-        await handle_school_initialised(event, store=store, activation_ttl=ttl, now=clock())
+        await handle_school_initialised(
+            event, store=store, activation_ttl=ttl, now=clock(), reserve_ranks=reserve_ranks
+        )
 
     async def on_create(event: Envelope[AccountsCreateRequested], *, store: AccountStore) -> None:
-        await commands.handle_accounts_create(event, store=store, activation_ttl=ttl, now=clock())
+        await commands.handle_accounts_create(
+            event, store=store, activation_ttl=ttl, now=clock(), reserve_ranks=reserve_ranks
+        )
 
     async def on_renew(
         event: Envelope[ActivationCodeRenewRequested], *, store: AccountStore

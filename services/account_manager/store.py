@@ -1,13 +1,55 @@
 """Every SQL statement of account_manager."""
 
+from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from services.account_manager.domain import login_with_rank
+import asyncpg
+
+from services.account_manager.feed_rules import logins_for
 from services.account_manager.scope import AccountRow, ClassRow, Requester
+from shared.db import Connection
 from shared.store import TransactionStore
+
+# Reserves ranks of login bases: base -> count wanted, to base -> last rank reserved.
+ReserveRanks = Callable[[Counter[str]], Awaitable[dict[str, int]]]
+
+
+async def reserve_login_ranks(conn: Connection, counts: Counter[str]) -> dict[str, int]:
+    """Take ``counts[base]`` ranks of each base; the last rank taken of each. The counters
+    are locked in one order by everyone (sorted bases): no deadlock between replicas."""
+    bases = sorted(counts)
+    rows = await conn.fetch(
+        "INSERT INTO login_counters (base, last_rank)"
+        " SELECT base, n FROM unnest($1::text[], $2::int[]) AS u(base, n) ORDER BY base"
+        " ON CONFLICT (base)"
+        " DO UPDATE SET last_rank = login_counters.last_rank + EXCLUDED.last_rank"
+        " RETURNING base, last_rank",
+        bases,
+        [counts[b] for b in bases],
+    )
+    return {r["base"]: r["last_rank"] for r in rows}
+
+
+class RankReserver:
+    """Login ranks reserved in short transactions of their own, on a pool of their own.
+
+    Inside a chunk's transaction, the counter rows of common names ("lea.martin") would stay
+    locked until the chunk commits, and every other chunk needing one of them would wait:
+    chunks of different schools would apply one at a time. Reserved apart, they only wait
+    for one statement. A chunk that fails leaves its ranks unused (a gap in the numbers,
+    never a duplicate: ranks only go up, and the login is unique in the table anyway).
+    """
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def __call__(self, counts: Counter[str]) -> dict[str, int]:
+        async with self._pool.acquire() as conn:
+            return await reserve_login_ranks(conn, counts)
 
 
 @dataclass(frozen=True)
@@ -52,39 +94,58 @@ class AccountStore(TransactionStore):
             [(class_id, school_id, name) for class_id, name in classes],
         )
 
-    async def add_account(self, account: NewAccount, *, login_base: str) -> str:
+    async def add_account(
+        self, account: NewAccount, *, login_base: str, reserve: ReserveRanks | None = None
+    ) -> str:
         """Insert the account under the first free login of ``login_base``; that login."""
-        while True:
-            rank = await self.conn.fetchval(
-                "INSERT INTO login_counters (base, last_rank) VALUES ($1, 1)"
-                " ON CONFLICT (base) DO UPDATE SET last_rank = login_counters.last_rank + 1"
-                " RETURNING last_rank",
-                login_base,
-            )
-            login = login_with_rank(login_base, int(rank))
+        logins = await self.add_accounts([account], [login_base], reserve)
+        return logins[account.account_id]
+
+    async def add_accounts(
+        self, accounts: list[NewAccount], bases: list[str], reserve: ReserveRanks | None = None
+    ) -> dict[UUID, str]:
+        """Insert ``accounts`` under the first free logins of their ``bases``; account id ->
+        login. All ranks of the batch are reserved in one statement, by ``reserve`` (apart
+        from this transaction) or else in it."""
+        logins: dict[UUID, str] = {}
+        pending = list(zip(accounts, bases, strict=True))
+        take = reserve or self._reserve_ranks
+        while pending:
+            ranks = await take(Counter(base for _, base in pending))
+            wanted = logins_for([base for _, base in pending], ranks)
+            inserted = await self._insert_accounts([a for a, _ in pending], wanted)
+            logins.update((a.account_id, w) for (a, _), w in zip(pending, wanted, strict=True))
             # A login of another base can look the same ("jean.dupont2" for a Jean
-            # Dupont2): then take the next rank.
-            inserted = await self.conn.fetchval(
-                "INSERT INTO accounts (account_id, school_id, profile, first_name, last_name,"
-                " login, email, birth_date, activation_code, activation_expires_at,"
-                " first_folded, last_folded)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-                " ON CONFLICT (login) DO NOTHING RETURNING true",
-                account.account_id,
-                account.school_id,
-                account.profile,
-                account.first_name,
-                account.last_name,
-                login,
-                account.email,
-                account.birth_date,
-                account.activation_code,
-                account.activation_expires_at,
-                account.first_folded,
-                account.last_folded,
-            )
-            if inserted:
-                return login
+            # Dupont2): those few take the next ranks.
+            pending = [(a, b) for a, b in pending if a.account_id not in inserted]
+        return logins
+
+    async def _reserve_ranks(self, counts: Counter[str]) -> dict[str, int]:
+        return await reserve_login_ranks(self.conn, counts)
+
+    async def _insert_accounts(self, accounts: list[NewAccount], logins: list[str]) -> set[UUID]:
+        rows = await self.conn.fetch(
+            "INSERT INTO accounts (account_id, school_id, profile, first_name, last_name, login,"
+            " email, birth_date, activation_code, activation_expires_at, first_folded,"
+            " last_folded)"
+            " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],"
+            "  $6::text[], $7::text[], $8::date[], $9::text[], $10::timestamptz[], $11::text[],"
+            "  $12::text[])"
+            " ON CONFLICT (login) DO NOTHING RETURNING account_id",
+            [a.account_id for a in accounts],
+            [a.school_id for a in accounts],
+            [a.profile for a in accounts],
+            [a.first_name for a in accounts],
+            [a.last_name for a in accounts],
+            logins,
+            [a.email for a in accounts],
+            [a.birth_date for a in accounts],
+            [a.activation_code for a in accounts],
+            [a.activation_expires_at for a in accounts],
+            [a.first_folded for a in accounts],
+            [a.last_folded for a in accounts],
+        )
+        return {r["account_id"] for r in rows}
 
     # Commands --------------------------------------------------------------------------
 
