@@ -3,6 +3,7 @@
 Used by ``make run``, the demo, the benchmarks and the end-to-end tests."""
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -83,9 +84,11 @@ class WorkerProcess:
         return sum(1 for r in self.records() if r.get("event") == event)
 
     async def kill(self) -> None:
-        """SIGKILL: no drain, no goodbye."""
+        """SIGKILL of the worker and of its own processes (its session: a container's or a
+        systemd unit's whole group goes the same way): no drain, no goodbye."""
         assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
         await self.process.wait()
         if self._reader:
             await self._reader
@@ -98,7 +101,8 @@ class WorkerProcess:
         try:
             await asyncio.wait_for(self.process.wait(), timeout)
         except TimeoutError:
-            self.process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
             await self.process.wait()
         if self._reader:
             await self._reader

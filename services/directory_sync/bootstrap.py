@@ -1,8 +1,10 @@
 """directory_sync's composition root: the handlers, the run loop and the nightly scheduler."""
 
+import asyncio
 from pathlib import Path
 
 from services.directory_sync.handlers import routes
+from services.directory_sync.processes import run_processes
 from services.directory_sync.runs import Clock, NightlyScheduler, RunLoop, utc_now
 from services.directory_sync.settings import DirectorySyncSettings
 from services.directory_sync.store import DirectoryStore, RunQueries
@@ -18,7 +20,15 @@ def build(settings: DirectorySyncSettings | None = None, *, clock: Clock = utc_n
 
     async def wire(context: Context) -> Wiring[DirectoryStore]:
         queries = RunQueries(context.pool)
-        runs = RunLoop(queries, settings=settings, on_outcome=context.relay.waker)
+        processes = run_processes(settings.run_processes)
+        runs = RunLoop(
+            queries, settings=settings, on_outcome=context.relay.waker, executor=processes
+        )
+
+        async def close_processes() -> None:
+            if processes is not None:
+                await asyncio.to_thread(processes.shutdown, wait=True, cancel_futures=True)
+
         nightly = NightlyScheduler(
             queries, settings=settings, clock=clock, on_queued=runs.waker.wake
         )
@@ -27,6 +37,7 @@ def build(settings: DirectorySyncSettings | None = None, *, clock: Clock = utc_n
             store=DirectoryStore,
             loops=[runs.run, nightly.run],
             after_commit=[runs.waker.wake],
+            closers=[close_processes],
         )
 
     return Worker(topics.DIRECTORY_SYNC, settings, MIGRATIONS, wire)

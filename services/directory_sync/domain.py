@@ -8,7 +8,7 @@ drop's digest, the parsed export) into everything the run records and publishes.
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Literal
@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from services.directory_sync.onde import Export, Problem
+from services.directory_sync.onde import Export, Problem, read_drop
 from shared.contracts.common import Model, Uai
 from shared.contracts.directory import (
     DirectorySynced,
@@ -93,6 +93,30 @@ class SnapshotHead:
 
 
 NO_SNAPSHOT = SnapshotHead(version=0, digest=None, persons=0)
+
+
+@dataclass(frozen=True)
+class StoredSnapshot:
+    """A snapshot as the database gives it (JSON text), parsed where the run is computed:
+    text crosses to a worker process much cheaper than models."""
+
+    version: int
+    digest: str | None
+    persons: str
+    classes: str
+
+    def parsed(self) -> Snapshot:
+        if self.version == 0:
+            return EMPTY
+        return Snapshot(
+            version=self.version,
+            digest=self.digest,
+            persons=tuple(PERSONS.validate_json(self.persons)),
+            classes=tuple(CLASSES.validate_json(self.classes)),
+        )
+
+
+NO_STORED_SNAPSHOT = StoredSnapshot(version=0, digest=None, persons="[]", classes="[]")
 
 
 def digest(files: Iterable[tuple[str, bytes]]) -> str:
@@ -503,6 +527,15 @@ class RunResult:
     persons: tuple[SnapshotPerson, ...] | None = None
     classes: tuple[FeedClass, ...] = ()
     chunks: tuple[DirectorySynced, ...] = ()
+    # ``persons`` as JSON, when computed in a worker process (which then leaves ``persons``
+    # out: the text crosses back cheaper than the models, and is what the database stores).
+    persons_json: str | None = None
+
+    @property
+    def next_persons_json(self) -> str | None:
+        if self.persons_json is not None:
+            return self.persons_json
+        return None if self.persons is None else PERSONS.dump_json(list(self.persons)).decode()
 
     @property
     def replaces_snapshot(self) -> bool:
@@ -597,6 +630,36 @@ def conclude(
 # ---------------------------------------------------------------------------------------
 # The night
 # ---------------------------------------------------------------------------------------
+
+
+def compute(
+    stored: StoredSnapshot,
+    folder: Path,
+    drop_digest: str,
+    *,
+    run_id: UUID,
+    school_id: UUID,
+    dry_run: bool,
+    files: Mapping[str, str],
+    leave_share: float,
+    chunk_size: int,
+) -> RunResult:
+    """A run's CPU-bound part, from the stored snapshot and the drop's folder to its
+    result with the next snapshot as JSON: a function of picklable arguments, so that it
+    can run in a worker process."""
+    result = conclude(
+        stored.parsed(),
+        read_drop(folder),
+        drop_digest,
+        run_id=run_id,
+        school_id=school_id,
+        dry_run=dry_run,
+        files=files,
+        leave_share=leave_share,
+        chunk_size=chunk_size,
+    )
+    return replace(result, persons=None, persons_json=result.next_persons_json)
+
 
 _HH_MM = re.compile("([01][0-9]|2[0-3]):([0-5][0-9])")
 

@@ -1,18 +1,20 @@
 """The feed runs: a loop that executes queued runs, and the nightly scheduler that queues them.
 
 A run is claimed under a lease (so replicas share the work and a crashed worker's runs
-come back), reads the school's drop in a thread (reading and parsing are CPU-bound), and
+come back), parses and compares the school's drop in a worker process (CPU-bound), and
 finishes in one transaction: its report, the snapshot it replaces, and its events.
 """
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Callable
+from concurrent.futures import Executor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from uuid import UUID, uuid4
+from uuid import UUID
 
-from services.directory_sync import domain, onde
+from services.directory_sync import domain
 from services.directory_sync.settings import DirectorySyncSettings
 from services.directory_sync.store import QueuedRun, RunQueries
 from shared.contracts.directory import (
@@ -68,12 +70,12 @@ class RunLoop:
         *,
         settings: DirectorySyncSettings,
         on_outcome: Waker,
-        new_id: Callable[[], UUID] = uuid4,
+        executor: Executor | None = None,
     ) -> None:
         self._queries = queries
         self._settings = settings
         self._on_outcome = on_outcome
-        self._new_id = new_id
+        self._executor = executor
         self.waker = Waker(settings.run_poll_seconds)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -143,12 +145,12 @@ class RunLoop:
         drop_digest = domain.digest(files)
         if head.digest == drop_digest:
             return domain.same_digest(head, dry_run=run.dry_run)
-        snapshot = await self._queries.snapshot(run.school_id)
-        export = await asyncio.to_thread(onde.read_drop, folder)
+        stored = await self._queries.snapshot(run.school_id)
         s = self._settings
-        return domain.conclude(
-            snapshot,
-            export,
+        compute = functools.partial(
+            domain.compute,
+            stored,
+            folder,
             drop_digest,
             run_id=run.run_id,
             school_id=run.school_id,
@@ -156,8 +158,10 @@ class RunLoop:
             files=file_kinds(files),
             leave_share=s.hold_leave_share,
             chunk_size=s.chunk_size,
-            new_id=self._new_id,
         )
+        # Parsing and comparing are CPU-bound: in worker processes where there are some
+        # (the event loop and the other lanes go on meanwhile), else in a thread.
+        return await asyncio.get_running_loop().run_in_executor(self._executor, compute)
 
     def _events(self, run: QueuedRun, result: domain.RunResult) -> list[Envelope[Contract]]:
         def event(data: Contract) -> Envelope[Contract]:

@@ -26,8 +26,11 @@ class DirectorySyncSettings(CommonSettings):
     # Runs are claimed under a lease (renewed while running): how soon a crashed worker's
     # runs are taken up again.
     run_lease_seconds: float = Field(default=60.0, gt=0)
-    # Runs at once per replica: parsing is CPU-bound and goes to a thread.
-    run_concurrency: int = Field(default=2, ge=1, le=16)
+    # Runs at once per replica.
+    run_concurrency: int = Field(default=3, ge=1, le=16)
+    # Worker processes that parse and compare the drops (0: threads of the worker). A
+    # school is ~10 ms of pure Python: processes let a replica use more than one core.
+    run_processes: int = Field(default=2, ge=0, le=16)
     run_poll_seconds: float = Field(default=2.0, gt=0)
     run_max_attempts: int = Field(default=5, ge=1)
     run_retry_base_seconds: float = Field(default=5.0, gt=0)

@@ -12,13 +12,13 @@ from pydantic import TypeAdapter
 
 from services.directory_sync.domain import (
     CLASSES,
-    EMPTY,
     NO_SNAPSHOT,
+    NO_STORED_SNAPSHOT,
     PERSONS,
     RunResult,
-    Snapshot,
     SnapshotHead,
     SnapshotPerson,
+    StoredSnapshot,
     Trigger,
 )
 from shared.contracts.directory import DirectorySynced, FeedClass, SyncCounts
@@ -150,7 +150,7 @@ class DirectoryStore(TransactionStore):
             version=version + 1,
             digest=held.digest,
             run_id=held.run_id,
-            persons=held.persons,
+            persons_json=PERSONS.dump_json(held.persons).decode(),
             classes=held.classes,
         )
         await self.conn.execute(
@@ -181,7 +181,7 @@ async def replace_snapshot(
     version: int,
     digest: str,
     run_id: UUID,
-    persons: Sequence[SnapshotPerson],
+    persons_json: str,
     classes: Sequence[FeedClass],
 ) -> None:
     await conn.execute(
@@ -194,7 +194,7 @@ async def replace_snapshot(
         version,
         digest,
         run_id,
-        PERSONS.dump_json(list(persons)).decode(),
+        persons_json,
         CLASSES.dump_json(list(classes)).decode(),
     )
 
@@ -252,20 +252,15 @@ class RunQueries:
             )
         return SnapshotHead(**row) if row else NO_SNAPSHOT
 
-    async def snapshot(self, school_id: UUID) -> Snapshot:
+    async def snapshot(self, school_id: UUID) -> StoredSnapshot:
+        """The last applied snapshot as stored (JSON text): parsed where the run computes."""
         async with self._pool.acquire() as conn:
             row = await conn.fetchrow(
-                "SELECT version, digest, persons, classes FROM feed_snapshots WHERE school_id = $1",
+                "SELECT version, digest, persons::text, classes::text FROM feed_snapshots"
+                " WHERE school_id = $1",
                 school_id,
             )
-        if row is None:
-            return EMPTY
-        return Snapshot(
-            version=row["version"],
-            digest=row["digest"],
-            persons=tuple(PERSONS.validate_json(row["persons"])),
-            classes=tuple(CLASSES.validate_json(row["classes"])),
-        )
+        return StoredSnapshot(**row) if row else NO_STORED_SNAPSHOT
 
     async def finish(
         self, run: QueuedRun, result: RunResult, events: list[Envelope[Contract]]
@@ -282,7 +277,7 @@ class RunQueries:
                 return False
             held = (
                 {
-                    "persons": PERSONS.dump_python(list(result.persons or ()), mode="json"),
+                    "persons": json.loads(result.next_persons_json or "[]"),
                     "classes": CLASSES.dump_python(list(result.classes), mode="json"),
                     "chunks": _CHUNKS.dump_python(list(result.chunks), mode="json"),
                 }
@@ -307,14 +302,15 @@ class RunQueries:
             if not done:
                 return True
             if result.replaces_snapshot:
-                assert result.digest is not None and result.persons is not None
+                persons_json = result.next_persons_json
+                assert result.digest is not None and persons_json is not None
                 await replace_snapshot(
                     conn,
                     run.school_id,
                     version=version + 1,
                     digest=result.digest,
                     run_id=run.run_id,
-                    persons=result.persons,
+                    persons_json=persons_json,
                     classes=result.classes,
                 )
             elif result.status == "unchanged" and result.digest is not None:
