@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from services.account_manager import commands, domain, feed_rules
@@ -361,24 +362,28 @@ async def _publish(
         await store.emit(follow(event, data, source=SOURCE))
 
 
+def _fields(view: AccountView) -> dict[str, Any]:
+    return {
+        "account_id": view.account_id,
+        "profile": view.profile,
+        "first_name": view.first_name,
+        "last_name": view.last_name,
+        "login": view.login,
+        "email": view.email,
+        "birth_date": view.birth_date,
+        "classes": view.class_names,
+        "class_ids": view.class_ids,
+        "children": view.children,
+    }
+
+
 def published_account(view: AccountView) -> Account:
-    return Account(
-        account_id=view.account_id,
-        profile=view.profile,
-        first_name=view.first_name,
-        last_name=view.last_name,
-        login=view.login,
-        email=view.email,
-        birth_date=view.birth_date,
-        classes=view.class_names,
-        class_ids=view.class_ids,
-        children=view.children,
-    )
+    return Account(**_fields(view))
 
 
 def _created(view: AccountView) -> CreatedAccount:
     return CreatedAccount(
-        **published_account(view).model_dump(),
+        **_fields(view),
         activation_code=view.activation_code,
         activation_expires_at=view.activation_expires_at,
     )

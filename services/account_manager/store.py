@@ -305,3 +305,24 @@ class AccountStore(TransactionStore):
             at,
         )
         return bool(done)
+
+
+# Planner statistics ------------------------------------------------------------------------
+
+
+async def stale_tables(conn: Connection, *, min_changes: int, share: float) -> list[str]:
+    """Tables of this worker's schema changed by more than ``min_changes`` rows and
+    ``share`` of their rows since they were last analysed."""
+    rows = await conn.fetch(
+        "SELECT relname FROM pg_stat_user_tables WHERE schemaname = current_schema()"
+        " AND n_mod_since_analyze > greatest($1::bigint, $2::float8 * n_live_tup)"
+        " ORDER BY relname",
+        min_changes,
+        share,
+    )
+    return [r["relname"] for r in rows]
+
+
+async def analyze(conn: Connection, table: str) -> None:
+    # A name read from the catalogue, quoted as an identifier.
+    await conn.execute(f'ANALYZE "{table.replace(chr(34), chr(34) * 2)}"')

@@ -23,10 +23,11 @@ as written (stripped); folding is only for recognising columns and matching peop
 
 import codecs
 import csv
+import functools
 import io
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -75,6 +76,12 @@ class ChildRef:
     line: int | None = None
     pupil_line: int | None = None
 
+    def matched(self, pupil_line: int) -> "ChildRef":
+        # Spelt out: dataclasses.replace costs more than the rest of the matching.
+        return ChildRef(
+            self.last_name, self.usage_name, self.first_name, self.class_name, self.line, pupil_line
+        )
+
 
 @dataclass(frozen=True)
 class Parent:
@@ -85,6 +92,17 @@ class Parent:
     email: str | None
     children: tuple[ChildRef, ...]
     lines: tuple[int, ...]  # a parent with more than three children spans several rows
+
+    def with_children(self, children: tuple[ChildRef, ...]) -> "Parent":
+        return Parent(
+            self.civility,
+            self.last_name,
+            self.usage_name,
+            self.first_name,
+            self.email,
+            children,
+            self.lines,
+        )
 
 
 @dataclass(frozen=True)
@@ -146,6 +164,13 @@ _CONTINUATIONS = "".join(
 # "â€™": a lead byte's glyph followed by a continuation byte's glyph.
 _MOJIBAKE = re.compile(f"[ÂÃÅ][{re.escape(_CONTINUATIONS)}]|â€")
 _C1_CONTROLS = re.compile("[\u0080-\u009f]")
+_ENCODING_CHECKS = (
+    (_MOJIBAKE, "text encoded twice (mojibake such as 'Ã©' for 'é')"),
+    (_C1_CONTROLS, "control characters U+0080-U+009F"),
+    (re.compile("\x00"), "NUL bytes"),
+    (re.compile("\ufffd"), "replacement characters U+FFFD (data already lost)"),
+)
+_ANY_SUSPICIOUS = re.compile("|".join(f"(?:{pattern.pattern})" for pattern, _ in _ENCODING_CHECKS))
 
 
 def _line_at(text: str, position: int) -> int:
@@ -195,13 +220,9 @@ def decode(raw: bytes, file: str) -> tuple[str, list[Problem]]:
         except UnicodeDecodeError:
             text = _latin1(raw)
 
-    checks = (
-        (_MOJIBAKE, "text encoded twice (mojibake such as 'Ã©' for 'é')"),
-        (_C1_CONTROLS, "control characters U+0080-U+009F"),
-        (re.compile("\x00"), "NUL bytes"),
-        (re.compile("\ufffd"), "replacement characters U+FFFD (data already lost)"),
-    )
-    for pattern, what in checks:
+    if _ANY_SUSPICIOUS.search(text) is None:  # the usual case: one pass over the text
+        return text, problems
+    for pattern, what in _ENCODING_CHECKS:
         found = pattern.search(text)
         if found is not None:
             count = len(pattern.findall(text))
@@ -238,6 +259,17 @@ def _records(text: str) -> Iterator[tuple[int, list[str]]]:
         raise _Unreadable(line, f"unreadable CSV: {exc}") from exc
 
 
+@functools.lru_cache(maxsize=4)  # a drop's files, read by check_truncation then parsed
+def _all_records(text: str) -> tuple[tuple[tuple[int, list[str]], ...], _Unreadable | None]:
+    """Every record of ``text``, and what stopped the reading if something did."""
+    records: list[tuple[int, list[str]]] = []
+    try:
+        records.extend(_records(text))
+    except _Unreadable as exc:
+        return tuple(records), exc
+    return tuple(records), None
+
+
 def _blank(row: Sequence[str]) -> bool:
     return all(not cell.strip() for cell in row)
 
@@ -263,16 +295,16 @@ def _sheet(text: str, file: str) -> tuple[_Sheet | None, list[Problem]]:
     header: list[str] | None = None
     header_line = 0
     rows: list[tuple[int, list[str]]] = []
-    try:
-        for line, row in _records(text):
-            if _blank(row):
-                continue
-            if header is None:
-                header, header_line = row, line
-            else:
-                rows.append((line, row))
-    except _Unreadable as exc:
-        return None, [Problem(file, exc.line, str(exc))]
+    records, unreadable = _all_records(text)
+    if unreadable is not None:
+        return None, [Problem(file, unreadable.line, str(unreadable))]
+    for line, row in records:
+        if _blank(row):
+            continue
+        if header is None:
+            header, header_line = row, line
+        else:
+            rows.append((line, row))
     if header is None:
         return None, [Problem(file, None, "empty file")]
     if len(header) == 1 and ("," in header[0] or "\t" in header[0]):
@@ -306,10 +338,20 @@ def _columns(
     return found, errors
 
 
-def _cell(row: Sequence[str], index: int | None) -> str:
-    if index is None or index >= len(row):
-        return ""
-    return row[index].strip()
+def _positions(
+    found: Mapping[str, int], specs: Mapping[str, "_Column"], width: int
+) -> dict[str, int]:
+    """Every column's position; an absent one's is ``width``: the empty cell ``_cells``
+    adds after the header's width."""
+    return {key: found.get(key, width) for key in specs}
+
+
+def _cells(row: Sequence[str], width: int) -> list[str]:
+    """The row's cells stripped, as many as the header has (missing ones empty), and one
+    empty cell more (see ``_positions``): each cell is then read by position alone."""
+    cells = [cell.strip() for cell in row[:width]]
+    cells.extend([""] * (width + 1 - len(cells)))
+    return cells
 
 
 def _optional(value: str) -> str | None:
@@ -371,12 +413,15 @@ def parse_pupils(text: str, file: str) -> tuple[list[Pupil], list[Problem], list
     col, errors = _columns(sheet, PUPIL_COLUMNS, file)
     if errors:
         return [], errors, []
+    width = len(sheet.header)
+    at = _positions(col, PUPIL_COLUMNS, width)
     pupils: list[Pupil] = []
     warnings: list[Problem] = []
     seen: dict[tuple[str, str, date], int] = {}
     for line, row in sheet.rows:
-        last, first = _cell(row, col["last_name"]), _cell(row, col["first_name"])
-        raw_birth, class_name = _cell(row, col["birth_date"]), _cell(row, col["class_name"])
+        cells = _cells(row, width)
+        last, first = cells[at["last_name"]], cells[at["first_name"]]
+        raw_birth, class_name = cells[at["birth_date"]], cells[at["class_name"]]
         missing = [
             label for label, value in (("Nom Elève", last), ("Prénom Elève", first)) if not value
         ]
@@ -405,12 +450,12 @@ def parse_pupils(text: str, file: str) -> tuple[list[Pupil], list[Problem], list
         pupils.append(
             Pupil(
                 last_name=last,
-                usage_name=_optional(_cell(row, col.get("usage_name"))),
+                usage_name=_optional(cells[at["usage_name"]]),
                 first_name=first,
                 birth_date=birth,
-                sex=_optional(_cell(row, col.get("sex"))),
-                cycle=_optional(_cell(row, col.get("cycle"))),
-                level=_optional(_cell(row, col.get("level"))),
+                sex=_optional(cells[at["sex"]]),
+                cycle=_optional(cells[at["cycle"]]),
+                level=_optional(cells[at["level"]]),
                 class_name=class_name,
                 line=line,
             )
@@ -504,12 +549,16 @@ def parse_parents(text: str, file: str) -> tuple[list[Parent], list[Problem], li
         warnings.append(
             Problem(file, sheet.header_line, "column 'Courriel' missing: no parent email")
         )
+    width = len(sheet.header)
+    at = _positions(col, PARENT_COLUMNS, width)
+    child_positions = [_positions(group, CHILD_COLUMNS, width) for group in groups]
     drafts: dict[tuple[str, str, str, str], _ParentDraft] = {}
     for line, row in sheet.rows:
         if _is_organisation_header(row):
             break
-        last, first = _cell(row, col["last_name"]), _cell(row, col["first_name"])
-        usage = _optional(_cell(row, col.get("usage_name")))
+        cells = _cells(row, width)
+        last, first = cells[at["last_name"]], cells[at["first_name"]]
+        usage = _optional(cells[at["usage_name"]])
         if not first or not (last or usage):
             errors.append(
                 Problem(file, line, "parent without Nom responsable or Prénom responsable")
@@ -518,13 +567,13 @@ def parse_parents(text: str, file: str) -> tuple[list[Parent], list[Problem], li
         last = last or (usage or "")
         who = _person(first, last)
         children: list[ChildRef] = []
-        for number, group in enumerate(groups, start=1):
+        for number, group in enumerate(child_positions, start=1):
             child_last, child_first = (
-                _cell(row, group.get("last_name")),
-                _cell(row, group.get("first_name")),
+                cells[group["last_name"]],
+                cells[group["first_name"]],
             )
-            child_usage = _cell(row, group.get("usage_name"))
-            child_class = _cell(row, group.get("class_name"))
+            child_usage = cells[group["usage_name"]]
+            child_class = cells[group["class_name"]]
             if not (child_last or child_first or child_usage or child_class):
                 continue
             if not child_first or not (child_last or child_usage):
@@ -541,12 +590,12 @@ def parse_parents(text: str, file: str) -> tuple[list[Parent], list[Problem], li
                     line=line,
                 )
             )
-        email = _email(_cell(row, col.get("email")), file, line, warnings)
+        email = _email(cells[at["email"]], file, line, warnings)
         key = (fold_name(last), fold_name(usage or ""), fold_name(first), (email or "").casefold())
         draft = drafts.get(key)
         if draft is None:
             drafts[key] = _ParentDraft(
-                civility=_optional(_cell(row, col.get("civility"))),
+                civility=_optional(cells[at["civility"]]),
                 last_name=last,
                 usage_name=usage,
                 first_name=first,
@@ -622,7 +671,7 @@ def link_children(
             who = _person(child.first_name, child.last_name)
             where = f" in class {child.class_name!r}" if wanted_class else ""
             if len(matches) == 1:
-                children.append(replace(child, pupil_line=matches[0].line))
+                children.append(child.matched(matches[0].line))
             elif len(matches) > 1:
                 lines = ", ".join(str(p.line) for p in matches)
                 warnings.append(
@@ -644,7 +693,7 @@ def link_children(
                         f"file ({pupil.class_name!r}, line {pupil.line}); linked to that pupil",
                     )
                 )
-                children.append(replace(child, pupil_line=pupil.line))
+                children.append(child.matched(pupil.line))
             else:
                 elsewhere = f" ({len(candidates)} homonyms in other classes)" if candidates else ""
                 errors.append(
@@ -655,7 +704,7 @@ def link_children(
                     )
                 )
                 children.append(child)
-        linked.append(replace(parent, children=tuple(children)))
+        linked.append(parent.with_children(tuple(children)))
     return linked, errors, warnings
 
 
@@ -684,16 +733,19 @@ def parse_teachers(text: str, file: str) -> tuple[list[Teacher], list[Problem], 
     col, errors = _columns(sheet, TEACHER_COLUMNS, file)
     if errors:
         return [], errors, []
+    width = len(sheet.header)
+    at = _positions(col, TEACHER_COLUMNS, width)
     teachers: list[Teacher] = []
     warnings: list[Problem] = []
     for line, row in sheet.rows:
-        last, first = _cell(row, col["last_name"]), _cell(row, col["first_name"])
-        usage = _optional(_cell(row, col.get("usage_name")))
+        cells = _cells(row, width)
+        last, first = cells[at["last_name"]], cells[at["first_name"]]
+        usage = _optional(cells[at["usage_name"]])
         if not first or not (last or usage):
             errors.append(Problem(file, line, "teacher without Nom or Prénom"))
             continue
         last = last or (usage or "")
-        raw_director = _cell(row, col.get("director"))
+        raw_director = cells[at["director"]]
         director = fold_name(raw_director) in _YES
         if not director and fold_name(raw_director) not in _NO:
             warnings.append(
@@ -703,13 +755,13 @@ def parse_teachers(text: str, file: str) -> tuple[list[Teacher], list[Problem], 
             )
         teachers.append(
             Teacher(
-                civility=_optional(_cell(row, col.get("civility"))),
+                civility=_optional(cells[at["civility"]]),
                 last_name=last,
                 usage_name=usage,
                 first_name=first,
-                email=_email(_cell(row, col.get("email")), file, line, warnings),
+                email=_email(cells[at["email"]], file, line, warnings),
                 director=director,
-                class_name=_optional(_cell(row, col.get("class_name"))),
+                class_name=_optional(cells[at["class_name"]]),
                 line=line,
             )
         )
@@ -741,10 +793,10 @@ def check_truncation(text: str, file: str) -> list[Problem]:
     problems: list[Problem] = []
     if text.count('"') % 2:
         problems.append(Problem(file, None, "a quoted field is never closed: file truncated?"))
-    try:
-        records = [(line, row) for line, row in _records(text) if not _blank(row)]
-    except _Unreadable:
+    all_records, unreadable = _all_records(text)
+    if unreadable is not None:
         return problems
+    records = [(line, row) for line, row in all_records if not _blank(row)]
     if len(records) < 2:
         return problems
     header = records[0][1]

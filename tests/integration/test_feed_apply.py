@@ -429,3 +429,39 @@ async def test_rate_of_a_500_person_first_import_chunk(
         )
         assert count["n"] == len(persons) + 1
     print(f"persons/s per chunk: {', '.join(f'{r:.0f}' for r in rates)}")
+
+
+async def test_statistics_follow_a_first_import(stack: Stack, channel: AbstractChannel):
+    """The worker analyses its tables once a burst has changed them (this machine's
+    Postgres runs without autovacuum: only the worker can have analysed them)."""
+    settings = stack.settings(
+        AccountManagerSettings,
+        statistics_interval_seconds=0.2,
+        statistics_min_changes=200,
+        statistics_share=0.5,
+    )
+    running = build(settings)
+    await running.start()
+    try:
+        spy = EventSpy()
+        await spy.start(channel, stack.exchange)
+        school = await open_automatic_school(channel, stack.exchange, spy)
+        kids, adults, staff = population(5, pupils=200, classes=["CP", "CE1"], teachers=4)
+        data = chunk(school, uuid.uuid4(), 0, 1, CLASSES, created=[*kids, *adults, *staff])
+        await outcome(spy, await send(channel, stack.exchange, data), topics.ACCOUNTS_CREATED)
+
+        async def analysed() -> list[dict[str, Any]]:
+            return await fetch(
+                stack,
+                "SELECT t.relname, c.reltuples FROM pg_stat_user_tables t"
+                " JOIN pg_class c ON c.oid = t.relid WHERE schemaname = 'account_manager'"
+                " AND t.relname IN ('accounts', 'account_classes', 'parent_children')"
+                " AND last_analyze IS NOT NULL",
+            )
+
+        found = await eventually(analysed, timeout=20, what="the import's tables analysed")
+        assert {r["relname"] for r in found} == {"accounts", "account_classes", "parent_children"}
+        accounts = next(r for r in found if r["relname"] == "accounts")
+        assert accounts["reltuples"] >= len(kids) + len(adults) + len(staff)
+    finally:
+        await running.stop()

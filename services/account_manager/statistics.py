@@ -1,0 +1,49 @@
+"""Planner statistics kept up with a burst of writes.
+
+Autovacuum analyses a table once it has changed by a tenth, but looks only once a minute
+(``autovacuum_naptime``): during an académie's first import the tables go from empty to
+half a million rows within that minute, and the chunks are planned without statistics. A
+person looked up by key then became a hash join over every account (a sequential scan
+of the whole table per chunk, growing with it). This loop analyses the worker's own
+tables that changed by more than a share since their last analysis, every few seconds;
+idle, it reads one catalogue view.
+"""
+
+import asyncio
+
+import asyncpg
+
+from services.account_manager.store import analyze, stale_tables
+from shared.errors import describe
+from shared.logs import get_logger
+from shared.runtime import Waker
+
+log = get_logger(__name__)
+
+
+class StatisticsLoop:
+    def __init__(
+        self, pool: asyncpg.Pool, *, interval_seconds: float, min_changes: int, share: float
+    ) -> None:
+        self._pool = pool
+        self._min_changes = min_changes
+        self._share = share
+        self.waker = Waker(interval_seconds)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.analyze_once()
+            except Exception as exc:  # database away: the next round looks again
+                log.warning("statistics_failed", error=describe(exc))
+            await self.waker.wait(stop)
+
+    async def analyze_once(self) -> list[str]:
+        """Analyse the tables that changed enough since their last analysis; their names."""
+        async with self._pool.acquire() as conn:
+            tables = await stale_tables(conn, min_changes=self._min_changes, share=self._share)
+            for table in tables:
+                await analyze(conn, table)
+        if tables:
+            log.info("statistics_refreshed", tables=tables)
+        return tables
