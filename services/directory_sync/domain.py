@@ -530,6 +530,7 @@ class RunResult:
     # ``persons`` as JSON, when computed in a worker process (which then leaves ``persons``
     # out: the text crosses back cheaper than the models, and is what the database stores).
     persons_json: str | None = None
+    next_snapshot_size: int = 0  # persons in the snapshot an applied run stores
 
     @property
     def next_persons_json(self) -> str | None:
@@ -622,6 +623,7 @@ def conclude(
         warnings=warnings,
         hold_reasons=reasons,
         persons=changes.persons,
+        next_snapshot_size=len(changes.persons),
         classes=changes.classes,
         chunks=tuple(made) if status in ("applied", "held") else (),
     )

@@ -151,6 +151,7 @@ class DirectoryStore(TransactionStore):
             digest=held.digest,
             run_id=held.run_id,
             persons_json=PERSONS.dump_json(held.persons).decode(),
+            persons_count=len(held.persons),
             classes=held.classes,
         )
         await self.conn.execute(
@@ -182,13 +183,15 @@ async def replace_snapshot(
     digest: str,
     run_id: UUID,
     persons_json: str,
+    persons_count: int,
     classes: Sequence[FeedClass],
 ) -> None:
     await conn.execute(
-        "INSERT INTO feed_snapshots (school_id, version, digest, run_id, persons, classes)"
-        " VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb)"
+        "INSERT INTO feed_snapshots (school_id, version, digest, run_id, persons, classes,"
+        " persons_count) VALUES ($1, $2, $3, $4, $5, $6, $7)"
         " ON CONFLICT (school_id) DO UPDATE SET version = EXCLUDED.version,"
         " digest = EXCLUDED.digest, run_id = EXCLUDED.run_id, persons = EXCLUDED.persons,"
+        " persons_count = EXCLUDED.persons_count,"
         " classes = EXCLUDED.classes, applied_at = now()",
         school_id,
         version,
@@ -196,6 +199,7 @@ async def replace_snapshot(
         run_id,
         persons_json,
         CLASSES.dump_json(list(classes)).decode(),
+        persons_count,
     )
 
 
@@ -246,7 +250,7 @@ class RunQueries:
     async def snapshot_head(self, school_id: UUID) -> SnapshotHead:
         async with self._pool.acquire() as conn:
             row = await conn.fetchrow(
-                "SELECT version, digest, jsonb_array_length(persons) AS persons"
+                "SELECT version, digest, persons_count AS persons"
                 " FROM feed_snapshots WHERE school_id = $1",
                 school_id,
             )
@@ -256,7 +260,7 @@ class RunQueries:
         """The last applied snapshot as stored (JSON text): parsed where the run computes."""
         async with self._pool.acquire() as conn:
             row = await conn.fetchrow(
-                "SELECT version, digest, persons::text, classes::text FROM feed_snapshots"
+                "SELECT version, digest, persons, classes FROM feed_snapshots"
                 " WHERE school_id = $1",
                 school_id,
             )
@@ -311,6 +315,7 @@ class RunQueries:
                     digest=result.digest,
                     run_id=run.run_id,
                     persons_json=persons_json,
+                    persons_count=result.next_snapshot_size,
                     classes=result.classes,
                 )
             elif result.status == "unchanged" and result.digest is not None:
