@@ -26,8 +26,10 @@ class DirectorySyncSettings(CommonSettings):
     # Runs are claimed under a lease (renewed while running): how soon a crashed worker's
     # runs are taken up again.
     run_lease_seconds: float = Field(default=60.0, gt=0)
-    # Runs at once per replica.
-    run_concurrency: int = Field(default=3, ge=1, le=16)
+    # Runs at once per replica: an unchanged run mostly waits on the database, a changed one
+    # on a worker process; more lanes than processes keep both busy (measured: 3 -> 6 lanes,
+    # 600 unchanged schools 2.9 s -> 2.0 s).
+    run_concurrency: int = Field(default=6, ge=1, le=32)
     # Worker processes that parse and compare the drops (0: threads of the worker). A
     # school is ~10 ms of pure Python: processes let a replica use more than one core.
     run_processes: int = Field(default=2, ge=0, le=16)

@@ -260,8 +260,7 @@ class RunQueries:
         """The last applied snapshot as stored (JSON text): parsed where the run computes."""
         async with self._pool.acquire() as conn:
             row = await conn.fetchrow(
-                "SELECT version, digest, persons, classes FROM feed_snapshots"
-                " WHERE school_id = $1",
+                "SELECT version, digest, persons, classes FROM feed_snapshots WHERE school_id = $1",
                 school_id,
             )
         return StoredSnapshot(**row) if row else NO_STORED_SNAPSHOT
@@ -322,7 +321,8 @@ class RunQueries:
                 # Same persons from other bytes (an ignored column changed): the next run
                 # with these bytes skips parsing.
                 await conn.execute(
-                    "UPDATE feed_snapshots SET digest = $2 WHERE school_id = $1",
+                    "UPDATE feed_snapshots SET digest = $2 WHERE school_id = $1"
+                    " AND digest IS DISTINCT FROM $2",
                     run.school_id,
                     result.digest,
                 )
