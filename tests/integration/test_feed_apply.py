@@ -3,6 +3,7 @@ and Postgres: a first import in chunks delivered out of order, redelivery, a sec
 (moves, updates, leavers), a leaver restored, the purge, and two replicas at once."""
 
 import asyncio
+import contextlib
 import random
 import time
 import uuid
@@ -60,6 +61,21 @@ async def spy(stack: Stack, channel: AbstractChannel) -> EventSpy:
     watching = EventSpy()
     await watching.start(channel, stack.exchange)
     return watching
+
+
+@contextlib.asynccontextmanager
+async def watched_worker(
+    stack: Stack, channel: AbstractChannel, **settings: Any
+) -> AsyncIterator[EventSpy]:
+    """An account_manager with its own ``settings``, running, and a spy on its events."""
+    running = build(stack.settings(AccountManagerSettings, **settings))
+    await running.start()
+    try:
+        watching = EventSpy()
+        await watching.start(channel, stack.exchange)
+        yield watching
+    finally:
+        await running.stop()
 
 
 async def fetch(stack: Stack, sql: str, *args: Any) -> list[dict[str, Any]]:
@@ -289,14 +305,9 @@ async def _school_state(stack: Stack, school: FedSchool) -> dict[str, Any]:
 async def test_an_activated_leaver_is_removed_after_the_grace_period(
     stack: Stack, channel: AbstractChannel
 ):
-    settings = stack.settings(
-        AccountManagerSettings, deactivation_grace_days=0.0, purge_interval_seconds=0.2
-    )
-    running = build(settings)
-    await running.start()
-    try:
-        spy = EventSpy()
-        await spy.start(channel, stack.exchange)
+    async with watched_worker(
+        stack, channel, deactivation_grace_days=0.0, purge_interval_seconds=0.2
+    ) as spy:
         school = await open_automatic_school(channel, stack.exchange, spy)
         lou = pupil("Lou", "Roux", date(2018, 6, 1), "CP")
         first = await send(
@@ -323,8 +334,6 @@ async def test_an_activated_leaver_is_removed_after_the_grace_period(
             stack, "SELECT 1 FROM accounts WHERE account_id = $1", uuid.UUID(lou_id)
         )
         assert not await fetch(stack, "SELECT 1 FROM feed_accounts")
-    finally:
-        await running.stop()
 
 
 def cut(people: list[Any], parts: int, seed: int) -> list[list[Any]]:
@@ -434,17 +443,13 @@ async def test_rate_of_a_500_person_first_import_chunk(
 async def test_statistics_follow_a_first_import(stack: Stack, channel: AbstractChannel):
     """The worker analyses its tables once a burst has changed them (this machine's
     Postgres runs without autovacuum: only the worker can have analysed them)."""
-    settings = stack.settings(
-        AccountManagerSettings,
+    async with watched_worker(
+        stack,
+        channel,
         statistics_interval_seconds=0.2,
         statistics_min_changes=200,
         statistics_share=0.5,
-    )
-    running = build(settings)
-    await running.start()
-    try:
-        spy = EventSpy()
-        await spy.start(channel, stack.exchange)
+    ) as spy:
         school = await open_automatic_school(channel, stack.exchange, spy)
         kids, adults, staff = population(5, pupils=200, classes=["CP", "CE1"], teachers=4)
         data = chunk(school, uuid.uuid4(), 0, 1, CLASSES, created=[*kids, *adults, *staff])
@@ -463,5 +468,3 @@ async def test_statistics_follow_a_first_import(stack: Stack, channel: AbstractC
         assert {r["relname"] for r in found} == {"accounts", "account_classes", "parent_children"}
         accounts = next(r for r in found if r["relname"] == "accounts")
         assert accounts["reltuples"] >= len(kids) + len(adults) + len(staff)
-    finally:
-        await running.stop()
