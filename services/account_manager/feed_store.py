@@ -289,14 +289,22 @@ class FeedStore(AccountStore):
 
     async def resolve_feed_links(self, school_id: UUID, feed_ids: list[UUID]) -> set[UUID]:
         """Make the parent-child links of the feed whose both sides now have an account,
-        for links touching ``feed_ids``; the parents that gained a child."""
+        for links touching ``feed_ids``; the parents that gained a child.
+
+        Each side is looked up by its key, one row at a time, whatever the statistics say:
+        a school new to them (every school of a first import) is estimated at one row, and
+        joins planned on that scanned the school's whole mapping once per link (8 ms for
+        a school of 260 persons instead of 0.4 ms)."""
         rows = await self.conn.fetch(
             "INSERT INTO parent_children (parent_id, child_id)"
-            " SELECT p.account_id, c.account_id FROM feed_links l"
-            " JOIN feed_accounts p ON p.school_id = l.school_id AND p.feed_id = l.parent_feed_id"
-            " JOIN feed_accounts c ON c.school_id = l.school_id AND c.feed_id = l.child_feed_id"
-            " WHERE l.school_id = $1"
-            "  AND (l.child_feed_id = ANY($2::uuid[]) OR l.parent_feed_id = ANY($2::uuid[]))"
+            " SELECT parent_id, child_id FROM (SELECT"
+            "  (SELECT p.account_id FROM feed_accounts p"
+            "   WHERE p.school_id = $1 AND p.feed_id = l.parent_feed_id) AS parent_id,"
+            "  (SELECT c.account_id FROM feed_accounts c"
+            "   WHERE c.school_id = $1 AND c.feed_id = l.child_feed_id) AS child_id"
+            "  FROM feed_links l WHERE l.school_id = $1"
+            "  AND (l.child_feed_id = ANY($2::uuid[]) OR l.parent_feed_id = ANY($2::uuid[]))) k"
+            " WHERE parent_id IS NOT NULL AND child_id IS NOT NULL"
             " ON CONFLICT DO NOTHING RETURNING parent_id",
             school_id,
             feed_ids,
