@@ -161,7 +161,8 @@ class RunLoop:
         )
         # Parsing and comparing are CPU-bound: in worker processes where there are some
         # (the event loop and the other lanes go on meanwhile), else in a thread.
-        return await asyncio.get_running_loop().run_in_executor(self._executor, compute)
+        computed = await asyncio.get_running_loop().run_in_executor(self._executor, compute)
+        return domain.revived(computed)
 
     def _events(self, run: QueuedRun, result: domain.RunResult) -> list[Envelope[Contract]]:
         def event(data: Contract) -> Envelope[Contract]:

@@ -398,3 +398,27 @@ def test_hh_mm() -> None:
     assert domain.parse_hh_mm("02:00") == time(2, 0)
     with pytest.raises(ValueError, match="HH:MM"):
         domain.parse_hh_mm("25:00")
+
+
+def test_a_run_computed_in_a_worker_process_comes_back_whole(tmp_path: Path):
+    """What crosses the process boundary (the snapshot and the chunks as JSON text) is, once
+    revived, the result computed in place: same chunks, same next snapshot."""
+    import pickle
+
+    folder = write_drop(tmp_path, UAI, classes=2, pupils_per_class=12)
+    files = [(p.name, p.read_bytes()) for p in sorted(folder.iterdir())]
+    drop = domain.digest(files)
+    run = {"run_id": RUN, "school_id": SCHOOL, "dry_run": False, "files": FILES}
+    limits = {"leave_share": 0.1, "chunk_size": 20}
+
+    sent = domain.compute(domain.NO_STORED_SNAPSHOT, folder, drop, **run, **limits)
+    assert sent.persons is None and not sent.chunks  # only text crosses
+    crossed = domain.revived(pickle.loads(pickle.dumps(sent)))
+    assert len(crossed.chunks) > 1 and crossed.chunks_json == ()
+
+    # The same run in place, given the feed ids the worker process drew.
+    drawn = iter(p.feed_id for p in domain.PERSONS.validate_json(crossed.persons_json or ""))
+    here = conclude(domain.EMPTY, read_drop(folder), drop, **run, **limits, new_id=drawn.__next__)
+    assert [c.model_dump() for c in crossed.chunks] == [c.model_dump() for c in here.chunks]
+    assert crossed.persons_json == here.next_persons_json
+    assert crossed.next_snapshot_size == len(here.persons or ()) > 0
