@@ -1,6 +1,7 @@
 """Reading ONDE drops (services.directory_sync.onde) and generating them (tools.onde_generator)."""
 
 import random
+import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -12,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from services.directory_sync import onde
 from services.directory_sync.onde import (
     Export,
     Problem,
@@ -722,3 +724,29 @@ def test_generator_is_fast() -> None:
         generate_school(uai_for("074", number), classes=4, pupils_per_class=25)
     # 2,000 such schools must take well under a minute: 100 in well under 3 s.
     assert time.perf_counter() - started < 3.0
+
+
+# The encoding checks as plain regular expressions: slow, obviously right. decode's single
+# scan must find what they find.
+_REFERENCE_CHECKS = {
+    "mojibake": re.compile(f"[ÂÃÅ][{re.escape(onde._CONTINUATIONS)}]|â€"),
+    "c1": re.compile("[\u0080-\u009f]"),
+    "nul": re.compile("\x00"),
+    "replacement": re.compile("\ufffd"),
+}
+_SUSPECT_TEXT = st.text(
+    alphabet=st.sampled_from(list('aé;\n"ÂÃÅâ€©™\x80\x81\x9f\xa0\xbf\x00\ufffdœ’')), max_size=60
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_SUSPECT_TEXT)
+def test_encoding_findings_match_the_plain_regular_expressions(text: str) -> None:
+    expected = {}
+    for kind, pattern in _REFERENCE_CHECKS.items():
+        if (first := pattern.search(text)) is not None:
+            expected[kind] = (len(pattern.findall(text)), first.start(), first.group())
+    found = {
+        kind: (f.count, f.position, f.sample) for kind, f in onde._encoding_findings(text).items()
+    }
+    assert found == expected
