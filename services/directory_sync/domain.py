@@ -632,11 +632,6 @@ def conclude(
     )
 
 
-# ---------------------------------------------------------------------------------------
-# The night
-# ---------------------------------------------------------------------------------------
-
-
 def compute(
     stored: StoredSnapshot,
     folder: Path,
@@ -666,7 +661,8 @@ def compute(
     return replace(
         result,
         persons=None,
-        persons_json=result.next_persons_json,
+        # Stored only by an applied run, or kept by a held one.
+        persons_json=result.next_persons_json if result.status in ("applied", "held") else None,
         chunks=(),
         chunks_json=tuple(chunk.model_dump_json() for chunk in result.chunks),
     )
@@ -678,6 +674,11 @@ def revived(result: RunResult) -> RunResult:
         return result
     chunks = tuple(DirectorySynced.model_validate_json(text) for text in result.chunks_json)
     return replace(result, chunks=chunks, chunks_json=())
+
+
+# ---------------------------------------------------------------------------------------
+# The night
+# ---------------------------------------------------------------------------------------
 
 
 _HH_MM = re.compile("([01][0-9]|2[0-3]):([0-5][0-9])")
