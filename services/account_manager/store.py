@@ -37,9 +37,10 @@ async def reserve_login_ranks(conn: Connection, counts: Counter[str]) -> dict[st
 class RankReserver:
     """Login ranks reserved in short transactions of their own, on a pool of their own.
 
-    Inside a chunk's transaction, the counter rows of common names ("lea.martin") would stay
-    locked until the chunk commits, and every other chunk needing one of them would wait:
-    chunks of different schools would apply one at a time. Reserved apart, they only wait
+    Inside a handler's transaction (a feed chunk, a new school's administrator, a manual
+    creation), the counter rows of common names ("lea.martin") would stay locked until it
+    commits, and every other handler needing one of them would wait: chunks and schools
+    would be applied one at a time. Reserved apart, they only wait
     for one statement. A chunk that fails leaves its ranks unused (a gap in the numbers,
     never a duplicate: ranks only go up, and the login is unique in the table anyway).
     """
