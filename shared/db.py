@@ -53,7 +53,8 @@ def _with_database(url: str, database: str) -> str:
     return urlunsplit(parts._replace(path=f"/{database}"))
 
 
-def _ident(name: str) -> str:
+def quote_ident(name: str) -> str:
+    """``name`` as a SQL identifier, quoted."""
     return '"' + name.replace('"', '""') + '"'
 
 
@@ -68,7 +69,7 @@ async def provision(admin_url: str, db: Database) -> None:
         exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", db.name)
         if not exists:
             with contextlib.suppress(*_ALREADY_THERE):  # another replica created it first
-                await admin.execute(f"CREATE DATABASE {_ident(db.name)}")
+                await admin.execute(f"CREATE DATABASE {quote_ident(db.name)}")
     finally:
         await admin.close()
 
@@ -76,7 +77,7 @@ async def provision(admin_url: str, db: Database) -> None:
     try:
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key("one:provision"))
-            role = _ident(db.role)
+            role = quote_ident(db.role)
             if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", db.role):
                 try:
                     async with conn.transaction():
@@ -86,11 +87,11 @@ async def provision(admin_url: str, db: Database) -> None:
             if db.password:
                 await conn.execute(f"ALTER ROLE {role} PASSWORD {_literal(db.password)}")
             await conn.execute(
-                f"CREATE SCHEMA IF NOT EXISTS {_ident(db.schema)} AUTHORIZATION {role}"
+                f"CREATE SCHEMA IF NOT EXISTS {quote_ident(db.schema)} AUTHORIZATION {role}"
             )
-            await conn.execute(f"REVOKE ALL ON SCHEMA {_ident(db.schema)} FROM PUBLIC")
+            await conn.execute(f"REVOKE ALL ON SCHEMA {quote_ident(db.schema)} FROM PUBLIC")
             await conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
-            await conn.execute(f"GRANT CONNECT ON DATABASE {_ident(db.name)} TO {role}")
+            await conn.execute(f"GRANT CONNECT ON DATABASE {quote_ident(db.name)} TO {role}")
     finally:
         await conn.close()
 

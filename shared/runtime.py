@@ -34,6 +34,20 @@ class Waker:
         self._event.clear()
 
 
+async def each_turn(
+    step: Callable[[], Awaitable[object]], waker: Waker, stop: asyncio.Event, *, failure: str
+) -> None:
+    """Run ``step`` at every turn of ``waker`` (its interval, or sooner when woken) until
+    ``stop``. A failed turn (the database away) is logged as ``failure``; the next tries
+    again."""
+    while not stop.is_set():
+        try:
+            await step()
+        except Exception as exc:
+            log.warning(failure, error=describe(exc))
+        await waker.wait(stop)
+
+
 async def keep_leases(
     renew: Callable[[float], Awaitable[None]], lease_seconds: float, *, failure: str
 ) -> None:

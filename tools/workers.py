@@ -101,9 +101,7 @@ class WorkerProcess:
         try:
             await asyncio.wait_for(self.process.wait(), timeout)
         except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            await self.process.wait()
+            await self.kill()
         if self._reader:
             await self._reader
         return self.process.returncode or 0

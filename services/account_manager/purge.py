@@ -18,9 +18,8 @@ from services.account_manager.feed import SOURCE, published_account
 from services.account_manager.feed_store import FeedStore
 from shared.contracts.directory import AccountsDeleted
 from shared.envelope import new_event
-from shared.errors import describe
 from shared.logs import get_logger
-from shared.runtime import Waker
+from shared.runtime import Waker, each_turn
 
 log = get_logger(__name__)
 
@@ -44,12 +43,7 @@ class PurgeLoop:
         self.waker = Waker(interval_seconds)
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await self.purge_once(stop)
-            except Exception as exc:  # database away: the next round tries again
-                log.warning("purge_failed", error=describe(exc))
-            await self.waker.wait(stop)
+        await each_turn(lambda: self.purge_once(stop), self.waker, stop, failure="purge_failed")
 
     async def purge_once(self, stop: asyncio.Event | None = None) -> int:
         """Remove every leaver whose grace period is over; how many."""

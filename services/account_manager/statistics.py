@@ -14,9 +14,8 @@ import asyncio
 import asyncpg
 
 from services.account_manager.store import analyze, stale_tables
-from shared.errors import describe
 from shared.logs import get_logger
-from shared.runtime import Waker
+from shared.runtime import Waker, each_turn
 
 log = get_logger(__name__)
 
@@ -31,12 +30,7 @@ class StatisticsLoop:
         self.waker = Waker(interval_seconds)
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await self.analyze_once()
-            except Exception as exc:  # database away: the next round looks again
-                log.warning("statistics_failed", error=describe(exc))
-            await self.waker.wait(stop)
+        await each_turn(self.analyze_once, self.waker, stop, failure="statistics_failed")
 
     async def analyze_once(self) -> list[str]:
         """Analyse the tables that changed enough since their last analysis; their names."""

@@ -11,7 +11,7 @@ import asyncpg
 
 from services.account_manager.feed_rules import logins_for
 from services.account_manager.scope import AccountRow, ClassRow, Requester
-from shared.db import Connection
+from shared.db import Connection, quote_ident
 from shared.store import TransactionStore
 
 # Reserves ranks of login bases: base -> count wanted, to base -> last rank reserved.
@@ -325,5 +325,4 @@ async def stale_tables(conn: Connection, *, min_changes: int, share: float) -> l
 
 
 async def analyze(conn: Connection, table: str) -> None:
-    # A name read from the catalogue, quoted as an identifier.
-    await conn.execute(f'ANALYZE "{table.replace(chr(34), chr(34) * 2)}"')
+    await conn.execute(f"ANALYZE {quote_ident(table)}")
