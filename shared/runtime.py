@@ -1,6 +1,7 @@
 """Process lifecycle: start, run until SIGTERM or SIGINT, drain, stop."""
 
 import asyncio
+import gc
 import signal
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -84,8 +85,23 @@ async def serve(service: Service, stop: asyncio.Event | None = None) -> None:
         log.info("stopped")
 
 
+# CPython collects its youngest generation every 700 container allocations. A worker
+# decoding and building hundreds of models per message kept them alive across many such
+# collections, and each full collection walked every module object besides: a quarter of
+# account_manager's CPU in a first import (perf). Longer-lived objects are frozen out of
+# the collections once the modules are loaded, and the thresholds raised (measured with
+# bench/feed.py, docs/performance.md).
+GC_THRESHOLDS = (20_000, 20, 100)
+
+
+def tune_gc() -> None:
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def run(build: Callable[[], Service], configure_logs: Callable[[], None]) -> None:
     configure_logs()
+    tune_gc()
 
     async def main() -> None:
         await serve(build())
