@@ -347,7 +347,7 @@ def _updated(old: SnapshotPerson, new: SnapshotPerson) -> bool:
         or old.last_name != new.last_name
         or old.usage_name != new.usage_name
         or old.email != new.email
-        or sorted(map(str, old.children)) != sorted(map(str, new.children))
+        or sorted(old.children) != sorted(new.children)
         or old.director != new.director
     )
 
