@@ -88,7 +88,9 @@ async def handle_directory_synced(
     )
     parents |= await _place(chunk.school_id, people, accounts, applied, store=store)
     gone = {v.account_id for v in [*applied.deactivated, *applied.deleted]}
-    applied.changed |= await _derive_parent_classes(parents - gone, store=store)
+    applied.changed |= await _derive_parent_classes(
+        parents - gone, set(applied.created), store=store
+    )
     applied.changed -= gone
     await _publish(event, school, applied, store=store)
     log.info(
@@ -208,7 +210,7 @@ async def _identify(
             now=now,
             reserve_ranks=reserve_ranks,
         )
-        await store.map_feed_ids(school_id, {**found, **created})
+        await store.map_feed_ids(school_id, found, created)
         accounts |= found
     existing = [_update(account_id, people[f]) for f, account_id in accounts.items()]
     if existing:
@@ -300,26 +302,31 @@ async def _place(
 
     pupils, teachers = of_profile("student"), of_profile("teacher")
     relatives = {f: p.children for f, p in placed.items() if p.profile == "relative"}
-    moved = await store.replace_account_classes(pupils) if pupils else set()
+    fresh = set(applied.created)
+    moved = await store.replace_account_classes(pupils, fresh) if pupils else set()
     if teachers:
-        applied.changed |= await store.replace_feed_teaching(teachers)
+        applied.changed |= await store.replace_feed_teaching(teachers, fresh)
     dropped: set[UUID] = set()
     if relatives:
         await store.replace_feed_links(school_id, relatives)
-        dropped = await store.drop_stale_children(school_id, [accounts[f] for f in relatives])
+        known_parents = [accounts[f] for f in relatives if accounts[f] not in fresh]
+        if known_parents:
+            dropped = await store.drop_stale_children(school_id, known_parents)
     gained = await store.resolve_feed_links(school_id, list(placed))
     applied.changed |= moved | dropped | gained
     followers = await store.parents_of(sorted(moved)) if moved else set()
     return {accounts[f] for f in relatives} | dropped | gained | followers
 
 
-async def _derive_parent_classes(parents: set[UUID], *, store: FeedStore) -> set[UUID]:
+async def _derive_parent_classes(
+    parents: set[UUID], fresh: set[UUID], *, store: FeedStore
+) -> set[UUID]:
     """A parent is attached to his children's classes; the parents whose classes changed."""
     if not parents:
         return set()
     active, links, child_classes = await store.family_classes(sorted(parents))
     desired = feed_rules.parent_classes(links, child_classes, active)
-    return await store.replace_account_classes(desired) if desired else set()
+    return await store.replace_account_classes(desired, fresh) if desired else set()
 
 
 # Events ------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ A chunk of about 500 persons is applied in a fixed handful of set-based statemen
 (arrays passed through ``unnest``), never one statement per person.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from uuid import UUID
@@ -182,15 +182,20 @@ class FeedStore(AccountStore):
             for r in rows
         ]
 
-    async def map_feed_ids(self, school_id: UUID, pairs: Mapping[UUID, UUID]) -> None:
-        """feed id -> account id; an account restored under a new feed id loses its old one."""
-        await self.conn.execute(
-            "DELETE FROM feed_accounts WHERE account_id = ANY($2::uuid[])"
-            " OR (school_id = $1 AND feed_id = ANY($3::uuid[]))",
-            school_id,
-            list(pairs.values()),
-            list(pairs),
-        )
+    async def map_feed_ids(
+        self, school_id: UUID, found: Mapping[UUID, UUID], created: Mapping[UUID, UUID]
+    ) -> None:
+        """feed id -> account id, for accounts ``found`` (an account restored under a new
+        feed id loses its old one) and accounts just ``created`` (mapped to nothing yet)."""
+        if found:
+            await self.conn.execute(
+                "DELETE FROM feed_accounts WHERE account_id = ANY($2::uuid[])"
+                " OR (school_id = $1 AND feed_id = ANY($3::uuid[]))",
+                school_id,
+                list(found.values()),
+                list(found),
+            )
+        pairs = {**found, **created}
         await self.conn.execute(
             "INSERT INTO feed_accounts (school_id, feed_id, account_id)"
             " SELECT $1, * FROM unnest($2::uuid[], $3::uuid[])",
@@ -228,17 +233,25 @@ class FeedStore(AccountStore):
 
     # Classes and links of persons --------------------------------------------------------
 
-    async def replace_account_classes(self, desired: Pairs) -> set[UUID]:
-        """Each account of ``desired`` ends in exactly those classes; those that changed."""
+    async def replace_account_classes(
+        self, desired: Pairs, fresh: Collection[UUID] = ()
+    ) -> set[UUID]:
+        """Each account of ``desired`` ends in exactly those classes; those that changed.
+        Accounts ``fresh`` (created in this transaction, in no class yet) are only added."""
         owners, left, right = _flatten(desired)
-        removed = await self.conn.fetch(
-            "DELETE FROM account_classes a WHERE a.account_id = ANY($1::uuid[])"
-            " AND (a.account_id, a.class_id) NOT IN"
-            "  (SELECT * FROM unnest($2::uuid[], $3::uuid[]))"
-            " RETURNING a.account_id",
-            owners,
-            left,
-            right,
+        owners = [owner for owner in owners if owner not in fresh]
+        removed = (
+            await self.conn.fetch(
+                "DELETE FROM account_classes a WHERE a.account_id = ANY($1::uuid[])"
+                " AND (a.account_id, a.class_id) NOT IN"
+                "  (SELECT * FROM unnest($2::uuid[], $3::uuid[]))"
+                " RETURNING a.account_id",
+                owners,
+                left,
+                right,
+            )
+            if owners
+            else []
         )
         added = await self.conn.fetch(
             "INSERT INTO account_classes (account_id, class_id)"
@@ -249,18 +262,26 @@ class FeedStore(AccountStore):
         )
         return {r["account_id"] for r in [*removed, *added]}
 
-    async def replace_feed_teaching(self, desired: Pairs) -> set[UUID]:
+    async def replace_feed_teaching(
+        self, desired: Pairs, fresh: Collection[UUID] = ()
+    ) -> set[UUID]:
         """Each teacher of ``desired`` teaches the classes the feed names; attachments the
-        administrator made by hand stay. The teachers whose classes changed."""
+        administrator made by hand stay. The teachers whose classes changed. Teachers
+        ``fresh`` (created in this transaction) are only added."""
         owners, left, right = _flatten(desired)
-        removed = await self.conn.fetch(
-            "DELETE FROM class_teachers t WHERE t.account_id = ANY($1::uuid[]) AND t.from_feed"
-            " AND (t.account_id, t.class_id) NOT IN"
-            "  (SELECT * FROM unnest($2::uuid[], $3::uuid[]))"
-            " RETURNING t.account_id",
-            owners,
-            left,
-            right,
+        owners = [owner for owner in owners if owner not in fresh]
+        removed = (
+            []
+            if not owners
+            else await self.conn.fetch(
+                "DELETE FROM class_teachers t WHERE t.account_id = ANY($1::uuid[]) AND t.from_feed"
+                " AND (t.account_id, t.class_id) NOT IN"
+                "  (SELECT * FROM unnest($2::uuid[], $3::uuid[]))"
+                " RETURNING t.account_id",
+                owners,
+                left,
+                right,
+            )
         )
         added = await self.conn.fetch(
             "INSERT INTO class_teachers (account_id, class_id, from_feed)"
