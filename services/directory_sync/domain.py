@@ -171,6 +171,20 @@ class Incoming:
     line: int | None
     child_lines: tuple[int, ...] = ()  # a parent's children, by their pupils-file line
 
+    def is_as(self, old: SnapshotPerson, children: list[UUID]) -> bool:
+        """Whether ``old`` is this person exactly (most of a nightly export): the
+        snapshot's person is then kept as he is instead of being built again."""
+        return (
+            old.first_name == self.first_name
+            and old.last_name == self.last_name
+            and old.usage_name == self.usage_name
+            and old.birth_date == self.birth_date
+            and old.email == self.email
+            and old.director == self.director
+            and old.classes == list(self.classes)
+            and old.children == children
+        )
+
     def person(self, feed_id: UUID, children: Sequence[UUID] = ()) -> SnapshotPerson:
         return SnapshotPerson(
             feed_id=feed_id,
@@ -401,7 +415,11 @@ def diff(
         for i, new in enumerate(group):
             j = matching.pairs.get(i)
             old = olds[j] if j is not None else None
-            person = new.person(old.feed_id if old else new_id(), children_of(new))
+            children = children_of(new)
+            if old is not None and new.is_as(old, children):
+                person = old
+            else:
+                person = new.person(old.feed_id if old else new_id(), children)
             if profile == "student" and new.line is not None:
                 pupil_ids[new.line] = person.feed_id
             persons.append(person)

@@ -1,6 +1,7 @@
 """directory_sync's pure feed decisions: diff against the last applied snapshot, homonyms,
 safety hold, chunks, digests, the night's schedule."""
 
+import dataclasses
 import itertools
 import uuid
 from collections.abc import Callable
@@ -113,6 +114,30 @@ def test_the_same_export_again_changes_nothing_and_keeps_feed_ids() -> None:
     again = diff(snapshot, BASE, FILES)
     assert again.counts.unchanged == 6 and not again.changed
     assert [p.feed_id for p in again.persons] == [p.feed_id for p in snapshot.persons]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {},
+        {"first_name": "Zoe"},
+        {"last_name": "LEFEVRE"},
+        {"usage_name": "ROY"},
+        {"birth_date": date(2019, 3, 5)},
+        {"email": "zoe@example.org"},
+        {"classes": ("CE1",)},
+        {"director": True},
+        {"child_lines": (9,)},
+    ],
+)
+def test_a_snapshot_person_is_kept_only_when_the_export_gives_him_exactly(change) -> None:
+    """The diff keeps the snapshot's person instead of building him again when he is the
+    same: exactly when building him again would give an equal person."""
+    new = dataclasses.replace(domain.incoming(BASE)[0], **change)
+    old = domain.incoming(BASE)[0].person(uuid.UUID(int=1))
+    children = [uuid.UUID(int=2)] if new.child_lines else []
+    assert new.is_as(old, children) == (new.person(old.feed_id, children) == old)
+    assert new.is_as(old, children) == (change == {})
 
 
 def test_moved_left_created_and_updated_are_told_apart() -> None:
