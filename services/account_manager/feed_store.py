@@ -315,7 +315,8 @@ class FeedStore(AccountStore):
         Each side is looked up by its key, one row at a time, whatever the statistics say:
         a school new to them (every school of a first import) is estimated at one row, and
         joins planned on that scanned the school's whole mapping once per link (8 ms for
-        a school of 260 persons instead of 0.4 ms)."""
+        a school of 260 persons instead of 0.4 ms). ``OFFSET 0`` keeps the outer filter
+        from being pushed into the scan, where it looked each side up a second time."""
         rows = await self.conn.fetch(
             "INSERT INTO parent_children (parent_id, child_id)"
             " SELECT parent_id, child_id FROM (SELECT"
@@ -324,7 +325,8 @@ class FeedStore(AccountStore):
             "  (SELECT c.account_id FROM feed_accounts c"
             "   WHERE c.school_id = $1 AND c.feed_id = l.child_feed_id) AS child_id"
             "  FROM feed_links l WHERE l.school_id = $1"
-            "  AND (l.child_feed_id = ANY($2::uuid[]) OR l.parent_feed_id = ANY($2::uuid[]))) k"
+            "  AND (l.child_feed_id = ANY($2::uuid[]) OR l.parent_feed_id = ANY($2::uuid[]))"
+            "  OFFSET 0) k"
             " WHERE parent_id IS NOT NULL AND child_id IS NOT NULL"
             " ON CONFLICT DO NOTHING RETURNING parent_id",
             school_id,
