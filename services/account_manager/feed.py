@@ -72,7 +72,7 @@ async def handle_directory_synced(
     people = {p.feed_id: p for p in [*chunk.created, *chunk.updated, *chunk.moved]}
     left = [f for f in dict.fromkeys(chunk.left) if f not in people]
     applied = Applied()
-    applied.classes = await _apply_classes(chunk, people.values(), store=store)
+    applied.classes, class_ids = await _apply_classes(chunk, people.values(), store=store)
     known = {m.feed_id: m for m in await store.mapped_accounts(chunk.school_id, [*people, *left])}
     leavers = [known[f] for f in left if f in known]
     parents = await _apply_leavers(chunk.school_id, leavers, applied, store=store, now=now)
@@ -86,7 +86,7 @@ async def handle_directory_synced(
         now=now,
         reserve_ranks=reserve_ranks,
     )
-    parents |= await _place(chunk.school_id, people, accounts, applied, store=store)
+    parents |= await _place(chunk.school_id, people, accounts, class_ids, applied, store=store)
     gone = {v.account_id for v in [*applied.deactivated, *applied.deleted]}
     applied.changed |= await _derive_parent_classes(
         parents - gone, set(applied.created), store=store
@@ -126,15 +126,27 @@ async def _fed_school(chunk: DirectorySynced, *, store: FeedStore) -> SchoolInfo
 
 async def _apply_classes(
     chunk: DirectorySynced, people: Iterable[FeedPerson], *, store: FeedStore
-) -> list[ClassInfo]:
-    """Every class of the export exists (a name a person gives but the list lacks too)."""
+) -> tuple[list[ClassInfo], dict[str, UUID]]:
+    """Every class of the export exists (a name a person gives but the list lacks too),
+    at the level the export gives; the classes created, and the class of each feed name.
+    Most nights nothing changes: the classes are read, not written."""
     levels = {c.name: c.level for c in chunk.classes}
     named = dict.fromkeys(
         [*levels, *(n for p in people if p.profile != "relative" for n in p.classes)]
     )
-    wanted = [(uuid.uuid4(), name, levels.get(name)) for name in named]
-    created = await store.upsert_feed_classes(chunk.school_id, wanted, levels)
-    return [ClassInfo(class_id=c.class_id, name=c.name, level=c.level) for c in created]
+    known = await store.feed_classes(chunk.school_id)
+    missing = [(uuid.uuid4(), name, levels.get(name)) for name in named if name not in known]
+    relevelled = {
+        name: level
+        for name, level in levels.items()
+        if name not in known or known[name].level != level
+    }
+    class_ids = {name: row.class_id for name, row in known.items()}
+    if not (missing or relevelled):
+        return [], class_ids
+    created, mapped = await store.upsert_feed_classes(chunk.school_id, missing, relevelled)
+    infos = [ClassInfo(class_id=c.class_id, name=c.name, level=c.level) for c in created]
+    return infos, class_ids | mapped
 
 
 # Leavers -----------------------------------------------------------------------------
@@ -284,13 +296,14 @@ async def _place(
     school_id: UUID,
     people: dict[UUID, FeedPerson],
     accounts: dict[UUID, UUID],
+    class_ids: dict[str, UUID],
     applied: Applied,
     *,
     store: FeedStore,
 ) -> set[UUID]:
     """Pupils in their class, feed teachers in the class the file names, parents linked
-    to their children; the parents whose classes may have changed."""
-    class_ids = await store.feed_class_ids(school_id)
+    to their children; the parents whose classes may have changed. ``class_ids``: the
+    class of each feed name."""
     placed = {f: p for f, p in people.items() if f in accounts}
 
     def of_profile(profile: str) -> dict[UUID, set[UUID]]:

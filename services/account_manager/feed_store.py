@@ -85,52 +85,61 @@ class FeedStore(AccountStore):
 
     # Classes ---------------------------------------------------------------------------
 
+    async def feed_classes(self, school_id: UUID) -> dict[str, FeedClassRow]:
+        """The school's feed classes by their feed name, as they are now."""
+        rows = await self.conn.fetch(
+            "SELECT f.feed_name, c.class_id, c.name, c.level"
+            " FROM feed_classes f JOIN classes c USING (class_id) WHERE f.school_id = $1",
+            school_id,
+        )
+        return {r["feed_name"]: FeedClassRow(r["class_id"], r["name"], r["level"]) for r in rows}
+
     async def upsert_feed_classes(
         self,
         school_id: UUID,
         classes: list[tuple[UUID, str, str | None]],
         levels: dict[str, str | None],
-    ) -> list[FeedClassRow]:
-        """Create the feed classes the school lacks (a same-named class of the school is
-        taken over), set the levels given in ``levels``; the classes created."""
-        new_ids = [c[0] for c in classes]
-        names = [c[1] for c in classes]
-        created = await self.conn.fetch(
-            "INSERT INTO classes (class_id, school_id, name, level)"
-            " SELECT u.class_id, $1, u.name, u.level"
-            " FROM unnest($2::uuid[], $3::text[], $4::text[]) AS u(class_id, name, level)"
-            " WHERE NOT EXISTS (SELECT 1 FROM feed_classes f"
-            "                   WHERE f.school_id = $1 AND f.feed_name = u.name)"
-            " ON CONFLICT (school_id, name) DO NOTHING RETURNING class_id, name, level",
-            school_id,
-            new_ids,
-            names,
-            [c[2] for c in classes],
-        )
-        await self.conn.execute(
-            "INSERT INTO feed_classes (school_id, feed_name, class_id)"
-            " SELECT $1, c.name, c.class_id FROM classes c"
-            " WHERE c.school_id = $1 AND c.name = ANY($2::text[])"
-            " ON CONFLICT (school_id, feed_name) DO NOTHING",
-            school_id,
-            names,
-        )
-        await self.conn.execute(
-            "UPDATE classes c SET level = u.level"
-            " FROM feed_classes f, unnest($2::text[], $3::text[]) AS u(name, level)"
-            " WHERE f.school_id = $1 AND f.feed_name = u.name AND c.class_id = f.class_id"
-            " AND c.level IS DISTINCT FROM u.level",
-            school_id,
-            list(levels),
-            list(levels.values()),
-        )
-        return [FeedClassRow(r["class_id"], r["name"], r["level"]) for r in created]
-
-    async def feed_class_ids(self, school_id: UUID) -> dict[str, UUID]:
-        rows = await self.conn.fetch(
-            "SELECT feed_name, class_id FROM feed_classes WHERE school_id = $1", school_id
-        )
-        return {r["feed_name"]: r["class_id"] for r in rows}
+    ) -> tuple[list[FeedClassRow], dict[str, UUID]]:
+        """Create the feed classes ``classes`` the school lacks (a same-named class of the
+        school is taken over), set the levels given in ``levels``; the classes created,
+        and the class each of ``classes`` now is."""
+        created: list[FeedClassRow] = []
+        mapped: dict[str, UUID] = {}
+        if classes:
+            names = [c[1] for c in classes]
+            rows = await self.conn.fetch(
+                "INSERT INTO classes (class_id, school_id, name, level)"
+                " SELECT u.class_id, $1, u.name, u.level"
+                " FROM unnest($2::uuid[], $3::text[], $4::text[]) AS u(class_id, name, level)"
+                " WHERE NOT EXISTS (SELECT 1 FROM feed_classes f"
+                "                   WHERE f.school_id = $1 AND f.feed_name = u.name)"
+                " ON CONFLICT (school_id, name) DO NOTHING RETURNING class_id, name, level",
+                school_id,
+                [c[0] for c in classes],
+                names,
+                [c[2] for c in classes],
+            )
+            created = [FeedClassRow(r["class_id"], r["name"], r["level"]) for r in rows]
+            rows = await self.conn.fetch(
+                "INSERT INTO feed_classes (school_id, feed_name, class_id)"
+                " SELECT $1, c.name, c.class_id FROM classes c"
+                " WHERE c.school_id = $1 AND c.name = ANY($2::text[])"
+                " ON CONFLICT (school_id, feed_name) DO NOTHING RETURNING feed_name, class_id",
+                school_id,
+                names,
+            )
+            mapped = {r["feed_name"]: r["class_id"] for r in rows}
+        if levels:
+            await self.conn.execute(
+                "UPDATE classes c SET level = u.level"
+                " FROM feed_classes f, unnest($2::text[], $3::text[]) AS u(name, level)"
+                " WHERE f.school_id = $1 AND f.feed_name = u.name AND c.class_id = f.class_id"
+                " AND c.level IS DISTINCT FROM u.level",
+                school_id,
+                list(levels),
+                list(levels.values()),
+            )
+        return created, mapped
 
     # Who is who ------------------------------------------------------------------------
 

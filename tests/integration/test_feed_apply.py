@@ -468,3 +468,85 @@ async def test_statistics_follow_a_first_import(stack: Stack, channel: AbstractC
         assert {r["relname"] for r in found} == {"accounts", "account_classes", "parent_children"}
         accounts = next(r for r in found if r["relname"] == "accounts")
         assert accounts["reltuples"] >= len(kids) + len(adults) + len(staff)
+
+
+async def test_feed_classes_taken_over_relevelled_added_and_left_alone(
+    worker: Worker, stack: Stack, channel: AbstractChannel, spy: EventSpy
+):
+    """A class the school already has under the export's name becomes the feed's; a
+    level the export changes is changed; a class new in the export is created; a night
+    that changes no class creates none and leaves every class row as it was."""
+    assert worker.context is not None
+    school = await open_automatic_school(channel, stack.exchange, spy)
+    policy = FeedPolicy(activation_ttl=timedelta(days=90), grace=timedelta(days=90))
+    [made_by_hand] = await fetch(
+        stack,
+        "INSERT INTO classes (class_id, school_id, name, level) VALUES ($1, $2, 'CE1', NULL)"
+        " RETURNING class_id",
+        uuid.uuid4(),
+        school.school_id,
+    )
+    zoe = pupil("Zoé", "Lefèvre", date(2019, 3, 14), "CP")
+    leo = pupil("Léo", "Roy", date(2018, 5, 2), "CE1")
+
+    async def apply(classes: list[FeedClass], **changes: Any) -> list[Envelope[Any]]:
+        event = new_event(
+            chunk(school, uuid.uuid4(), 0, 1, classes, **changes),
+            source="urn:one:tests",
+            correlationid="classes",
+        )
+        assert worker.context is not None
+        async with worker.context.pool.acquire() as conn, conn.transaction():
+            store = FeedStore(conn)
+            await handle_directory_synced(event, store=store, policy=policy, now=datetime.now(UTC))
+            return store.emitted
+
+    async def classes() -> dict[str, tuple[Any, str | None, Any]]:
+        rows = await fetch(
+            stack,
+            "SELECT class_id, name, level, xmin::text::bigint AS version FROM classes"
+            " WHERE school_id = $1",
+            school.school_id,
+        )
+        return {r["name"]: (r["class_id"], r["level"], r["version"]) for r in rows}
+
+    first = await apply(
+        [FeedClass(name="CP", level="CP"), FeedClass(name="CE1", level="CE1")],
+        created=[zoe, leo],
+    )
+    [created] = [e.data for e in first if e.type == topics.CLASSES_CREATED]
+    assert [c.name for c in created.classes] == ["CP"]  # CE1 was the school's already
+    after_first = await classes()
+    assert after_first["CE1"][:2] == (made_by_hand["class_id"], "CE1")
+    placed = await fetch(
+        stack,
+        "SELECT class_id FROM account_classes JOIN accounts USING (account_id)"
+        " WHERE school_id = $1 AND first_name = 'Léo'",
+        school.school_id,
+    )
+    assert [r["class_id"] for r in placed] == [made_by_hand["class_id"]]
+
+    second = await apply(
+        [
+            FeedClass(name="CP", level="CP"),
+            FeedClass(name="CE1", level="CE1-CE2"),
+            FeedClass(name="CM2", level="CM2"),
+        ],
+        updated=[zoe, leo],
+    )
+    [created] = [e.data for e in second if e.type == topics.CLASSES_CREATED]
+    assert [c.name for c in created.classes] == ["CM2"]
+    after_second = await classes()
+    assert after_second["CE1"][1] == "CE1-CE2" and after_second["CM2"][1] == "CM2"
+    assert after_second["CP"] == after_first["CP"]  # unchanged, not rewritten
+
+    third = await apply(
+        [
+            FeedClass(name="CP", level="CP"),
+            FeedClass(name="CE1", level="CE1-CE2"),
+            FeedClass(name="CM2", level="CM2"),
+        ],
+        updated=[zoe, leo],
+    )
+    assert not [e for e in third if e.type == topics.CLASSES_CREATED]
+    assert await classes() == after_second  # same rows, same versions
