@@ -222,7 +222,8 @@ async def _identify(
             now=now,
             reserve_ranks=reserve_ranks,
         )
-        await store.map_feed_ids(school_id, found, created)
+        if found:
+            await store.remap_feed_ids(school_id, found)
         accounts |= found
     existing = [_update(account_id, people[f]) for f, account_id in accounts.items()]
     if existing:
@@ -282,6 +283,7 @@ async def _create(
             activation_expires_at=expires,
             first_folded=domain.fold_name_part(person.first_name),
             last_folded=domain.fold_name_part(person.last_name),
+            feed_id=person.feed_id,
         )
     if made:
         await store.add_accounts(list(made.values()), bases, reserve_ranks)

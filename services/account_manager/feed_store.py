@@ -147,11 +147,10 @@ class FeedStore(AccountStore):
         """The accounts these feed ids are, locked: an activation arriving meanwhile waits,
         so a leaver's fate is decided on his true state."""
         rows = await self.conn.fetch(
-            "SELECT m.feed_id, a.account_id, a.profile, a.activated_at IS NOT NULL AS activated,"
-            " a.deactivated_at"
-            " FROM feed_accounts m JOIN accounts a USING (account_id)"
-            " WHERE m.school_id = $1 AND m.feed_id = ANY($2::uuid[])"
-            " ORDER BY a.account_id FOR UPDATE OF a",
+            "SELECT feed_id, account_id, profile, activated_at IS NOT NULL AS activated,"
+            " deactivated_at FROM accounts"
+            " WHERE school_id = $1 AND feed_id = ANY($2::uuid[])"
+            " ORDER BY account_id FOR UPDATE",
             school_id,
             feed_ids,
         )
@@ -169,8 +168,7 @@ class FeedStore(AccountStore):
             "  ON a.profile = k.profile AND a.first_folded = k.first_folded"
             "  AND a.last_folded = k.last_folded"
             "  AND (a.profile <> 'student' OR a.birth_date = k.birth_date)"
-            " WHERE a.school_id = $1 AND (a.deactivated_at IS NOT NULL OR NOT EXISTS"
-            "  (SELECT 1 FROM feed_accounts m WHERE m.account_id = a.account_id))",
+            " WHERE a.school_id = $1 AND (a.deactivated_at IS NOT NULL OR a.feed_id IS NULL)",
             school_id,
             [k[0] for k in keys],
             [k[1] for k in keys],
@@ -191,26 +189,17 @@ class FeedStore(AccountStore):
             for r in rows
         ]
 
-    async def map_feed_ids(
-        self, school_id: UUID, found: Mapping[UUID, UUID], created: Mapping[UUID, UUID]
-    ) -> None:
-        """feed id -> account id, for accounts ``found`` (an account restored under a new
-        feed id loses its old one) and accounts just ``created`` (mapped to nothing yet)."""
-        if found:
-            await self.conn.execute(
-                "DELETE FROM feed_accounts WHERE account_id = ANY($2::uuid[])"
-                " OR (school_id = $1 AND feed_id = ANY($3::uuid[]))",
-                school_id,
-                list(found.values()),
-                list(found),
-            )
-        pairs = {**found, **created}
+    async def remap_feed_ids(self, school_id: UUID, found: Mapping[UUID, UUID]) -> None:
+        """Accounts ``found`` (feed id -> account) take these feed ids: a restored leaver
+        the one he comes back with, an account made by hand the feed's. No other account
+        has them: they are the feed ids no account had (``mapped_accounts``)."""
         await self.conn.execute(
-            "INSERT INTO feed_accounts (school_id, feed_id, account_id)"
-            " SELECT $1, * FROM unnest($2::uuid[], $3::uuid[])",
+            "UPDATE accounts a SET feed_id = u.feed_id"
+            " FROM unnest($2::uuid[], $3::uuid[]) AS u(feed_id, account_id)"
+            " WHERE a.account_id = u.account_id AND a.school_id = $1",
             school_id,
-            list(pairs),
-            list(pairs.values()),
+            list(found),
+            list(found.values()),
         )
 
     # Creating and updating -------------------------------------------------------------
@@ -329,9 +318,9 @@ class FeedStore(AccountStore):
         rows = await self.conn.fetch(
             "INSERT INTO parent_children (parent_id, child_id)"
             " SELECT parent_id, child_id FROM (SELECT"
-            "  (SELECT p.account_id FROM feed_accounts p"
+            "  (SELECT p.account_id FROM accounts p"
             "   WHERE p.school_id = $1 AND p.feed_id = l.parent_feed_id) AS parent_id,"
-            "  (SELECT c.account_id FROM feed_accounts c"
+            "  (SELECT c.account_id FROM accounts c"
             "   WHERE c.school_id = $1 AND c.feed_id = l.child_feed_id) AS child_id"
             "  FROM feed_links l WHERE l.school_id = $1"
             "  AND (l.child_feed_id = ANY($2::uuid[]) OR l.parent_feed_id = ANY($2::uuid[]))"
@@ -346,9 +335,9 @@ class FeedStore(AccountStore):
     async def drop_stale_children(self, school_id: UUID, parents: list[UUID]) -> set[UUID]:
         """Unlink feed parents from children the feed no longer gives them; those parents."""
         rows = await self.conn.fetch(
-            "DELETE FROM parent_children pc USING feed_accounts p"
+            "DELETE FROM parent_children pc USING accounts p"
             " WHERE pc.parent_id = ANY($2::uuid[]) AND p.account_id = pc.parent_id"
-            " AND NOT EXISTS (SELECT 1 FROM feed_links l JOIN feed_accounts c"
+            " AND p.feed_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM feed_links l JOIN accounts c"
             "  ON c.school_id = l.school_id AND c.feed_id = l.child_feed_id"
             "  WHERE l.school_id = $1 AND l.parent_feed_id = p.feed_id"
             "  AND c.account_id = pc.child_id)"
@@ -386,7 +375,7 @@ class FeedStore(AccountStore):
     # Leavers -----------------------------------------------------------------------------
 
     async def delete_accounts(self, account_ids: list[UUID]) -> None:
-        """Gone for good: links, classes and the feed mapping go with them (cascade)."""
+        """Gone for good: links and classes go with them (cascade), and their feed ids."""
         await self.conn.execute(
             "DELETE FROM accounts WHERE account_id = ANY($1::uuid[])", account_ids
         )

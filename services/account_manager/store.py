@@ -66,6 +66,7 @@ class NewAccount:
     activation_expires_at: datetime
     first_folded: str = ""
     last_folded: str = ""
+    feed_id: UUID | None = None  # the ONDE feed's id of the person, for a feed account
 
 
 @dataclass(frozen=True)
@@ -128,10 +129,10 @@ class AccountStore(TransactionStore):
         rows = await self.conn.fetch(
             "INSERT INTO accounts (account_id, school_id, profile, first_name, last_name, login,"
             " email, birth_date, activation_code, activation_expires_at, first_folded,"
-            " last_folded)"
+            " last_folded, feed_id)"
             " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],"
             "  $6::text[], $7::text[], $8::date[], $9::text[], $10::timestamptz[], $11::text[],"
-            "  $12::text[])"
+            "  $12::text[], $13::uuid[])"
             " ON CONFLICT (login) DO NOTHING RETURNING account_id",
             [a.account_id for a in accounts],
             [a.school_id for a in accounts],
@@ -145,6 +146,7 @@ class AccountStore(TransactionStore):
             [a.activation_expires_at for a in accounts],
             [a.first_folded for a in accounts],
             [a.last_folded for a in accounts],
+            [a.feed_id for a in accounts],
         )
         return {r["account_id"] for r in rows}
 

@@ -333,7 +333,7 @@ async def test_an_activated_leaver_is_removed_after_the_grace_period(
         assert not await fetch(
             stack, "SELECT 1 FROM accounts WHERE account_id = $1", uuid.UUID(lou_id)
         )
-        assert not await fetch(stack, "SELECT 1 FROM feed_accounts")
+        assert not await fetch(stack, "SELECT 1 FROM accounts WHERE feed_id = $1", lou.feed_id)
 
 
 def cut(people: list[Any], parts: int, seed: int) -> list[list[Any]]:

@@ -2,6 +2,7 @@
 role cannot reach the others'."""
 
 import asyncio
+import uuid
 from pathlib import Path
 
 import asyncpg
@@ -76,3 +77,48 @@ async def test_role_cannot_touch_another_workers_schema(stack, worker):
 def test_every_worker_has_migrations():
     for worker, folder in MIGRATIONS.items():
         assert list(Path(folder).glob("*.sql")), worker
+
+
+async def test_feed_ids_move_onto_the_accounts_of_a_database_fed_before(stack, tmp_path):
+    """0005 carries each mapping of the former ``feed_accounts`` table onto its account."""
+    worker = topics.ACCOUNT_MANAGER
+    before = tmp_path / "before"
+    before.mkdir()
+    for file in sorted(MIGRATIONS[worker].glob("*.sql")):
+        if file.name < "0005":
+            (before / file.name).write_text(file.read_text())
+    target = database(stack, worker)
+    await db.provision(stack.services.admin_url, target)
+    pool = await db.create_pool(target, min_size=1, max_size=1, service=worker)
+    school, fed, by_hand, feed_id = (uuid.uuid4() for _ in range(4))
+    try:
+        await db.migrate(pool, worker, db.BACKBONE_MIGRATIONS, before)
+        async with pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO schools (school_id, uai, name, provisioning)"
+                " VALUES ($1, '0741234P', 'École', 'automatic')",
+                school,
+            )
+            for account, login in ((fed, "lou.roux"), (by_hand, "ana.roux")):
+                await conn.execute(
+                    "INSERT INTO accounts (account_id, school_id, profile, first_name,"
+                    " last_name, login) VALUES ($1, $2, 'student', 'Lou', 'Roux', $3)",
+                    account,
+                    school,
+                    login,
+                )
+            await conn.execute(
+                "INSERT INTO feed_accounts (school_id, feed_id, account_id) VALUES ($1, $2, $3)",
+                school,
+                feed_id,
+                fed,
+            )
+        assert await db.migrate(pool, worker, MIGRATIONS[worker]) == [
+            "0005_feed_id_on_accounts.sql"
+        ]
+        async with pool.acquire() as conn:
+            rows = await conn.fetch("SELECT account_id, feed_id FROM accounts")
+            assert {r["account_id"]: r["feed_id"] for r in rows} == {fed: feed_id, by_hand: None}
+            assert await conn.fetchval("SELECT to_regclass('feed_accounts')") is None
+    finally:
+        await pool.close()
