@@ -158,24 +158,18 @@ class FeedStore(AccountStore):
 
     async def match_candidates(self, school_id: UUID, keys: list[MatchKey]) -> list[Candidate]:
         """Accounts of the school with one of ``keys`` that no feed person is now: leavers
-        (deactivated) and accounts made by hand."""
+        (deactivated) and accounts made by hand (administrators aside: no feed person has
+        their profile). There are few of them (``accounts_unfed``): they are read whole
+        and matched here."""
         rows = await self.conn.fetch(
-            "SELECT a.account_id, a.profile, a.first_folded, a.last_folded, a.birth_date,"
-            " a.deactivated_at"
-            " FROM accounts a"
-            " JOIN (SELECT DISTINCT * FROM unnest($2::text[], $3::text[], $4::text[], $5::date[]))"
-            "  AS k(profile, first_folded, last_folded, birth_date)"
-            "  ON a.profile = k.profile AND a.first_folded = k.first_folded"
-            "  AND a.last_folded = k.last_folded"
-            "  AND (a.profile <> 'student' OR a.birth_date = k.birth_date)"
-            " WHERE a.school_id = $1 AND (a.deactivated_at IS NOT NULL OR a.feed_id IS NULL)",
+            "SELECT account_id, profile, first_folded, last_folded, birth_date, deactivated_at"
+            " FROM accounts WHERE school_id = $1 AND profile <> 'administrator'"
+            " AND (feed_id IS NULL OR deactivated_at IS NOT NULL)",
             school_id,
-            [k[0] for k in keys],
-            [k[1] for k in keys],
-            [k[2] for k in keys],
-            [k[3] for k in keys],
         )
-        return [
+        # A pupil is matched on his birth date too: one without a date matches no one.
+        wanted = {k for k in keys if not (k[0] == "student" and k[3] is None)}
+        found = (
             Candidate(
                 r["account_id"],
                 (
@@ -187,7 +181,8 @@ class FeedStore(AccountStore):
                 r["deactivated_at"],
             )
             for r in rows
-        ]
+        )
+        return [c for c in found if c.key in wanted]
 
     async def remap_feed_ids(self, school_id: UUID, found: Mapping[UUID, UUID]) -> None:
         """Accounts ``found`` (feed id -> account) take these feed ids: a restored leaver

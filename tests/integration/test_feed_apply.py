@@ -550,3 +550,46 @@ async def test_feed_classes_taken_over_relevelled_added_and_left_alone(
     )
     assert not [e for e in third if e.type == topics.CLASSES_CREATED]
     assert await classes() == after_second  # same rows, same versions
+
+
+async def test_an_account_made_by_hand_is_taken_over_by_the_feed(
+    worker: Worker, stack: Stack, channel: AbstractChannel, spy: EventSpy
+):
+    """A teacher the administrator created before the school's first feed is the feed's
+    teacher of the same name: his account, now carrying his feed id, not a second one."""
+    assert worker.context is not None
+    school = await open_automatic_school(channel, stack.exchange, spy)
+    policy = FeedPolicy(activation_ttl=timedelta(days=90), grace=timedelta(days=90))
+    [by_hand] = await fetch(
+        stack,
+        "INSERT INTO accounts (account_id, school_id, profile, first_name, last_name, login,"
+        " first_folded, last_folded) VALUES ($1, $2, 'teacher', 'Marie', 'Curie',"
+        " 'marie.curie', 'marie', 'curie') RETURNING account_id",
+        uuid.uuid4(),
+        school.school_id,
+    )
+    curie = teacher("Marie", "Curie", "CP", email="marie.curie@example.org")
+    zoe = pupil("Zoé", "Lefèvre", date(2019, 3, 14), "CP")
+    event = new_event(
+        chunk(school, uuid.uuid4(), 0, 1, CLASSES, created=[curie, zoe]),
+        source="urn:one:tests",
+        correlationid="by-hand",
+    )
+    async with worker.context.pool.acquire() as conn, conn.transaction():
+        store = FeedStore(conn)
+        await handle_directory_synced(event, store=store, policy=policy, now=datetime.now(UTC))
+    [made] = [e.data for e in store.emitted if e.type == topics.ACCOUNTS_CREATED]
+    assert [a.first_name for a in made.accounts] == ["Zoé"]
+    [updated] = [e.data for e in store.emitted if e.type == topics.ACCOUNTS_UPDATED]
+    [marie] = updated.accounts
+    assert (marie.account_id, marie.login, marie.classes) == (
+        by_hand["account_id"],
+        "marie.curie",
+        ["CP"],
+    )
+    rows = await fetch(
+        stack,
+        "SELECT account_id, feed_id FROM accounts WHERE school_id = $1 AND profile = 'teacher'",
+        school.school_id,
+    )
+    assert rows == [{"account_id": by_hand["account_id"], "feed_id": curie.feed_id}]

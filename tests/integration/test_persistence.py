@@ -113,9 +113,7 @@ async def test_feed_ids_move_onto_the_accounts_of_a_database_fed_before(stack, t
                 feed_id,
                 fed,
             )
-        assert await db.migrate(pool, worker, MIGRATIONS[worker]) == [
-            "0005_feed_id_on_accounts.sql"
-        ]
+        assert "0005_feed_id_on_accounts.sql" in await db.migrate(pool, worker, MIGRATIONS[worker])
         async with pool.acquire() as conn:
             rows = await conn.fetch("SELECT account_id, feed_id FROM accounts")
             assert {r["account_id"]: r["feed_id"] for r in rows} == {fed: feed_id, by_hand: None}
