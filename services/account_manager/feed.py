@@ -323,13 +323,17 @@ async def _place(
         applied.changed |= await store.replace_feed_teaching(teachers, fresh)
     dropped: set[UUID] = set()
     if relatives:
-        await store.replace_feed_links(school_id, relatives)
+        await store.replace_feed_links(
+            school_id, relatives, [f for f in relatives if accounts[f] in fresh]
+        )
         known_parents = [accounts[f] for f in relatives if accounts[f] not in fresh]
         if known_parents:
             dropped = await store.drop_stale_children(school_id, known_parents)
     gained = await store.resolve_feed_links(school_id, list(placed))
     applied.changed |= moved | dropped | gained
-    followers = await store.parents_of(sorted(moved)) if moved else set()
+    # A pupil created here has no parent but those just linked to him (``gained``).
+    moved_before = sorted(moved - fresh)
+    followers = await store.parents_of(moved_before) if moved_before else set()
     return {accounts[f] for f in relatives} | dropped | gained | followers
 
 

@@ -285,14 +285,19 @@ class FeedStore(AccountStore):
         )
         return {r["account_id"] for r in [*removed, *added]}
 
-    async def replace_feed_links(self, school_id: UUID, desired: Pairs) -> None:
-        """Parent feed id -> his children's feed ids, as this chunk gives them."""
+    async def replace_feed_links(
+        self, school_id: UUID, desired: Pairs, fresh: Collection[UUID] = ()
+    ) -> None:
+        """Parent feed id -> his children's feed ids, as this chunk gives them. Parents
+        ``fresh`` (by feed id: their accounts created in this transaction) have none yet."""
         parents, left, right = _flatten(desired)
-        await self.conn.execute(
-            "DELETE FROM feed_links WHERE school_id = $1 AND parent_feed_id = ANY($2::uuid[])",
-            school_id,
-            parents,
-        )
+        known = [parent for parent in parents if parent not in fresh]
+        if known:
+            await self.conn.execute(
+                "DELETE FROM feed_links WHERE school_id = $1 AND parent_feed_id = ANY($2::uuid[])",
+                school_id,
+                known,
+            )
         await self.conn.execute(
             "INSERT INTO feed_links (school_id, parent_feed_id, child_feed_id)"
             " SELECT $1, * FROM unnest($2::uuid[], $3::uuid[]) ON CONFLICT DO NOTHING",
