@@ -129,6 +129,9 @@ class FeedStore(AccountStore):
                 names,
             )
             mapped = {r["feed_name"]: r["class_id"] for r in rows}
+        # The classes just created have their level already.
+        made = {c.name for c in created}
+        levels = {name: level for name, level in levels.items() if name not in made}
         if levels:
             await self.conn.execute(
                 "UPDATE classes c SET level = u.level"
