@@ -314,7 +314,7 @@ def _all_records(text: str) -> tuple[tuple[tuple[int, list[str]], ...], _Unreada
 
 
 def _blank(row: Sequence[str]) -> bool:
-    return all(not cell.strip() for cell in row)
+    return not any(map(str.strip, row))
 
 
 def _is_organisation_header(row: Sequence[str]) -> bool:
@@ -392,7 +392,7 @@ def _positions(
 def _cells(row: Sequence[str], width: int) -> list[str]:
     """The row's cells stripped, as many as the header has (missing ones empty), and one
     empty cell more (see ``_positions``): each cell is then read by position alone."""
-    cells = [cell.strip() for cell in row[:width]]
+    cells = list(map(str.strip, row[:width]))
     cells.extend([""] * (width + 1 - len(cells)))
     return cells
 
@@ -608,7 +608,6 @@ def parse_parents(text: str, file: str) -> tuple[list[Parent], list[Problem], li
             )
             continue
         last = last or (usage or "")
-        who = _person(first, last)
         children: list[ChildRef] = []
         for number, group in enumerate(child_positions, start=1):
             child_last, child_first = (
@@ -621,7 +620,11 @@ def parse_parents(text: str, file: str) -> tuple[list[Parent], list[Problem], li
                 continue
             if not child_first or not (child_last or child_usage):
                 errors.append(
-                    Problem(file, line, f"parent {who}: child {number} has no name or first name")
+                    Problem(
+                        file,
+                        line,
+                        f"parent {_person(first, last)}: child {number} has no name or first name",
+                    )
                 )
                 continue
             children.append(
@@ -706,16 +709,21 @@ def link_children(
         for child in parent.children:
             first = fold_name(child.first_name)
             names = {fold_name(child.last_name), fold_name(child.usage_name or "")} - {""}
-            by_line = {p.line: p for name in names for p in index.get((first, name), [])}
-            candidates = sorted(by_line.values(), key=lambda p: p.line)
+            if len(names) == 1:  # the index lists pupils in file order, each once
+                [name] = names
+                candidates = index.get((first, name), [])
+            else:
+                by_line = {p.line: p for name in names for p in index.get((first, name), [])}
+                candidates = sorted(by_line.values(), key=lambda p: p.line)
             wanted_class = fold_name(child.class_name or "")
             in_class = [p for p in candidates if fold_name(p.class_name) == wanted_class]
             matches = in_class if wanted_class else candidates
+            if len(matches) == 1:  # most children: no message to write
+                children.append(child.matched(matches[0].line))
+                continue
             who = _person(child.first_name, child.last_name)
             where = f" in class {child.class_name!r}" if wanted_class else ""
-            if len(matches) == 1:
-                children.append(child.matched(matches[0].line))
-            elif len(matches) > 1:
+            if len(matches) > 1:
                 lines = ", ".join(str(p.line) for p in matches)
                 warnings.append(
                     Problem(
