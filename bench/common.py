@@ -1,12 +1,13 @@
 """What the benchmarks share: an isolated pipeline namespace, RSS/CPU watching, cleanup."""
 
 import asyncio
+import contextlib
 import json
 import os
 import statistics
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -99,6 +100,23 @@ class Watch:
                 if kids:
                     self.children_peak[name] = max(self.children_peak.get(name, 0.0), kids_rss)
             await asyncio.sleep(0.2)
+
+
+@contextlib.asynccontextmanager
+async def running(workers: dict[str, WorkerProcess]) -> AsyncIterator["Watch"]:
+    """The workers started, and watched (peak RSS, CPU seconds) until the block ends;
+    then stopped, whatever happened in the block."""
+    watch, stop = Watch(workers), asyncio.Event()
+    watcher: asyncio.Task[None] | None = None
+    try:
+        await asyncio.gather(*(w.start() for w in workers.values()))
+        watcher = asyncio.create_task(watch.run(stop))
+        yield watch
+    finally:
+        stop.set()
+        await asyncio.gather(*(w.stop() for w in workers.values()))
+        if watcher is not None:
+            await watcher
 
 
 def pct(values: list[float], q: float) -> float:

@@ -24,12 +24,12 @@ import psutil
 from bench.common import (
     AMQP_URL,
     Namespace,
-    Watch,
     bare_pdf_ms,
     envelope,
     pct,
     ready,
     report_rows,
+    running,
 )
 from shared import topics
 from shared.contracts.common import uai_check_letter
@@ -114,82 +114,76 @@ async def run(count: int) -> dict[str, Any]:
     sink.handle_DATA = timed  # type: ignore[method-assign]
     env = ns.env(ONE_SMTP_PORT=str(port))
     workers = {name: WorkerProcess(name, env) for name in topics.WORKERS}
-    stop_watch = asyncio.Event()
-    watch = Watch(workers)
     results: dict[str, Any] = {"orders": count}
     try:
-        await asyncio.gather(*(w.start() for w in workers.values()))
-        watcher = asyncio.create_task(watch.run(stop_watch))
-        connection = await aio_pika.connect_robust(AMQP_URL)
-        async with connection:
-            channel = await connection.channel()
-            exchange = await channel.get_exchange(ns.exchange)
-            outcomes: set[str] = set()
-            spy = await channel.declare_queue(exclusive=True, auto_delete=True)
-            await spy.bind(exchange, routing_key=topics.CREDENTIALS_DISPATCHED)
+        async with running(workers) as watch:
+            connection = await aio_pika.connect_robust(AMQP_URL)
+            async with connection:
+                channel = await connection.channel()
+                exchange = await channel.get_exchange(ns.exchange)
+                outcomes: set[str] = set()
+                spy = await channel.declare_queue(exclusive=True, auto_delete=True)
+                await spy.bind(exchange, routing_key=topics.CREDENTIALS_DISPATCHED)
 
-            async def record(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-                outcomes.add(json.loads(message.body)["correlationid"])
+                async def record(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+                    outcomes.add(json.loads(message.body)["correlationid"])
 
-            await spy.consume(record, no_ack=True)
+                await spy.consume(record, no_ack=True)
 
-            async def publish(numbers: range) -> dict[str, float]:
-                sent: dict[str, float] = {}
-                for i in numbers:
-                    body = order_event(i, tag)
-                    sent[f"admin{i}@bench.example.org"] = time.monotonic()
-                    await exchange.publish(
-                        aio_pika.Message(
-                            body,
-                            content_type=CONTENT_TYPE,
-                            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                        ),
-                        routing_key=topics.ORDER_RECEIVED,
-                    )
-                return sent
+                async def publish(numbers: range) -> dict[str, float]:
+                    sent: dict[str, float] = {}
+                    for i in numbers:
+                        body = order_event(i, tag)
+                        sent[f"admin{i}@bench.example.org"] = time.monotonic()
+                        await exchange.publish(
+                            aio_pika.Message(
+                                body,
+                                content_type=CONTENT_TYPE,
+                                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                            ),
+                            routing_key=topics.ORDER_RECEIVED,
+                        )
+                    return sent
 
-            # Load: every order published at once, measured until all are dispatched.
-            started = time.monotonic()
-            sent = await publish(range(count))
-            await eventually(
-                lambda: ready(len(outcomes) >= count),
-                timeout=900,
-                interval=0.2,
-                what="all orders dispatched",
-            )
-            total = time.monotonic() - started
-            latencies = [received_at[k] - sent[k] for k in sent if k in received_at]
-            results.update(
-                total_s=total,
-                orders_per_s=count / total,
-                email_latency_p50_s=pct(latencies, 0.5),
-                email_latency_p99_s=pct(latencies, 0.99),
-            )
-            # Let the invoices still on their way go out: the next order is alone.
-            await eventually(
-                lambda: ready(len(received_at) >= 2 * count),
-                timeout=600,
-                interval=0.2,
-                what="all invoices sent",
-            )
-            await asyncio.sleep(3)
+                # Load: every order published at once, measured until all are dispatched.
+                started = time.monotonic()
+                sent = await publish(range(count))
+                await eventually(
+                    lambda: ready(len(outcomes) >= count),
+                    timeout=900,
+                    interval=0.2,
+                    what="all orders dispatched",
+                )
+                total = time.monotonic() - started
+                latencies = [received_at[k] - sent[k] for k in sent if k in received_at]
+                results.update(
+                    total_s=total,
+                    orders_per_s=count / total,
+                    email_latency_p50_s=pct(latencies, 0.5),
+                    email_latency_p99_s=pct(latencies, 0.99),
+                )
+                # Let the invoices still on their way go out: the next order is alone.
+                await eventually(
+                    lambda: ready(len(received_at) >= 2 * count),
+                    timeout=600,
+                    interval=0.2,
+                    what="all invoices sent",
+                )
+                await asyncio.sleep(3)
 
-            # Idle: one order, alone.
-            single = await publish(range(count, count + 1))
-            [(admin, published)] = single.items()
-            await eventually(
-                lambda: ready(admin in received_at),
-                timeout=60,
-                interval=0.01,
-                what="single order's email",
-            )
-            results["single_order_email_s"] = received_at[admin] - published
+                # Idle: one order, alone.
+                single = await publish(range(count, count + 1))
+                [(admin, published)] = single.items()
+                await eventually(
+                    lambda: ready(admin in received_at),
+                    timeout=60,
+                    interval=0.01,
+                    what="single order's email",
+                )
+                results["single_order_email_s"] = received_at[admin] - published
     finally:
-        stop_watch.set()
-        await asyncio.gather(*(w.stop() for w in workers.values()))
         controller.stop()
         await ns.drop()
-    await watcher
     print("load measured:", json.dumps(results), flush=True)
     results["peak_rss_mib"] = {k: round(v, 1) for k, v in watch.peak.items()}
     results["chromium_peak_rss_mib"] = round(
