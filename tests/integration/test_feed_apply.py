@@ -455,17 +455,20 @@ async def test_statistics_follow_a_first_import(stack: Stack, channel: AbstractC
         data = chunk(school, uuid.uuid4(), 0, 1, CLASSES, created=[*kids, *adults, *staff])
         await outcome(spy, await send(channel, stack.exchange, data), topics.ACCOUNTS_CREATED)
 
-        async def analysed() -> list[dict[str, Any]]:
-            return await fetch(
+        burst = {"accounts", "account_classes", "parent_children"}
+
+        async def analysed() -> list[dict[str, Any]] | None:
+            # One table after another: wait for the three, not for the first.
+            found = await fetch(
                 stack,
                 "SELECT t.relname, c.reltuples FROM pg_stat_user_tables t"
                 " JOIN pg_class c ON c.oid = t.relid WHERE schemaname = 'account_manager'"
-                " AND t.relname IN ('accounts', 'account_classes', 'parent_children')"
-                " AND last_analyze IS NOT NULL",
+                " AND t.relname = ANY($1::text[]) AND last_analyze IS NOT NULL",
+                sorted(burst),
             )
+            return found if {r["relname"] for r in found} == burst else None
 
         found = await eventually(analysed, timeout=20, what="the import's tables analysed")
-        assert {r["relname"] for r in found} == {"accounts", "account_classes", "parent_children"}
         accounts = next(r for r in found if r["relname"] == "accounts")
         assert accounts["reltuples"] >= len(kids) + len(adults) + len(staff)
 
