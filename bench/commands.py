@@ -20,14 +20,13 @@ from typing import Any
 import aio_pika
 
 from bench.common import (
-    AMQP_URL,
     Namespace,
-    declare_spy,
     envelope,
     pct,
     raw_copy_rows_per_s,
     ready,
     running,
+    spying,
 )
 from shared import topics
 from shared.contracts.common import uai_check_letter
@@ -150,115 +149,113 @@ async def run_once(replicas: int, accounts: int, per_command: int) -> dict[str, 
     }
     seen: dict[str, tuple[float, dict[str, Any]]] = {}
     try:
-        async with running(workers) as watch:
-            connection = await aio_pika.connect_robust(AMQP_URL)
-            async with connection:
-                channel = await connection.channel()
-                exchange, spy = await declare_spy(
-                    channel,
-                    ns.exchange,
-                    (topics.ACCOUNTS_CREATED, topics.CLASSES_CREATED, topics.COMMAND_REJECTED),
+        async with (
+            running(workers) as watch,
+            spying(
+                ns.exchange,
+                (topics.ACCOUNTS_CREATED, topics.CLASSES_CREATED, topics.COMMAND_REJECTED),
+            ) as (exchange, spy),
+        ):
+
+            async def record(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+                event = json.loads(message.body)
+                seen.setdefault(
+                    f"{event['type']}:{event['correlationid']}", (time.monotonic(), event)
                 )
 
-                async def record(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-                    event = json.loads(message.body)
-                    seen.setdefault(
-                        f"{event['type']}:{event['correlationid']}", (time.monotonic(), event)
-                    )
+            await spy.consume(record, no_ack=True)
 
-                await spy.consume(record, no_ack=True)
+            async def publish(topic: str, data: dict[str, Any], correlationid: str) -> None:
+                await exchange.publish(
+                    aio_pika.Message(
+                        envelope(topic, data, correlationid),
+                        content_type=CONTENT_TYPE,
+                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    ),
+                    routing_key=topic,
+                )
 
-                async def publish(topic: str, data: dict[str, Any], correlationid: str) -> None:
-                    await exchange.publish(
-                        aio_pika.Message(
-                            envelope(topic, data, correlationid),
-                            content_type=CONTENT_TYPE,
-                            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                        ),
-                        routing_key=topic,
-                    )
-
-                schools = []
-                for n in range(SCHOOLS):
-                    school_id, digits = str(uuid.uuid4()), f"075{n:04d}"
-                    await publish(
-                        topics.SCHOOL_INITIALISED,
-                        {
-                            "school_id": school_id,
-                            "order_id": f"BC-{n}",
-                            "uai": digits + uai_check_letter(digits),
-                            "name": f"École {n}",
-                            "academie": None,
-                            "department": "075",
-                            "provisioning": "manual",
-                            "classes": 10,
-                            "administrator": {
-                                "first_name": "Claire",
-                                "last_name": "Martin",
-                                "email": "claire@example.org",
-                            },
+            schools = []
+            for n in range(SCHOOLS):
+                school_id, digits = str(uuid.uuid4()), f"075{n:04d}"
+                await publish(
+                    topics.SCHOOL_INITIALISED,
+                    {
+                        "school_id": school_id,
+                        "order_id": f"BC-{n}",
+                        "uai": digits + uai_check_letter(digits),
+                        "name": f"École {n}",
+                        "academie": None,
+                        "department": "075",
+                        "provisioning": "manual",
+                        "classes": 10,
+                        "administrator": {
+                            "first_name": "Claire",
+                            "last_name": "Martin",
+                            "email": "claire@example.org",
                         },
-                        f"BC-{n}",
-                    )
-                    schools.append(school_id)
-                await eventually(
-                    lambda: ready(sum(k.startswith("classes.created") for k in seen) == SCHOOLS),
-                    timeout=60,
-                    what="schools opened",
+                    },
+                    f"BC-{n}",
                 )
-                setup = {e["data"]["school_id"]: e for _, e in seen.values()}
-                admins = {
-                    s: setup[s]["data"]["accounts"][0]["account_id"]
-                    for s in schools
-                    if setup[s]["type"] == topics.ACCOUNTS_CREATED
-                }
-                classes = {
-                    e["data"]["school_id"]: [c["class_id"] for c in e["data"]["classes"]]
-                    for _, e in seen.values()
-                    if e["type"] == topics.CLASSES_CREATED
-                }
+                schools.append(school_id)
+            await eventually(
+                lambda: ready(sum(k.startswith("classes.created") for k in seen) == SCHOOLS),
+                timeout=60,
+                what="schools opened",
+            )
+            setup = {e["data"]["school_id"]: e for _, e in seen.values()}
+            admins = {
+                s: setup[s]["data"]["accounts"][0]["account_id"]
+                for s in schools
+                if setup[s]["type"] == topics.ACCOUNTS_CREATED
+            }
+            classes = {
+                e["data"]["school_id"]: [c["class_id"] for c in e["data"]["classes"]]
+                for _, e in seen.values()
+                if e["type"] == topics.CLASSES_CREATED
+            }
 
-                commands = accounts // per_command
-                sent: dict[str, float] = {}
-                started = time.monotonic()
-                for c in range(commands):
-                    school = schools[c % SCHOOLS]
-                    class_id = classes[school][(c // SCHOOLS) % len(classes[school])]
-                    request = f"req-{c}"
-                    sent[request] = time.monotonic()
-                    await publish(
-                        topics.ACCOUNTS_CREATE_REQUESTED,
-                        {
-                            "request_id": request,
-                            "requested_by": admins[school],
-                            "school_id": school,
-                            "accounts": [
-                                pupil(c * per_command + k, class_id) for k in range(per_command)
-                            ],
-                        },
-                        request,
-                    )
-
-                def answered() -> int:
-                    return sum(
-                        1
-                        for r in sent
-                        if f"accounts.created:{r}" in seen or f"command.rejected:{r}" in seen
-                    )
-
-                await eventually(
-                    lambda: ready(answered() == commands),
-                    timeout=900,
-                    interval=0.1,
-                    what="every command answered",
+            commands = accounts // per_command
+            sent: dict[str, float] = {}
+            started = time.monotonic()
+            for c in range(commands):
+                school = schools[c % SCHOOLS]
+                class_id = classes[school][(c // SCHOOLS) % len(classes[school])]
+                request = f"req-{c}"
+                sent[request] = time.monotonic()
+                await publish(
+                    topics.ACCOUNTS_CREATE_REQUESTED,
+                    {
+                        "request_id": request,
+                        "requested_by": admins[school],
+                        "school_id": school,
+                        "accounts": [
+                            pupil(c * per_command + k, class_id) for k in range(per_command)
+                        ],
+                    },
+                    request,
                 )
-                total = time.monotonic() - started
-                latencies = [
-                    seen[f"accounts.created:{r}"][0] - t
-                    for r, t in sent.items()
-                    if f"accounts.created:{r}" in seen
-                ]
-                rejected = sum(1 for r in sent if f"command.rejected:{r}" in seen)
+
+            def answered() -> int:
+                return sum(
+                    1
+                    for r in sent
+                    if f"accounts.created:{r}" in seen or f"command.rejected:{r}" in seen
+                )
+
+            await eventually(
+                lambda: ready(answered() == commands),
+                timeout=900,
+                interval=0.1,
+                what="every command answered",
+            )
+            total = time.monotonic() - started
+            latencies = [
+                seen[f"accounts.created:{r}"][0] - t
+                for r, t in sent.items()
+                if f"accounts.created:{r}" in seen
+            ]
+            rejected = sum(1 for r in sent if f"command.rejected:{r}" in seen)
     finally:
         await ns.drop()
     return {

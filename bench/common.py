@@ -147,18 +147,23 @@ async def bare_pdf_ms(samples: int = 20) -> float:
     return statistics.median(times)
 
 
-async def declare_spy(
-    channel: aio_pika.abc.AbstractChannel, exchange_name: str, routing_keys: Iterable[str]
-) -> tuple[aio_pika.abc.AbstractExchange, aio_pika.abc.AbstractQueue]:
-    """Declare the namespace's topic exchange and an exclusive queue bound to it for each
-    routing key, through which a benchmark watches the pipeline's events."""
-    exchange = await channel.declare_exchange(
-        exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
-    )
-    spy = await channel.declare_queue(exclusive=True, auto_delete=True)
-    for key in routing_keys:
-        await spy.bind(exchange, routing_key=key)
-    return exchange, spy
+@contextlib.asynccontextmanager
+async def spying(
+    exchange_name: str, routing_keys: Iterable[str]
+) -> AsyncIterator[tuple[aio_pika.abc.AbstractExchange, aio_pika.abc.AbstractQueue]]:
+    """A connection to the broker for the block, the namespace's topic exchange, and an
+    exclusive queue bound to it for each routing key, through which a benchmark watches
+    the pipeline's events."""
+    connection = await aio_pika.connect_robust(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(
+            exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        spy = await channel.declare_queue(exclusive=True, auto_delete=True)
+        for key in routing_keys:
+            await spy.bind(exchange, routing_key=key)
+        yield exchange, spy
 
 
 def envelope(topic: str, data: dict[str, Any], correlationid: str) -> bytes:

@@ -38,13 +38,12 @@ import asyncpg
 
 from bench.common import (
     ADMIN_URL,
-    AMQP_URL,
     Namespace,
-    declare_spy,
     envelope,
     raw_copy_rows_per_s,
     report_rows,
     running,
+    spying,
 )
 from shared import topics
 from shared.envelope import CONTENT_TYPE
@@ -239,81 +238,79 @@ async def run(
     results["autovacuum_was_on"] = await autovacuum(True)
     database_url = f"postgresql://postgres@127.0.0.1:5432/{ns.database}"
     try:
-        async with running(workers) as watch:
-            connection = await aio_pika.connect_robust(AMQP_URL)
-            async with connection:
-                channel = await connection.channel()
-                exchange, spy = await declare_spy(
-                    channel,
-                    ns.exchange,
-                    (
-                        topics.ACCOUNTS_CREATED,
-                        topics.ACCOUNTS_UPDATED,
-                        topics.DIRECTORY_SYNC_REPORTED,
-                        topics.DIRECTORY_SYNC_HELD,
-                    ),
-                )
-                await spy.consume(tally.record, no_ack=True)
+        async with (
+            running(workers) as watch,
+            spying(
+                ns.exchange,
+                (
+                    topics.ACCOUNTS_CREATED,
+                    topics.ACCOUNTS_UPDATED,
+                    topics.DIRECTORY_SYNC_REPORTED,
+                    topics.DIRECTORY_SYNC_HELD,
+                ),
+            ) as (exchange, spy),
+        ):
+            await spy.consume(tally.record, no_ack=True)
 
-                async def publish(messages: Iterable[tuple[str, dict[str, Any], str]]) -> None:
-                    for topic, data, correlationid in messages:
-                        await exchange.publish(
-                            aio_pika.Message(
-                                envelope(topic, data, correlationid),
-                                content_type=CONTENT_TYPE,
-                                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                            ),
-                            routing_key=topic,
-                        )
-
-                # 1. First import.
-                started = time.monotonic()
-                await publish(
-                    (topics.SCHOOL_INITIALISED, school_initialised(uai, n), f"BC-FEED-{n}")
-                    for n, uai in enumerate(counts)
-                )
-
-                async def imported() -> bool:
-                    published = tally.accounts.get(topics.ACCOUNTS_CREATED, 0)
-                    return published >= persons and await stored_persons(database_url) >= persons
-
-                await eventually(imported, timeout=1800, interval=0.5, what="the first import")
-                results["first_import_s"] = time.monotonic() - started
-                results["first_import_persons_per_s"] = persons / results["first_import_s"]
-                results["first_import_reports_done_s"] = tally.last_report_at - started
-                print(f"first import: {results['first_import_s']:.1f} s", flush=True)
-                # Between an import and the next night, autovacuum has long analysed the new
-                # rows; stand in for it (this machine's Postgres runs with autovacuum off).
-                await vacuum_analyze(database_url)
-
-                # 2. Unchanged re-run, 3. 1% of changes.
-                for label, request in (("unchanged", "rerun"), ("one_percent", "changes")):
-                    changed = 0
-                    if label == "one_percent":
-                        changed = change_one_percent(root, schools, pupils_per_class)
-                        results["one_percent_persons_changed"] = changed
-                    updated_before = tally.accounts.get(topics.ACCOUNTS_UPDATED, 0)
-                    started = time.monotonic()
-                    await publish(
-                        (
-                            topics.DIRECTORY_SYNC_REQUESTED,
-                            {"request_id": f"{request}-{uai}", "uai": uai, "requested_by": "bench"},
-                            f"{request}-{uai}",
-                        )
-                        for uai in counts
+            async def publish(messages: Iterable[tuple[str, dict[str, Any], str]]) -> None:
+                for topic, data, correlationid in messages:
+                    await exchange.publish(
+                        aio_pika.Message(
+                            envelope(topic, data, correlationid),
+                            content_type=CONTENT_TYPE,
+                            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                        ),
+                        routing_key=topic,
                     )
 
-                    async def done(
-                        request: str = request, changed: int = changed, before: int = updated_before
-                    ) -> bool:
-                        updated = tally.accounts.get(topics.ACCOUNTS_UPDATED, 0) - before
-                        return len(tally.reports.get(request, {})) == schools and updated >= changed
+            # 1. First import.
+            started = time.monotonic()
+            await publish(
+                (topics.SCHOOL_INITIALISED, school_initialised(uai, n), f"BC-FEED-{n}")
+                for n, uai in enumerate(counts)
+            )
 
-                    await eventually(done, timeout=1800, interval=0.2, what=f"the {label} run")
-                    results[f"{label}_s"] = time.monotonic() - started
-                    results[f"{label}_statuses"] = _statuses(tally.reported(request))
-                    print(f"{label}: {results[f'{label}_s']:.1f} s", flush=True)
-                results["held"] = len(tally.held)
+            async def imported() -> bool:
+                published = tally.accounts.get(topics.ACCOUNTS_CREATED, 0)
+                return published >= persons and await stored_persons(database_url) >= persons
+
+            await eventually(imported, timeout=1800, interval=0.5, what="the first import")
+            results["first_import_s"] = time.monotonic() - started
+            results["first_import_persons_per_s"] = persons / results["first_import_s"]
+            results["first_import_reports_done_s"] = tally.last_report_at - started
+            print(f"first import: {results['first_import_s']:.1f} s", flush=True)
+            # Between an import and the next night, autovacuum has long analysed the new
+            # rows; stand in for it (this machine's Postgres runs with autovacuum off).
+            await vacuum_analyze(database_url)
+
+            # 2. Unchanged re-run, 3. 1% of changes.
+            for label, request in (("unchanged", "rerun"), ("one_percent", "changes")):
+                changed = 0
+                if label == "one_percent":
+                    changed = change_one_percent(root, schools, pupils_per_class)
+                    results["one_percent_persons_changed"] = changed
+                updated_before = tally.accounts.get(topics.ACCOUNTS_UPDATED, 0)
+                started = time.monotonic()
+                await publish(
+                    (
+                        topics.DIRECTORY_SYNC_REQUESTED,
+                        {"request_id": f"{request}-{uai}", "uai": uai, "requested_by": "bench"},
+                        f"{request}-{uai}",
+                    )
+                    for uai in counts
+                )
+
+                async def done(
+                    request: str = request, changed: int = changed, before: int = updated_before
+                ) -> bool:
+                    updated = tally.accounts.get(topics.ACCOUNTS_UPDATED, 0) - before
+                    return len(tally.reports.get(request, {})) == schools and updated >= changed
+
+                await eventually(done, timeout=1800, interval=0.2, what=f"the {label} run")
+                results[f"{label}_s"] = time.monotonic() - started
+                results[f"{label}_statuses"] = _statuses(tally.reported(request))
+                print(f"{label}: {results[f'{label}_s']:.1f} s", flush=True)
+            results["held"] = len(tally.held)
     finally:
         await ns.drop()
         await autovacuum(None)
