@@ -87,6 +87,26 @@ async def fetch(stack: Stack, sql: str, *args: Any) -> list[dict[str, Any]]:
         await conn.close()
 
 
+POLICY = FeedPolicy(activation_ttl=timedelta(days=90), grace=timedelta(days=90))
+
+
+async def apply_directly(
+    worker: Worker, school: FedSchool, classes: list[FeedClass], **changes: Any
+) -> list[Envelope[Any]]:
+    """A one-chunk run applied by the handler in a transaction of its own, as the consumer
+    runs it; the events it emitted."""
+    assert worker.context is not None
+    event = new_event(
+        chunk(school, uuid.uuid4(), 0, 1, classes, **changes),
+        source="urn:one:tests",
+        correlationid="direct",
+    )
+    async with worker.context.pool.acquire() as conn, conn.transaction():
+        store = FeedStore(conn)
+        await handle_directory_synced(event, store=store, policy=POLICY, now=datetime.now(UTC))
+    return store.emitted
+
+
 async def outcome(spy: EventSpy, cause: Envelope[Any], *types: str) -> dict[str, dict[str, Any]]:
     """The events ``cause`` led to, by type, once its last expected one is out."""
 
@@ -414,7 +434,6 @@ async def test_rate_of_a_500_person_first_import_chunk(
     """Not a timed test: prints persons/s of the apply alone (handler and SQL, in one
     transaction, as the consumer runs it) for 500-person chunks of first imports."""
     assert worker.context is not None
-    policy = FeedPolicy(activation_ttl=timedelta(days=90), grace=timedelta(days=90))
     names = ["CP", "CE1", "CE2", "CM1", "CM2"]
     classes = [FeedClass(name=n, level=n) for n in names]
     rates = []
@@ -428,7 +447,7 @@ async def test_rate_of_a_500_person_first_import_chunk(
         async with worker.context.pool.acquire() as conn, conn.transaction():
             started = time.perf_counter()
             await handle_directory_synced(
-                event, store=FeedStore(conn), policy=policy, now=datetime.now(UTC)
+                event, store=FeedStore(conn), policy=POLICY, now=datetime.now(UTC)
             )
             elapsed = time.perf_counter() - started
         rates.append(len(persons) / elapsed)
@@ -479,9 +498,7 @@ async def test_feed_classes_taken_over_relevelled_added_and_left_alone(
     """A class the school already has under the export's name becomes the feed's; a
     level the export changes is changed; a class new in the export is created; a night
     that changes no class creates none and leaves every class row as it was."""
-    assert worker.context is not None
     school = await open_automatic_school(channel, stack.exchange, spy)
-    policy = FeedPolicy(activation_ttl=timedelta(days=90), grace=timedelta(days=90))
     [made_by_hand] = await fetch(
         stack,
         "INSERT INTO classes (class_id, school_id, name, level) VALUES ($1, $2, 'CE1', NULL)"
@@ -492,18 +509,6 @@ async def test_feed_classes_taken_over_relevelled_added_and_left_alone(
     zoe = pupil("Zoé", "Lefèvre", date(2019, 3, 14), "CP")
     leo = pupil("Léo", "Roy", date(2018, 5, 2), "CE1")
 
-    async def apply(classes: list[FeedClass], **changes: Any) -> list[Envelope[Any]]:
-        event = new_event(
-            chunk(school, uuid.uuid4(), 0, 1, classes, **changes),
-            source="urn:one:tests",
-            correlationid="classes",
-        )
-        assert worker.context is not None
-        async with worker.context.pool.acquire() as conn, conn.transaction():
-            store = FeedStore(conn)
-            await handle_directory_synced(event, store=store, policy=policy, now=datetime.now(UTC))
-            return store.emitted
-
     async def classes() -> dict[str, tuple[Any, str | None, Any]]:
         rows = await fetch(
             stack,
@@ -513,7 +518,9 @@ async def test_feed_classes_taken_over_relevelled_added_and_left_alone(
         )
         return {r["name"]: (r["class_id"], r["level"], r["version"]) for r in rows}
 
-    first = await apply(
+    first = await apply_directly(
+        worker,
+        school,
         [FeedClass(name="CP", level="CP"), FeedClass(name="CE1", level="CE1")],
         created=[zoe, leo],
     )
@@ -529,7 +536,9 @@ async def test_feed_classes_taken_over_relevelled_added_and_left_alone(
     )
     assert [r["class_id"] for r in placed] == [made_by_hand["class_id"]]
 
-    second = await apply(
+    second = await apply_directly(
+        worker,
+        school,
         [
             FeedClass(name="CP", level="CP"),
             FeedClass(name="CE1", level="CE1-CE2"),
@@ -543,7 +552,9 @@ async def test_feed_classes_taken_over_relevelled_added_and_left_alone(
     assert after_second["CE1"][1] == "CE1-CE2" and after_second["CM2"][1] == "CM2"
     assert after_second["CP"] == after_first["CP"]  # unchanged, not rewritten
 
-    third = await apply(
+    third = await apply_directly(
+        worker,
+        school,
         [
             FeedClass(name="CP", level="CP"),
             FeedClass(name="CE1", level="CE1-CE2"),
@@ -560,9 +571,7 @@ async def test_an_account_made_by_hand_is_taken_over_by_the_feed(
 ):
     """A teacher the administrator created before the school's first feed is the feed's
     teacher of the same name: his account, now carrying his feed id, not a second one."""
-    assert worker.context is not None
     school = await open_automatic_school(channel, stack.exchange, spy)
-    policy = FeedPolicy(activation_ttl=timedelta(days=90), grace=timedelta(days=90))
     [by_hand] = await fetch(
         stack,
         "INSERT INTO accounts (account_id, school_id, profile, first_name, last_name, login,"
@@ -573,17 +582,10 @@ async def test_an_account_made_by_hand_is_taken_over_by_the_feed(
     )
     curie = teacher("Marie", "Curie", "CP", email="marie.curie@example.org")
     zoe = pupil("Zoé", "Lefèvre", date(2019, 3, 14), "CP")
-    event = new_event(
-        chunk(school, uuid.uuid4(), 0, 1, CLASSES, created=[curie, zoe]),
-        source="urn:one:tests",
-        correlationid="by-hand",
-    )
-    async with worker.context.pool.acquire() as conn, conn.transaction():
-        store = FeedStore(conn)
-        await handle_directory_synced(event, store=store, policy=policy, now=datetime.now(UTC))
-    [made] = [e.data for e in store.emitted if e.type == topics.ACCOUNTS_CREATED]
+    emitted = await apply_directly(worker, school, CLASSES, created=[curie, zoe])
+    [made] = [e.data for e in emitted if e.type == topics.ACCOUNTS_CREATED]
     assert [a.first_name for a in made.accounts] == ["Zoé"]
-    [updated] = [e.data for e in store.emitted if e.type == topics.ACCOUNTS_UPDATED]
+    [updated] = [e.data for e in emitted if e.type == topics.ACCOUNTS_UPDATED]
     [marie] = updated.accounts
     assert (marie.account_id, marie.login, marie.classes) == (
         by_hand["account_id"],
