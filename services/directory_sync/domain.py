@@ -429,7 +429,9 @@ def diff(
                 created.append(person)
                 continue
             kept.add(old.feed_id)
-            if _moved(old, person):
+            if person is old:  # kept as he was: neither moved nor updated
+                unchanged += 1
+            elif _moved(old, person):
                 moved.append(person)
             elif _updated(old, person):
                 updated.append(person)
