@@ -69,6 +69,8 @@ async def handle_directory_synced(
     chunk = event.data
     school = await _fed_school(chunk, store=store)
     await store.lock_school_feed(chunk.school_id)
+    if chunk.version is not None:
+        await _take_turn(chunk, chunk.version, store=store)
     people = {p.feed_id: p for p in [*chunk.created, *chunk.updated, *chunk.moved]}
     left = [f for f in dict.fromkeys(chunk.left) if f not in people]
     applied = Applied()
@@ -119,6 +121,33 @@ async def _fed_school(chunk: DirectorySynced, *, store: FeedStore) -> SchoolInfo
     if school.uai != chunk.uai:
         log.warning("feed_uai_differs", school_id=str(chunk.school_id), uai=chunk.uai)
     return school
+
+
+async def _take_turn(chunk: DirectorySynced, version: int, *, store: FeedStore) -> None:
+    """Runs of a school are applied in order (``feed_rules.chunk_turn``): a chunk whose
+    turn has not come is retried later, one of a run older than the school's is refused;
+    else it is counted as applied (in the transaction that applies it)."""
+    progress = await store.run_progress(chunk.school_id)
+    turn = feed_rules.chunk_turn(progress, version)
+    school = chunk.school_id
+    if turn == "stale":
+        assert progress is not None
+        raise PermanentError(
+            f"run {version} of school {school} is older than its run {progress.version},"
+            " already applied: applying it would undo that run's changes"
+        )
+    if turn == "wait":
+        assert progress is not None
+        waited = (
+            f"{progress.applied} of the {progress.chunks} chunks of its run {progress.version}"
+            " are applied"
+            if version == progress.version + 1
+            else f"its last run applied is {progress.version}"
+        )
+        raise TransientError(
+            f"run {version} of school {school} waits for run {version - 1}: {waited}"
+        )
+    await store.count_chunk(school, version, chunk.chunks)
 
 
 # Classes -----------------------------------------------------------------------------

@@ -16,12 +16,45 @@ from services.account_manager.domain import fold_name_part, login_with_rank
 # (profile, folded first name, folded last name, birth date for a pupil else None)
 MatchKey = tuple[str, str, str, date | None]
 LeaverFate = Literal["delete", "deactivate", "already_gone"]
+ChunkTurn = Literal["apply", "wait", "stale"]
 
 
 def match_key(profile: str, first_name: str, last_name: str, birth_date: date | None) -> MatchKey:
     """DESIGN §4: same profile, same folded names, and the same birth date for a pupil."""
     birth = birth_date if profile == "student" else None
     return (profile, fold_name_part(first_name), fold_name_part(last_name), birth)
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """The school's last numbered run that account_manager began to apply."""
+
+    version: int
+    chunks: int
+    applied: int  # chunks of it applied so far
+
+    @property
+    def complete(self) -> bool:
+        return self.applied >= self.chunks
+
+
+def chunk_turn(progress: RunProgress | None, version: int) -> ChunkTurn:
+    """Whether a chunk of run ``version`` may be applied now.
+
+    Each run is computed against the one before, so run n applied before run n - 1 is
+    whole would let the older run overwrite the newer one's changes for good. A chunk of
+    the run being applied goes (chunks of one run come in any order); the first chunk of
+    the next run goes once the last run is whole; a later run waits; a run older than
+    one already begun is stale. A school with no numbered run yet (fed before runs were
+    numbered) takes whatever comes first.
+    """
+    if progress is None or version == progress.version:
+        return "apply"
+    if version < progress.version:
+        return "stale"
+    if version == progress.version + 1 and progress.complete:
+        return "apply"
+    return "wait"
 
 
 @dataclass(frozen=True)

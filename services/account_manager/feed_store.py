@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from uuid import UUID
 
-from services.account_manager.feed_rules import Candidate, MatchKey
+from services.account_manager.feed_rules import Candidate, MatchKey, RunProgress
 from services.account_manager.store import AccountStore
 
 
@@ -81,6 +81,24 @@ class FeedStore(AccountStore):
         await self.conn.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended('feed:' || $1::uuid::text, 0))",
             school_id,
+        )
+
+    async def run_progress(self, school_id: UUID) -> RunProgress | None:
+        row = await self.conn.fetchrow(
+            "SELECT version, chunks, applied FROM feed_runs WHERE school_id = $1", school_id
+        )
+        return RunProgress(**row) if row else None
+
+    async def count_chunk(self, school_id: UUID, version: int, chunks: int) -> None:
+        """One more chunk of run ``version`` applied; its first makes it the school's run."""
+        await self.conn.execute(
+            "INSERT INTO feed_runs (school_id, version, chunks, applied) VALUES ($1, $2, $3, 1)"
+            " ON CONFLICT (school_id) DO UPDATE SET version = EXCLUDED.version,"
+            " chunks = EXCLUDED.chunks, applied = CASE WHEN feed_runs.version = EXCLUDED.version"
+            "  THEN feed_runs.applied + 1 ELSE 1 END",
+            school_id,
+            version,
+            chunks,
         )
 
     # Classes ---------------------------------------------------------------------------

@@ -495,10 +495,11 @@ def _items(diff: Diff) -> list[_Item]:
 
 
 def chunks(
-    diff: Diff, *, run_id: UUID, school_id: UUID, uai: str, size: int
+    diff: Diff, *, run_id: UUID, school_id: UUID, uai: str, version: int, size: int
 ) -> list[DirectorySynced]:
-    """``directory.synced`` messages of at most ``size`` persons each; every chunk carries
-    every class of the export. A change of classes alone makes one chunk."""
+    """``directory.synced`` messages of at most ``size`` persons each, numbered with the
+    snapshot ``version`` the run makes; every chunk carries every class of the export. A
+    change of classes alone makes one chunk."""
     items = _items(diff)
     groups = [items[start : start + size] for start in range(0, len(items), size)] or [[]]
     made: list[DirectorySynced] = []
@@ -519,6 +520,7 @@ def chunks(
                     "uai": uai,
                     "chunk": number,
                     "chunks": len(groups),
+                    "version": version,
                     "classes": list(diff.classes),
                     **lists,
                 }
@@ -627,7 +629,14 @@ def conclude(
     changes = diff(snapshot, export, files, new_id)
     warnings = base + changes.warnings
     reasons = tuple(hold_reasons(changes, len(snapshot.persons), export.suspicious, leave_share))
-    made = chunks(changes, run_id=run_id, school_id=school_id, uai=export.uai, size=chunk_size)
+    made = chunks(
+        changes,
+        run_id=run_id,
+        school_id=school_id,
+        uai=export.uai,
+        version=snapshot.version + 1,  # the snapshot this run replaces the last with
+        size=chunk_size,
+    )
     status: SyncStatus
     if dry_run:
         status = "dry_run"

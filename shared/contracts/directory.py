@@ -45,7 +45,9 @@ class FeedPerson(Model):
 
 class DirectorySynced(Contract):
     """One chunk of a run's changes. Chunks of a run may be applied in any order and by
-    any replica: a parent's children may come in another chunk than the parent."""
+    any replica: a parent's children may come in another chunk than the parent. Runs of
+    a school are applied in the order of their ``version``: a chunk of run n waits until
+    every chunk of run n - 1 is applied, since each run is computed against the last."""
 
     topic = topics.DIRECTORY_SYNCED
 
@@ -54,6 +56,9 @@ class DirectorySynced(Contract):
     uai: Uai
     chunk: Annotated[int, Field(ge=0)]
     chunks: Annotated[int, Field(ge=1)]
+    # The school's feed version this run brings it to: 1 for its first run, then one more
+    # for each applied run. None: sent before runs were numbered, applied as it comes.
+    version: Annotated[int, Field(ge=1)] | None = None
     classes: list[FeedClass] = Field(default_factory=list)  # every class of the export
     created: list[FeedPerson] = Field(default_factory=list)
     updated: list[FeedPerson] = Field(default_factory=list)  # names, email or parent links

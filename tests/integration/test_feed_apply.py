@@ -24,7 +24,7 @@ from shared.contracts.directory import FeedClass
 from shared.envelope import Envelope, new_event
 from shared.worker import Worker
 from tests.conftest import Stack
-from tests.support.broker import EventSpy, drain_queue, publish_event
+from tests.support.broker import EventSpy, drain_queue, publish_event, wait_for_queue
 from tests.support.feed_events import (
     FedSchool,
     chunk,
@@ -294,6 +294,44 @@ async def test_first_import_out_of_order_then_moves_leavers_and_a_return(
     [row] = await fetch(stack, "SELECT deactivated_at FROM accounts WHERE login = 'tom.martin'")
     assert row["deactivated_at"] is None
     assert await drain_queue(channel, stack.names.dead_letter_queue) == []
+
+
+async def test_runs_of_a_school_apply_in_order_and_an_older_one_is_refused(
+    worker: Worker, stack: Stack, channel: AbstractChannel, spy: EventSpy
+):
+    """Run 2 moves Zoé to CM1 while run 1, which creates her in CP, is half applied: run
+    2 waits for the rest of run 1, so Zoé ends in CM1, not back in the older run's CP. A
+    chunk of run 1 that comes again after run 2 is dead-lettered with its reason."""
+    school = await open_automatic_school(channel, stack.exchange, spy)
+    tom = pupil("Tom", "Martin", date(2019, 1, 9), "CP")
+    zoe = pupil("Zoé", "Lefèvre", date(2019, 3, 14), "CP")
+    one = uuid.uuid4()
+    half = await send(
+        channel, stack.exchange, chunk(school, one, 0, 2, CLASSES, version=1, created=[tom])
+    )
+    await outcome(spy, half, topics.ACCOUNTS_CREATED)
+    later = await send(
+        channel,
+        stack.exchange,
+        chunk(school, uuid.uuid4(), 0, 1, CLASSES, version=2, moved=[moved(zoe, "CM1")]),
+    )
+    rest = chunk(school, one, 1, 2, CLASSES, version=1, created=[zoe])
+    await send(channel, stack.exchange, rest)
+    # Applied first, run 2 would have created Zoé in CM1 and run 1 put her back in CP.
+    done = await outcome(spy, later, topics.ACCOUNTS_UPDATED)
+    assert by_name(done[topics.ACCOUNTS_UPDATED])["Zoé Lefèvre"]["classes"] == ["CM1"]
+
+    await send(channel, stack.exchange, rest)  # sent again, under another event id
+    [dead] = await wait_for_queue(channel, stack.names.dead_letter_queue)
+    reason = str(dead.headers["x-one-reason"])
+    assert "run 1 of school" in reason and "older than its run 2" in reason
+    rows = await fetch(
+        stack,
+        "SELECT c.name FROM account_classes JOIN classes c USING (class_id)"
+        " JOIN accounts a USING (account_id) WHERE a.feed_id = $1",
+        zoe.feed_id,
+    )
+    assert [r["name"] for r in rows] == ["CM1"]
 
 
 async def _school_state(stack: Stack, school: FedSchool) -> dict[str, Any]:

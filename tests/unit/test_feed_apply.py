@@ -13,7 +13,9 @@ from services.account_manager.domain import (
 )
 from services.account_manager.feed_rules import (
     Candidate,
+    RunProgress,
     choose_matches,
+    chunk_turn,
     leaver_fate,
     logins_for,
     match_key,
@@ -148,3 +150,23 @@ def test_codes_of_a_chunk_are_drawn_in_one_go_from_the_code_alphabet():
     # Every letter comes up (20,000 letters over 28: missing one would be a bias).
     assert set("".join(new_activation_codes(2500))) == set(ACTIVATION_ALPHABET)
     assert new_activation_codes(0) == []
+
+
+# --- runs of a school in order ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("progress", "version", "turn"),
+    [
+        (None, 1, "apply"),  # the school's first run
+        (None, 7, "apply"),  # fed before runs were numbered: the first to come goes
+        (RunProgress(version=3, chunks=2, applied=1), 3, "apply"),  # the run under way
+        (RunProgress(version=3, chunks=2, applied=2), 3, "apply"),  # a chunk sent twice
+        (RunProgress(version=3, chunks=2, applied=2), 4, "apply"),  # the next, the last whole
+        (RunProgress(version=3, chunks=2, applied=1), 4, "wait"),  # the last not whole yet
+        (RunProgress(version=3, chunks=1, applied=1), 5, "wait"),  # run 4 has not come
+        (RunProgress(version=3, chunks=1, applied=1), 2, "stale"),  # would undo run 3
+    ],
+)
+def test_runs_of_a_school_are_applied_in_order(progress, version, turn):
+    assert chunk_turn(progress, version) == turn

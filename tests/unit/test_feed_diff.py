@@ -318,8 +318,11 @@ def test_conclusions() -> None:
     assert run(export(many(10))).status == "unchanged"
     grown = run(export(many(11)))
     assert grown.status == "applied" and grown.counts.created == 1 and len(grown.chunks) == 1
+    # The run replaces the snapshot it was compared with by the next version.
+    assert [c.version for c in grown.chunks] == [snapshot.version + 1]
     held = run(export(many(5)))
     assert held.status == "held" and held.counts.left == 5 and held.chunks
+    assert {c.version for c in held.chunks} == {snapshot.version + 1}
     dry = run(export(many(5)), dry_run=True)
     assert dry.status == "dry_run" and not dry.chunks
     assert any("would be held" in w.message for w in dry.warnings)
@@ -337,15 +340,20 @@ def test_changes_are_cut_into_chunks_carrying_every_class() -> None:
     snapshot = applied(export(many(3)))
     exp = export([*many(2), pupil("Nina", "SIMON", "CE1", line=50)], [parent("Ana", "X")])
     changes = diff(snapshot, exp)  # 2 kept, 1 created pupil, 1 created parent, 1 left
-    made = domain.chunks(changes, run_id=RUN, school_id=SCHOOL, uai=UAI, size=2)
-    assert [(c.chunk, c.chunks) for c in made] == [(0, 2), (1, 2)]
+    made = domain.chunks(changes, run_id=RUN, school_id=SCHOOL, uai=UAI, version=4, size=2)
+    assert [(c.chunk, c.chunks, c.version) for c in made] == [(0, 2, 4), (1, 2, 4)]
     assert all(c.classes == made[0].classes for c in made)
     assert [c.name for c in made[0].classes] == ["CE1", "CP"]
     assert [p.first_name for p in made[0].created] == ["Nina", "Ana"]  # pupils first
     assert made[1].left == [changes.left[0].feed_id] and not made[1].created
     assert all(c.run_id == RUN and c.school_id == SCHOOL and c.uai == UAI for c in made)
     sizes = domain.chunks(
-        diff(domain.EMPTY, export(many(1201))), run_id=RUN, school_id=SCHOOL, uai=UAI, size=500
+        diff(domain.EMPTY, export(many(1201))),
+        run_id=RUN,
+        school_id=SCHOOL,
+        uai=UAI,
+        version=1,
+        size=500,
     )
     assert [len(c.created) for c in sizes] == [500, 500, 201]
     assert {c.chunks for c in sizes} == {3}
