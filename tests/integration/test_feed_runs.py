@@ -139,7 +139,9 @@ async def test_exact_changes_then_a_rejected_file_and_a_dry_run_leave_the_snapsh
     drop.write(feed.feed_dir, school)
     first = await feed.reported((await feed.open_school(school))["order_id"])
     assert first["counts"] == counts(created=26)
-    ids = feed_ids(await chunks_of(feed, first))
+    first_chunks = await chunks_of(feed, first)
+    ids = feed_ids(first_chunks)
+    assert {c["version"] for c in first_chunks} == {1}  # runs are numbered per school
 
     # Pupil 0 moves, pupil 1 and his parent leave, a pupil arrives, parent 2 changes email.
     kids = list(drop.kids)
@@ -155,6 +157,7 @@ async def test_exact_changes_then_a_rejected_file_and_a_dry_run_leave_the_snapsh
     assert report["status"] == "applied"
     assert report["counts"] == counts(created=1, updated=1, moved=1, left=2, unchanged=22)
     chunks = await chunks_of(feed, report)
+    assert {c["version"] for c in chunks} == {2}
     assert [p["first_name"] for p in people(chunks, "created")] == ["Nouveau"]
     [moved] = people(chunks, "moved")
     assert moved["feed_id"] == ids[("student", kids[0].first)] and moved["classes"] == ["CE1"]
@@ -186,8 +189,10 @@ async def test_exact_changes_then_a_rejected_file_and_a_dry_run_leave_the_snapsh
     # ...and a real run then finds the same change against the snapshot of the applied run.
     applied = await feed.reported(await feed.request(school))
     assert applied["status"] == "applied" and applied["counts"] == dry["counts"]
-    [moved] = people(await chunks_of(feed, applied), "moved")
+    last = await chunks_of(feed, applied)
+    [moved] = people(last, "moved")
     assert moved["feed_id"] == ids[("student", again.kids[1].first)]
+    assert {c["version"] for c in last} == {3}  # the rejected run and the dry run made none
 
 
 # ---------------------------------------------------------------------------------------
@@ -227,6 +232,7 @@ async def test_a_run_losing_half_the_school_is_held_until_approved(feed: Feed) -
     gone = {ids[("student", k.first)] for k in drop.kids[6:]}
     gone |= {ids[("relative", a.first)] for a in drop.adults[6:]}
     assert set(people(chunks, "left")) == gone and not people(chunks, "created")
+    assert {c["version"] for c in chunks} == {2}  # the version it was held with
 
     again = await feed.answer(await feed.approve(school, report["run_id"]), topics.COMMAND_REJECTED)
     assert "not held" in again["reasons"][0]["message"]
@@ -238,6 +244,7 @@ async def test_a_run_losing_half_the_school_is_held_until_approved(feed: Feed) -
     Drop(drop.kids[:7], drop.adults[:6], drop.staff).write(feed.feed_dir, school)
     overtaking = await feed.reported(await feed.request(school))
     assert overtaking["status"] == "applied" and overtaking["counts"]["created"] == 1
+    assert {c["version"] for c in await chunks_of(feed, overtaking)} == {3}
     refused = await feed.answer(
         await feed.approve(school, stale["run_id"]), topics.COMMAND_REJECTED
     )
