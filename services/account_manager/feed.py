@@ -51,6 +51,9 @@ class Applied:
 
     classes: list[ClassInfo] = field(default_factory=list)
     created: list[UUID] = field(default_factory=list)
+    # The rows just inserted for ``created``, with their logins: published as they are,
+    # not read back.
+    new_rows: dict[UUID, tuple[NewAccount, str]] = field(default_factory=dict)
     changed: set[UUID] = field(default_factory=set)
     restored: set[UUID] = field(default_factory=set)
     deactivated: list[AccountView] = field(default_factory=list)
@@ -315,8 +318,9 @@ async def _create(
             feed_id=person.feed_id,
         )
     if made:
-        await store.add_accounts(list(made.values()), bases, reserve_ranks)
+        logins = await store.add_accounts(list(made.values()), bases, reserve_ranks)
         applied.created.extend(a.account_id for a in made.values())
+        applied.new_rows |= {a.account_id: (a, logins[a.account_id]) for a in made.values()}
     return {feed_id: account.account_id for feed_id, account in made.items()}
 
 
@@ -386,7 +390,7 @@ async def _publish(
     school_id = school.school_id
     created = set(applied.created)
     updated = sorted(applied.changed - created)
-    views = await store.account_views([*applied.created, *updated])
+    views = await store.account_views([*applied.created, *updated], inserted=applied.new_rows)
     out: list[Contract] = []
     if applied.classes:
         out.append(ClassesCreated(school_id=school_id, classes=applied.classes))

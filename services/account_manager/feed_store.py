@@ -10,7 +10,7 @@ from datetime import date, datetime
 from uuid import UUID
 
 from services.account_manager.feed_rules import Candidate, MatchKey, RunProgress
-from services.account_manager.store import AccountStore
+from services.account_manager.store import AccountStore, NewAccount
 
 
 @dataclass(frozen=True)
@@ -446,18 +446,33 @@ class FeedStore(AccountStore):
 
     # Events ------------------------------------------------------------------------------
 
-    async def account_views(self, account_ids: list[UUID]) -> dict[UUID, AccountView]:
+    async def account_views(
+        self,
+        account_ids: list[UUID],
+        inserted: Mapping[UUID, tuple[NewAccount, str]] | None = None,
+    ) -> dict[UUID, AccountView]:
         """Accounts as published: classes (taught or attended) by name, active children.
+        Those ``inserted`` in this transaction (the rows and their logins) are not read
+        back: only their classes and children are.
 
         Three flat reads grouped here: an ``array_agg(... ORDER BY ...)`` per account made
         Postgres sort once per account, the costliest statement of a first import.
         """
-        rows = await self.conn.fetch(
-            "SELECT account_id, school_id, profile, first_name, last_name, login, email,"
-            " birth_date, activation_code, activation_expires_at"
-            " FROM accounts WHERE account_id = ANY($1::uuid[])",
-            account_ids,
-        )
+        inserted = inserted or {}
+        stored = [a for a in account_ids if a not in inserted]
+        rows = [
+            *(
+                await self.conn.fetch(
+                    "SELECT account_id, school_id, profile, first_name, last_name, login, email,"
+                    " birth_date, activation_code, activation_expires_at"
+                    " FROM accounts WHERE account_id = ANY($1::uuid[])",
+                    stored,
+                )
+                if stored
+                else []
+            ),
+            *(_as_row(*inserted[a]) for a in account_ids if a in inserted),
+        ]
         placed = await self.conn.fetch(
             "SELECT p.account_id, c.class_id, c.name FROM ("
             "  SELECT account_id, class_id FROM account_classes WHERE account_id = ANY($1::uuid[])"
@@ -490,3 +505,19 @@ class FeedStore(AccountStore):
             )
             for r in rows
         }
+
+
+def _as_row(account: NewAccount, login: str) -> dict[str, object]:
+    """An account just inserted, as ``account_views`` reads accounts."""
+    return {
+        "account_id": account.account_id,
+        "school_id": account.school_id,
+        "profile": account.profile,
+        "first_name": account.first_name,
+        "last_name": account.last_name,
+        "login": login,
+        "email": account.email,
+        "birth_date": account.birth_date,
+        "activation_code": account.activation_code,
+        "activation_expires_at": account.activation_expires_at,
+    }

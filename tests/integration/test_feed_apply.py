@@ -15,7 +15,7 @@ import pytest
 from aio_pika.abc import AbstractChannel
 
 from services.account_manager.bootstrap import build
-from services.account_manager.feed import FeedPolicy, handle_directory_synced
+from services.account_manager.feed import FeedPolicy, handle_directory_synced, published_account
 from services.account_manager.feed_store import FeedStore
 from services.account_manager.settings import AccountManagerSettings
 from shared import topics
@@ -636,3 +636,27 @@ async def test_an_account_made_by_hand_is_taken_over_by_the_feed(
         school.school_id,
     )
     assert rows == [{"account_id": by_hand["account_id"], "feed_id": curie.feed_id}]
+
+
+async def test_created_accounts_are_published_as_a_read_of_them_gives(
+    worker: Worker, stack: Stack, channel: AbstractChannel, spy: EventSpy
+):
+    """A chunk publishes the accounts it creates from the rows it inserted, without reading
+    them back: what it publishes is what a read of the database gives afterwards, logins
+    (homonyms numbered), codes, classes and children included."""
+    school = await open_automatic_school(channel, stack.exchange, spy)
+    kids, adults, staff = population(11, pupils=40, classes=["CP", "CM1"], teachers=3)
+    emitted = await apply_directly(worker, school, CLASSES, created=[*kids, *adults, *staff])
+    [made] = [e.data for e in emitted if e.type == topics.ACCOUNTS_CREATED]
+    assert len(made.accounts) == len(kids) + len(adults) + len(staff)
+    assert any(a.login[-1].isdigit() for a in made.accounts)  # homonyms among them
+    assert worker.context is not None
+    async with worker.context.pool.acquire() as conn:
+        views = await FeedStore(conn).account_views([a.account_id for a in made.accounts])
+    for account in made.accounts:
+        view = views[account.account_id]
+        codes = (account.activation_code, account.activation_expires_at)
+        assert codes == (view.activation_code, view.activation_expires_at)
+        fields = account.model_dump(exclude={"activation_code", "activation_expires_at"})
+        assert fields == published_account(view).model_dump()
+    assert any(a.children for a in made.accounts) and any(a.classes for a in made.accounts)
