@@ -25,9 +25,11 @@ from shared.contracts.directory import (
     FeedPerson,
     FeedProfile,
     Finding,
+    SerialisedChunk,
     SyncCounts,
     SyncStatus,
 )
+from shared.envelope import Contract
 from shared.names import fold_name
 
 SOURCE = "urn:one:directory_sync"
@@ -557,6 +559,13 @@ class RunResult:
     chunks_json: tuple[str, ...] = ()
     next_snapshot_size: int = 0  # persons in the snapshot an applied run stores
 
+    def payloads(self) -> list[Contract]:
+        """The chunks to publish: the JSON a worker process wrote, published as it is,
+        else the models."""
+        if self.chunks_json:
+            return [SerialisedChunk(text=text) for text in self.chunks_json]
+        return list(self.chunks)
+
     @property
     def next_persons_json(self) -> str | None:
         if self.persons_json is not None:
@@ -698,7 +707,8 @@ def compute(
 
 
 def revived(result: RunResult) -> RunResult:
-    """A result computed in a worker process, its chunks models again."""
+    """A result computed in a worker process, its chunks models again (a held run stores
+    them; an applied run publishes their JSON as it is)."""
     if not result.chunks_json:
         return result
     chunks = tuple(DirectorySynced.model_validate_json(text) for text in result.chunks_json)

@@ -162,7 +162,7 @@ class RunLoop:
         # Parsing and comparing are CPU-bound: in worker processes where there are some
         # (the event loop and the other lanes go on meanwhile), else in a thread.
         computed = await asyncio.get_running_loop().run_in_executor(self._executor, compute)
-        return domain.revived(computed)
+        return domain.revived(computed) if computed.status == "held" else computed
 
     def _events(self, run: QueuedRun, result: domain.RunResult) -> list[Envelope[Contract]]:
         def event(data: Contract) -> Envelope[Contract]:
@@ -173,7 +173,7 @@ class RunLoop:
                 causationid=run.causationid,
             )
 
-        events = [event(chunk) for chunk in result.chunks] if result.status == "applied" else []
+        events = [event(chunk) for chunk in result.payloads()] if result.status == "applied" else []
         if result.status == "held":
             events.append(
                 event(

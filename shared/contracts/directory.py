@@ -17,7 +17,7 @@ from shared import topics
 from shared.contracts.accounts import Account
 from shared.contracts.commands import RequestId
 from shared.contracts.common import Model, Uai
-from shared.envelope import Contract
+from shared.envelope import Contract, Serialised
 
 FeedProfile = Literal["teacher", "student", "relative"]
 
@@ -64,6 +64,15 @@ class DirectorySynced(Contract):
     updated: list[FeedPerson] = Field(default_factory=list)  # names, email or parent links
     moved: list[FeedPerson] = Field(default_factory=list)  # to another class
     left: list[UUID] = Field(default_factory=list)  # feed ids no longer in the export
+
+
+class SerialisedChunk(Serialised):
+    """A ``DirectorySynced`` as the JSON text the worker process that computed it wrote:
+    published as it is (parsing and serialising it again in directory_sync's main process
+    took a quarter of that process's time in a first import)."""
+
+    topic = DirectorySynced.topic
+    major = DirectorySynced.major
 
 
 class SyncCounts(Model):

@@ -3,6 +3,7 @@ safety hold, chunks, digests, the night's schedule."""
 
 import dataclasses
 import itertools
+import json
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
@@ -23,6 +24,8 @@ from services.directory_sync.onde import (
     Teacher,
     read_drop,
 )
+from shared.contracts.directory import DirectorySynced
+from shared.envelope import new_event
 from tools.onde_generator import write_drop
 
 UAI = "0741234P"
@@ -455,3 +458,13 @@ def test_a_run_computed_in_a_worker_process_comes_back_whole(tmp_path: Path):
     assert [c.model_dump() for c in crossed.chunks] == [c.model_dump() for c in here.chunks]
     assert crossed.persons_json == here.next_persons_json
     assert crossed.next_snapshot_size == len(here.persons or ()) > 0
+
+    # An applied run publishes the chunks' JSON as the worker process wrote it, unparsed:
+    # the same events as the models would make.
+    published = [new_event(p, source="s", correlationid="c") for p in sent.payloads()]
+    assert [json.loads(e.to_json())["data"] for e in published] == [
+        c.model_dump(mode="json") for c in here.chunks
+    ]
+    assert {(e.type, e.dataschema) for e in published} == {
+        ("directory.synced", DirectorySynced.dataschema())
+    }
