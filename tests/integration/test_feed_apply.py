@@ -660,3 +660,10 @@ async def test_created_accounts_are_published_as_a_read_of_them_gives(
         fields = account.model_dump(exclude={"activation_code", "activation_expires_at"})
         assert fields == published_account(view).model_dump()
     assert any(a.children for a in made.accounts) and any(a.classes for a in made.accounts)
+    # Each parent is in the classes of his children (DESIGN §4).
+    by_id = {a.account_id: a for a in made.accounts}
+    parents = [a for a in made.accounts if a.profile == "relative"]
+    assert parents and all(
+        sorted(p.class_ids) == sorted({c for k in p.children for c in by_id[k].class_ids})
+        for p in parents
+    )
