@@ -82,24 +82,57 @@ class Watch:
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            for name, worker in self.workers.items():
-                if worker.process is None or worker.process.returncode is not None:
-                    continue
-                try:
-                    proc = psutil.Process(worker.process.pid)
-                    kids = proc.children(recursive=True)
-                    rss = proc.memory_info().rss / 2**20
-                    # Proportional set size: Chromium's processes share most of their pages.
-                    kids_rss = sum(c.memory_full_info().pss for c in kids) / 2**20
-                    self.cpu[name] = sum(proc.cpu_times()[:2])
-                    if kids:
-                        self.children_cpu[name] = sum(sum(c.cpu_times()[:2]) for c in kids)
-                except psutil.NoSuchProcess:
-                    continue
-                self.peak[name] = max(self.peak.get(name, 0.0), rss)
-                if kids:
-                    self.children_peak[name] = max(self.children_peak.get(name, 0.0), kids_rss)
+            self.sample()
             await asyncio.sleep(0.2)
+
+    def sample(self) -> None:
+        for name, worker in self.workers.items():
+            if worker.process is None or worker.process.returncode is not None:
+                continue
+            try:
+                proc = psutil.Process(worker.process.pid)
+                kids = proc.children(recursive=True)
+                rss = proc.memory_info().rss / 2**20
+                # Proportional set size: Chromium's processes share most of their pages.
+                kids_rss = sum(c.memory_full_info().pss for c in kids) / 2**20
+                self.cpu[name] = sum(proc.cpu_times()[:2])
+                if kids:
+                    self.children_cpu[name] = sum(sum(c.cpu_times()[:2]) for c in kids)
+            except psutil.NoSuchProcess:
+                continue
+            self.peak[name] = max(self.peak.get(name, 0.0), rss)
+            if kids:
+                self.children_peak[name] = max(self.children_peak.get(name, 0.0), kids_rss)
+
+    def cpu_by_process(self) -> dict[str, float]:
+        """CPU seconds so far of everything a benchmark's pipeline runs on: each worker
+        (its own worker processes apart), Postgres and RabbitMQ (all their processes: a
+        benchmark has them to itself), and the benchmark. Differences of two of these give
+        a phase's CPU, a steadier figure than its seconds on a shared machine."""
+        self.sample()
+        found = dict(self.cpu)
+        found |= {f"{name} worker processes": s for name, s in self.children_cpu.items()}
+        found |= {"postgres": 0.0, "rabbitmq": 0.0}
+        for proc in psutil.process_iter(["name"]):
+            name = proc.info["name"] or ""
+            service = "postgres" if name.startswith("postgres") else None
+            service = "rabbitmq" if name.startswith("beam") else service
+            if service is None:
+                continue
+            try:
+                times = proc.cpu_times()
+            except psutil.Error:
+                continue
+            # A connection's backend that has exited counts in its parent's children_*.
+            found[service] += times.user + times.system + times.children_user
+            found[service] += times.children_system
+        mine = psutil.Process().cpu_times()
+        found["benchmark"] = mine.user + mine.system
+        return found
+
+
+def cpu_spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {name: round(after[name] - before.get(name, 0.0), 1) for name in after}
 
 
 @contextlib.asynccontextmanager

@@ -39,6 +39,7 @@ import asyncpg
 from bench.common import (
     ADMIN_URL,
     Namespace,
+    cpu_spent,
     envelope,
     raw_copy_rows_per_s,
     report_rows,
@@ -264,6 +265,7 @@ async def run(
                     )
 
             # 1. First import.
+            cpu_before = watch.cpu_by_process()
             started = time.monotonic()
             await publish(
                 (topics.SCHOOL_INITIALISED, school_initialised(uai, n), f"BC-FEED-{n}")
@@ -278,6 +280,7 @@ async def run(
             results["first_import_s"] = time.monotonic() - started
             results["first_import_persons_per_s"] = persons / results["first_import_s"]
             results["first_import_reports_done_s"] = tally.last_report_at - started
+            results["first_import_cpu_s"] = cpu_spent(cpu_before, watch.cpu_by_process())
             print(f"first import: {results['first_import_s']:.1f} s", flush=True)
             # Between an import and the next night, autovacuum has long analysed the new
             # rows; stand in for it (this machine's Postgres runs with autovacuum off).
@@ -290,6 +293,7 @@ async def run(
                     changed = change_one_percent(root, schools, pupils_per_class)
                     results["one_percent_persons_changed"] = changed
                 updated_before = tally.accounts.get(topics.ACCOUNTS_UPDATED, 0)
+                cpu_before = watch.cpu_by_process()
                 started = time.monotonic()
                 await publish(
                     (
@@ -308,6 +312,7 @@ async def run(
 
                 await eventually(done, timeout=1800, interval=0.2, what=f"the {label} run")
                 results[f"{label}_s"] = time.monotonic() - started
+                results[f"{label}_cpu_s"] = cpu_spent(cpu_before, watch.cpu_by_process())
                 results[f"{label}_statuses"] = _statuses(tally.reported(request))
                 print(f"{label}: {results[f'{label}_s']:.1f} s", flush=True)
             results["held"] = len(tally.held)
@@ -355,8 +360,13 @@ def person_records(rows: int) -> list[tuple[Any, ...]]:
     ]
 
 
+def _cpu(r: dict[str, Any], phase: str) -> float:
+    return float(sum(r[f"{phase}_cpu_s"].values()))
+
+
 def report(r: dict[str, Any]) -> None:
     copy = r["raw_copy_rows_per_s"]
+    persons, schools = r["persons"], r["schools"]
     print(
         f"\nONDE feed benchmark — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {r['schools']:,} "
         f"schools, {r['persons']:,} persons, replicas: directory_sync {r['sync_replicas']}, "
@@ -368,14 +378,19 @@ def report(r: dict[str, Any]) -> None:
         ("  persons/s", f"{r['first_import_persons_per_s']:,.0f}", ""),
         ("  directory_sync's last report at (s)", f"{r['first_import_reports_done_s']:.1f}", ""),
         ("  ÷ raw COPY rows/s", f"{r['first_import_persons_per_s'] / copy:.4f}", ""),
+        ("  CPU s by process", json.dumps(r["first_import_cpu_s"]), ""),
+        ("  CPU µs a person, all processes", f"{_cpu(r, 'first_import') / persons * 1e6:,.0f}", ""),
         ("unchanged re-run (s)", f"{r['unchanged_s']:.1f}", "≤ 10"),
         ("  reports", json.dumps(r["unchanged_statuses"]), ""),
+        ("  CPU ms a school, all processes", f"{_cpu(r, 'unchanged') / schools * 1e3:.1f}", ""),
         (
             f"1% of changes ({r['one_percent_persons_changed']:,} persons) (s)",
             f"{r['one_percent_s']:.1f}",
             "≤ 15",
         ),
         ("  reports", json.dumps(r["one_percent_statuses"]), ""),
+        ("  CPU s by process", json.dumps(r["one_percent_cpu_s"]), ""),
+        ("  CPU ms a school, all processes", f"{_cpu(r, 'one_percent') / schools * 1e3:.1f}", ""),
         ("held runs", str(r["held"]), ""),
         ("peak RSS (MiB)", json.dumps(r["peak_rss_mib"]), "< 1024 each"),
         ("CPU seconds", json.dumps(r["cpu_s"]), ""),
