@@ -80,10 +80,10 @@ class Watch:
     cpu: dict[str, float] = field(default_factory=dict)
     children_cpu: dict[str, float] = field(default_factory=dict)
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event, every: float) -> None:
         while not stop.is_set():
             self.sample()
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(every)
 
     def sample(self) -> None:
         for name, worker in self.workers.items():
@@ -136,14 +136,14 @@ def cpu_spent(before: dict[str, float], after: dict[str, float]) -> dict[str, fl
 
 
 @contextlib.asynccontextmanager
-async def running(workers: dict[str, WorkerProcess]) -> AsyncIterator["Watch"]:
-    """The workers started, and watched (peak RSS, CPU seconds) until the block ends;
-    then stopped, whatever happened in the block."""
+async def running(workers: dict[str, WorkerProcess], every: float = 0.2) -> AsyncIterator["Watch"]:
+    """The workers started, and watched (peak RSS, CPU seconds) every ``every`` seconds
+    until the block ends; then stopped, whatever happened in the block."""
     watch, stop = Watch(workers), asyncio.Event()
     watcher: asyncio.Task[None] | None = None
     try:
         await asyncio.gather(*(w.start() for w in workers.values()))
-        watcher = asyncio.create_task(watch.run(stop))
+        watcher = asyncio.create_task(watch.run(stop, every))
         yield watch
     finally:
         stop.set()
