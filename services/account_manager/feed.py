@@ -130,9 +130,11 @@ async def _take_turn(chunk: DirectorySynced, version: int, *, store: FeedStore) 
     """Runs of a school are applied in order (``feed_rules.chunk_turn``): a chunk whose
     turn has not come is retried later, one of a run older than the school's is refused;
     else it is counted as applied (in the transaction that applies it)."""
-    progress = await store.run_progress(chunk.school_id)
-    turn = feed_rules.chunk_turn(progress, version)
     school = chunk.school_id
+    progress = await store.run_progress(school)
+    # Asked once in a school's life: its first numbered chunk.
+    fed = progress is None and version > 1 and await store.has_feed_classes(school)
+    turn = feed_rules.chunk_turn(progress, version, fed_unnumbered=fed)
     if turn == "stale":
         assert progress is not None
         raise PermanentError(
@@ -140,13 +142,15 @@ async def _take_turn(chunk: DirectorySynced, version: int, *, store: FeedStore) 
             " already applied: applying it would undo that run's changes"
         )
     if turn == "wait":
-        assert progress is not None
-        waited = (
-            f"{progress.applied} of the {progress.chunks} chunks of its run {progress.version}"
-            " are applied"
-            if version == progress.version + 1
-            else f"its last run applied is {progress.version}"
-        )
+        if progress is None:
+            waited = "none of its runs is applied yet"
+        elif version == progress.version + 1:
+            waited = (
+                f"{progress.applied} of the {progress.chunks} chunks of its run"
+                f" {progress.version} are applied"
+            )
+        else:
+            waited = f"its last run applied is {progress.version}"
         raise TransientError(
             f"run {version} of school {school} waits for run {version - 1}: {waited}"
         )

@@ -38,17 +38,22 @@ class RunProgress:
         return self.applied >= self.chunks
 
 
-def chunk_turn(progress: RunProgress | None, version: int) -> ChunkTurn:
+def chunk_turn(
+    progress: RunProgress | None, version: int, *, fed_unnumbered: bool = False
+) -> ChunkTurn:
     """Whether a chunk of run ``version`` may be applied now.
 
     Each run is computed against the one before, so run n applied before run n - 1 is
     whole would let the older run overwrite the newer one's changes for good. A chunk of
     the run being applied goes (chunks of one run come in any order); the first chunk of
     the next run goes once the last run is whole; a later run waits; a run older than
-    one already begun is stale. A school with no numbered run yet (fed before runs were
-    numbered) takes whatever comes first.
+    one already begun is stale. A school with no numbered run yet starts with run 1,
+    unless it was fed before runs were numbered (``fed_unnumbered``): then whatever
+    comes first goes.
     """
-    if progress is None or version == progress.version:
+    if progress is None:
+        return "apply" if version == 1 or fed_unnumbered else "wait"
+    if version == progress.version:
         return "apply"
     if version < progress.version:
         return "stale"

@@ -89,6 +89,14 @@ class FeedStore(AccountStore):
         )
         return RunProgress(**row) if row else None
 
+    async def has_feed_classes(self, school_id: UUID) -> bool:
+        """Whether the feed already gave the school classes (every applied run has)."""
+        return bool(
+            await self.conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM feed_classes WHERE school_id = $1)", school_id
+            )
+        )
+
     async def count_chunk(self, school_id: UUID, version: int, chunks: int) -> None:
         """One more chunk of run ``version`` applied; its first makes it the school's run."""
         await self.conn.execute(

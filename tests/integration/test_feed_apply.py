@@ -334,6 +334,52 @@ async def test_runs_of_a_school_apply_in_order_and_an_older_one_is_refused(
     assert [r["name"] for r in rows] == ["CM1"]
 
 
+async def test_a_new_school_s_second_run_waits_for_its_first(
+    worker: Worker, stack: Stack, channel: AbstractChannel, spy: EventSpy
+):
+    """A new school's second run (Zoé moves) comes before its first (retried, say): it
+    waits, and the first creates everyone before Zoé moves. Taken first, it would have
+    made Zoé alone, and the first run, then older, would have been refused: Tom lost."""
+    school = await open_automatic_school(channel, stack.exchange, spy)
+    tom = pupil("Tom", "Martin", date(2019, 1, 9), "CP")
+    zoe = pupil("Zoé", "Lefèvre", date(2019, 3, 14), "CP")
+    later = await send(
+        channel,
+        stack.exchange,
+        chunk(school, uuid.uuid4(), 0, 1, CLASSES, version=2, moved=[moved(zoe, "CM1")]),
+    )
+    first = await send(
+        channel,
+        stack.exchange,
+        chunk(school, uuid.uuid4(), 0, 1, CLASSES, version=1, created=[tom, zoe]),
+    )
+    made = await outcome(spy, first, topics.ACCOUNTS_CREATED)
+    assert set(by_name(made[topics.ACCOUNTS_CREATED])) == {"Tom Martin", "Zoé Lefèvre"}
+    done = await outcome(spy, later, topics.ACCOUNTS_UPDATED)
+    assert by_name(done[topics.ACCOUNTS_UPDATED])["Zoé Lefèvre"]["classes"] == ["CM1"]
+    assert await drain_queue(channel, stack.names.dead_letter_queue) == []
+
+
+async def test_a_school_fed_before_runs_were_numbered_takes_its_next_run(
+    worker: Worker, stack: Stack, channel: AbstractChannel, spy: EventSpy
+):
+    """A school fed by chunks without a version (before runs were numbered) takes the
+    first numbered run that comes, whatever its number, and counts from there."""
+    school = await open_automatic_school(channel, stack.exchange, spy)
+    zoe = pupil("Zoé", "Lefèvre", date(2019, 3, 14), "CP")
+    await apply_directly(worker, school, CLASSES, created=[zoe])  # no version
+    assert (
+        await fetch(stack, "SELECT * FROM feed_runs WHERE school_id = $1", school.school_id) == []
+    )
+    emitted = await apply_directly(worker, school, CLASSES, version=4, moved=[moved(zoe, "CM1")])
+    [updated] = [e.data for e in emitted if e.type == topics.ACCOUNTS_UPDATED]
+    assert [a.classes for a in updated.accounts] == [["CM1"]]
+    [run] = await fetch(
+        stack, "SELECT version, applied FROM feed_runs WHERE school_id = $1", school.school_id
+    )
+    assert (run["version"], run["applied"]) == (4, 1)
+
+
 async def _school_state(stack: Stack, school: FedSchool) -> dict[str, Any]:
     sid = school.school_id
     [counts] = await fetch(

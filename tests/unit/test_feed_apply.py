@@ -159,7 +159,7 @@ def test_codes_of_a_chunk_are_drawn_in_one_go_from_the_code_alphabet():
     ("progress", "version", "turn"),
     [
         (None, 1, "apply"),  # the school's first run
-        (None, 7, "apply"),  # fed before runs were numbered: the first to come goes
+        (None, 2, "wait"),  # its first run has not come
         (RunProgress(version=3, chunks=2, applied=1), 3, "apply"),  # the run under way
         (RunProgress(version=3, chunks=2, applied=2), 3, "apply"),  # a chunk sent twice
         (RunProgress(version=3, chunks=2, applied=2), 4, "apply"),  # the next, the last whole
@@ -170,3 +170,8 @@ def test_codes_of_a_chunk_are_drawn_in_one_go_from_the_code_alphabet():
 )
 def test_runs_of_a_school_are_applied_in_order(progress, version, turn):
     assert chunk_turn(progress, version) == turn
+
+
+def test_a_school_fed_before_runs_were_numbered_takes_the_first_that_comes():
+    assert chunk_turn(None, 7, fed_unnumbered=True) == "apply"
+    assert chunk_turn(None, 7) == "wait"
