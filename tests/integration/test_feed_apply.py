@@ -620,32 +620,19 @@ async def test_feed_classes_taken_over_relevelled_added_and_left_alone(
     )
     assert [r["class_id"] for r in placed] == [made_by_hand["class_id"]]
 
-    second = await apply_directly(
-        worker,
-        school,
-        [
-            FeedClass(name="CP", level="CP"),
-            FeedClass(name="CE1", level="CE1-CE2"),
-            FeedClass(name="CM2", level="CM2"),
-        ],
-        updated=[zoe, leo],
-    )
+    tonight = [
+        FeedClass(name="CP", level="CP"),
+        FeedClass(name="CE1", level="CE1-CE2"),
+        FeedClass(name="CM2", level="CM2"),
+    ]
+    second = await apply_directly(worker, school, tonight, updated=[zoe, leo])
     [created] = [e.data for e in second if e.type == topics.CLASSES_CREATED]
     assert [c.name for c in created.classes] == ["CM2"]
     after_second = await classes()
     assert after_second["CE1"][1] == "CE1-CE2" and after_second["CM2"][1] == "CM2"
     assert after_second["CP"] == after_first["CP"]  # unchanged, not rewritten
 
-    third = await apply_directly(
-        worker,
-        school,
-        [
-            FeedClass(name="CP", level="CP"),
-            FeedClass(name="CE1", level="CE1-CE2"),
-            FeedClass(name="CM2", level="CM2"),
-        ],
-        updated=[zoe, leo],
-    )
+    third = await apply_directly(worker, school, tonight, updated=[zoe, leo])  # the same
     assert not [e for e in third if e.type == topics.CLASSES_CREATED]
     assert await classes() == after_second  # same rows, same versions
 
