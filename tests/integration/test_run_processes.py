@@ -48,3 +48,21 @@ async def test_worker_processes_exit_when_their_worker_is_killed():
     # supervisor's wait would hang): it is closed now.
     assert await asyncio.wait_for(worker.stdout.read(), 5) == b""
     assert await asyncio.wait_for(worker.wait(), 5) == -signal.SIGKILL
+
+
+def test_worker_processes_collect_garbage_as_the_workers_do():
+    from services.directory_sync.processes import run_processes
+    from shared.runtime import GC_THRESHOLDS
+
+    pool = run_processes(1)
+    assert pool is not None
+    try:
+        assert pool.submit(gc_thresholds).result(timeout=60) == GC_THRESHOLDS
+    finally:
+        pool.shutdown()
+
+
+def gc_thresholds() -> tuple[int, int, int]:
+    import gc
+
+    return gc.get_threshold()
