@@ -361,7 +361,7 @@ async def _place(
     dropped: set[UUID] = set()
     if relatives:
         await store.replace_feed_links(
-            school_id, relatives, [f for f in relatives if accounts[f] in fresh]
+            school_id, relatives, {f for f in relatives if accounts[f] in fresh}
         )
         known_parents = [accounts[f] for f in relatives if accounts[f] not in fresh]
         if known_parents:
