@@ -58,6 +58,8 @@ bench: install services ## Benchmarks; each prints its figures
 	$(BIN)/python -m bench.orders
 	$(BIN)/python -m bench.commands
 	$(BIN)/python -m bench.sheets
+	$(BIN)/python -m bench.feed
+	$(BIN)/python -m bench.feed_apply
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache
