@@ -26,9 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-
-from bench.common import ADMIN_URL, Namespace, report_rows
+from bench.common import Namespace, report_rows
 from services.account_manager.bootstrap import build
 from services.account_manager.feed import FeedPolicy, handle_directory_synced
 from services.account_manager.feed_store import FeedStore
@@ -175,11 +173,7 @@ async def run(chunks: int) -> dict[str, Any]:
         }
     finally:
         await worker.stop()
-        admin = await asyncpg.connect(ADMIN_URL)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{ns.database}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await ns.drop()
 
 
 def report(r: dict[str, Any]) -> None:
