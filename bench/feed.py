@@ -8,16 +8,22 @@ directory_sync and account_manager running as processes:
 1. first import: every school's school.initialised published at once; timed until every
    person of every drop is stored by account_manager with its login and code, and
    published in accounts.created;
-2. unchanged re-run: directory.sync.requested for every school; timed until every
-   school's directory.sync.reported;
+2. unchanged re-run: a night's runs queued for every school, by the nightly scheduler's
+   own statement (``RunQueries.start_night``; ``--trigger request``: a
+   directory.sync.requested for every school instead); timed until every school's
+   directory.sync.reported;
 3. 1% of changes (every 50th parent's email, every 100th pupil moved to another class,
-   spread over every school): the same, timed until every report and every change is
-   applied (accounts.updated).
+   spread over every school): the next night, the same, timed until every report and
+   every change is applied (accounts.updated).
+
+The scheduler wakes its replica's run lanes when it queues a night; the benchmark queues
+the night from outside, so directory_sync looks for queued runs every 0.2 s instead of 2 s
+(an idle look is one short statement a lane).
 
 Baseline in the same run: the rows/s of a raw COPY of as many person rows into a bare
 table; the ratio persons/s ÷ COPY rows/s is printed.
 
-    python -m bench.feed [--schools 2000] [--pupils-per-class 25]
+    python -m bench.feed [--schools 2000] [--pupils-per-class 25] [--trigger nightly]
 """
 
 import argparse
@@ -29,7 +35,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +52,7 @@ from bench.common import (
     running,
     spying,
 )
+from services.directory_sync.store import RunQueries
 from shared import topics
 from shared.envelope import CONTENT_TYPE
 from tools import onde_generator
@@ -162,16 +169,36 @@ class Tally:
             )
             self.accounts[kind] = self.accounts.get(kind, 0) + people
             return
-        data = json.loads(message.body)["data"]
+        event = json.loads(message.body)
+        data = event["data"]
         if kind == topics.DIRECTORY_SYNC_REPORTED:
-            request = (data.get("request_id") or "").split("-", 1)[0]
-            self.reports.setdefault(request, {})[data["uai"]] = data
+            self.reports.setdefault(_phase(event), {})[data["uai"]] = data
             self.last_report_at = time.monotonic()
         elif kind == topics.DIRECTORY_SYNC_HELD:
             self.held.append(data)
 
-    def reported(self, request: str) -> list[dict[str, Any]]:
-        return list(self.reports.get(request, {}).values())
+    def reported(self, phase: str) -> list[dict[str, Any]]:
+        return list(self.reports.get(phase, {}).values())
+
+
+def _phase(event: dict[str, Any]) -> str:
+    """A report's phase: its request's ("rerun", "changes"), or its night's
+    ("nightly:<date>", from the night's correlation id), "" for the first import."""
+    data = event["data"]
+    if data.get("trigger") == "nightly":
+        return str(event.get("correlationid", "")).rsplit(":", 1)[0]
+    return str(data.get("request_id") or "").split("-", 1)[0]
+
+
+async def start_night(database_url: str, night: date) -> int:
+    """Queue ``night``'s runs as the nightly scheduler does; the runs queued."""
+    pool = await asyncpg.create_pool(
+        database_url, min_size=1, max_size=1, server_settings={"search_path": "directory_sync"}
+    )
+    try:
+        return await RunQueries(pool).start_night(night)
+    finally:
+        await pool.close()
 
 
 async def autovacuum(on: bool | None) -> bool:
@@ -211,7 +238,7 @@ async def stored_persons(database_url: str) -> int:
 
 
 async def run(
-    schools: int, pupils_per_class: int, replicas: int, sync_replicas: int
+    schools: int, pupils_per_class: int, replicas: int, sync_replicas: int, trigger: str
 ) -> dict[str, Any]:
     # Cached per size and per version of the generator (a change of it writes them again).
     generator = hashlib.sha256(Path(onde_generator.__file__).read_bytes()).hexdigest()[:8]
@@ -222,7 +249,9 @@ async def run(
     shutil.copytree(cache, root, dirs_exist_ok=True)
     persons = sum(counts.values())
     ns = Namespace()
-    env = ns.env(ONE_FEED_DIR=str(root.resolve()), ONE_NIGHTLY_ENABLED="false")
+    env = ns.env(
+        ONE_FEED_DIR=str(root.resolve()), ONE_NIGHTLY_ENABLED="false", ONE_RUN_POLL_SECONDS="0.2"
+    )
     workers = {
         f"directory_sync#{i + 1}": WorkerProcess(topics.DIRECTORY_SYNC, env)
         for i in range(sync_replicas)
@@ -235,6 +264,7 @@ async def run(
         "persons": persons,
         "replicas": replicas,
         "sync_replicas": sync_replicas,
+        "trigger": trigger,
     }
     results["autovacuum_was_on"] = await autovacuum(True)
     database_url = f"postgresql://postgres@127.0.0.1:5432/{ns.database}"
@@ -289,8 +319,9 @@ async def run(
             # rows; stand in for it (this machine's Postgres runs with autovacuum off).
             await vacuum_analyze(database_url)
 
-            # 2. Unchanged re-run, 3. 1% of changes.
-            for label, request in (("unchanged", "rerun"), ("one_percent", "changes")):
+            # 2. Unchanged re-run, 3. 1% of changes: two nights (or two rounds of requests).
+            phases = (("unchanged", "rerun", 1), ("one_percent", "changes", 2))
+            for label, request, nights_on in phases:
                 changed = 0
                 if label == "one_percent":
                     changed = change_one_percent(root, schools, pupils_per_class)
@@ -298,14 +329,19 @@ async def run(
                 updated_before = tally.accounts.get(topics.ACCOUNTS_UPDATED, 0)
                 cpu_before = watch.cpu_by_process()
                 started = time.monotonic()
-                await publish(
-                    (
-                        topics.DIRECTORY_SYNC_REQUESTED,
-                        {"request_id": f"{request}-{uai}", "uai": uai, "requested_by": "bench"},
-                        f"{request}-{uai}",
+                if trigger == "nightly":
+                    night = datetime.now(UTC).date() + timedelta(days=nights_on)
+                    request = f"nightly:{night.isoformat()}"
+                    await start_night(database_url, night)
+                else:
+                    await publish(
+                        (
+                            topics.DIRECTORY_SYNC_REQUESTED,
+                            {"request_id": f"{request}-{uai}", "uai": uai, "requested_by": "bench"},
+                            f"{request}-{uai}",
+                        )
+                        for uai in counts
                     )
-                    for uai in counts
-                )
 
                 async def done(
                     request: str = request, changed: int = changed, before: int = updated_before
@@ -373,7 +409,7 @@ def report(r: dict[str, Any]) -> None:
     print(
         f"\nONDE feed benchmark — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {r['schools']:,} "
         f"schools, {r['persons']:,} persons, replicas: directory_sync {r['sync_replicas']}, "
-        f"account_manager {r['replicas']}; "
+        f"account_manager {r['replicas']}; re-runs by {r['trigger']}; "
         f"autovacuum on for the run (it was {'on' if r['autovacuum_was_on'] else 'off'})"
     )
     rows = [
@@ -408,8 +444,20 @@ def main() -> None:
     parser.add_argument("--pupils-per-class", type=int, default=25)
     parser.add_argument("--replicas", type=int, default=1, help="account_manager replicas")
     parser.add_argument("--sync-replicas", type=int, default=1, help="directory_sync replicas")
+    parser.add_argument(
+        "--trigger",
+        choices=("nightly", "request"),
+        default="nightly",
+        help="re-runs queued as the nightly scheduler does, or requested school by school",
+    )
     args = parser.parse_args()
-    report(asyncio.run(run(args.schools, args.pupils_per_class, args.replicas, args.sync_replicas)))
+    report(
+        asyncio.run(
+            run(
+                args.schools, args.pupils_per_class, args.replicas, args.sync_replicas, args.trigger
+            )
+        )
+    )
 
 
 if __name__ == "__main__":
