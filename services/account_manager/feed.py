@@ -56,6 +56,8 @@ class Applied:
     new_rows: dict[UUID, tuple[NewAccount, str]] = field(default_factory=dict)
     changed: set[UUID] = field(default_factory=set)
     restored: set[UUID] = field(default_factory=set)
+    # Feed ids found to be existing accounts (a leaver back, an account made by hand).
+    matched: set[UUID] = field(default_factory=set)
     deactivated: list[AccountView] = field(default_factory=list)
     deleted: list[AccountView] = field(default_factory=list)
     skipped: list[UUID] = field(default_factory=list)  # feed ids with no possible login
@@ -261,6 +263,7 @@ async def _identify(
         if found:
             await store.remap_feed_ids(school_id, found)
         accounts |= found
+        applied.matched |= set(found)
     existing = [_update(account_id, people[f]) for f, account_id in accounts.items()]
     if existing:
         applied.changed |= await store.update_people(existing)
@@ -359,19 +362,40 @@ async def _place(
     if teachers:
         applied.changed |= await store.replace_feed_teaching(teachers, fresh)
     dropped: set[UUID] = set()
+    relinked: set[UUID] = set()
     if relatives:
-        await store.replace_feed_links(
-            school_id, relatives, {f for f in relatives if accounts[f] in fresh}
-        )
-        known_parents = [accounts[f] for f in relatives if accounts[f] not in fresh]
+        new_parents = {f for f in relatives if accounts[f] in fresh}
+        known = [f for f in relatives if f not in new_parents]
+        stored = await store.feed_links_of(school_id, known) if known else {}
+        changed = feed_rules.relinked(relatives, stored, new_parents)
+        if changed:
+            await store.replace_feed_links(school_id, changed, new_parents)
+        relinked = set(changed)
+        known_parents = [accounts[f] for f in changed if f not in new_parents]
         if known_parents:
             dropped = await store.drop_stale_children(school_id, known_parents)
-    gained = await store.resolve_feed_links(school_id, list(placed))
+    # A link waiting in feed_links becomes a parent-child link when its second side gets
+    # an account (created, or found to be one) or when a parent's links are written again;
+    # an account restored may have lost his.
+    touched = [
+        f
+        for f, account in accounts.items()
+        if f in placed
+        and (
+            account in fresh or f in applied.matched or f in relinked or account in applied.restored
+        )
+    ]
+    gained = await store.resolve_feed_links(school_id, touched) if touched else set()
     applied.changed |= moved | dropped | gained
     # A pupil created here has no parent but those just linked to him (``gained``).
     moved_before = sorted(moved - fresh)
     followers = await store.parents_of(moved_before) if moved_before else set()
-    return {accounts[f] for f in relatives} | dropped | gained | followers
+    # A parent's classes follow his children: they change when his links do, when a
+    # child moves, and when he comes back (a leaver loses his classes).
+    relinked_or_back = {
+        accounts[f] for f in relatives if f in relinked or accounts[f] in applied.restored
+    }
+    return relinked_or_back | dropped | gained | followers
 
 
 async def _derive_parent_classes(

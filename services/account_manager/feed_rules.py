@@ -1,11 +1,12 @@
 """Pure decisions of the ONDE feed (directory.synced): who is an existing account, what
-becomes of a leaver, a parent's classes, logins of a batch, the grace period.
+becomes of a leaver, a parent's classes, which parents' links change, logins of a batch,
+the grace period.
 
 Nothing here does I/O or awaits; ``feed.py`` loads the facts, asks here, and writes.
 """
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal
@@ -134,6 +135,23 @@ def parent_classes(
     for parent, child in links:
         derived.setdefault(parent, set()).update(child_classes.get(child, ()))
     return {parent: frozenset(classes) for parent, classes in derived.items()}
+
+
+def relinked(
+    desired: Mapping[UUID, Iterable[UUID]],
+    current: Mapping[UUID, Iterable[UUID]],
+    fresh: Collection[UUID] = (),
+) -> dict[UUID, frozenset[UUID]]:
+    """The parents (by feed id) whose children the feed now gives differently from the
+    links stored, with their children: those links are written again. Parents ``fresh``
+    (just given an account) have none stored. Most nights a parent is in a chunk for his
+    email or address, his children unchanged: nothing to write."""
+    changed: dict[UUID, frozenset[UUID]] = {}
+    for parent, children in desired.items():
+        wanted = frozenset(children)
+        if parent in fresh or wanted != frozenset(current.get(parent, ())):
+            changed[parent] = wanted
+    return changed
 
 
 def logins_for(bases: Sequence[str], last_ranks: Mapping[str, int]) -> list[str]:

@@ -314,6 +314,21 @@ class FeedStore(AccountStore):
         )
         return {r["account_id"] for r in [*removed, *added]}
 
+    async def feed_links_of(
+        self, school_id: UUID, parent_feed_ids: list[UUID]
+    ) -> dict[UUID, set[UUID]]:
+        """Parent feed id -> his children's feed ids, as stored."""
+        rows = await self.conn.fetch(
+            "SELECT parent_feed_id, child_feed_id FROM feed_links"
+            " WHERE school_id = $1 AND parent_feed_id = ANY($2::uuid[])",
+            school_id,
+            parent_feed_ids,
+        )
+        links: dict[UUID, set[UUID]] = {}
+        for row in rows:
+            links.setdefault(row["parent_feed_id"], set()).add(row["child_feed_id"])
+        return links
+
     async def replace_feed_links(
         self, school_id: UUID, desired: Pairs, fresh: Collection[UUID] = ()
     ) -> None:

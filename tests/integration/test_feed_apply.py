@@ -700,3 +700,67 @@ async def test_created_accounts_are_published_as_a_read_of_them_gives(
         sorted(p.class_ids) == sorted({c for k in p.children for c in by_id[k].class_ids})
         for p in parents
     )
+
+
+async def _family_rows(stack: Stack, parent_id: uuid.UUID) -> dict[str, list[tuple[str, str]]]:
+    """A parent's stored links and classes, each row with the transaction that wrote it."""
+    links = await fetch(
+        stack,
+        "SELECT child_id::text AS id, xmin::text AS written FROM parent_children"
+        " WHERE parent_id = $1 ORDER BY 1",
+        parent_id,
+    )
+    classes = await fetch(
+        stack,
+        "SELECT class_id::text AS id, xmin::text AS written FROM account_classes"
+        " WHERE account_id = $1 ORDER BY 1",
+        parent_id,
+    )
+    feed = await fetch(
+        stack,
+        "SELECT l.child_feed_id::text AS id, l.xmin::text AS written FROM feed_links l"
+        " JOIN accounts a ON a.school_id = l.school_id AND a.feed_id = l.parent_feed_id"
+        " WHERE a.account_id = $1 ORDER BY 1",
+        parent_id,
+    )
+    return {
+        kind: [(r["id"], r["written"]) for r in rows]
+        for kind, rows in (("links", links), ("classes", classes), ("feed", feed))
+    }
+
+
+async def test_a_parent_s_new_email_leaves_his_links_alone_and_new_children_relink_him(
+    worker: Worker, stack: Stack, channel: AbstractChannel, spy: EventSpy
+):
+    """Most nights a parent is in a chunk for his email, his children unchanged: his links
+    and classes are not written again. When the feed gives him other children, they are."""
+    school = await open_automatic_school(channel, stack.exchange, spy)
+    zoe = pupil("Zoé", "Lefèvre", date(2019, 3, 14), "CP")
+    leo = pupil("Léo", "Lefèvre", date(2016, 5, 2), "CM1")
+    anne = parent("Anne", "Lefèvre", zoe, leo, email="anne@example.org")
+    marc = parent("Marc", "Lefèvre", leo)
+    emitted = await apply_directly(worker, school, CLASSES, created=[zoe, leo, anne, marc])
+    [made] = [e.data for e in emitted if e.type == topics.ACCOUNTS_CREATED]
+    ids = {a.first_name: a.account_id for a in made.accounts}
+    before = await _family_rows(stack, ids["Anne"])
+    assert len(before["links"]) == len(before["feed"]) == len(before["classes"]) == 2
+
+    new_email = anne.model_copy(update={"email": "anne.lefevre@example.org"})
+    emitted = await apply_directly(worker, school, CLASSES, updated=[new_email])
+    [updated] = [e.data for e in emitted if e.type == topics.ACCOUNTS_UPDATED]
+    [published] = updated.accounts
+    assert published.email == "anne.lefevre@example.org"
+    assert sorted(published.children) == sorted([ids["Zoé"], ids["Léo"]])
+    assert sorted(published.classes) == ["CM1", "CP"]
+    assert await _family_rows(stack, ids["Anne"]) == before  # not one row written again
+
+    # Marc is now given Zoé instead of Léo: his links and classes follow.
+    emitted = await apply_directly(
+        worker, school, CLASSES, updated=[parent("Marc", "Lefèvre", zoe, feed_id=marc.feed_id)]
+    )
+    [updated] = [e.data for e in emitted if e.type == topics.ACCOUNTS_UPDATED]
+    [published] = updated.accounts
+    assert (published.children, published.classes) == ([ids["Zoé"]], ["CP"])
+    after = await _family_rows(stack, ids["Marc"])
+    assert [child for child, _ in after["links"]] == [str(ids["Zoé"])]
+    assert [child for child, _ in after["feed"]] == [str(zoe.feed_id)]

@@ -21,6 +21,7 @@ from services.account_manager.feed_rules import (
     match_key,
     parent_classes,
     purge_cutoff,
+    relinked,
     restorable,
 )
 
@@ -129,6 +130,32 @@ def test_a_child_with_no_class_yet_gives_his_parent_none():
 
 
 # --- logins of a batch ----------------------------------------------------------------------
+
+
+def test_only_parents_whose_children_differ_from_their_stored_links_are_linked_again():
+    zoe, leo, tom = feed_id(), feed_id(), feed_id()
+    same, fewer, other, childless, gone, new = (feed_id() for _ in range(6))
+    desired = {
+        same: [leo, zoe],  # his email changed, not his children (order aside)
+        fewer: [zoe],
+        other: [tom],
+        childless: [],
+        gone: [],
+        new: [zoe, zoe],
+    }
+    stored = {same: {zoe, leo}, fewer: {zoe, leo}, other: {zoe}, gone: {tom}}
+    assert relinked(desired, stored, fresh={new}) == {
+        fewer: frozenset({zoe}),
+        other: frozenset({tom}),
+        gone: frozenset(),
+        new: frozenset({zoe}),
+    }
+
+
+def test_a_parent_just_created_is_linked_even_with_no_child():
+    mum = feed_id()
+    assert relinked({mum: []}, {}, fresh={mum}) == {mum: frozenset()}
+    assert relinked({mum: []}, {}) == {}
 
 
 def test_a_batch_takes_the_ranks_it_reserved_in_order():
