@@ -445,8 +445,7 @@ async def _publish(
                 school_id=school_id, accounts=[published_account(v) for v in applied.deleted]
             )
         )
-    for data in out:
-        await store.emit(follow(event, data, source=SOURCE))
+    await store.emit_all([follow(event, data, source=SOURCE) for data in out])
 
 
 def _fields(view: AccountView) -> dict[str, Any]:

@@ -84,17 +84,18 @@ class RunLoop:
     async def _lane(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                run = await self._queries.claim(self._settings.run_lease_seconds)
+                claimed = await self._queries.claim(self._settings.run_lease_seconds)
             except Exception as exc:  # database away: wait and look again
                 log.warning("run_claim_failed", error=describe(exc))
                 await self.waker.sleep(2.0, stop)
                 continue
-            if run is None:
+            if claimed is None:
                 await self.waker.wait(stop)
                 continue
+            run, head = claimed
             renewing = asyncio.create_task(self._keep_lease(run.run_id))
             try:
-                await self.execute(run)
+                await self.execute(run, head)
             finally:
                 renewing.cancel()
 
@@ -109,9 +110,9 @@ class RunLoop:
             renew, self._settings.run_lease_seconds, failure="run_lease_renewal_failed"
         )
 
-    async def execute(self, run: QueuedRun) -> None:
+    async def execute(self, run: QueuedRun, head: domain.SnapshotHead) -> None:
         try:
-            result = await self.compute(run)
+            result = await self.compute(run, head)
             finished = await self._queries.finish(run, result, self._events(run, result))
         except Exception as exc:
             await self._failed(run, exc)
@@ -132,11 +133,10 @@ class RunLoop:
             **result.counts.model_dump(),
         )
 
-    async def compute(self, run: QueuedRun) -> domain.RunResult:
+    async def compute(self, run: QueuedRun, head: domain.SnapshotHead) -> domain.RunResult:
         folder = domain.drop_folder(self._settings.feed_dir, run.uai)
         if folder is None:
             return domain.invalid_uai(run.uai)
-        head = await self._queries.snapshot_head(run.school_id)
         files = await asyncio.to_thread(read_files, folder)
         if files is None:
             return domain.no_drop(head)

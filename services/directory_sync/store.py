@@ -213,19 +213,33 @@ class RunQueries:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def claim(self, lease_seconds: float) -> QueuedRun | None:
+    async def claim(self, lease_seconds: float) -> tuple[QueuedRun, SnapshotHead] | None:
+        """The next queued run, leased, with the head of its school's snapshot as it is now
+        (checked again when the run finishes)."""
         async with self._pool.acquire() as conn:
             row = await conn.fetchrow(
-                "UPDATE sync_runs SET lease_until = now() + make_interval(secs => $1),"
+                "WITH claimed AS ("
+                " UPDATE sync_runs SET lease_until = now() + make_interval(secs => $1),"
                 " attempts = attempts + 1"
                 " WHERE run_id = (SELECT run_id FROM sync_runs"
                 "  WHERE state = 'queued' AND not_before <= now()"
                 "  AND (lease_until IS NULL OR lease_until < now())"
                 "  ORDER BY not_before LIMIT 1 FOR UPDATE SKIP LOCKED)"
-                f" RETURNING {_RUN_COLUMNS}",
+                f" RETURNING {_RUN_COLUMNS})"
+                " SELECT claimed.*, s.version, s.digest, s.persons_count"
+                " FROM claimed LEFT JOIN feed_snapshots s USING (school_id)",
                 lease_seconds,
             )
-        return QueuedRun(**row) if row else None
+        if row is None:
+            return None
+        fields = dict(row)
+        version, digest, persons = (fields.pop(k) for k in ("version", "digest", "persons_count"))
+        head = (
+            NO_SNAPSHOT
+            if version is None
+            else SnapshotHead(version=version, digest=digest, persons=persons)
+        )
+        return QueuedRun(**fields), head
 
     async def renew_lease(self, run_id: UUID, lease_seconds: float) -> None:
         async with self._pool.acquire() as conn:
@@ -246,15 +260,6 @@ class RunQueries:
                 error,
                 delay_seconds,
             )
-
-    async def snapshot_head(self, school_id: UUID) -> SnapshotHead:
-        async with self._pool.acquire() as conn:
-            row = await conn.fetchrow(
-                "SELECT version, digest, persons_count AS persons"
-                " FROM feed_snapshots WHERE school_id = $1",
-                school_id,
-            )
-        return SnapshotHead(**row) if row else NO_SNAPSHOT
 
     async def snapshot(self, school_id: UUID) -> StoredSnapshot:
         """The last applied snapshot as stored (JSON text): parsed where the run computes."""
@@ -326,9 +331,7 @@ class RunQueries:
                     run.school_id,
                     result.digest,
                 )
-            store = TransactionStore(conn)
-            for event in events:
-                await store.emit(event)
+            await TransactionStore(conn).emit_all(events)
             return True
 
     async def start_night(self, night: date) -> int:

@@ -9,6 +9,9 @@ import asyncpg
 import pytest
 
 from shared import db, topics
+from shared.contracts.directory import DirectorySyncReported, SyncCounts
+from shared.envelope import new_event
+from shared.store import TransactionStore
 from tests.conftest import Stack
 from tools.workers import ROOT
 
@@ -118,5 +121,46 @@ async def test_feed_ids_move_onto_the_accounts_of_a_database_fed_before(stack, t
             rows = await conn.fetch("SELECT account_id, feed_id FROM accounts")
             assert {r["account_id"]: r["feed_id"] for r in rows} == {fed: feed_id, by_hand: None}
             assert await conn.fetchval("SELECT to_regclass('feed_accounts')") is None
+    finally:
+        await pool.close()
+
+
+async def test_events_emitted_together_land_in_the_outbox_in_their_order(stack):
+    """``emit_all`` writes several events in one statement: each row is the event's own
+    (id, topic, correlation, causation, body), in the order given, as ``emit`` writes one."""
+    target = database(stack, topics.DIRECTORY_SYNC)
+    await db.provision(stack.services.admin_url, target)
+    pool = await db.create_pool(target, min_size=1, max_size=1, service="test")
+    try:
+        await db.migrate(
+            pool, topics.DIRECTORY_SYNC, db.BACKBONE_MIGRATIONS, MIGRATIONS[topics.DIRECTORY_SYNC]
+        )
+        events = [
+            new_event(
+                DirectorySyncReported(
+                    uai="0740001Z",
+                    school_id=uuid.uuid4(),
+                    run_id=uuid.uuid4(),
+                    status="applied",
+                    counts=SyncCounts(created=n),
+                ),
+                source="urn:one:tests",
+                correlationid=f"c{n}",
+                causationid=None if n % 2 else f"cause{n}",
+            )
+            for n in (3, 1, 2)
+        ]
+        async with pool.acquire() as conn, conn.transaction():
+            store = TransactionStore(conn)
+            await store.emit_all(events)
+            await store.emit_all([])
+            rows = await conn.fetch(
+                "SELECT message_id, topic, correlationid, causationid, body FROM outbox"
+                " ORDER BY seq"
+            )
+        assert store.emitted == events
+        assert [tuple(r.values()) for r in rows] == [
+            (e.id, e.type, e.correlationid, e.causationid, e.to_json()) for e in events
+        ]
     finally:
         await pool.close()
