@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo
 
@@ -158,8 +158,7 @@ KIND_OF: Mapping[FeedProfile, str] = {
 _LABEL: Mapping[FeedProfile, str] = {"student": "pupil", "teacher": "teacher", "relative": "parent"}
 
 
-@dataclass(frozen=True)
-class Incoming:
+class Incoming(NamedTuple):
     """A person as the export gives him, before his feed id is known."""
 
     profile: FeedProfile
@@ -257,14 +256,14 @@ def incoming(export: Export) -> list[Incoming]:
 _Person = Incoming | SnapshotPerson
 
 
-def _names(person: _Person) -> set[str]:
-    """Folded names a person may be found under: his family name, and his usage name."""
-    return {fold_name(person.last_name), fold_name(person.usage_name or "")} - {""}
-
-
-def _keys(person: _Person) -> set[tuple[str, str, str, date | None]]:
+def _keys(person: _Person) -> tuple[tuple[str, str, str, date | None], ...]:
+    """The keys a person may be found under: his folded first name with his folded family
+    name, and with his folded usage name when it differs (DESIGN §4)."""
     first = fold_name(person.first_name)
-    return {(person.profile, first, name, person.birth_date) for name in _names(person)}
+    last = fold_name(person.last_name)
+    usage = fold_name(person.usage_name) if person.usage_name else ""
+    names = (last, usage) if usage and usage != last else (last,)
+    return tuple((person.profile, first, name, person.birth_date) for name in names if name)
 
 
 def _likeness(old: SnapshotPerson, new: Incoming, children: Sequence[UUID]) -> tuple[int, ...]:
@@ -275,6 +274,16 @@ def _likeness(old: SnapshotPerson, new: Incoming, children: Sequence[UUID]) -> t
         int(list(new.classes) == old.classes),
         len(set(children) & set(old.children)),
     )
+
+
+def _candidates(
+    index: Mapping[tuple[str, str, str, date | None], list[int]],
+    keys: tuple[tuple[str, str, str, date | None], ...],
+) -> list[int]:
+    """The snapshot's persons found under any of ``keys``, each once, in snapshot order."""
+    if len(keys) == 1:  # most persons: one name, found once or not at all
+        return index.get(keys[0], [])
+    return sorted({j for key in keys for j in index.get(key, [])})
 
 
 @dataclass
@@ -298,7 +307,7 @@ def match(
     for j, old in enumerate(olds):
         for key in _keys(old):
             index.setdefault(key, []).append(j)
-    candidates = [sorted({j for key in _keys(new) for j in index.get(key, [])}) for new in news]
+    candidates = [_candidates(index, _keys(new)) for new in news]
     claimants: dict[int, int] = {}
     for found in candidates:
         for j in found:

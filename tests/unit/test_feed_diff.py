@@ -1,7 +1,6 @@
 """directory_sync's pure feed decisions: diff against the last applied snapshot, homonyms,
 safety hold, chunks, digests, the night's schedule."""
 
-import dataclasses
 import itertools
 import json
 import uuid
@@ -136,7 +135,7 @@ def test_the_same_export_again_changes_nothing_and_keeps_feed_ids() -> None:
 def test_a_snapshot_person_is_kept_only_when_the_export_gives_him_exactly(change) -> None:
     """The diff keeps the snapshot's person instead of building him again when he is the
     same: exactly when building him again would give an equal person."""
-    new = dataclasses.replace(domain.incoming(BASE)[0], **change)
+    new = domain.incoming(BASE)[0]._replace(**change)
     old = domain.incoming(BASE)[0].person(uuid.UUID(int=1))
     children = [uuid.UUID(int=2)] if new.child_lines else []
     assert new.is_as(old, children) == (new.person(old.feed_id, children) == old)
