@@ -56,6 +56,7 @@ class Applied:
     new_rows: dict[UUID, tuple[NewAccount, str]] = field(default_factory=dict)
     changed: set[UUID] = field(default_factory=set)
     restored: set[UUID] = field(default_factory=set)
+    movers: list[UUID] = field(default_factory=list)  # accounts there before, moved class
     # Feed ids found to be existing accounts (a leaver back, an account made by hand).
     matched: set[UUID] = field(default_factory=set)
     deactivated: list[AccountView] = field(default_factory=list)
@@ -73,7 +74,6 @@ async def handle_directory_synced(
 ) -> None:
     chunk = event.data
     school = await _fed_school(chunk, store=store)
-    await store.lock_school_feed(chunk.school_id)
     if chunk.version is not None:
         await _take_turn(chunk, chunk.version, store=store)
     people = {p.feed_id: p for p in [*chunk.created, *chunk.updated, *chunk.moved]}
@@ -96,7 +96,7 @@ async def handle_directory_synced(
     parents |= await _place(chunk.school_id, people, accounts, class_ids, applied, store=store)
     gone = {v.account_id for v in [*applied.deactivated, *applied.deleted]}
     applied.changed |= await _derive_parent_classes(
-        parents - gone, set(applied.created), store=store
+        parents - gone, applied.movers, set(applied.created), store=store
     )
     applied.changed -= gone
     await _publish(event, school, applied, store=store)
@@ -116,7 +116,7 @@ async def handle_directory_synced(
 
 
 async def _fed_school(chunk: DirectorySynced, *, store: FeedStore) -> SchoolInfo:
-    school = await store.school(chunk.school_id)
+    school = await store.lock_fed_school(chunk.school_id)
     if school is None:
         # school.initialised and the first feed race through different queues: the school
         # will be here on a retry.
@@ -387,24 +387,25 @@ async def _place(
     ]
     gained = await store.resolve_feed_links(school_id, touched) if touched else set()
     applied.changed |= moved | dropped | gained
-    # A pupil created here has no parent but those just linked to him (``gained``).
-    moved_before = sorted(moved - fresh)
-    followers = await store.parents_of(moved_before) if moved_before else set()
+    # The parents of pupils that moved follow them (``_derive_parent_classes``); a pupil
+    # created here has no parent but those just linked to him (``gained``).
+    applied.movers = sorted(moved - fresh)
     # A parent's classes follow his children: they change when his links do, when a
     # child moves, and when he comes back (a leaver loses his classes).
     relinked_or_back = {
         accounts[f] for f in relatives if f in relinked or accounts[f] in applied.restored
     }
-    return relinked_or_back | dropped | gained | followers
+    return relinked_or_back | dropped | gained
 
 
 async def _derive_parent_classes(
-    parents: set[UUID], fresh: set[UUID], *, store: FeedStore
+    parents: set[UUID], movers: list[UUID], fresh: set[UUID], *, store: FeedStore
 ) -> set[UUID]:
-    """A parent is attached to his children's classes; the parents whose classes changed."""
-    if not parents:
+    """A parent is attached to his children's classes: those of ``parents`` and the parents
+    of ``movers`` (pupils whose class changed); the parents whose classes changed."""
+    if not (parents or movers):
         return set()
-    active, links, child_classes = await store.family_classes(sorted(parents))
+    active, links, child_classes = await store.family_classes(sorted(parents), movers)
     desired = feed_rules.parent_classes(links, child_classes, active)
     return await store.replace_account_classes(desired, fresh) if desired else set()
 

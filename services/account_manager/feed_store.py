@@ -10,7 +10,7 @@ from datetime import date, datetime
 from uuid import UUID
 
 from services.account_manager.feed_rules import Candidate, MatchKey, RunProgress
-from services.account_manager.store import AccountStore, NewAccount
+from services.account_manager.store import AccountStore, NewAccount, SchoolInfo
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,18 @@ class FeedStore(AccountStore):
             "SELECT pg_advisory_xact_lock(hashtextextended('feed:' || $1::uuid::text, 0))",
             school_id,
         )
+
+    async def lock_fed_school(self, school_id: UUID) -> SchoolInfo | None:
+        """The school, its feed locked (``lock_school_feed``) when it is known."""
+        row = await self.conn.fetchrow(
+            "SELECT school_id, uai, name, provisioning,"
+            " pg_advisory_xact_lock(hashtextextended('feed:' || school_id::text, 0)) AS locked"
+            " FROM schools WHERE school_id = $1",
+            school_id,
+        )
+        if row is None:
+            return None
+        return SchoolInfo(row["school_id"], row["uai"], row["name"], row["provisioning"])
 
     async def run_progress(self, school_id: UUID) -> RunProgress | None:
         row = await self.conn.fetchrow(
@@ -400,17 +412,20 @@ class FeedStore(AccountStore):
         return {r["parent_id"] for r in rows}
 
     async def family_classes(
-        self, parents: list[UUID]
+        self, parents: list[UUID], children: Collection[UUID] = ()
     ) -> tuple[list[UUID], list[tuple[UUID, UUID]], dict[UUID, list[UUID]]]:
-        """For the active ones of ``parents``: them, their (parent, child) links, and each
-        child's classes."""
+        """For the active ones of ``parents`` and of the parents of ``children``: them,
+        their (parent, child) links, and each child's classes."""
         rows = await self.conn.fetch(
             "SELECT p.account_id AS parent_id, pc.child_id,"
             " array(SELECT class_id FROM account_classes c WHERE c.account_id = pc.child_id)"
             "  AS class_ids"
             " FROM accounts p LEFT JOIN parent_children pc ON pc.parent_id = p.account_id"
-            " WHERE p.account_id = ANY($1::uuid[]) AND p.deactivated_at IS NULL",
+            " WHERE p.account_id = ANY($1::uuid[] || ARRAY("
+            "  SELECT parent_id FROM parent_children WHERE child_id = ANY($2::uuid[])))"
+            " AND p.deactivated_at IS NULL",
             parents,
+            list(children),
         )
         active = sorted({r["parent_id"] for r in rows})
         links = [(r["parent_id"], r["child_id"]) for r in rows if r["child_id"] is not None]
@@ -479,7 +494,7 @@ class FeedStore(AccountStore):
         Those ``inserted`` in this transaction (the rows and their logins) are not read
         back: only their classes and children are.
 
-        Three flat reads grouped here: an ``array_agg(... ORDER BY ...)`` per account made
+        Flat reads grouped here: an ``array_agg(... ORDER BY ...)`` per account made
         Postgres sort once per account, the costliest statement of a first import.
         """
         inserted = inserted or {}
@@ -497,29 +512,27 @@ class FeedStore(AccountStore):
             ),
             *(_as_row(*inserted[a]) for a in account_ids if a in inserted),
         ]
-        placed = await self.conn.fetch(
-            "SELECT p.account_id, c.class_id, c.name FROM ("
+        # Classes (by name) and active children in one read: kind 0 a class, 1 a child.
+        related = await self.conn.fetch(
+            "SELECT 0 AS kind, p.account_id, c.class_id AS id, c.name FROM ("
             "  SELECT account_id, class_id FROM account_classes WHERE account_id = ANY($1::uuid[])"
             "  UNION SELECT account_id, class_id FROM class_teachers"
             "  WHERE account_id = ANY($1::uuid[])) p JOIN classes c USING (class_id)"
-            " ORDER BY p.account_id, c.name",
-            account_ids,
-        )
-        families = await self.conn.fetch(
-            "SELECT pc.parent_id, pc.child_id FROM parent_children pc"
+            " UNION ALL SELECT 1, pc.parent_id, pc.child_id, NULL FROM parent_children pc"
             " JOIN accounts k ON k.account_id = pc.child_id"
             " WHERE pc.parent_id = ANY($1::uuid[]) AND k.deactivated_at IS NULL"
-            " ORDER BY pc.parent_id, pc.child_id",
+            " ORDER BY 1, 2, 4, 3",
             account_ids,
         )
         class_ids: dict[UUID, list[UUID]] = {}
         class_names: dict[UUID, list[str]] = {}
-        for r in placed:
-            class_ids.setdefault(r["account_id"], []).append(r["class_id"])
-            class_names.setdefault(r["account_id"], []).append(r["name"])
         children: dict[UUID, list[UUID]] = {}
-        for r in families:
-            children.setdefault(r["parent_id"], []).append(r["child_id"])
+        for r in related:
+            if r["kind"] == 0:
+                class_ids.setdefault(r["account_id"], []).append(r["id"])
+                class_names.setdefault(r["account_id"], []).append(r["name"])
+            else:
+                children.setdefault(r["account_id"], []).append(r["id"])
         return {
             r["account_id"]: AccountView(
                 **r,
