@@ -22,6 +22,10 @@ class Waker:
     def wake(self) -> None:
         self._event.set()
 
+    def clear(self) -> None:
+        """Forget the pokes so far: what they announced is about to be looked at."""
+        self._event.clear()
+
     async def wait(self, stop: asyncio.Event) -> None:
         await self.sleep(self.poll_seconds, stop)
 

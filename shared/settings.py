@@ -40,6 +40,9 @@ class CommonSettings(BaseSettings):
     max_attempts: int = 8
     delivery_limit: int = 5
     outbox_poll_seconds: float = 1.0
+    # Under a stream of commits the outbox relay waits this long before publishing, to
+    # publish several commits' events in one batch; after a quiet spell it publishes at once.
+    outbox_linger_seconds: float = Field(default=0.05, ge=0, le=5)
     outbox_batch: int = 200
     drain_seconds: float = 20.0
     # /healthz, /readyz and /metrics (shared/ops.py). Port 0 picks a free port (tests); the

@@ -162,6 +162,7 @@ class Worker:
             publisher,
             batch=s.outbox_batch,
             poll_seconds=s.outbox_poll_seconds,
+            linger_seconds=s.outbox_linger_seconds,
             metrics=self.metrics,
         )
         self.context = Context(s, self._pool, publisher, self.names, self._relay, self.database)

@@ -4,7 +4,7 @@ reasons, the inbox, the outbox relay with confirms and ``mandatory``."""
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from shared.contracts.orders import OrderReceived, OrderRejected
 from shared.envelope import Envelope, follow
 from shared.errors import PermanentError, TransientError
 from shared.messaging.consumer import Route
-from shared.messaging.publisher import open_publisher
+from shared.messaging.publisher import Outgoing, Publisher, open_publisher
 from shared.messaging.relay import OutboxRelay
 from shared.settings import CommonSettings
 from shared.store import TransactionStore
@@ -197,3 +197,59 @@ async def test_relay_keeps_unroutable_rows_until_they_can_be_published(stack, em
 
 async def _async(value: Any) -> Any:
     return value
+
+
+class RecordingPublisher(Publisher):
+    """The real publisher, recording the size of each batch it is given."""
+
+    def __init__(self, publisher: Publisher) -> None:
+        super().__init__(publisher._channel, publisher._exchange)
+        self.batches: list[int] = []
+
+    async def publish_many(self, batch: Iterable[Outgoing]) -> None:
+        outgoing = list(batch)
+        self.batches.append(len(outgoing))
+        await super().publish_many(outgoing)
+
+
+async def test_a_busy_relay_publishes_a_stream_of_commits_in_one_batch(stack, empty_migrations):
+    """After a quiet spell a row is published at once; rows committed one after another
+    while the relay is busy wait ``linger`` and go out together."""
+    worker = await start_worker(stack, Recorder(fail_first(0, RuntimeError())), empty_migrations)
+    await worker.stop()  # schema and topology are in place; no relay of its own runs now
+    pool = await db.create_pool(worker.database, min_size=1, max_size=2, service="test")
+    connection = await aio_pika.connect(stack.services.amqp_url)
+    stop = asyncio.Event()
+    try:
+        publisher = RecordingPublisher(await open_publisher(connection, stack.exchange))
+        relay = OutboxRelay(pool, publisher, poll_seconds=30.0, linger_seconds=1.0)
+        running = asyncio.create_task(relay.run(stop))
+
+        async def commit(message_id: str) -> None:
+            async with pool.acquire() as conn:
+                await conn.execute(
+                    "INSERT INTO outbox (message_id, topic, correlationid, body)"
+                    " VALUES ($1, 'order.rejected', 'c', '{}')",
+                    message_id,
+                )
+            relay.waker.wake()
+
+        async def published() -> bool:
+            return await relay.lag() == 0
+
+        started = time.monotonic()
+        await commit("quiet")
+        await eventually(published, what="the quiet row published")
+        assert time.monotonic() - started < 1.0  # not held back by the linger
+        assert publisher.batches == [1]
+
+        for n in range(5):  # the relay is busy now: these wait for one another
+            await commit(f"stream-{n}")
+            await asyncio.sleep(0.02)
+        await eventually(published, what="the stream published")
+        assert publisher.batches == [1, 5]
+    finally:
+        stop.set()
+        await running
+        await connection.close()
+        await pool.close()
