@@ -31,10 +31,10 @@ class TransactionStore:
 
     async def emit_all(self, events: Sequence[Envelope[Contract]]) -> None:
         """``emit`` for several events, in one statement (the outbox keeps their order)."""
+        if not events:
+            return
         if len(events) == 1:
             await self.emit(events[0])
-            return
-        if not events:
             return
         await self.conn.execute(
             "INSERT INTO outbox (message_id, topic, correlationid, causationid, body)"

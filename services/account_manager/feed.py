@@ -379,11 +379,11 @@ async def _place(
     # an account restored may have lost his.
     touched = [
         f
-        for f, account in accounts.items()
-        if f in placed
-        and (
-            account in fresh or f in applied.matched or f in relinked or account in applied.restored
-        )
+        for f in placed
+        if accounts[f] in fresh
+        or f in applied.matched
+        or f in relinked
+        or accounts[f] in applied.restored
     ]
     gained = await store.resolve_feed_links(school_id, touched) if touched else set()
     applied.changed |= moved | dropped | gained

@@ -74,20 +74,21 @@ def _flatten(pairs: Pairs) -> tuple[list[UUID], list[UUID], list[UUID]]:
     return owners, left, right
 
 
+def _feed_lock(school_id: str) -> str:
+    """The transaction lock on a school's feed, as SQL, ``school_id`` a uuid expression."""
+    return f"pg_advisory_xact_lock(hashtextextended('feed:' || {school_id}::text, 0))"
+
+
 class FeedStore(AccountStore):
     async def lock_school_feed(self, school_id: UUID) -> None:
         """Chunks of one school are applied one at a time, whichever replica has them:
         matching, logins within the school and pending links then never race."""
-        await self.conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended('feed:' || $1::uuid::text, 0))",
-            school_id,
-        )
+        await self.conn.execute(f"SELECT {_feed_lock('$1::uuid')}", school_id)
 
     async def lock_fed_school(self, school_id: UUID) -> SchoolInfo | None:
         """The school, its feed locked (``lock_school_feed``) when it is known."""
         row = await self.conn.fetchrow(
-            "SELECT school_id, uai, name, provisioning,"
-            " pg_advisory_xact_lock(hashtextextended('feed:' || school_id::text, 0)) AS locked"
+            f"SELECT school_id, uai, name, provisioning, {_feed_lock('school_id')} AS locked"
             " FROM schools WHERE school_id = $1",
             school_id,
         )
