@@ -14,12 +14,30 @@ classes ("CE1-CE2") and classes named after their teacher ("CM2 Mme Durand").
 
 Deterministic for a given (UAI, seed). Emails use the reserved ``example.org`` domains.
 
+Every layout schools and académies really send (``--layout``, see ``LAYOUTS``):
+
+- ``classic``: the three files above, every value quoted, CRLF, a final line break;
+- ``be1d``: ONDE's BE1D extraction as it comes: values unquoted, pupils' rows ending with
+  ``;``, dates ``2006-08-17``, sex ``H``/``F``, parents' header of 25 fields (with ``Numéro
+  de poste``) and rows that stop after their last child, LF, no final line break;
+- ``ine``: the pupils layout with ``INE``, ``Libellé classe``, ``Identifiant classe`` and
+  ``Dispositif(s)``, Windows-1252;
+- ``2021``: the parents layout since 2021 (``Nom de famille élève``, ``Date de naissance
+  élève``, ``Classes élèves``, ``PCS``, ``Communication adresses``, one row per parent and
+  child), with the INE pupils layout, the files named as ONDE downloads them
+  (``CSVExtraction.csv``, ``CSVExtraction(1).csv``), the parents file writing classes by
+  their level (``CLASSE  CE2``), a teacher of two classes on one row with two ``Classe``
+  columns, UTF-8 with a byte order mark (a spreadsheet saved it again);
+- ``2022``: the same with the later child columns (``Nom de l'élève``, ``Prénom de
+  l'élève``, ``Date de naissance de l'élève``, ``Classes de l'élève``).
+
     python -m tools.onde_generator --out var/feed --schools 20 --first-uai-number 1 \
-        --department 074 --seed 0
+        --department 074 --seed 0 --layout 2021
 """
 
 import argparse
 import functools
+import hashlib
 import random
 import sys
 import time
@@ -28,7 +46,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 PUPILS_FILE = "CSVExtraction-eleves.csv"
 PARENTS_FILE = "CSVExtraction-responsables.csv"
@@ -86,6 +104,59 @@ ORGANISATIONS_HEADER = (
     "Commune Organisme",
     "Téléphone",
     "Courriel",
+)
+# The pupils layout with INE: "Nom élève" in lower case, "Libellé classe" and its id.
+PUPILS_INE_HEADER = (
+    "Nom élève",
+    "Nom d'usage élève",
+    "Prénom élève",
+    "Date naissance",
+    "Sexe",
+    "INE",
+    "Adresse1",
+    "Cp1",
+    "Commune1",
+    "Pays1",
+    "Adresse2",
+    "Cp2",
+    "Commune2",
+    "Pays2",
+    " Cycle",
+    "Niveau",
+    "Libellé classe",
+    "Identifiant classe",
+    "Attestation fournie",
+    "Autorisation associations",
+    "Autorisation photo",
+    "Décision de passage",
+    "Dispositif(s)",
+)
+PARENT_IDENTITY = PARENTS_HEADER[:12]
+# BE1D's parents header of 25 fields: a work phone extension before the mobile phone.
+PARENTS_BE1D_HEADER = (
+    PARENT_IDENTITY[:11]
+    + ("Numéro de poste", "Téléphone portable")
+    + ("Nom d'usage enfant", "Nom de famille enfant", "Prénom enfant", "Classes enfants") * 3
+)
+PARENTS_2021_HEADER = (
+    *PARENT_IDENTITY,
+    "PCS",
+    "Communication adresses",
+    "Nom d'usage élève",
+    "Nom de famille élève",
+    "Prénom élève",
+    "Date de naissance élève",
+    "Classes élèves",
+)
+# Later still: the class first (as some exports write it), no usage name.
+PARENTS_2022_HEADER = (
+    *PARENT_IDENTITY,
+    "PCS",
+    "Communication adresses",
+    "Classes de l'élève",
+    "Nom de l'élève",
+    "Prénom de l'élève",
+    "Date de naissance de l'élève",
 )
 TEACHERS_HEADER = (
     "Civilité",
@@ -172,6 +243,62 @@ ACADEMIES = {"074": "grenoble", "008": "reims", "010": "reims", "051": "reims", 
 ACADEMIES.update({"054": "nancy-metz", "055": "nancy-metz", "057": "nancy-metz"})
 ACADEMIES["088"] = "nancy-metz"
 EMAIL_DOMAINS = ("example.org", "example.net", "example.com")
+PCS = ("Cadres", "Employés", "Ouvriers", "Professions intermédiaires", "Artisans", "Retraités")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a school's files are written: which ONDE layout, and the habits of the file."""
+
+    pupils: Literal["be1d", "ine"] = "be1d"
+    parents: Literal["be1d", "be1d25", "2021", "2022"] = "be1d"
+    quoting: Literal["nonempty", "none"] = "nonempty"
+    newline: str = "\r\n"
+    final_newline: bool = True
+    encoding: str = ENCODING
+    iso_dates: bool = False  # 2006-08-17 rather than 17/08/2006
+    sex_h: bool = False  # H/F rather than M/F
+    pupil_row_semicolon: bool = True  # every pupils row ends with an extra ";"
+    short_parent_rows: bool = False  # a parents row stops after its last child
+    parent_class_labels: Literal["same", "level"] = "same"  # "level": "CLASSE  CE2"
+    download_names: bool = False  # CSVExtraction.csv, CSVExtraction(1).csv
+    organisations: bool = True
+    two_class_teacher: bool = False  # a teacher of two classes, two "Classe" columns
+
+
+LAYOUTS: dict[str, Layout] = {
+    "classic": Layout(),
+    "be1d": Layout(
+        parents="be1d25",
+        quoting="none",
+        newline="\n",
+        final_newline=False,
+        iso_dates=True,
+        sex_h=True,
+        short_parent_rows=True,
+        organisations=False,
+    ),
+    "ine": Layout(pupils="ine", encoding="cp1252", two_class_teacher=True),
+    "2021": Layout(
+        pupils="ine",
+        parents="2021",
+        encoding="utf-8-sig",
+        parent_class_labels="level",
+        download_names=True,
+        two_class_teacher=True,
+        final_newline=False,
+    ),
+    "2022": Layout(
+        pupils="ine",
+        parents="2022",
+        quoting="none",
+        newline="\n",
+        parent_class_labels="level",
+        download_names=True,
+        two_class_teacher=True,
+    ),
+}
+CLASSIC = LAYOUTS["classic"]
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -232,6 +359,7 @@ class GenPupil:
     class_name: str
     family: int
     addresses: list[Address] = field(default_factory=list)
+    ine: str = ""  # every pupil has one; only the layouts with INE write it
 
 
 @dataclass
@@ -256,6 +384,11 @@ class GenTeacher:
     email: str
     director: bool
     class_name: str
+    more_classes: tuple[str, ...] = ()  # a teacher of several classes: one row, more columns
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return (self.class_name, *self.more_classes) if self.class_name else self.more_classes
 
 
 @dataclass
@@ -271,6 +404,7 @@ class School:
     homonyms: list[tuple[int, int]] = field(default_factory=list)
     four_children: list[int] = field(default_factory=list)
     separated: list[int] = field(default_factory=list)
+    class_ids: dict[str, str] = field(default_factory=dict)  # ONDE's "Identifiant classe"
 
 
 class _Rng(random.Random):
@@ -622,11 +756,42 @@ class _Builder:
         return school
 
 
+def _identify(school: School, two_class_teacher: bool) -> School:
+    """INEs and class ids, drawn from the UAI alone (the school's random draws, and so the
+    classic layout's files, stay as they were); a teacher of two classes when asked."""
+
+    def number(*parts: object) -> int:
+        digest = hashlib.sha256(":".join(map(str, (school.uai, *parts))).encode()).digest()
+        return int.from_bytes(digest[:8], "big")
+
+    taken: set[str] = set()
+    for index, pupil in enumerate(school.pupils):
+        attempt = 0
+        while not pupil.ine or pupil.ine in taken:
+            n = number("ine", index, attempt)
+            pupil.ine = f"{n % 10**10:010d}{UAI_LETTERS[n % 23]}"
+            attempt += 1
+        taken.add(pupil.ine)
+    for index, (name, _) in enumerate(school.classes):
+        school.class_ids[name] = str(10000 + number("class", index) % 80000 + index)
+    part_time = [t for t in school.teachers if not t.class_name]
+    if two_class_teacher and part_time and len(school.classes) >= 2:
+        part_time[0].class_name = school.classes[0][0]
+        part_time[0].more_classes = (school.classes[-1][0],)
+    return school
+
+
 def build_school(
-    uai: str, *, classes: int = 6, pupils_per_class: int = 25, seed: int = 0
+    uai: str,
+    *,
+    classes: int = 6,
+    pupils_per_class: int = 25,
+    seed: int = 0,
+    layout: Layout = CLASSIC,
 ) -> School:
     """The school ``generate_school`` writes, as data (what the parser should find)."""
-    return _Builder(uai, classes, pupils_per_class, seed).build()
+    school = _Builder(uai, classes, pupils_per_class, seed).build()
+    return _identify(school, layout.two_class_teacher)
 
 
 # ---------------------------------------------------------------------------------------
@@ -634,91 +799,204 @@ def build_school(
 # ---------------------------------------------------------------------------------------
 
 
-def _row(values: Sequence[str], trailing: bool = False) -> str:
-    """One CSV row: non-empty fields quoted (``"`` doubled), empty ones bare, as ONDE does."""
-    line = ";".join(
-        ('"' + v.replace('"', '""') + '"' if '"' in v else f'"{v}"') if v else "" for v in values
-    )
+def _quoted(value: str) -> str:
+    return '"' + value.replace('"', '""') + '"'
+
+
+def _writer(layout: Layout) -> "functools.partial[str]":
+    return functools.partial(_row, quote=layout.quoting == "nonempty")
+
+
+def _row(values: Sequence[str], trailing: bool = False, *, quote: bool = True) -> str:
+    """One CSV row: non-empty fields quoted (``"`` doubled) as ONDE does, or bare as its
+    BE1D extraction writes them; empty ones bare."""
+    if quote:
+        line = ";".join(_quoted(v) if v else "" for v in values)
+    else:
+        line = ";".join(_quoted(v) if ";" in v or '"' in v else v for v in values)
     return line + ";" if trailing else line
 
 
-def _date(value: date) -> str:
+def _date(value: date, iso: bool = False) -> str:
+    if iso:
+        return value.isoformat()
     return f"{value.day:02d}/{value.month:02d}/{value.year}"
 
 
-def render_school(school: School) -> dict[str, bytes]:
-    """The three files of a school, as bytes (ISO-8859-1, CRLF)."""
-    rng = _Rng(f"onde-render:{school.uai}")
-    pupils = [_row(PUPILS_HEADER)]
+def _pupil_rows(school: School, layout: Layout, rng: _Rng) -> list[str]:
+    row = _writer(layout)
+    ine = layout.pupils == "ine"
+    rows = [row(PUPILS_INE_HEADER if ine else PUPILS_HEADER)]
     for p in sorted(school.pupils, key=lambda p: (fold(p.last_name), fold(p.first_name))):
         first, second = (p.addresses + [Address("", "", "")] * 2)[:2]
-        pupils.append(
-            _row(
-                (
-                    p.last_name, p.usage_name, p.first_name, _date(p.birth_date), p.sex,
-                    first.line, first.postal_code, first.city, "FRANCE" if first.line else "",
-                    second.line, second.postal_code, second.city, "FRANCE" if second.line else "",
-                    CYCLES[p.level], p.level, p.class_name,
-                    rng.pick(("Oui", "Non")), rng.pick(("Oui", "Non")),
-                    rng.pick(("Oui", "Oui", "Non")), "",
-                ),
-                trailing=True,
+        sex = "H" if layout.sex_h and p.sex == "M" else p.sex
+        identity = [
+            p.last_name,
+            p.usage_name,
+            p.first_name,
+            _date(p.birth_date, layout.iso_dates),
+            sex,
+        ]
+        if ine:
+            identity.append(p.ine)
+        addresses = [
+            first.line, first.postal_code, first.city, "FRANCE" if first.line else "",
+            second.line, second.postal_code, second.city, "FRANCE" if second.line else "",
+        ]  # fmt: skip
+        placement = [CYCLES[p.level], p.level, p.class_name]
+        if ine:
+            placement.append(school.class_ids[p.class_name])
+        # Drawn in this order whatever the layout: the classic files stay as they were.
+        consents = [
+            rng.pick(("Oui", "Non")),
+            rng.pick(("Oui", "Non")),
+            rng.pick(("Oui", "Oui", "Non")),
+        ]
+        decision = [""]
+        dispositifs = [""] if ine else []
+        rows.append(
+            row(
+                [*identity, *addresses, *placement, *consents, *decision, *dispositifs],
+                trailing=layout.pupil_row_semicolon,
             )
-        )  # fmt: skip
+        )
+    return rows
 
-    parents = [_row(PARENTS_HEADER)]
+
+def _class_label(pupil: GenPupil, layout: Layout) -> str:
+    """The child's class as the parents file writes it: the pupils file's name, or (in some
+    académies' exports) "CLASSE", two spaces and the pupil's level."""
+    if layout.parent_class_labels == "level":
+        return f"CLASSE  {pupil.level}"
+    return pupil.class_name
+
+
+def _parent_rows(school: School, layout: Layout) -> list[str]:
+    row = _writer(layout)
+    header = {
+        "be1d": PARENTS_HEADER,
+        "be1d25": PARENTS_BE1D_HEADER,
+        "2021": PARENTS_2021_HEADER,
+        "2022": PARENTS_2022_HEADER,
+    }[layout.parents]
+    rows = [row(header)]
     for parent in sorted(
         school.parents, key=lambda p: (fold(p.usage_name or p.last_name), fold(p.first_name))
     ):
-        identity = (
+        home, work, mobile = parent.phones
+        identity = [
             parent.civility, parent.usage_name, parent.last_name, parent.first_name,
             parent.address.line, parent.address.postal_code, parent.address.city, "FRANCE",
-            parent.email, *parent.phones,
-        )  # fmt: skip
+            parent.email, home, work,
+        ]  # fmt: skip
+        if layout.parents in ("2021", "2022"):
+            pcs = PCS[len(parent.first_name) % len(PCS)]
+            for child in parent.children:
+                born = _date(child.birth_date, layout.iso_dates)
+                label = _class_label(child, layout)
+                if layout.parents == "2021":
+                    names = [child.usage_name, child.last_name, child.first_name, born, label]
+                else:
+                    names = [label, child.last_name, child.first_name, born]
+                rows.append(row([*identity, mobile, pcs, "Oui", *names]))
+            continue
+        if layout.parents == "be1d25":
+            identity.append("")  # Numéro de poste
+        identity.append(mobile)
         for start in range(0, len(parent.children), 3):
             cells = list(identity)
             for child in parent.children[start : start + 3]:
-                cells += [child.usage_name, child.last_name, child.first_name, child.class_name]
-            cells += [""] * (len(PARENTS_HEADER) - len(cells))
-            parents.append(_row(cells))
-    parents.append(_row(ORGANISATIONS_HEADER))
-    for title, address, phone, email in school.organisations:
-        parents.append(_row((title, address.line, address.postal_code, address.city, phone, email)))
+                cells += [
+                    child.usage_name,
+                    child.last_name,
+                    child.first_name,
+                    _class_label(child, layout),
+                ]
+            if not layout.short_parent_rows:
+                cells += [""] * (len(header) - len(cells))
+            rows.append(row(cells))
+    if layout.organisations:
+        rows.append(row(ORGANISATIONS_HEADER))
+        for title, address, phone, email in school.organisations:
+            rows.append(row((title, address.line, address.postal_code, address.city, phone, email)))
+    return rows
 
-    teachers = [_row(TEACHERS_HEADER)]
+
+def _teacher_rows(school: School, layout: Layout) -> list[str]:
+    row = _writer(layout)
+    columns = max((len(t.classes) for t in school.teachers), default=1) or 1
+    rows = [row(TEACHERS_HEADER + ("Classe",) * (columns - 1))]
     for t in sorted(school.teachers, key=lambda t: (fold(t.last_name), fold(t.first_name))):
-        teachers.append(
-            _row(
+        classes = list(t.classes) + [""] * (columns - len(t.classes))
+        rows.append(
+            row(
                 (
                     t.civility, t.usage_name, t.last_name, t.first_name, "", "", "", "",
-                    t.email, "", "", "Oui" if t.director else "Non", t.class_name,
+                    t.email, "", "", "Oui" if t.director else "Non", *classes,
                 )
             )
         )  # fmt: skip
+    return rows
+
+
+def file_names(layout: Layout) -> dict[str, str]:
+    """Kind -> name of the file, as ONDE (or a browser downloading from it) names them."""
+    if layout.download_names:
+        return {
+            "pupils": "CSVExtraction.csv",
+            "parents": "CSVExtraction(1).csv",
+            "teachers": "Enseignants.csv",
+        }
+    return {"pupils": PUPILS_FILE, "parents": PARENTS_FILE, "teachers": TEACHERS_FILE}
+
+
+def render_school(school: School, layout: Layout = CLASSIC) -> dict[str, bytes]:
+    """The three files of a school, as bytes, written in ``layout``."""
+    rng = _Rng(f"onde-render:{school.uai}")
 
     def encode(lines: list[str]) -> bytes:
-        return ("\r\n".join(lines) + "\r\n").encode(ENCODING)
+        end = layout.newline if layout.final_newline else ""
+        return (layout.newline.join(lines) + end).encode(layout.encoding)
 
+    names = file_names(layout)
     return {
-        PUPILS_FILE: encode(pupils),
-        PARENTS_FILE: encode(parents),
-        TEACHERS_FILE: encode(teachers),
+        names["pupils"]: encode(_pupil_rows(school, layout, rng)),
+        names["parents"]: encode(_parent_rows(school, layout)),
+        names["teachers"]: encode(_teacher_rows(school, layout)),
     }
 
 
 def generate_school(
-    uai: str, *, classes: int = 6, pupils_per_class: int = 25, seed: int = 0
+    uai: str,
+    *,
+    classes: int = 6,
+    pupils_per_class: int = 25,
+    seed: int = 0,
+    layout: Layout = CLASSIC,
 ) -> dict[str, bytes]:
-    """File name -> bytes of one school's drop (ISO-8859-1, ``;``, CRLF, like ONDE)."""
-    school = build_school(uai, classes=classes, pupils_per_class=pupils_per_class, seed=seed)
-    return render_school(school)
+    """File name -> bytes of one school's drop, written in ``layout``."""
+    school = build_school(
+        uai, classes=classes, pupils_per_class=pupils_per_class, seed=seed, layout=layout
+    )
+    return render_school(school, layout)
 
 
-def write_drop(root: Path, uai: str, **kwargs: int) -> Path:
+def write_drop(
+    root: Path,
+    uai: str,
+    *,
+    classes: int = 6,
+    pupils_per_class: int = 25,
+    seed: int = 0,
+    layout: Layout = CLASSIC,
+) -> Path:
     """Write ``root/<uai>/`` with the three files; return the folder."""
     folder = root / uai
     folder.mkdir(parents=True, exist_ok=True)
-    for name, content in generate_school(uai, **kwargs).items():
+    files = generate_school(
+        uai, classes=classes, pupils_per_class=pupils_per_class, seed=seed, layout=layout
+    )
+    for name, content in files.items():
         (folder / name).write_bytes(content)
     return folder
 
@@ -734,6 +1012,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--classes", type=int, default=6)
     parser.add_argument("--pupils-per-class", type=int, default=25)
+    parser.add_argument(
+        "--layout", choices=sorted(LAYOUTS), default="classic", help="ONDE layout to write"
+    )
     args = parser.parse_args(argv)
     if not (len(args.department) == 3 and args.department.isdigit()):
         parser.error("--department must be 3 digits, e.g. 074")
@@ -748,6 +1029,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             classes=args.classes,
             pupils_per_class=args.pupils_per_class,
             seed=args.seed,
+            layout=LAYOUTS[args.layout],
         )
     elapsed = time.perf_counter() - started
     print(
