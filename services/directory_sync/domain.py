@@ -5,9 +5,8 @@ No database, no broker, no await. ``conclude`` turns what a run found (the snaps
 drop's digest, the parsed export) into everything the run records and publishes.
 """
 
-import hashlib
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -17,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from services.directory_sync.onde import Export, Problem, read_drop
+from services.directory_sync.onde import Drop, Export, Kind, Limits, Problem, read_drop
 from shared.contracts.common import Model, Uai
 from shared.contracts.directory import (
     DirectorySynced,
@@ -53,6 +52,7 @@ class SnapshotPerson(Model):
     classes: list[str] = Field(default_factory=list)
     children: list[UUID] = Field(default_factory=list)
     director: bool = False
+    ine: str | None = None  # a pupil's national id, when the export gives it
 
     def to_feed(self) -> FeedPerson:
         # The name a person goes by is his usage name when he has one.
@@ -66,6 +66,7 @@ class SnapshotPerson(Model):
             classes=self.classes,
             children=self.children,
             director=self.director,
+            ine=self.ine,
         )
 
 
@@ -121,16 +122,6 @@ class StoredSnapshot:
 NO_STORED_SNAPSHOT = StoredSnapshot(version=0, digest=None, persons="[]", classes="[]")
 
 
-def digest(files: Iterable[tuple[str, bytes]]) -> str:
-    """sha256 of a drop's files (names and bytes): equal digests, equal exports."""
-    hashed = hashlib.sha256()
-    for name, content in sorted(files):
-        encoded = name.encode()
-        hashed.update(len(encoded).to_bytes(8, "big") + encoded)
-        hashed.update(len(content).to_bytes(8, "big") + content)
-    return hashed.hexdigest()
-
-
 _UAI = TypeAdapter(Uai)
 
 
@@ -150,7 +141,7 @@ def drop_folder(feed_dir: Path, uai: str) -> Path | None:
 # The export's persons
 # ---------------------------------------------------------------------------------------
 
-KIND_OF: Mapping[FeedProfile, str] = {
+KIND_OF: Mapping[FeedProfile, Kind] = {
     "student": "pupils",
     "teacher": "teachers",
     "relative": "parents",
@@ -171,6 +162,7 @@ class Incoming(NamedTuple):
     director: bool
     line: int | None
     child_lines: tuple[int, ...] = ()  # a parent's children, by their pupils-file line
+    ine: str | None = None
 
     def is_as(self, old: SnapshotPerson, children: list[UUID]) -> bool:
         """Whether ``old`` is this person exactly (most of a nightly export): the
@@ -184,6 +176,7 @@ class Incoming(NamedTuple):
             and old.director == self.director
             and old.classes == list(self.classes)
             and old.children == children
+            and old.ine == self.ine
         )
 
     def person(self, feed_id: UUID, children: Sequence[UUID] = ()) -> SnapshotPerson:
@@ -198,6 +191,7 @@ class Incoming(NamedTuple):
             classes=list(self.classes),
             children=list(children),
             director=self.director,
+            ine=self.ine,
         )
 
 
@@ -211,9 +205,11 @@ def incoming(export: Export) -> list[Incoming]:
             p.usage_name,
             p.birth_date,
             None,
-            (p.class_name,),
+            (p.class_name,) if p.class_name else (),
             False,
             p.line,
+            (),
+            p.ine,
         )
         for p in export.pupils
     ]
@@ -225,7 +221,7 @@ def incoming(export: Export) -> list[Incoming]:
             t.usage_name,
             None,
             t.email,
-            (t.class_name,) if t.class_name else (),
+            t.classes,
             t.director,
             t.line,
         )
@@ -286,6 +282,18 @@ def _candidates(
     return sorted({j for key in keys for j in index.get(key, [])})
 
 
+def _paired_by_ine(olds: Sequence[SnapshotPerson], news: Sequence[Incoming]) -> dict[int, int]:
+    """new index -> old index of the persons whose INE both sides give, the same."""
+    known = {old.ine: j for j, old in enumerate(olds) if old.ine}
+    if not known:
+        return {}
+    return {i: j for i, new in enumerate(news) if new.ine and (j := known.get(new.ine)) is not None}
+
+
+def _other_ine(old: SnapshotPerson, new: Incoming) -> bool:
+    return bool(old.ine and new.ine and old.ine != new.ine)
+
+
 @dataclass
 class Matching:
     pairs: dict[int, int] = field(default_factory=dict)  # new index -> old index
@@ -299,21 +307,33 @@ def match(
 ) -> Matching:
     """Pair each incoming person with at most one person of the snapshot (DESIGN §4).
 
-    Exactly one candidate on both sides: the same person. Homonyms (several candidates,
-    or one candidate claimed by several) are paired best first (same email, same class,
-    shared children), then in file order; each is reported as ambiguous.
+    A pupil whose INE both sides give is paired by it, whatever his names (an INE is
+    stable across renames and typos); two different INEs are never the same pupil. Then,
+    by names: exactly one candidate on both sides is the same person; homonyms (several
+    candidates, or one candidate claimed by several) are paired best first (same email,
+    same class, shared children), then in file order; each is reported as ambiguous.
     """
+    by_ine = _paired_by_ine(olds, news)
+    taken_by_ine = set(by_ine.values())
     index: dict[tuple[str, str, str, date | None], list[int]] = {}
     for j, old in enumerate(olds):
-        for key in _keys(old):
-            index.setdefault(key, []).append(j)
-    candidates = [_candidates(index, _keys(new)) for new in news]
+        if j not in taken_by_ine:
+            for key in _keys(old):
+                index.setdefault(key, []).append(j)
+    candidates = [
+        [] if i in by_ine else _candidates(index, _keys(new)) for i, new in enumerate(news)
+    ]
+    if taken_by_ine or any(new.ine for new in news):
+        candidates = [
+            [j for j in found if not _other_ine(olds[j], news[i])]
+            for i, found in enumerate(candidates)
+        ]
     claimants: dict[int, int] = {}
     for found in candidates:
         for j in found:
             claimants[j] = claimants.get(j, 0) + 1
 
-    result = Matching()
+    result = Matching(pairs=dict(by_ine))
     contested: list[tuple[tuple[int, ...], int, int]] = []
     for i, found in enumerate(candidates):
         if len(found) == 1 and claimants[found[0]] == 1:
@@ -374,10 +394,12 @@ def _updated(old: SnapshotPerson, new: SnapshotPerson) -> bool:
         or old.email != new.email
         or sorted(old.children) != sorted(new.children)
         or old.director != new.director
+        or old.birth_date != new.birth_date
+        or old.ine != new.ine
     )
 
 
-def _homonym_warning(new: Incoming, candidates: int, files: Mapping[str, str]) -> Finding:
+def _homonym_warning(new: Incoming, candidates: int, files: Mapping[Kind, str]) -> Finding:
     born = f" born {new.birth_date:%d/%m/%Y}" if new.birth_date else ""
     who = f"{new.first_name} {new.usage_name or new.last_name}"
     return Finding(
@@ -391,18 +413,10 @@ def _homonym_warning(new: Incoming, candidates: int, files: Mapping[str, str]) -
     )
 
 
-def diff(
-    snapshot: Snapshot,
-    export: Export,
-    files: Mapping[str, str] | None = None,
-    new_id: Callable[[], UUID] = uuid4,
-) -> Diff:
-    """The export compared with the last applied feed of the school.
-
-    ``files`` names the export's file of each kind (``pupils``, ``parents``, ``teachers``),
-    to locate warnings. Pupils are matched first, so that parents' children are feed ids.
-    """
-    files = files or {}
+def diff(snapshot: Snapshot, export: Export, new_id: Callable[[], UUID] = uuid4) -> Diff:
+    """The export compared with the last applied feed of the school. Pupils are matched
+    first, so that parents' children are feed ids."""
+    files = export.files
     news = incoming(export)
     olds_by_profile: dict[str, list[SnapshotPerson]] = {}
     for known in snapshot.persons:
@@ -448,7 +462,9 @@ def diff(
                 updated.append(person)
             else:
                 unchanged += 1
-    classes = tuple(FeedClass(name=name, level=level) for name, level in export.classes)
+    classes = tuple(
+        FeedClass(name=c.name, level=c.level, onde_id=c.onde_id) for c in export.classes
+    )
     return Diff(
         persons=tuple(persons),
         classes=classes,
@@ -467,19 +483,27 @@ def diff(
 # ---------------------------------------------------------------------------------------
 
 
-def hold_reasons(
-    diff: Diff, snapshot_size: int, suspicious: Sequence[Problem], leave_share: float
-) -> list[str]:
-    """Why a run must wait for an operator (DESIGN §4 "Safety hold"); empty: it need not."""
+def hold_reasons(diff: Diff, snapshot: Snapshot, export: Export, leave_share: float) -> list[str]:
+    """Why a run must wait for an operator (DESIGN §4 "Safety hold"); empty: it need not.
+    Too many leavers, a pupils file that shrank by more than the same share, a file that
+    looks truncated or wrongly encoded."""
     reasons: list[str] = []
-    leaving = len(diff.left)
-    if snapshot_size and leaving / snapshot_size > leave_share:
+    size, leaving = len(snapshot.persons), len(diff.left)
+    if size and leaving / size > leave_share:
         reasons.append(
-            f"{leaving} of the {snapshot_size} persons of the last applied feed would leave "
-            f"({leaving / snapshot_size:.0%}, more than the {leave_share:.0%} allowed): "
+            f"{leaving} of the {size} persons of the last applied feed would leave "
+            f"({leaving / size:.0%}, more than the {leave_share:.0%} allowed): "
             "is the export complete?"
         )
-    for problem in suspicious:
+    before = sum(1 for p in snapshot.persons if p.profile == "student")
+    after = len(export.pupils)
+    if before and (before - after) / before > leave_share:
+        reasons.append(
+            f"the pupils file has {after} pupils where the last applied feed had {before} "
+            f"({(after - before) / before:.0%}, more than the {leave_share:.0%} allowed): "
+            "is the export complete?"
+        )
+    for problem in export.suspicious:
         where = f"{problem.file}, line {problem.line}" if problem.line else problem.file
         reasons.append(f"{where}: {problem.message}")
     return reasons
@@ -591,6 +615,23 @@ class RunResult:
         return self.status in ("applied", "held", "unchanged")
 
 
+REPORT_FINDINGS = 200  # errors, and warnings, a report lists; a count stands for the rest
+
+
+def capped(findings: tuple[Finding, ...], what: str) -> tuple[Finding, ...]:
+    """The first ``REPORT_FINDINGS`` findings, and one saying how many more there were: a
+    drop of a million bad rows makes a report of a few kilobytes."""
+    if len(findings) <= REPORT_FINDINGS:
+        return findings
+    rest = len(findings) - REPORT_FINDINGS
+    return (
+        *findings[:REPORT_FINDINGS],
+        Finding(
+            message=f"{rest} more {what} not listed (a report keeps the first {REPORT_FINDINGS})"
+        ),
+    )
+
+
 def finding(problem: Problem) -> Finding:
     return Finding(file=problem.file, line=problem.line, message=problem.message)
 
@@ -626,13 +667,13 @@ def conclude(
     run_id: UUID,
     school_id: UUID,
     dry_run: bool,
-    files: Mapping[str, str] | None = None,
     leave_share: float,
     chunk_size: int,
     new_id: Callable[[], UUID] = uuid4,
 ) -> RunResult:
     """A parsed export's run: rejected (errors: nothing applied), dry run (reported
-    only), held (too many leavers or a suspicious file), unchanged, or applied."""
+    only), unchanged (whatever a file looks like: nothing would change), held (too many
+    leavers or a suspicious file), or applied. A report keeps its first findings."""
     errors = tuple(finding(p) for p in export.errors)
     base = tuple(finding(p) for p in (*export.warnings, *export.suspicious))
     if errors:
@@ -641,12 +682,12 @@ def conclude(
             counts=SyncCounts(),
             base_version=snapshot.version,
             digest=drop_digest,
-            errors=errors,
-            warnings=base,
+            errors=capped(errors, "errors"),
+            warnings=capped(base, "warnings"),
         )
-    changes = diff(snapshot, export, files, new_id)
+    changes = diff(snapshot, export, new_id)
     warnings = base + changes.warnings
-    reasons = tuple(hold_reasons(changes, len(snapshot.persons), export.suspicious, leave_share))
+    reasons = tuple(hold_reasons(changes, snapshot, export, leave_share)) if changes.changed else ()
     made = chunks(
         changes,
         run_id=run_id,
@@ -659,10 +700,10 @@ def conclude(
     if dry_run:
         status = "dry_run"
         warnings += tuple(Finding(message=f"would be held: {reason}") for reason in reasons)
-    elif reasons:
-        status = "held"
     elif not changes.changed:
         status = "unchanged"
+    elif reasons:
+        status = "held"
     else:
         status = "applied"
     return RunResult(
@@ -670,7 +711,7 @@ def conclude(
         counts=changes.counts,
         base_version=snapshot.version,
         digest=drop_digest,
-        warnings=warnings,
+        warnings=capped(warnings, "warnings"),
         hold_reasons=reasons,
         persons=changes.persons,
         next_snapshot_size=len(changes.persons),
@@ -681,27 +722,26 @@ def conclude(
 
 def compute(
     stored: StoredSnapshot,
-    folder: Path,
+    drop: Drop,
     drop_digest: str,
     *,
     run_id: UUID,
     school_id: UUID,
     dry_run: bool,
-    files: Mapping[str, str],
+    limits: Limits,
     leave_share: float,
     chunk_size: int,
 ) -> RunResult:
-    """A run's CPU-bound part, from the stored snapshot and the drop's folder to its
+    """A run's CPU-bound part, from the stored snapshot and the drop's files to its
     result with the next snapshot as JSON: a function of picklable arguments, so that it
     can run in a worker process."""
     result = conclude(
         stored.parsed(),
-        read_drop(folder),
+        read_drop(drop, limits),
         drop_digest,
         run_id=run_id,
         school_id=school_id,
         dry_run=dry_run,
-        files=files,
         leave_share=leave_share,
         chunk_size=chunk_size,
     )

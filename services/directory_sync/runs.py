@@ -11,10 +11,10 @@ import functools
 from collections.abc import Callable
 from concurrent.futures import Executor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from uuid import UUID
 
 from services.directory_sync import domain
+from services.directory_sync.feed_folder import read_folder
 from services.directory_sync.settings import DirectorySyncSettings
 from services.directory_sync.store import QueuedRun, RunQueries
 from shared.contracts.directory import (
@@ -26,7 +26,6 @@ from shared.contracts.directory import (
 from shared.envelope import Contract, Envelope, new_event
 from shared.errors import describe
 from shared.logs import get_logger
-from shared.names import fold_name
 from shared.runtime import Waker, keep_leases
 
 log = get_logger(__name__)
@@ -35,32 +34,6 @@ Clock = Callable[[], datetime]
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-# Reading a drop: what kind each file is, by a word of its folded name (as onde sorts them).
-_KINDS = (("teachers", "enseignant"), ("parents", "responsable"), ("pupils", "eleve"))
-
-
-def read_files(folder: Path) -> list[tuple[str, bytes]] | None:
-    """The drop's files (name, bytes), hidden ones aside; None when there is no drop."""
-    if not folder.is_dir() or folder.is_symlink():
-        return None
-    return [
-        (path.name, path.read_bytes())
-        for path in sorted(folder.iterdir())
-        if path.is_file() and not path.name.startswith(".")
-    ]
-
-
-def file_kinds(files: list[tuple[str, bytes]]) -> dict[str, str]:
-    """Kind (pupils, parents, teachers) -> file name, to locate the run's own warnings."""
-    kinds: dict[str, str] = {}
-    for name, _ in files:
-        folded = fold_name(name)
-        kind = next((k for k, word in _KINDS if word in folded), None)
-        if kind is not None:
-            kinds.setdefault(kind, name)
-    return kinds
 
 
 class RunLoop:
@@ -137,25 +110,25 @@ class RunLoop:
         folder = domain.drop_folder(self._settings.feed_dir, run.uai)
         if folder is None:
             return domain.invalid_uai(run.uai)
-        files = await asyncio.to_thread(read_files, folder)
-        if files is None:
+        s = self._settings
+        drop = await asyncio.to_thread(read_folder, folder, max_file_bytes=s.feed_max_file_bytes)
+        if drop is None:
             return domain.no_drop(head)
-        # The digest is of the bytes read before parsing: should the files change in
-        # between, the next run sees another digest and parses again.
-        drop_digest = domain.digest(files)
+        # The digest and the parse are of the same bytes, read once: should the files
+        # change meanwhile, the next run sees another digest and parses again.
+        drop_digest = drop.digest()
         if head.digest == drop_digest:
             return domain.same_digest(head, dry_run=run.dry_run)
         stored = await self._queries.snapshot(run.school_id)
-        s = self._settings
         compute = functools.partial(
             domain.compute,
             stored,
-            folder,
+            drop,
             drop_digest,
             run_id=run.run_id,
             school_id=run.school_id,
             dry_run=run.dry_run,
-            files=file_kinds(files),
+            limits=s.feed_limits,
             leave_share=s.hold_leave_share,
             chunk_size=s.chunk_size,
         )

@@ -5,12 +5,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator
 
 from services.directory_sync.domain import parse_hh_mm
+from services.directory_sync.onde import Limits
 from shared.settings import CommonSettings
 
 
 class DirectorySyncSettings(CommonSettings):
     # Where the académies drop each school's nightly ONDE export: <feed_dir>/<UAI>/.
     feed_dir: Path = Path("var/feed")
+    # What a drop may hold: a file larger, or of more lines, is refused before being read
+    # whole (a school's files are a few hundred kilobytes and a few thousand lines).
+    feed_max_file_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+    feed_max_rows: int = Field(default=100_000, ge=1)
     # The nightly run: one per académie per night at this local time, whatever the number
     # of replicas. A replica that was down then catches up within the window.
     nightly_enabled: bool = True
@@ -55,6 +60,10 @@ class DirectorySyncSettings(CommonSettings):
     @property
     def nightly_time(self) -> time:
         return parse_hh_mm(self.nightly_at)
+
+    @property
+    def feed_limits(self) -> Limits:
+        return Limits(max_file_bytes=self.feed_max_file_bytes, max_rows=self.feed_max_rows)
 
     @property
     def zone(self) -> ZoneInfo:

@@ -25,6 +25,8 @@ FeedProfile = Literal["teacher", "student", "relative"]
 class FeedClass(Model):
     name: str
     level: str | None = None
+    # ONDE's "Identifiant classe", in the layouts that give it (minor addition).
+    onde_id: str | None = None
 
 
 class FeedPerson(Model):
@@ -41,6 +43,9 @@ class FeedPerson(Model):
     classes: list[str] = Field(default_factory=list)
     children: list[UUID] = Field(default_factory=list)  # feed ids of a parent's children
     director: bool = False  # a teacher who heads the school
+    # A pupil's national id (INE), in the layouts that give it (minor addition): stable
+    # across renames and typos, directory_sync matches a pupil by it first.
+    ine: str | None = None
 
 
 class DirectorySynced(Contract):

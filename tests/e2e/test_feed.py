@@ -110,3 +110,50 @@ async def test_an_automatic_school_gets_its_accounts_from_its_drop(
     text = "\n".join(pdf_text(pdf))
     for pupil in in_class:
         assert pupil.first_name in text
+
+
+async def test_an_onde_download_of_the_2021_layout_gives_every_account_once(
+    pipeline: Pipeline, channel: AbstractChannel
+):
+    """The drop as a director downloads it from ONDE today: CSVExtraction.csv (pupils, with
+    INE), CSVExtraction(1).csv (parents, layout of 2021: a row per parent and child, classes
+    written by level), a teachers file with a teacher of two classes."""
+    number = 4322
+    school_uai = uai("074", number)
+    layout = onde_generator.LAYOUTS["2021"]
+    shape = {"classes": 3, "pupils_per_class": 8, "seed": 11, "layout": layout}
+    school = onde_generator.build_school(school_uai, **shape)
+    folder = onde_generator.write_drop(pipeline.feed_dir, school_uai, **shape)
+    assert {p.name for p in folder.iterdir()} >= {"CSVExtraction.csv", "CSVExtraction(1).csv"}
+    spy = EventSpy()
+    await spy.start(channel, pipeline.stack.exchange)
+    order = cloudevent(order_data("BC-FEED-2021", number=number), event_id="o-feed-2021")
+    await publish_raw(
+        channel, pipeline.stack.exchange, "order.received", json.dumps(order).encode()
+    )
+
+    [report] = await spy.wait_for("directory.sync.reported", timeout=90)
+    assert report["data"]["status"] == "applied" and report["data"]["errors"] == [], report
+    persons = len(school.pupils) + len(school.parents) + len(school.teachers)
+    assert report["data"]["counts"]["created"] == persons
+
+    async def everyone() -> list[dict] | None:
+        created = [
+            a
+            for e in spy.of_type("accounts.created")
+            for a in e["data"]["accounts"]
+            if a["profile"] != "administrator"
+        ]
+        return created if len(created) >= persons else None
+
+    accounts = await eventually(everyone, timeout=90, what="every person's account")
+    assert len({a["account_id"] for a in accounts}) == len(accounts) == persons
+    by_profile = {p: sum(a["profile"] == p for a in accounts) for p in ("student", "relative")}
+    assert by_profile == {"student": len(school.pupils), "relative": len(school.parents)}
+    pupils = {a["account_id"]: a for a in accounts if a["profile"] == "student"}
+    for parent in (a for a in accounts if a["profile"] == "relative"):
+        # Linked to his children although the parents file names their classes otherwise.
+        assert parent["children"] and set(parent["children"]) <= set(pupils)
+    [two_classes] = [t for t in school.teachers if len(t.classes) == 2]
+    [teacher] = [a for a in accounts if a["last_name"] == two_classes.usage_name]
+    assert sorted(teacher["classes"]) == sorted(two_classes.classes)

@@ -764,3 +764,30 @@ async def test_a_parent_s_new_email_leaves_his_links_alone_and_new_children_reli
     after = await _family_rows(stack, ids["Marc"])
     assert [child for child, _ in after["links"]] == [str(ids["Zoé"])]
     assert [child for child, _ in after["feed"]] == [str(zoe.feed_id)]
+
+
+async def test_a_pupil_without_a_class_and_a_teacher_of_two_classes(
+    worker: Worker, stack: Stack, channel: AbstractChannel, spy: EventSpy
+):
+    """What real exports give: a pupil the pupils file places in no class gets his account
+    at school level, his parent linked to him; a teacher of two classes is attached to
+    both; a pupil's INE travels without changing his account."""
+    school = await open_automatic_school(channel, stack.exchange, spy)
+    hugo = pupil("Hugo", "Durand", date(2019, 2, 11), "CP", ine="3333333333C")
+    hugo = hugo.model_copy(update={"classes": []})
+    paul = parent("Paul", "Durand", hugo)
+    roux = teacher("Olivier", "Roux", "CP", "CM1")
+    emitted = await apply_directly(worker, school, CLASSES, created=[hugo, paul, roux])
+    [made] = [e.data for e in emitted if e.type == topics.ACCOUNTS_CREATED]
+    by_name = {a.first_name: a for a in made.accounts}
+    assert (by_name["Hugo"].classes, by_name["Hugo"].class_ids) == ([], [])
+    assert by_name["Paul"].children == [by_name["Hugo"].account_id]
+    assert by_name["Paul"].classes == []
+    assert sorted(by_name["Olivier"].classes) == ["CM1", "CP"]
+    rows = await fetch(
+        stack,
+        "SELECT c.name FROM class_teachers t JOIN classes c USING (class_id)"
+        " WHERE t.account_id = $1 ORDER BY 1",
+        by_name["Olivier"].account_id,
+    )
+    assert [r["name"] for r in rows] == ["CM1", "CP"]

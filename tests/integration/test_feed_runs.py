@@ -15,11 +15,13 @@ import pytest
 from aio_pika.abc import AbstractChannel
 
 from services.directory_sync.bootstrap import build
-from services.directory_sync.onde import read_drop
+from services.directory_sync.feed_folder import read_folder
+from services.directory_sync.onde import Export, read_drop
 from services.directory_sync.settings import DirectorySyncSettings
 from shared import topics
 from shared.worker import Worker
 from tests.conftest import Stack
+from tests.support import onde_exports
 from tests.support.broker import EventSpy
 from tests.support.feed import PUPILS_FILE, Drop, Feed, Kid, small_school
 from tests.support.orders import uai
@@ -79,6 +81,12 @@ def feed_ids(chunks: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
     return {(p["profile"], p["first_name"]): p["feed_id"] for p in people(chunks, "created")}
 
 
+def export_of(folder: Path) -> Export:
+    drop = read_folder(folder, max_file_bytes=1 << 24)
+    assert drop is not None
+    return read_drop(drop)
+
+
 # ---------------------------------------------------------------------------------------
 # First syncs, unchanged exports
 # ---------------------------------------------------------------------------------------
@@ -91,7 +99,7 @@ async def test_onde_drops_in_latin1_and_utf8_are_applied_then_found_unchanged(fe
     folder.mkdir()
     for name, content in generate_school(utf8, classes=3, pupils_per_class=20, seed=1).items():
         (folder / name).write_bytes(content.decode("iso-8859-1").encode("utf-8"))
-    expected = {u: read_drop(feed.feed_dir / u) for u in (latin, utf8)}
+    expected = {u: export_of(feed.feed_dir / u) for u in (latin, utf8)}
     orders = {
         latin: (await feed.open_school(latin, "Grenoble"))["order_id"],
         utf8: (await feed.open_school(utf8, "Nancy-Metz"))["order_id"],
@@ -107,7 +115,7 @@ async def test_onde_drops_in_latin1_and_utf8_are_applied_then_found_unchanged(fe
         assert report["request_id"] is None and not report["dry_run"]
         chunks = await chunks_of(feed, report)
         assert [c["chunk"] for c in chunks] == list(range(-(-persons // CHUNK)))
-        classes = [{"name": name, "level": level} for name, level in export.classes]
+        classes = [c._asdict() for c in export.classes]
         assert all(c["classes"] == classes and c["uai"] == school for c in chunks)
         created = people(chunks, "created")
         assert len({p["feed_id"] for p in created}) == persons
@@ -124,6 +132,38 @@ async def test_onde_drops_in_latin1_and_utf8_are_applied_then_found_unchanged(fe
         assert report["status"] == "unchanged" and report["request_id"] == request_id
         assert report["counts"] == counts(unchanged=persons)
         assert feed.all_synced(school) == first_chunks[school]
+
+
+@pytest.mark.parametrize("layout", ["BE1D", "PARENTS_2021_DROP"])
+async def test_a_real_export_is_applied_then_unchanged_not_held(feed: Feed, layout: str) -> None:
+    """Exports written as ONDE writes them (rows that stop after their last child, no final
+    line break, downloads named CSVExtraction(n).csv): applied at once; the same files
+    again, under the names of the next night's download, unchanged."""
+    school = uai("074", 7) if layout == "BE1D" else uai("051", 8)
+    folder = feed.feed_dir / school
+    folder.mkdir()
+    files: dict[str, bytes] = getattr(onde_exports, layout)
+    for name, content in files.items():
+        (folder / name).write_bytes(content)
+    export = export_of(folder)
+    persons = len(export.pupils) + len(export.parents) + len(export.teachers)
+    order_id = (await feed.open_school(school))["order_id"]
+
+    report = await feed.reported(order_id)
+    assert (report["status"], report["errors"]) == ("applied", [])
+    assert report["counts"] == counts(created=persons)
+    created = people(await chunks_of(feed, report), "created")
+    pupils = [p for p in created if p["profile"] == "student"]
+    unclassed = {p.first_name for p in export.pupils if p.class_name is None}
+    assert [p["classes"] for p in pupils if p["first_name"] in unclassed] == [[]] * len(unclassed)
+    assert sorted(p["ine"] or "" for p in pupils) == sorted(p.ine or "" for p in export.pupils)
+
+    for number, (name, content) in enumerate(sorted(files.items()), start=5):
+        (folder / name).unlink()
+        (folder / f"CSVExtraction({number}).csv").write_bytes(content)
+    request_id = await feed.request(school)
+    again = await feed.reported(request_id)
+    assert again["status"] == "unchanged" and again["counts"] == counts(unchanged=persons)
 
 
 # ---------------------------------------------------------------------------------------

@@ -14,9 +14,13 @@ import pytest
 
 from services.directory_sync import domain
 from services.directory_sync.domain import Snapshot, conclude, diff
+from services.directory_sync.feed_folder import read_folder
 from services.directory_sync.onde import (
     ChildRef,
+    ClassRef,
+    Drop,
     Export,
+    Limits,
     Parent,
     Problem,
     Pupil,
@@ -39,45 +43,59 @@ def id_maker() -> Callable[[], UUID]:
 
 
 def pupil(
-    first: str, last: str, cls: str = "CP", *, line: int, born: date = date(2019, 3, 4), usage=None
+    first: str,
+    last: str,
+    cls: str = "CP",
+    *,
+    line: int,
+    born: date = date(2019, 3, 4),
+    usage=None,
+    ine: str | None = None,
 ) -> Pupil:
-    return Pupil(last, usage, first, born, None, None, cls.split()[0], cls, line)
+    return Pupil(last, usage, first, born, None, ine, None, cls.split()[0], cls, None, None, line)
 
 
 def parent(
     first: str, last: str, *children: Pupil, email: str | None = None, line: int = 2
 ) -> Parent:
     refs = tuple(
-        ChildRef(c.last_name, c.usage_name, c.first_name, c.class_name, line, c.line)
+        ChildRef(c.last_name, c.usage_name, c.first_name, c.class_name, None, line, c.line)
         for c in children
     )
-    return Parent("Mme", last, None, first, email, refs, (line,))
+    return Parent("Mme", last, None, first, email, None, refs, (line,))
 
 
 def teacher(
     first: str, last: str, cls: str | None, *, email=None, director=False, line: int = 2
 ) -> Teacher:
-    return Teacher("M.", last, None, first, email, director, cls, line)
+    return Teacher("M.", last, None, first, email, director, (cls,) if cls else (), line)
 
 
 def export(pupils=(), parents=(), teachers=(), *, suspicious=(), errors=(), warnings=()) -> Export:
-    classes = tuple(sorted({(p.class_name, p.level) for p in pupils}))
+    classes = tuple(sorted({ClassRef(p.class_name, p.level, None) for p in pupils}))
     return Export(
         UAI,
-        tuple(pupils),
-        tuple(parents),
-        tuple(teachers),
-        classes,
-        tuple(errors),
-        tuple(warnings),
-        tuple(suspicious),
+        pupils=tuple(pupils),
+        parents=tuple(parents),
+        teachers=tuple(teachers),
+        classes=classes,
+        files=FILES,
+        errors=tuple(errors),
+        warnings=tuple(warnings),
+        suspicious=tuple(suspicious),
     )
 
 
 def applied(exp: Export) -> Snapshot:
     """The snapshot after ``exp`` was applied onto nothing."""
-    first = diff(domain.EMPTY, exp, FILES, id_maker())
+    first = diff(domain.EMPTY, exp, id_maker())
     return Snapshot(version=1, digest="d1", persons=first.persons, classes=first.classes)
+
+
+def folder_drop(folder: Path) -> Drop:
+    drop = read_folder(folder, max_file_bytes=Limits().max_file_bytes)
+    assert drop is not None
+    return drop
 
 
 def by_name(persons) -> dict[str, domain.SnapshotPerson]:
@@ -95,7 +113,7 @@ BASE = export(
 
 
 def test_a_first_export_creates_everyone_with_new_feed_ids() -> None:
-    first = diff(domain.EMPTY, BASE, FILES)
+    first = diff(domain.EMPTY, BASE)
     assert first.counts.model_dump() == {
         "created": 6,
         "updated": 0,
@@ -113,7 +131,7 @@ def test_a_first_export_creates_everyone_with_new_feed_ids() -> None:
 
 def test_the_same_export_again_changes_nothing_and_keeps_feed_ids() -> None:
     snapshot = applied(BASE)
-    again = diff(snapshot, BASE, FILES)
+    again = diff(snapshot, BASE)
     assert again.counts.unchanged == 6 and not again.changed
     assert [p.feed_id for p in again.persons] == [p.feed_id for p in snapshot.persons]
 
@@ -156,7 +174,7 @@ def test_moved_left_created_and_updated_are_told_apart() -> None:
         ],
         [teacher("Marie", "CURIE", "CP", email="marie@example.org", director=False)],
     )
-    result = diff(snapshot, changed, FILES)
+    result = diff(snapshot, changed)
     assert result.counts.model_dump() == {
         "created": 1,
         "updated": 4,
@@ -182,7 +200,7 @@ def test_a_moved_person_who_also_changed_counts_as_moved_only() -> None:
         BASE.parents,
         BASE.teachers,
     )
-    result = diff(snapshot, exp, FILES)
+    result = diff(snapshot, exp)
     assert result.counts.moved == 1 and result.counts.updated == 0
     assert result.moved[0].first_name == "ZOE"
 
@@ -190,7 +208,7 @@ def test_a_moved_person_who_also_changed_counts_as_moved_only() -> None:
 def test_a_teacher_changing_class_is_moved() -> None:
     snapshot = applied(BASE)
     exp = export(BASE.pupils, BASE.parents, [teacher("Marie", "CURIE", "CE1", director=True)])
-    result = diff(snapshot, exp, FILES)
+    result = diff(snapshot, exp)
     # CE1 and an email gone: moved wins.
     assert [p.first_name for p in result.moved] == ["Marie"] and result.counts.updated == 0
 
@@ -199,7 +217,7 @@ def test_a_pupil_is_found_under_his_usage_name_too() -> None:
     snapshot = applied(BASE)
     old = by_name(snapshot.persons)
     zoe = pupil("Zoé", "LEFÈVRE", "CP", line=2, usage="LEFÈVRE-DURAND")
-    result = diff(snapshot, export([zoe, LEO, INES], [], BASE.teachers), FILES)
+    result = diff(snapshot, export([zoe, LEO, INES], [], BASE.teachers))
     person = by_name(result.persons)["Zoé"]
     assert person.feed_id == old["Zoé"].feed_id
     assert person in result.updated and person.to_feed().last_name == "LEFÈVRE-DURAND"
@@ -208,7 +226,7 @@ def test_a_pupil_is_found_under_his_usage_name_too() -> None:
 def test_another_birth_date_is_another_pupil() -> None:
     snapshot = applied(export([ZOE]))
     other = pupil("Zoé", "LEFÈVRE", "CP", line=2, born=date(2019, 3, 5))
-    result = diff(snapshot, export([other]), FILES)
+    result = diff(snapshot, export([other]))
     assert result.counts.created == 1 and result.counts.left == 1
 
 
@@ -218,7 +236,7 @@ def test_twins_are_two_persons_and_keep_their_ids() -> None:
         pupil("Adam", "BENALI", "CP", line=3, born=date(2019, 6, 1)),
     ]
     snapshot = applied(export(twins))
-    again = diff(snapshot, export(list(reversed(twins))), FILES)
+    again = diff(snapshot, export(list(reversed(twins))))
     assert again.counts.unchanged == 2 and not again.warnings
     assert by_name(again.persons)["Adam"].feed_id == by_name(snapshot.persons)["Adam"].feed_id
 
@@ -234,7 +252,7 @@ def test_homonyms_are_paired_by_email_and_reported_as_possible_duplicates() -> N
         parent("Jean", "MARTIN", email="jean.b@example.org", line=2),
         parent("Jean", "Martin", email="jean.a@example.org", line=3),
     ]
-    result = diff(snapshot, export([ZOE], swapped), FILES)
+    result = diff(snapshot, export([ZOE], swapped))
     now = {p.email: p.feed_id for p in result.persons if p.profile == "relative"}
     assert now == old
     assert result.counts.created == 0 and result.counts.left == 0
@@ -251,7 +269,7 @@ def test_homonym_pupils_are_paired_by_class_then_order() -> None:
     ]
     snapshot = applied(export(pair))
     old = {p.classes[0]: p.feed_id for p in snapshot.persons}
-    result = diff(snapshot, export(list(reversed(pair))), FILES)
+    result = diff(snapshot, export(list(reversed(pair))))
     assert {p.classes[0]: p.feed_id for p in result.persons} == old
     assert result.counts.unchanged == 2 and len(result.warnings) == 2
     assert result.warnings[0].file == "eleves.csv"
@@ -277,29 +295,39 @@ def many(count: int) -> list[Pupil]:
 
 def test_more_leavers_than_the_share_is_held() -> None:
     snapshot = applied(export(many(20)))
-    two_leave = diff(snapshot, export(many(18)))
-    assert domain.hold_reasons(two_leave, 20, (), 0.10) == []  # 10%: not more than allowed
-    three_leave = diff(snapshot, export(many(17)))
-    [reason] = domain.hold_reasons(three_leave, 20, (), 0.10)
-    assert "3 of the 20" in reason
-    assert domain.hold_reasons(diff(domain.EMPTY, export(many(3))), 0, (), 0.10) == []
+    eighteen, seventeen = export(many(18)), export(many(17))
+    two_leave = diff(snapshot, eighteen)
+    assert domain.hold_reasons(two_leave, snapshot, eighteen, 0.10) == []  # 10%: allowed
+    three_leave = diff(snapshot, seventeen)
+    leavers, shrunk = domain.hold_reasons(three_leave, snapshot, seventeen, 0.10)
+    assert "3 of the 20" in leavers
+    assert "has 17 pupils where the last applied feed had 20" in shrunk
+    three = export(many(3))
+    assert domain.hold_reasons(diff(domain.EMPTY, three), domain.EMPTY, three, 0.10) == []
 
 
-def test_a_suspicious_file_is_held() -> None:
+def test_a_suspicious_file_is_held_unless_nothing_would_change() -> None:
     problem = Problem("eleves.csv", 12, "suspicious encoding: mojibake")
-    result = conclude(
-        applied(BASE),
-        export(BASE.pupils, BASE.parents, BASE.teachers, suspicious=[problem]),
-        "d2",
-        run_id=RUN,
-        school_id=SCHOOL,
-        dry_run=False,
-        leave_share=0.1,
-        chunk_size=500,
-    )
+
+    def run(pupils: list[Pupil]) -> domain.RunResult:
+        return conclude(
+            applied(BASE),
+            export(pupils, BASE.parents, BASE.teachers, suspicious=[problem]),
+            "d2",
+            run_id=RUN,
+            school_id=SCHOOL,
+            dry_run=False,
+            leave_share=0.1,
+            chunk_size=500,
+        )
+
+    result = run([*BASE.pupils, pupil("Nina", "SIMON", line=9)])
     assert result.status == "held"
     assert result.hold_reasons == ("eleves.csv, line 12: suspicious encoding: mojibake",)
     assert any(w.line == 12 and w.file == "eleves.csv" for w in result.warnings)
+    # The same school as last applied: unchanged, whatever the file looks like.
+    same = run(list(BASE.pupils))
+    assert (same.status, same.hold_reasons, same.chunks) == ("unchanged", (), ())
 
 
 def test_conclusions() -> None:
@@ -361,18 +389,27 @@ def test_changes_are_cut_into_chunks_carrying_every_class() -> None:
     assert {c.chunks for c in sizes} == {3}
 
 
-def test_the_digest_names_the_bytes() -> None:
-    files = [("eleves.csv", b"a;b\r\n"), ("responsables.csv", b"c\r\n")]
-    assert domain.digest(files) == domain.digest(list(reversed(files)))
-    assert domain.digest(files) != domain.digest([("eleves.csv", b"a;b\r\n")])
-    assert domain.digest(files) != domain.digest([("eleves.csv", b"a;b\r\nc\r\n")])
+def test_the_digest_is_of_the_bytes_not_the_names() -> None:
+    def digest(*files: tuple[str, bytes], refused: tuple[Problem, ...] = ()) -> str:
+        return Drop(UAI, files, refused).digest()
+
+    files = (("eleves.csv", b"a;b\r\n"), ("responsables.csv", b"c\r\n"))
+    assert digest(*files) == digest(*reversed(files))
+    # A download's name changes from night to night: the same bytes are the same drop.
+    renamed = (("CSVExtraction(2).csv", b"a;b\r\n"), ("CSVExtraction(3).csv", b"c\r\n"))
+    assert digest(*files) == digest(*renamed)
+    assert digest(*files) != digest(("eleves.csv", b"a;b\r\n"))
+    assert digest(*files) != digest(("eleves.csv", b"a;b\r\nc\r\n"))
+    # An entry refused (a link planted in the folder) changes what the drop is.
+    link = Problem("x.csv", None, "symbolic link: refused, never followed")
+    assert digest(*files) != digest(*files, refused=(link,))
     head = domain.SnapshotHead(version=3, digest="abc", persons=len(applied(BASE).persons))
     same = domain.same_digest(head, dry_run=False)
     assert same.status == "unchanged" and same.counts.unchanged == 6 and same.base_version == 3
 
 
 def test_a_generated_school_round_trips(tmp_path: Path) -> None:
-    exp = read_drop(write_drop(tmp_path, UAI, classes=4, pupils_per_class=20))
+    exp = read_drop(folder_drop(write_drop(tmp_path, UAI, classes=4, pupils_per_class=20)))
     assert exp.ok
     first = diff(domain.EMPTY, exp)
     assert first.counts.created == len(exp.pupils) + len(exp.parents) + len(exp.teachers)
@@ -440,20 +477,19 @@ def test_a_run_computed_in_a_worker_process_comes_back_whole(tmp_path: Path):
     revived, the result computed in place: same chunks, same next snapshot."""
     import pickle
 
-    folder = write_drop(tmp_path, UAI, classes=2, pupils_per_class=12)
-    files = [(p.name, p.read_bytes()) for p in sorted(folder.iterdir())]
-    drop = domain.digest(files)
-    run = {"run_id": RUN, "school_id": SCHOOL, "dry_run": False, "files": FILES}
+    files = folder_drop(write_drop(tmp_path, UAI, classes=2, pupils_per_class=12))
+    drop = files.digest()
+    run = {"run_id": RUN, "school_id": SCHOOL, "dry_run": False}
     limits = {"leave_share": 0.1, "chunk_size": 20}
 
-    sent = domain.compute(domain.NO_STORED_SNAPSHOT, folder, drop, **run, **limits)
+    sent = domain.compute(domain.NO_STORED_SNAPSHOT, files, drop, **run, **limits, limits=Limits())
     assert sent.persons is None and not sent.chunks  # only text crosses
     crossed = domain.revived(pickle.loads(pickle.dumps(sent)))
     assert len(crossed.chunks) > 1 and crossed.chunks_json == ()
 
     # The same run in place, given the feed ids the worker process drew.
     drawn = iter(p.feed_id for p in domain.PERSONS.validate_json(crossed.persons_json or ""))
-    here = conclude(domain.EMPTY, read_drop(folder), drop, **run, **limits, new_id=drawn.__next__)
+    here = conclude(domain.EMPTY, read_drop(files), drop, **run, **limits, new_id=drawn.__next__)
     assert [c.model_dump() for c in crossed.chunks] == [c.model_dump() for c in here.chunks]
     assert crossed.persons_json == here.next_persons_json
     assert crossed.next_snapshot_size == len(here.persons or ()) > 0
