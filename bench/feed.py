@@ -24,6 +24,7 @@ Baseline in the same run: the rows/s of a raw COPY of as many person rows into a
 table; the ratio persons/s ÷ COPY rows/s is printed.
 
     python -m bench.feed [--schools 2000] [--pupils-per-class 25] [--trigger nightly]
+        [--layout classic|be1d|ine|2021|2022]
 """
 
 import argparse
@@ -72,7 +73,7 @@ def uais(schools: int) -> list[str]:
     return [onde_generator.uai_for(DEPARTMENT, n) for n in range(1, schools + 1)]
 
 
-def write_drops(root: Path, schools: int, pupils_per_class: int) -> dict[str, int]:
+def write_drops(root: Path, schools: int, pupils_per_class: int, layout: str) -> dict[str, int]:
     """Write (or find) every school's drop; persons per UAI."""
     counts_file = root / "counts.json"
     if counts_file.exists():
@@ -81,29 +82,37 @@ def write_drops(root: Path, schools: int, pupils_per_class: int) -> dict[str, in
     started = time.perf_counter()
     for uai in uais(schools):
         school = onde_generator.build_school(
-            uai, classes=CLASSES, pupils_per_class=pupils_per_class
+            uai,
+            classes=CLASSES,
+            pupils_per_class=pupils_per_class,
+            layout=onde_generator.LAYOUTS[layout],
         )
-        write_school(root, school)
+        write_school(root, school, layout)
         counts[uai] = len(school.pupils) + len(school.parents) + len(school.teachers)
     counts_file.write_text(json.dumps(counts))
     print(f"drops written in {time.perf_counter() - started:.0f} s", flush=True)
     return counts
 
 
-def write_school(root: Path, school: onde_generator.School) -> None:
+def write_school(root: Path, school: onde_generator.School, layout: str) -> None:
     folder = root / school.uai
     folder.mkdir(parents=True, exist_ok=True)
-    for name, content in onde_generator.render_school(school).items():
+    for name, content in onde_generator.render_school(
+        school, onde_generator.LAYOUTS[layout]
+    ).items():
         (folder / name).write_bytes(content)
 
 
-def change_one_percent(root: Path, schools: int, pupils_per_class: int) -> int:
+def change_one_percent(root: Path, schools: int, pupils_per_class: int, layout: str) -> int:
     """Every 50th parent's email and every 100th pupil's class changed, in every school.
     Returns the number of persons changed."""
     changed = 0
     for uai in uais(schools):
         school = onde_generator.build_school(
-            uai, classes=CLASSES, pupils_per_class=pupils_per_class
+            uai,
+            classes=CLASSES,
+            pupils_per_class=pupils_per_class,
+            layout=onde_generator.LAYOUTS[layout],
         )
         for parent in school.parents[::50]:
             if parent.email:
@@ -113,7 +122,7 @@ def change_one_percent(root: Path, schools: int, pupils_per_class: int) -> int:
         for pupil in school.pupils[::100]:
             pupil.class_name = names[(names.index(pupil.class_name) + 1) % len(names)]
             changed += 1
-        write_school(root, school)
+        write_school(root, school, layout)
     return changed
 
 
@@ -238,12 +247,18 @@ async def stored_persons(database_url: str) -> int:
 
 
 async def run(
-    schools: int, pupils_per_class: int, replicas: int, sync_replicas: int, trigger: str
+    schools: int,
+    pupils_per_class: int,
+    replicas: int,
+    sync_replicas: int,
+    trigger: str,
+    layout: str,
 ) -> dict[str, Any]:
     # Cached per size and per version of the generator (a change of it writes them again).
     generator = hashlib.sha256(Path(onde_generator.__file__).read_bytes()).hexdigest()[:8]
-    cache = Path(f"bench/results/feed-{schools}x{CLASSES * pupils_per_class}-{generator}")
-    counts = write_drops(cache, schools, pupils_per_class)
+    size = f"{schools}x{CLASSES * pupils_per_class}"
+    cache = Path(f"bench/results/feed-{size}-{layout}-{generator}")
+    counts = write_drops(cache, schools, pupils_per_class, layout)
     # The run changes its drops (1% of changes): it works on a copy of the cached ones.
     root = Path(tempfile.mkdtemp(prefix="one-feed-bench-"))
     shutil.copytree(cache, root, dirs_exist_ok=True)
@@ -265,6 +280,7 @@ async def run(
         "replicas": replicas,
         "sync_replicas": sync_replicas,
         "trigger": trigger,
+        "layout": layout,
     }
     results["autovacuum_was_on"] = await autovacuum(True)
     database_url = f"postgresql://postgres@127.0.0.1:5432/{ns.database}"
@@ -324,7 +340,7 @@ async def run(
             for label, request, nights_on in phases:
                 changed = 0
                 if label == "one_percent":
-                    changed = change_one_percent(root, schools, pupils_per_class)
+                    changed = change_one_percent(root, schools, pupils_per_class, layout)
                     results["one_percent_persons_changed"] = changed
                 updated_before = tally.accounts.get(topics.ACCOUNTS_UPDATED, 0)
                 cpu_before = watch.cpu_by_process()
@@ -409,7 +425,7 @@ def report(r: dict[str, Any]) -> None:
     print(
         f"\nONDE feed benchmark — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {r['schools']:,} "
         f"schools, {r['persons']:,} persons, replicas: directory_sync {r['sync_replicas']}, "
-        f"account_manager {r['replicas']}; re-runs by {r['trigger']}; "
+        f"account_manager {r['replicas']}; re-runs by {r['trigger']}; layout {r['layout']}; "
         f"autovacuum on for the run (it was {'on' if r['autovacuum_was_on'] else 'off'})"
     )
     rows = [
@@ -450,11 +466,22 @@ def main() -> None:
         default="nightly",
         help="re-runs queued as the nightly scheduler does, or requested school by school",
     )
+    parser.add_argument(
+        "--layout",
+        choices=sorted(onde_generator.LAYOUTS),
+        default="classic",
+        help="the ONDE layout the drops are written in (tools/onde_generator.LAYOUTS)",
+    )
     args = parser.parse_args()
     report(
         asyncio.run(
             run(
-                args.schools, args.pupils_per_class, args.replicas, args.sync_replicas, args.trigger
+                args.schools,
+                args.pupils_per_class,
+                args.replicas,
+                args.sync_replicas,
+                args.trigger,
+                args.layout,
             )
         )
     )

@@ -129,7 +129,10 @@ async def run(out: Path) -> int:
     orders = sample_orders(datetime.now(UTC).strftime("%Y%m%d%H%M%S"))
     feed = out / "feed"
     automatic = orders[1]["school"]["uai"]
-    onde_generator.write_drop(feed, automatic, classes=4, pupils_per_class=12)
+    # As a director downloads it from ONDE today: CSVExtraction.csv, CSVExtraction(1).csv.
+    onde_generator.write_drop(
+        feed, automatic, classes=4, pupils_per_class=12, layout=onde_generator.LAYOUTS["2021"]
+    )
     env = {"ONE_LOG_LEVEL": "INFO", "ONE_FEED_DIR": str(feed.resolve())}
     workers = [
         WorkerProcess(name, env, log_file=out / "logs" / f"{name}.log") for name in topics.WORKERS
@@ -221,7 +224,9 @@ def summary(event: dict[str, Any]) -> str:
             return shown + (f" and {more} more" if more > 0 else "")
         case topics.DIRECTORY_SYNC_REPORTED:
             counts = ", ".join(f"{k} {v}" for k, v in data["counts"].items())
-            return f"ONDE feed of {data['uai']}: {data['status']} ({counts})"
+            warnings = len(data["warnings"])
+            noted = f"; {warnings} warning(s) for the school to check" if warnings else ""
+            return f"ONDE feed of {data['uai']}: {data['status']} ({counts}{noted})"
         case topics.DIRECTORY_SYNCED:
             return f"chunk {data['chunk'] + 1}/{data['chunks']}: {len(data['created'])} new"
         case topics.CREDENTIALS_DISPATCHED:
