@@ -63,7 +63,7 @@ def read_folder(folder: Path, *, max_file_bytes: int) -> Drop | None:
         if stat.S_ISLNK(mode):
             refused.append(Problem(shown, None, "symbolic link: refused, never followed"))
         elif stat.S_ISDIR(mode):
-            ignored.append(Problem(shown, None, "folder in the drop: ignored"))
+            ignored.append(Problem(shown, None, "a folder: refused, nothing in it read"))
         elif not stat.S_ISREG(mode):
             refused.append(Problem(shown, None, "not a regular file: refused, never read"))
         elif info.st_size > max_file_bytes:

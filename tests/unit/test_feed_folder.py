@@ -54,7 +54,7 @@ def test_links_pipes_and_folders_are_never_followed_nor_read(tmp_path: Path) -> 
         ("pipe.csv", "not a regular file: refused, never read"),
     ]
     assert [(p.file, p.message) for p in drop.ignored] == [
-        ("archives", "folder in the drop: ignored")
+        ("archives", "a folder: refused, nothing in it read")
     ]
     export = read_drop(drop)
     assert not export.ok and "symbolic link" in export.errors[0].message

@@ -246,3 +246,12 @@ def test_names_over_the_limit_are_refused_on_their_row() -> None:
     ]
     assert all("longer than 120 characters, row refused" in e.message for e in export.errors)
     assert [p.first_name for p in export.pupils] == ["Inès"]
+
+
+def test_a_header_of_too_many_columns_is_not_read() -> None:
+    hostile = (PUPILS_HEADER + ";x" * 600 + "\r\n" + "ROY;;Léo\r\n" * 1000).encode()
+    export = read({PUPILS: hostile})
+    assert export.errors[0] == Problem(
+        PUPILS, 1, "a header of 607 columns, more than 500: not read"
+    )
+    assert export.pupils == ()

@@ -20,6 +20,7 @@ from services.directory_sync.onde.model import Problem
 from shared.names import fold_name
 
 Row = tuple[int, list[str]]  # (line where the row starts, its cells as written)
+MAX_COLUMNS = 500  # ONDE's widest files have 25
 _NUMBERED = re.compile("[0-9]+$")
 
 
@@ -168,6 +169,11 @@ def read_table(text: str, file: str) -> tuple[Table | None, list[Problem], list[
     if not data:
         return None, [Problem(file, None, "empty file")], []
     header_line, header = data[0]
+    if len(header) > MAX_COLUMNS:
+        # Every row is read as wide as its header: a header of a million ";" would make
+        # each short row a list of a million cells.
+        message = f"a header of {len(header)} columns, more than {MAX_COLUMNS}: not read"
+        return None, [Problem(file, header_line, message)], []
     widths = {header_line + 1: _named_width(header)}
     rows: list[Row] = []
     for line, row in data[1:]:
