@@ -151,6 +151,15 @@ def _teacher_may(requester: Requester, row: Selected) -> bool:
     return row.profile in ("student", "relative") and bool(row.class_ids & requester.class_ids)
 
 
+def within_scope(requester: Requester | None, selected: list[Selected]) -> list[Selected]:
+    """What a filter may pick for the requester: a teacher's class also holds his
+    co-teachers, whose sheets (and codes) are not his to hand out; an administrator's
+    school holds everyone."""
+    if requester is None or requester.profile != "teacher":
+        return selected
+    return [row for row in selected if _teacher_may(requester, row)]
+
+
 def email_recipients(
     selected: list[Selected],
     parents: Mapping[UUID, list[tuple[UUID, str | None]]],
@@ -176,9 +185,12 @@ def check_document_send(
     command: CredentialsDocumentSendRequested,
     requester: Requester | None,
     printed: Printed | None,
+    accounts: list[Selected],
 ) -> list[Reason]:
     """A stored document goes again to whoever printed it, or to his school's administrator;
-    an unknown document and another school's look the same, so that ids cannot be probed."""
+    an unknown document and another school's look the same, so that ids cannot be probed.
+    The requester's scope is checked as it is now on the ``accounts`` the document holds: a
+    teacher detached from a class since he printed it no longer has its codes."""
     if requester is None:
         return [Reason(field="requested_by", message="unknown account")]
     if requester.school_id != command.school_id:
@@ -190,6 +202,13 @@ def check_document_send(
             Reason(
                 field="requested_by",
                 message="only its requester or the school's administrator can have it again",
+            )
+        ]
+    if len(within_scope(requester, accounts)) < len(accounts):
+        return [
+            Reason(
+                field="document_id",
+                message="this document holds sheets of accounts no longer in your classes",
             )
         ]
     return []

@@ -151,6 +151,8 @@ async def handle_dispatch_requested(
         list(chosen.profiles) if chosen else [],
         chosen.not_activated if chosen else False,
     )
+    if chosen is not None:
+        selected = domain.within_scope(requester, selected)
     class_school = await store.class_school(class_id) if class_id else None
     reasons = domain.check_dispatch(command, requester, selected, class_school)
     if reasons or requester is None:
@@ -196,7 +198,9 @@ async def handle_document_send_requested(
     command = event.data
     requester = await store.requester(command.requested_by)
     printed = await store.printed(command.document_id)
-    reasons = domain.check_document_send(command, requester, printed)
+    held = printed.selection if printed is not None else None
+    accounts = await store.select(command.school_id, held, None, [], False) if held else []
+    reasons = domain.check_document_send(command, requester, printed, accounts)
     if reasons or requester is None or printed is None:
         await reject_request(event, reasons, store=store)
         return

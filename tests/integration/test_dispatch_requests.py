@@ -286,3 +286,67 @@ async def test_scope_refusals(setup: Setup, channel, stack: Stack):
     other = await open_school(channel, stack.exchange, setup.school.spy, number=2)
     event = await request(setup, other.admin_id, channel="print", account_ids=[ines])
     assert [r["field"] for r in event["data"]["reasons"]] == ["requested_by"]
+
+
+async def test_a_teacher_never_hands_out_a_co_teacher_s_code(setup: Setup):
+    """Marie prints or emails her class: its pupils and parents, and herself, whatever the
+    layout, never Paul's sheet, who teaches the same class; the administrator gets Paul's.
+    Detached from the class since, Marie no longer has her printed document sent again."""
+    class_1 = setup.school.class_ids[0]
+    created = await setup.school.create(
+        setup.school.admin_id,
+        {
+            "profile": "teacher",
+            "first_name": "Paul",
+            "last_name": "Langevin",
+            "email": "paul.langevin@example.org",
+            "class_ids": [class_1],
+        },
+    )
+    paul = created["data"]["accounts"][0]
+    secrets = (paul["login"], paul["activation_code"])
+    pupils_of_class_1 = {setup.pupils[n]["account_id"] for n in ("Zoé", "<b>Léo</b>")}
+    document_id = ""
+    for layout in ("detailed", "compact", "csv"):
+        event = await request(
+            setup, setup.teacher, channel="print", layout=layout, filter={"class_id": class_1}
+        )
+        assert event["type"] == topics.CREDENTIALS_DISPATCHED, event
+        handed = {d["account_id"] for d in event["data"]["delivered"]}
+        assert paul["account_id"] not in handed and pupils_of_class_1 <= handed
+        [mail] = [m for m in setup.mails_to("marie.curie@example.org") if layout_of(m) == layout]
+        _, content = attachment(mail)
+        text = content.decode("utf-8-sig") if layout == "csv" else "\n".join(pdf_text(content))
+        assert not any(secret in text for secret in secrets), layout
+        document_id = event["data"]["document_id"]
+    event = await request(setup, setup.teacher, channel="email", filter={"class_id": class_1})
+    assert paul["account_id"] not in {d["account_id"] for d in event["data"]["delivered"]}
+    assert setup.mails_to("paul.langevin@example.org") == []
+
+    event = await request(
+        setup, setup.school.admin_id, channel="print", layout="csv", filter={"class_id": class_1}
+    )
+    assert paul["account_id"] in {d["account_id"] for d in event["data"]["delivered"]}
+
+    detached = await setup.school.send(
+        topics.CLASS_TEACHERS_ASSIGN_REQUESTED,
+        {"requested_by": setup.school.admin_id, "class_id": class_1, "remove": [setup.teacher]},
+    )
+    await setup.school.outcome_of(detached, (topics.CLASS_TEACHERS_ASSIGNED,))
+
+    async def refused() -> dict | None:
+        again = await send_again(setup, setup.teacher, document_id)
+        return again if again["type"] == topics.COMMAND_REJECTED else None
+
+    again = await eventually(refused, timeout=30, what="the re-send refused")
+    assert [r["field"] for r in again["data"]["reasons"]] == ["document_id"]
+
+
+def layout_of(message: EmailMessage) -> str:
+    kinds = {p.get_content_type() for p in message.iter_attachments()}
+    if "text/csv" in kinds:
+        return "csv"
+    if "application/pdf" not in kinds or "Fiches" not in str(message["Subject"]):
+        return ""
+    _, pdf = attachment(message)
+    return "detailed" if page_count(pdf) > 2 else "compact"

@@ -72,6 +72,42 @@ def test_a_teacher_filters_by_one_of_his_classes():
     assert fields(reasons) == ["filter.class_id"]
 
 
+def test_a_teacher_s_class_filter_never_picks_his_co_teachers():
+    """A class holds its teachers too: a teacher printing it gets his pupils, their parents
+    and himself, never a co-teacher's sheet (and code); the administrator gets them all."""
+    teacher = requester("teacher", CLASS_A)
+    himself = Selected(teacher.account_id, SCHOOL, "teacher", frozenset({CLASS_A}))
+    pupil, parent = person("student", CLASS_A), person("relative", CLASS_A)
+    co_teacher, personnel = person("teacher", CLASS_A), person("personnel", CLASS_A)
+    in_class = [pupil, parent, himself, co_teacher, personnel]
+    assert domain.within_scope(teacher, in_class) == [pupil, parent, himself]
+    assert domain.within_scope(requester("administrator"), in_class) == in_class
+    # Nothing left to hand out: refused as no match, not handed out.
+    reasons = domain.check_dispatch(
+        by_class(teacher, CLASS_A), teacher, domain.within_scope(teacher, [co_teacher]), SCHOOL
+    )
+    assert [r.message for r in reasons] == ["no account matches this request"]
+
+
+def test_a_document_is_sent_again_within_the_requester_s_scope_of_now():
+    teacher = requester("teacher", CLASS_A)
+    pupil_a, pupil_b = person("student", CLASS_A), person("student", CLASS_B)
+    printed = Printed(uuid4(), SCHOOL, teacher.account_id, "compact", [pupil_a.account_id])
+    command = send_again(teacher, printed.document_id)
+    assert domain.check_document_send(command, teacher, printed, [pupil_a]) == []
+    # Since he printed it, the pupil moved to a class that is not his.
+    moved = Selected(pupil_a.account_id, SCHOOL, "student", frozenset({CLASS_B}))
+    reasons = domain.check_document_send(command, teacher, printed, [moved, pupil_b])
+    assert [r.message for r in reasons] == [
+        "this document holds sheets of accounts no longer in your classes"
+    ]
+    admin = requester("administrator")
+    assert (
+        domain.check_document_send(send_again(admin, printed.document_id), admin, printed, [moved])
+        == []
+    )
+
+
 def test_accounts_and_classes_of_another_school_are_unknown():
     admin = requester("administrator")
     stranger = [person("student", school=OTHER_SCHOOL)]
@@ -119,11 +155,14 @@ def test_a_stored_document_goes_again_to_its_requester_or_the_administrator():
     )
     printed = Printed(uuid4(), SCHOOL, teacher.account_id, "compact", [])
     assert (
-        domain.check_document_send(send_again(teacher, printed.document_id), teacher, printed) == []
+        domain.check_document_send(send_again(teacher, printed.document_id), teacher, printed, [])
+        == []
     )
-    assert domain.check_document_send(send_again(admin, printed.document_id), admin, printed) == []
+    assert (
+        domain.check_document_send(send_again(admin, printed.document_id), admin, printed, []) == []
+    )
     reasons = domain.check_document_send(
-        send_again(colleague, printed.document_id), colleague, printed
+        send_again(colleague, printed.document_id), colleague, printed, []
     )
     assert fields(reasons) == ["requested_by"]
 
@@ -132,5 +171,7 @@ def test_another_schools_document_looks_unknown():
     admin = requester("administrator")
     theirs = Printed(uuid4(), OTHER_SCHOOL, uuid4(), "detailed", [])
     for printed in (theirs, None):
-        reasons = domain.check_document_send(send_again(admin, theirs.document_id), admin, printed)
+        reasons = domain.check_document_send(
+            send_again(admin, theirs.document_id), admin, printed, []
+        )
         assert [r.message for r in reasons] == ["unknown document in this school"]
