@@ -9,6 +9,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 CONTENT_TYPE = "application/cloudevents+json"
+ATTRIBUTE_LENGTH = 200
 # A major version of more than 9 digits is no version of ours: unreadable, not a crash.
 _SCHEMA_RE = re.compile(r"^urn:one:schema:(?P<type>[a-z0-9_.]+):(?P<major>\d{1,9})(\.\d+)?$")
 
@@ -39,15 +40,17 @@ D = TypeVar("D")
 class Envelope(BaseModel, Generic[D]):
     model_config = ConfigDict(extra="allow", frozen=True)
 
+    # Every attribute a sender writes is bounded: it is logged, copied into headers and
+    # metrics, and stored (inbox, outbox). Longer: dead-lettered with a short reason.
     specversion: str = Field(pattern=r"^1\.0$")
-    id: str = Field(min_length=1, max_length=200)
-    source: str = Field(min_length=1)
-    type: str = Field(min_length=1)
+    id: str = Field(min_length=1, max_length=ATTRIBUTE_LENGTH)
+    source: str = Field(min_length=1, max_length=ATTRIBUTE_LENGTH)
+    type: str = Field(min_length=1, max_length=ATTRIBUTE_LENGTH)
     time: datetime
-    datacontenttype: str = "application/json"
-    dataschema: str
-    correlationid: str = Field(min_length=1, max_length=200)
-    causationid: str | None = None
+    datacontenttype: str = Field(default="application/json", max_length=ATTRIBUTE_LENGTH)
+    dataschema: str = Field(max_length=ATTRIBUTE_LENGTH)
+    correlationid: str = Field(min_length=1, max_length=ATTRIBUTE_LENGTH)
+    causationid: str | None = Field(default=None, max_length=ATTRIBUTE_LENGTH)
     data: D
 
     def to_json(self) -> bytes:

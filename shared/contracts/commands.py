@@ -12,7 +12,7 @@ from uuid import UUID
 from pydantic import ConfigDict, Field, model_validator
 
 from shared import topics
-from shared.contracts.common import Email, Model, Name, Reason
+from shared.contracts.common import ClassName, Email, Model, Name, Reason
 from shared.envelope import Contract
 
 RequestId = Annotated[str, Field(min_length=1, max_length=100)]
@@ -74,7 +74,7 @@ class ClassRenameRequested(Command):
     topic = topics.CLASS_RENAME_REQUESTED
 
     class_id: UUID
-    name: Annotated[str, Field(min_length=1, max_length=60)]
+    name: ClassName
 
 
 class ActivationCodeRenewRequested(Command):

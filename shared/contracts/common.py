@@ -14,6 +14,8 @@ from pydantic import (
     ValidationError,
 )
 
+from shared.names import clean_text
+
 UAI_LETTERS = "ABCDEFGHJKLMNPRSTUVWXYZ"
 _UAI_RE = re.compile(r"^\d{7}[A-Z]$")
 
@@ -53,8 +55,30 @@ def _check_siret(value: str) -> str:
 
 Uai = Annotated[str, AfterValidator(_check_uai)]
 Siret = Annotated[str, AfterValidator(_check_siret)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+
+
+def _clean(value: str) -> str:
+    value = clean_text(value).strip()
+    if not value:
+        raise ValueError("empty once invisible characters are removed")
+    return value
+
+
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=120),
+    AfterValidator(_clean),
+]
+Text = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=300),
+    AfterValidator(_clean),
+]
+ClassName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=60),
+    AfterValidator(_clean),
+]
 Email = EmailStr
 Money = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)]
 

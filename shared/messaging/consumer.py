@@ -24,7 +24,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from pydantic import ValidationError
 
 from shared.contracts.common import Reason, reasons_from
-from shared.envelope import Contract, Envelope, RawEnvelope, schema_major
+from shared.envelope import ATTRIBUTE_LENGTH, Contract, Envelope, RawEnvelope, schema_major
 from shared.errors import Failure, classify, describe
 from shared.logs import get_logger, message_context
 from shared.messaging.publisher import Publisher
@@ -110,6 +110,10 @@ class MessageProcessor(Generic[S]):
         # checks the database at once rather than at its next poll.
         self._on_connection_error = on_connection_error
 
+    @property
+    def topics(self) -> frozenset[str]:
+        return frozenset(self._routes)
+
     async def process(self, body: bytes) -> Outcome:
         # Checked before anything reads the body: an oversized message costs no parsing.
         if len(body) > self._max_bytes:
@@ -190,6 +194,16 @@ def _attempts(header: object) -> int:
 
 def _summary(reasons: list[Reason]) -> str:
     return "; ".join(f"{r.field}: {r.message}" for r in reasons)[:900]
+
+
+REASON_BYTES = 1000  # what a header says of a failure: enough to act on, under a kilobyte
+
+
+def _short(reason: str | None) -> str:
+    encoded = (reason or "").encode()
+    if len(encoded) <= REASON_BYTES:
+        return reason or ""
+    return encoded[: REASON_BYTES - 3].decode(errors="ignore") + "…"
 
 
 class QueueConsumer:
@@ -306,7 +320,7 @@ class QueueConsumer:
             log.warning("settle_failed", error=describe(exc))
             await message.nack(requeue=True)
         self.counts[outcome.kind] += 1
-        self._metrics.consumed(_label(message), outcome.kind, elapsed)
+        self._metrics.consumed(self._label(message), outcome.kind, elapsed)
 
     async def _retry_later(
         self, message: AbstractIncomingMessage, attempt: int, outcome: Outcome
@@ -316,36 +330,37 @@ class QueueConsumer:
         headers = {
             **message.headers,
             ATTEMPT_HEADER: attempt,
-            REASON_HEADER: outcome.reason,
+            REASON_HEADER: _short(outcome.reason),
             TOPIC_HEADER: _topic(message, outcome),
         }
         await self._publisher.send_to_queue(
             self._names.retry_queue(self._worker, delay), _copy(message, headers)
         )
-        self._metrics.retried(_label(message))
+        self._metrics.retried(self._label(message))
 
     async def _dead_letter(self, message: AbstractIncomingMessage, outcome: Outcome) -> None:
         log.error("dead_lettered", reason=outcome.reason)
         headers = {
             **message.headers,
-            REASON_HEADER: outcome.reason,
+            REASON_HEADER: _short(outcome.reason),
             TOPIC_HEADER: _topic(message, outcome),
             "x-one-worker": self._worker,
             "x-one-dead-at": datetime.now(UTC).isoformat(),
         }
         await self._publisher.send_to_queue(self._names.dead_letter_queue, _copy(message, headers))
-        self._metrics.dead_lettered(_label(message))
+        self._metrics.dead_lettered(self._label(message))
+
+    def _label(self, message: AbstractIncomingMessage) -> str:
+        """The topic a metric counts a message under: one of this worker's routes, or
+        ``other`` (a sender chooses the routing key and headers of what it publishes, and
+        every distinct label is a series the metrics page keeps for ever)."""
+        topic = str(message.headers.get(TOPIC_HEADER) or message.routing_key or "")
+        return topic if topic in self._processor.topics else "other"
 
 
 def _topic(message: AbstractIncomingMessage, outcome: Outcome) -> str:
     known = message.headers.get(TOPIC_HEADER)
-    return str(known or outcome.topic or message.routing_key or "")
-
-
-def _label(message: AbstractIncomingMessage) -> str:
-    """The topic a metric counts a message under: its routing key (a retried message keeps
-    it in a header), bounded by the queue's bindings whatever a sender puts in the body."""
-    return str(message.headers.get(TOPIC_HEADER) or message.routing_key or "")
+    return str(known or outcome.topic or message.routing_key or "")[:ATTRIBUTE_LENGTH]
 
 
 def _copy(message: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pika.Message:

@@ -156,6 +156,23 @@ async def test_bad_data_is_refused_field_by_field(school: School, stack: Stack):
     assert await count_accounts(stack) == before
 
 
+async def test_a_nul_in_a_name_is_refused_with_a_reason_and_bidi_controls_removed(
+    school: School, stack: Stack
+):
+    """A NUL byte (which Postgres refuses) is a command.rejected with the field, not a
+    dead letter; a right-to-left override, which would print the name backwards, is
+    dropped from the name stored."""
+    before = await count_accounts(stack)
+    event = await school.create(school.admin_id, {**PUPIL, "first_name": "Zo\x00é"})
+    assert "control character U+0000" in reasons(event)["accounts.0.first_name"]
+    assert await count_accounts(stack) == before
+    event = await school.create(
+        school.admin_id, {**PUPIL, "first_name": "\u202eZoé", "class_ids": [school.class_ids[0]]}
+    )
+    assert event["type"] == topics.ACCOUNTS_CREATED, event
+    assert event["data"]["accounts"][0]["first_name"] == "Zoé"
+
+
 async def test_malformed_command_is_rejected_with_its_request_id(school: School):
     request = await school.send(
         topics.ACCOUNTS_CREATE_REQUESTED,
