@@ -90,6 +90,9 @@ async def provision(admin_url: str, db: Database) -> None:
                 f"CREATE SCHEMA IF NOT EXISTS {quote_ident(db.schema)} AUTHORIZATION {role}"
             )
             await conn.execute(f"REVOKE ALL ON SCHEMA {quote_ident(db.schema)} FROM PUBLIC")
+            # As deploy/postgres/init.sql: no role but the workers' connects (PUBLIC's
+            # default CONNECT and TEMP would let any login role of the cluster in).
+            await conn.execute(f"REVOKE ALL ON DATABASE {quote_ident(db.name)} FROM PUBLIC")
             await conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
             await conn.execute(f"GRANT CONNECT ON DATABASE {quote_ident(db.name)} TO {role}")
     finally:

@@ -44,6 +44,9 @@ class CommonSettings(BaseSettings):
     # publish several commits' events in one batch; after a quiet spell it publishes at once.
     outbox_linger_seconds: float = Field(default=0.05, ge=0, le=5)
     outbox_batch: int = 200
+    # How long a published event's trace (ids, topic, times: onectl trace) stays in the
+    # outbox; its body, which may hold activation codes, goes as soon as it is confirmed.
+    outbox_retention_hours: float = Field(default=24.0, gt=0)
     drain_seconds: float = 20.0
     # /healthz, /readyz and /metrics (shared/ops.py). Port 0 picks a free port (tests); the
     # bound one is ``Worker.ops_port``. 127.0.0.1 suits the container's own healthcheck; set

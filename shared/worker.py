@@ -163,6 +163,7 @@ class Worker:
             batch=s.outbox_batch,
             poll_seconds=s.outbox_poll_seconds,
             linger_seconds=s.outbox_linger_seconds,
+            retention_hours=s.outbox_retention_hours,
             metrics=self.metrics,
         )
         self.context = Context(s, self._pool, publisher, self.names, self._relay, self.database)

@@ -1,4 +1,7 @@
-"""The outbox relay: publishes rows that handlers committed, then marks them published.
+"""The outbox relay: publishes rows that handlers committed, then marks them published and
+drops their bodies (an event's body may hold activation codes: once the broker confirmed
+it, nothing needs it here); the rest of a row, what ``onectl trace`` reads, is deleted after
+``retention_hours``.
 
 At least once: a crash between the broker's confirm and the update publishes the row
 again, and the consumers' inboxes absorb the duplicate. Replicas share the work through
@@ -20,7 +23,6 @@ log = get_logger(__name__)
 PURGE_EVERY_SECONDS = 300.0
 # The relay is busy when it published within this long: it then lingers (see ``run``).
 BUSY_WITHIN_SECONDS = 0.5
-KEEP_PUBLISHED = "7 days"
 
 
 class OutboxRelay:
@@ -32,12 +34,14 @@ class OutboxRelay:
         batch: int = 200,
         poll_seconds: float = 1.0,
         linger_seconds: float = 0.0,
+        retention_hours: float = 24.0,
         metrics: Metrics | None = None,
     ) -> None:
         self._pool = pool
         self._publisher = publisher
         self._batch = batch
         self._linger = linger_seconds
+        self._retention_seconds = retention_hours * 3600
         self._metrics = metrics
         self.waker = Waker(poll_seconds)
         self._last_purge = time.monotonic()
@@ -61,7 +65,7 @@ class OutboxRelay:
                 for r in rows:
                     self._metrics.published(r["topic"])
             await conn.execute(
-                "UPDATE outbox SET published_at = now() WHERE seq = ANY($1::bigint[])",
+                "UPDATE outbox SET published_at = now(), body = NULL WHERE seq = ANY($1::bigint[])",
                 [r["seq"] for r in rows],
             )
         return len(rows)
@@ -131,5 +135,6 @@ class OutboxRelay:
         self._last_purge = time.monotonic()
         async with self._pool.acquire() as conn:
             await conn.execute(
-                "DELETE FROM outbox WHERE published_at < now() - $1::interval", KEEP_PUBLISHED
+                "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)",
+                self._retention_seconds,
             )

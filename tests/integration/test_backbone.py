@@ -195,6 +195,44 @@ async def test_relay_keeps_unroutable_rows_until_they_can_be_published(stack, em
         await pool.close()
 
 
+async def test_a_published_row_keeps_no_body_and_goes_after_its_retention(stack, empty_migrations):
+    """An event's body (accounts.created holds activation codes) is dropped once the broker
+    confirmed it; the row, what onectl trace reads, is deleted after the retention."""
+    worker = await start_worker(stack, Recorder(fail_first(0, RuntimeError())), empty_migrations)
+    await worker.stop()
+    pool = await db.create_pool(worker.database, min_size=1, max_size=2, service="test")
+    connection = await aio_pika.connect(stack.services.amqp_url)
+    try:
+        relay = OutboxRelay(
+            pool, await open_publisher(connection, stack.exchange), retention_hours=1.0
+        )
+        async with pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO outbox (message_id, topic, correlationid, body)"
+                " VALUES ('secret-1', 'order.rejected', 'c', '{\"code\": \"abcd3456\"}'),"
+                " ('old-1', 'order.rejected', 'c', '{}')"
+            )
+        assert await relay.flush_once() == 2
+        async with pool.acquire() as conn:
+            rows = await conn.fetch("SELECT message_id, body FROM outbox ORDER BY seq")
+            assert [(r["message_id"], r["body"]) for r in rows] == [
+                ("secret-1", None),
+                ("old-1", None),
+            ]
+            await conn.execute(
+                "UPDATE outbox SET published_at = now() - interval '61 minutes'"
+                " WHERE message_id = 'old-1'"
+            )
+        relay._last_purge = float("-inf")  # due now
+        await relay._maybe_purge()
+        async with pool.acquire() as conn:
+            left = await conn.fetch("SELECT message_id FROM outbox")
+        assert [r["message_id"] for r in left] == ["secret-1"]
+    finally:
+        await connection.close()
+        await pool.close()
+
+
 async def _async(value: Any) -> Any:
     return value
 

@@ -58,6 +58,30 @@ async def test_replicas_starting_together_migrate_once(stack):
         await admin.close()
 
 
+async def test_provision_leaves_public_no_right_on_the_database(stack):
+    """As deploy/postgres/init.sql: PUBLIC may neither connect nor make temporary tables;
+    the worker's own role connects."""
+    target = database(stack, topics.ORDER_INTAKE)
+    await db.provision(stack.services.admin_url, target)
+    admin = await stack.admin()
+    try:
+        acl = await admin.fetchval(
+            "SELECT datacl::text FROM pg_database WHERE datname = current_database()"
+        )
+        grants = acl.strip("{}").split(",")
+        assert not [g for g in grants if g.startswith("=")], grants  # "=Tc/..." is PUBLIC's
+        assert any(g.startswith("one_order_intake=c") for g in grants), grants
+        stranger = f"stranger_{uuid.uuid4().hex[:8]}"
+        await admin.execute(f"CREATE ROLE {stranger} LOGIN")
+        try:
+            with pytest.raises(asyncpg.exceptions.InsufficientPrivilegeError):
+                await asyncpg.connect(stack.database_url, user=stranger)
+        finally:
+            await admin.execute(f"DROP ROLE {stranger}")
+    finally:
+        await admin.close()
+
+
 @pytest.mark.parametrize("worker", topics.WORKERS)
 async def test_role_cannot_touch_another_workers_schema(stack, worker):
     for each in topics.WORKERS:
