@@ -12,6 +12,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 from aio_pika.exceptions import AMQPError, ChannelClosed, DeliveryError, PublishError
 
+from onectl import redact
 from onectl.config import OnectlSettings
 from onectl.errors import CliError, not_found, unreachable
 from onectl.validate import Checked
@@ -97,6 +98,9 @@ class DeadLetter:
     event: dict[str, Any] | None = field(default=None, repr=False)
 
     def summary(self) -> dict[str, Any]:
+        return redact.shown(self._summary())  # type: ignore[no-any-return]
+
+    def _summary(self) -> dict[str, Any]:
         return {
             "id": self.message_id,
             "topic": self.topic,
@@ -107,11 +111,13 @@ class DeadLetter:
             "correlationid": self.correlationid,
         }
 
-    def detail(self) -> dict[str, Any]:
+    def detail(self, *, reveal: bool = False) -> dict[str, Any]:
+        """Everything it holds, safe to print: codes masked unless ``reveal``."""
         body: Any = self.event
         if body is None:
             body = self.body.decode("utf-8", errors="replace")
-        return {**self.summary(), "headers": _plain(self.headers), "body": body}
+        shown_ = {**self._summary(), "headers": _plain(self.headers), "body": body}
+        return dict(redact.shown(shown_, reveal=reveal))
 
 
 def _plain(value: Any) -> Any:
@@ -124,6 +130,14 @@ def _plain(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     return value
+
+
+def _count(value: Any) -> int | None:
+    """A count from a header anyone may have written: garbage is no count."""
+    try:
+        return int(str(value)[:9]) if value is not None else None
+    except ValueError:
+        return None
 
 
 def _text(value: Any) -> str | None:
@@ -159,10 +173,8 @@ def read_dead_letter(message: AbstractIncomingMessage) -> DeadLetter:
         queue = _text(first_death.get("queue")) or ""
         worker = worker or queue.rsplit(".", 1)[-1] or None
     # x-one-attempt counts the attempts before the last one, which dead-lettered it.
-    retried = headers.get("x-one-attempt")
-    attempts: int | None = int(str(retried)) + 1 if retried is not None else None
-    if attempts is None:
-        attempts = int(str(first_death["count"])) if first_death.get("count") else 1
+    retried = _count(headers.get("x-one-attempt"))
+    attempts = retried + 1 if retried is not None else _count(first_death.get("count")) or 1
     dead_at = _text(headers.get("x-one-dead-at"))
     died = first_death.get("time")
     if dead_at is None and isinstance(died, datetime):

@@ -215,12 +215,17 @@ def dlq_list(as_json: JsonOpt = False) -> None:
 
 @dlq_app.command("show")
 def dlq_show(
-    message_id: Annotated[str, typer.Argument(metavar="ID")], as_json: JsonOpt = False
+    message_id: Annotated[str, typer.Argument(metavar="ID")],
+    as_json: JsonOpt = False,
+    reveal: Annotated[
+        bool, typer.Option("--reveal", help="Show activation codes (masked by default).")
+    ] = False,
 ) -> None:
-    """One dead letter: its headers and its CloudEvent."""
+    """One dead letter: its headers and its CloudEvent, activation codes masked."""
 
     async def work() -> list[dict[str, Any]]:
-        return [letter.detail() for letter in await broker.show_dead(settings(), message_id)]
+        found = await broker.show_dead(settings(), message_id)
+        return [letter.detail(reveal=reveal) for letter in found]
 
     letters = run(as_json, work)
 

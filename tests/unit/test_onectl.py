@@ -274,3 +274,55 @@ def test_dead_letters_read_our_headers_or_the_brokers() -> None:
     raw = read_dead_letter(incoming({}, b"\xff not json"))
     assert (raw.message_id, raw.topic, raw.attempts) == ("?", "", 1)
     assert raw.detail()["body"].endswith("not json")
+
+
+def test_a_dead_letter_with_hostile_headers_is_read_and_printed_safely() -> None:
+    """Anyone may publish: headers of any type and value, control characters that would
+    drive the operator's terminal, garbage counts. Read whole; printed as plain data."""
+    from decimal import Decimal
+
+    from onectl.broker import read_dead_letter
+
+    letter = read_dead_letter(
+        incoming(
+            {
+                "x-one-attempt": "many\x00",
+                "x-one-reason": "\x1b[2J\x1b]0;owned\x07boom\u202e",
+                "x-one-topic": b"order.received\r\n",
+                "x-death": [{"count": "NaN", "routing-keys": [b"\xff"]}],
+                "nested": {"deep": [Decimal("1.5"), None, True, {"\x1b": b"\x9b"}]},
+            },
+            b'{"id": "e-\x1b[31m1", "type": "accounts.created", "data": {}}',
+        )
+    )
+    assert letter.attempts == 1  # neither count is a number
+    for shown in (letter.summary(), letter.detail()):
+        text = json.dumps(shown)
+        assert "\\u001b" not in text.replace("\\\\u001b", "")  # no raw escape left
+        assert "\x1b" not in str(shown) and "\u202e" not in str(shown)
+    assert letter.summary()["reason"] == "\\u001b[2J\\u001b]0;owned\\u0007boom\\u202e"
+    assert letter.summary()["topic"] == "order.received\\u000d\\u000a"
+    console = Console(width=200, record=True)
+    console.print(render.dead_letters_table([letter.summary()]))
+    assert "\x1b" not in console.export_text()
+
+
+def test_activation_codes_are_masked_unless_revealed() -> None:
+    from onectl.broker import read_dead_letter
+    from onectl.redact import MASK
+
+    event = {
+        "id": "e-1",
+        "type": "accounts.created",
+        "data": {"accounts": [{"login": "leo.roy", "activation_code": "abcd3456"}]},
+    }
+    letter = read_dead_letter(incoming({}, json.dumps(event).encode()))
+    masked = letter.detail()
+    assert masked["body"]["data"]["accounts"][0] == {"login": "leo.roy", "activation_code": MASK}
+    assert "abcd3456" not in json.dumps(masked)
+    revealed = letter.detail(reveal=True)
+    assert revealed["body"]["data"]["accounts"][0]["activation_code"] == "abcd3456"
+    # A body that is not JSON any more (cut short) still hides its codes.
+    cut = read_dead_letter(incoming({}, b'{"data": {"activation_code": "abcd3456", "lo'))
+    assert "abcd3456" not in json.dumps(cut.detail())
+    assert "abcd3456" in json.dumps(cut.detail(reveal=True))
