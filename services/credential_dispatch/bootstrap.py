@@ -28,7 +28,8 @@ def build(settings: CredentialDispatchSettings | None = None) -> Worker:
             timeout=settings.smtp_timeout,
             username=settings.smtp_username,
             password=settings.smtp_password,
-            start_tls=settings.smtp_starttls,
+            tls=settings.smtp_tls,
+            tls_context=settings.smtp_tls_context(),
             rate_per_second=settings.smtp_rate_per_second,
         )
         loop = DeliveryLoop(

@@ -6,7 +6,10 @@ speaks the pipeline's failure vocabulary: what may work later (server down, time
 dropped connection, 4xx reply) raises ``TransientError``; what never will (5xx reply:
 recipient or message refused) raises ``PermanentError`` with the server's reply.
 
-Message bodies carry activation codes: they are never logged.
+Message bodies carry activation codes: they are never logged. They travel encrypted
+wherever the server allows: ``tls="starttls"`` (the default) upgrades every connection whose
+server offers STARTTLS, ``"tls"`` speaks TLS from the first byte (port 465), ``"none"``
+never encrypts. A password is never sent over a connection left in clear.
 """
 
 import asyncio
@@ -14,6 +17,7 @@ import contextlib
 import math
 import re
 import socket
+import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +25,7 @@ from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses, make_msgid
+from typing import Literal
 
 import aiosmtplib
 
@@ -32,6 +37,7 @@ log = get_logger(__name__)
 
 _MESSAGE_ID_RE = re.compile(r"^<?([^<>\s@]+@[^<>\s@]+)>?$")
 _CLOSE_TIMEOUT = 5.0
+TlsMode = Literal["starttls", "tls", "none"]
 
 
 # --- Building ----------------------------------------------------------------------------
@@ -194,7 +200,8 @@ class Mailer:
         timeout: float = 30.0,
         username: str | None = None,
         password: str | None = None,
-        start_tls: bool = False,
+        tls: TlsMode = "starttls",
+        tls_context: ssl.SSLContext | None = None,
         max_idle: float = 60.0,
         rate_per_second: float | None = None,
     ) -> None:
@@ -210,7 +217,8 @@ class Mailer:
         self.max_idle = max_idle
         self._username = username
         self._password = password
-        self._start_tls = start_tls
+        self._tls = tls
+        self._tls_context = tls_context
         self._local_hostname = socket.gethostname() or "localhost"
         self._slots = asyncio.Semaphore(pool_size)
         self._idle: list[_Connection] = []
@@ -306,13 +314,15 @@ class Mailer:
             hostname=self.host,
             port=self.port,
             timeout=self.timeout,
-            username=self._username,
-            password=self._password,
-            start_tls=self._start_tls,
+            use_tls=self._tls == "tls",
+            # None: STARTTLS when the server offers it (aiosmtplib's opportunistic mode).
+            start_tls=None if self._tls == "starttls" else False,
+            tls_context=self._tls_context,
             local_hostname=self._local_hostname,
         )
         try:
             await client.connect()
+            await self._login(client)
         except Exception as exc:
             await self._discard(client)
             # Whatever the reply (even a 5xx greeting), a server that will not talk to us
@@ -321,6 +331,18 @@ class Mailer:
             raise TransientError(f"cannot open an SMTP session: {failure.reason}") from exc
         self.connections_opened += 1
         return client
+
+    async def _login(self, client: aiosmtplib.SMTP) -> None:
+        """Log in, on an encrypted connection only: a server that offered no STARTTLS gets
+        no password (an operator sets ``ONE_SMTP_TLS=tls`` for implicit TLS)."""
+        if self._username is None:
+            return
+        if self._password and client.get_transport_info("sslcontext") is None:
+            raise TransientError(
+                "the SMTP connection is not encrypted (the server offered no STARTTLS):"
+                " the password is not sent"
+            )
+        await client.login(self._username, self._password or "")
 
     async def _deliver(self, client: aiosmtplib.SMTP, message: EmailMessage) -> None:
         errors, _reply = await client.send_message(message)

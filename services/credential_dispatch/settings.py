@@ -1,3 +1,7 @@
+import ssl
+from pathlib import Path
+from typing import Literal
+
 from shared.settings import CommonSettings
 
 
@@ -6,7 +10,11 @@ class CredentialDispatchSettings(CommonSettings):
     smtp_port: int = 1025
     smtp_username: str | None = None
     smtp_password: str | None = None
-    smtp_starttls: bool = False
+    # starttls: encrypt whenever the server offers STARTTLS (a password is never sent in
+    # clear); tls: TLS from the first byte (port 465); none: never encrypt.
+    smtp_tls: Literal["starttls", "tls", "none"] = "starttls"
+    # Certificates to trust for the SMTP server (PEM), instead of the system's.
+    smtp_ca_file: Path | None = None
     smtp_pool_size: int = 4
     smtp_timeout: float = 30.0
     # Messages per second to the SMTP server, all connections together; empty = no cap.
@@ -25,3 +33,8 @@ class CredentialDispatchSettings(CommonSettings):
     delivery_retry_base_seconds: float = 2.0
     delivery_retry_max_seconds: float = 600.0
     delivery_max_attempts: int = 12
+
+    def smtp_tls_context(self) -> ssl.SSLContext | None:
+        if self.smtp_ca_file is None:
+            return None  # aiosmtplib's default: the system's certificates, verified
+        return ssl.create_default_context(cafile=str(self.smtp_ca_file))
