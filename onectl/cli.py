@@ -197,6 +197,24 @@ def trace(
     )
 
 
+@app.command("audit")
+def audit_command(
+    school: Annotated[str, typer.Argument(metavar="UAI")],
+    account: Annotated[
+        str | None, typer.Option("--account", metavar="ID", help="Only this account's.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Who handed out whose credentials, how, and what was delivered or refused."""
+
+    async def work() -> dict[str, Any]:
+        async with db.reader(settings()) as reader:
+            return await db.audit(reader, school, account)
+
+    result = run(as_json, work)
+    emit(as_json, result, lambda c: c.print(render.audit_table(result)))
+
+
 # ---------------------------------------------------------------------------------------
 # dlq
 # ---------------------------------------------------------------------------------------

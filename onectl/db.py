@@ -106,6 +106,15 @@ async def find_school(db: Reader, key: str) -> dict[str, Any]:
         if school is None:
             raise not_found(f"no school with UAI {uai}")
         return school
+    if _is_uuid(key):  # a school id, as every event names it
+        school = await db.row(
+            am,
+            "SELECT school_id, uai, name, provisioning, NULL AS order_id FROM {s}.schools "
+            "WHERE school_id = $1::uuid",
+            key,
+        )
+        if school is not None:
+            return school
     school = await db.row(
         oi,
         "SELECT s.school_id, s.uai, s.name, s.provisioning, o.order_id FROM {s}.orders o "
@@ -424,3 +433,31 @@ def jsonable(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float | str):
         return value
     return str(value)
+
+
+# ---------------------------------------------------------------------------------------
+# Audit of credential hand-outs
+# ---------------------------------------------------------------------------------------
+
+
+async def audit(db: Reader, key: str, account_id: str | None = None) -> dict[str, Any]:
+    """Every hand-out of credentials of a school (or of one of its accounts), newest first:
+    who asked, for whom, how, what was delivered, and the requests refused. No code."""
+    school = await find_school(db, key)
+    if account_id is not None and not _is_uuid(account_id):
+        raise not_found(f"{account_id!r} is not an account id")
+    entries = await db.rows(
+        topics.CREDENTIAL_DISPATCH,
+        "SELECT at, purpose, request_id, requested_by, requester_profile, accounts, channel,"
+        " layout, document_id, refused, completed_at, delivered, undeliverable"
+        " FROM {s}.audit WHERE school_id = $1"
+        " AND ($2::uuid IS NULL OR $2::uuid = ANY(accounts) OR requested_by = $2::uuid)"
+        " ORDER BY at DESC",
+        school["school_id"],
+        account_id,
+    )
+    return {"uai": school["uai"], "school": school["name"], "entries": entries}
+
+
+def _is_uuid(text: str) -> bool:
+    return bool(re.fullmatch(r"[0-9a-fA-F]{8}(-?[0-9a-fA-F]{4}){3}-?[0-9a-fA-F]{12}", text))

@@ -11,9 +11,7 @@ MASK = "••••••••"
 SECRET_KEYS = frozenset({"activation_code", "password"})
 # C0 and C1 controls (a line break too: one value, one line), and the characters that
 # reorder or hide text.
-_UNPRINTABLE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]"
-)
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
 # An activation code in a body that is not JSON (a truncated or hand-made message).
 _CODE_IN_TEXT = re.compile(r'("(?:activation_code|password)"\s*:\s*")[^"]*(")')
 

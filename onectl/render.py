@@ -129,6 +129,46 @@ def trace_table(correlationid: str, timeline: list[dict[str, Any]]) -> Table:
     return table
 
 
+def audit_table(audit: dict[str, Any]) -> Table:
+    table = Table(
+        title=f"Remises d'identifiants — {audit['school']} ({audit['uai']})",
+        title_justify="left",
+    )
+    for column in ("when", "what", "by", "accounts", "how", "outcome"):
+        table.add_column(column, overflow="fold")
+    for entry in audit["entries"]:
+        by = (
+            "système"
+            if entry["requested_by"] is None
+            else (f"{entry['requester_profile'] or '?'} {short(str(entry['requested_by']))}")
+        )
+        how = " ".join(filter(None, (entry["channel"], entry["layout"])))
+        table.add_row(
+            *cells(
+                when(entry["at"]),
+                entry["purpose"],
+                by,
+                str(len(entry["accounts"])),
+                how or "—",
+                _audit_outcome(entry),
+            )
+        )
+    return table
+
+
+def _audit_outcome(entry: dict[str, Any]) -> str:
+    if entry["refused"]:
+        return "refused: " + "; ".join(f"{r['field']}: {r['message']}" for r in entry["refused"])
+    if entry["completed_at"] is None:
+        return "pending"
+    delivered, undeliverable = entry["delivered"] or [], entry["undeliverable"] or []
+    sent_to = sorted({d["to"] for d in delivered if d.get("to")})
+    parts = [f"delivered to {', '.join(sent_to)}"] if sent_to else []
+    if undeliverable:
+        parts.append(f"{len(undeliverable)} undeliverable")
+    return "; ".join(parts) or "nothing delivered"
+
+
 def dead_letters_table(letters: list[dict[str, Any]]) -> Table:
     table = Table(title=f"Dead letters ({len(letters)})", title_justify="left")
     for column in ("id", "topic", "worker", "reason", "attempts", "dead at"):

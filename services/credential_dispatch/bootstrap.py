@@ -7,6 +7,7 @@ from services.credential_dispatch.documents import Documents
 from services.credential_dispatch.handlers import routes
 from services.credential_dispatch.mailer import Mailer
 from services.credential_dispatch.renderer import PdfRenderer
+from services.credential_dispatch.retention import RetentionLoop
 from services.credential_dispatch.settings import CredentialDispatchSettings
 from services.credential_dispatch.store import DeliveryQueries, DispatchStore
 from shared import topics
@@ -40,10 +41,16 @@ def build(settings: CredentialDispatchSettings | None = None) -> Worker:
             settings=settings,
             on_outcome=context.relay.waker,
         )
+        retention = RetentionLoop(
+            context.pool,
+            document_days=settings.document_retention_days,
+            audit_days=settings.audit_retention_days,
+            interval_seconds=settings.retention_interval_seconds,
+        )
         return Wiring(
             routes=routes(),
             store=DispatchStore,
-            loops=[loop.run],
+            loops=[loop.run, retention.run],
             after_commit=[loop.waker.wake],
             closers=[renderer.stop, mailer.close],
         )

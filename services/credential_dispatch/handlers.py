@@ -7,8 +7,11 @@ from typing import Any
 from services.credential_dispatch import domain
 from services.credential_dispatch.domain import outcome_event
 from services.credential_dispatch.store import (
+    Audited,
     Dispatch,
     DispatchStore,
+    Requester,
+    audit,
     complete_if_done,
     new_delivery,
 )
@@ -49,7 +52,23 @@ async def handle_accounts_created(
     for admin in (a for a in created.accounts if a.profile == "administrator"):
         # The school's administrator gets his first access by himself (guide, step 1).
         delivery = new_delivery("first_access", recipient=admin.email, account_id=admin.account_id)
-        await _open_dispatch(event, "first_access", created.school_id, [delivery], store=store)
+        await _open_dispatch(
+            event,
+            "first_access",
+            created.school_id,
+            [delivery],
+            store=store,
+            audited=Audited(
+                created.school_id,
+                "first_access",
+                None,
+                None,
+                None,
+                [admin.account_id],
+                "email",
+                None,
+            ),
+        )
 
 
 async def handle_accounts_updated(
@@ -89,6 +108,7 @@ async def _open_dispatch(
     deliveries: list[Any],
     *,
     store: DispatchStore,
+    audited: Audited | None = None,
     **request: Any,
 ) -> None:
     dispatch = Dispatch(
@@ -102,6 +122,8 @@ async def _open_dispatch(
         **request,
     )
     await store.add_dispatch(dispatch, deliveries)
+    if audited is not None:  # a hand-out of credentials (an invoice is none)
+        await audit(store.conn, replace(audited, dispatch_id=dispatch.dispatch_id))
     # Nothing to send (no address at all): the outcome is known now.
     outcome = await complete_if_done(store.conn, dispatch.dispatch_id)
     if outcome is not None:
@@ -155,7 +177,18 @@ async def handle_dispatch_requested(
         selected = domain.within_scope(requester, selected)
     class_school = await store.class_school(class_id) if class_id else None
     reasons = domain.check_dispatch(command, requester, selected, class_school)
+    audited = _audited(
+        "request",
+        command.school_id,
+        command.request_id,
+        command.requested_by,
+        requester,
+        accounts=command.account_ids or [s.account_id for s in selected],
+        channel=command.channel,
+        layout=command.layout if command.channel == "print" else None,
+    )
     if reasons or requester is None:
+        await audit(store.conn, replace(audited, refused=reasons))
         await reject_request(event, reasons, store=store)
         return
     if command.channel == "print":
@@ -189,6 +222,7 @@ async def handle_dispatch_requested(
         requested_by=command.requested_by,
         layout=command.layout,
         selection=[s.account_id for s in selected],
+        audited=audited,
     )
 
 
@@ -201,7 +235,24 @@ async def handle_document_send_requested(
     held = printed.selection if printed is not None else None
     accounts = await store.select(command.school_id, held, None, [], False) if held else []
     reasons = domain.check_document_send(command, requester, printed, accounts)
+    audited = _audited(
+        "resend",
+        command.school_id,
+        command.request_id,
+        command.requested_by,
+        requester,
+        accounts=list(held or []),
+        channel="print",
+        layout=printed.layout if printed else None,
+        document_id=command.document_id,
+    )
     if reasons or requester is None or printed is None:
+        # An unknown document and another school's look the same: neither is named.
+        unknown = printed is None or printed.school_id != command.school_id
+        await audit(
+            store.conn,
+            replace(audited, refused=reasons, accounts=[] if unknown else audited.accounts),
+        )
         await reject_request(event, reasons, store=store)
         return
     # A print dispatch that starts with its document: the delivery loop finds it stored.
@@ -220,6 +271,25 @@ async def handle_document_send_requested(
         layout=printed.layout,
         selection=printed.selection,
         document_id=printed.document_id,
+        audited=audited,
+    )
+
+
+def _audited(
+    purpose: str,
+    school_id: uuid.UUID,
+    request_id: str,
+    requested_by: uuid.UUID,
+    requester: Requester | None,
+    **what: Any,
+) -> Audited:
+    return Audited(
+        school_id=school_id,
+        purpose=purpose,
+        request_id=request_id,
+        requested_by=requested_by,
+        requester_profile=requester.profile if requester else None,
+        **what,
     )
 
 

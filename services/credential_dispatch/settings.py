@@ -2,6 +2,8 @@ import ssl
 from pathlib import Path
 from typing import Literal
 
+from pydantic import Field
+
 from shared.settings import CommonSettings
 
 
@@ -33,6 +35,11 @@ class CredentialDispatchSettings(CommonSettings):
     delivery_retry_base_seconds: float = 2.0
     delivery_retry_max_seconds: float = 600.0
     delivery_max_attempts: int = 12
+    # Printed documents (they hold activation codes) are deleted after this; a request to
+    # send one again then finds no document. The audit of hand-outs holds no code.
+    document_retention_days: float = Field(default=30.0, gt=0)
+    audit_retention_days: float = Field(default=400.0, gt=0)
+    retention_interval_seconds: float = Field(default=3600.0, gt=0)
 
     def smtp_tls_context(self) -> ssl.SSLContext | None:
         if self.smtp_ca_file is None:

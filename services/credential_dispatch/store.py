@@ -1,5 +1,6 @@
 """Every SQL statement of credential_dispatch."""
 
+import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ import asyncpg
 
 from shared.contracts.accounts import Account, CreatedAccount
 from shared.contracts.commands import ActivationCodeRenewed
+from shared.contracts.common import Reason
 from shared.contracts.orders import InvoiceIssued
 from shared.db import Connection
 from shared.envelope import Contract, Envelope
@@ -520,6 +522,59 @@ class DeliveryQueries:
             return outcome
 
 
+@dataclass(frozen=True)
+class Audited:
+    """A hand-out of credentials as the audit keeps it (never a code)."""
+
+    school_id: UUID
+    purpose: str  # first_access | request | resend
+    request_id: str | None
+    requested_by: UUID | None  # None: the system sent it (an administrator's first access)
+    requester_profile: str | None
+    accounts: list[UUID]
+    channel: str | None
+    layout: str | None
+    document_id: UUID | None = None
+    refused: list[Reason] | None = None
+    dispatch_id: UUID | None = None
+
+
+async def audit(conn: Connection, entry: Audited) -> None:
+    await conn.execute(
+        "INSERT INTO audit (audit_id, school_id, purpose, request_id, requested_by,"
+        " requester_profile, accounts, channel, layout, document_id, refused, dispatch_id)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12)",
+        uuid.uuid4(),
+        entry.school_id,
+        entry.purpose,
+        entry.request_id,
+        entry.requested_by,
+        entry.requester_profile,
+        entry.accounts,
+        entry.channel,
+        entry.layout,
+        entry.document_id,
+        None if entry.refused is None else json.dumps([r.model_dump() for r in entry.refused]),
+        entry.dispatch_id,
+    )
+
+
+async def _audit_outcome(conn: Connection, outcome: "DispatchOutcome") -> None:
+    """What the hand-out delivered, once its last delivery is done."""
+    await conn.execute(
+        "UPDATE audit SET completed_at = now(), document_id = COALESCE(document_id, $2),"
+        " delivered = $3::jsonb, undeliverable = $4::jsonb WHERE dispatch_id = $1",
+        outcome.dispatch.dispatch_id,
+        outcome.dispatch.document_id,
+        json.dumps([{"account_id": _text(a), "to": to} for a, to in outcome.delivered]),
+        json.dumps([{"account_id": _text(a), "reason": r} for a, r in outcome.undeliverable]),
+    )
+
+
+def _text(value: UUID | None) -> str | None:
+    return None if value is None else str(value)
+
+
 async def complete_if_done(conn: Connection, dispatch_id: UUID) -> DispatchOutcome | None:
     pending = await conn.fetchval(
         "SELECT count(*) FROM deliveries WHERE dispatch_id = $1 AND status = 'pending'",
@@ -541,7 +596,7 @@ async def complete_if_done(conn: Connection, dispatch_id: UUID) -> DispatchOutco
         " WHERE dispatch_id = $1 ORDER BY recipient",
         dispatch_id,
     )
-    return DispatchOutcome(
+    outcome = DispatchOutcome(
         dispatch=Dispatch(**row),
         delivered=[(d["account_id"], d["recipient"]) for d in done if d["status"] == "sent"],
         undeliverable=[
@@ -551,3 +606,5 @@ async def complete_if_done(conn: Connection, dispatch_id: UUID) -> DispatchOutco
         ],
         invoice_number=next((d["invoice_number"] for d in done if d["invoice_number"]), None),
     )
+    await _audit_outcome(conn, outcome)
+    return outcome

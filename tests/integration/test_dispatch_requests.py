@@ -4,11 +4,13 @@ server: print (detailed, compact, CSV) and email channels, scope refusals, hosti
 import asyncio
 import csv
 import io
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from email.message import EmailMessage
 
+import asyncpg
 import pytest
 from aio_pika.abc import AbstractChannel
 
@@ -350,3 +352,81 @@ def layout_of(message: EmailMessage) -> str:
         return ""
     _, pdf = attachment(message)
     return "detailed" if page_count(pdf) > 2 else "compact"
+
+
+async def test_every_hand_out_is_audited_without_a_code(setup: Setup, stack: Stack):
+    """The audit lists the administrator's first access, a print, an email dispatch and a
+    refused request, with who asked, for whom, how and what was delivered; never a code.
+    onectl audit shows it; printed documents go after their retention, the audit stays."""
+    from onectl import render
+    from services.credential_dispatch.retention import RetentionLoop
+    from tests.integration.test_onectl import Cli
+
+    class_1 = setup.school.class_ids[0]
+    zoe = setup.pupils["Zoé"]
+    printed = await request(
+        setup, setup.teacher, channel="print", layout="compact", filter={"class_id": class_1}
+    )
+    emailed = await request(setup, setup.teacher, channel="email", account_ids=[zoe["account_id"]])
+    ines = setup.pupils["Inès"]["account_id"]
+    refused = await request(setup, setup.teacher, channel="print", account_ids=[ines])
+    assert refused["type"] == topics.COMMAND_REJECTED
+
+    cli = Cli(stack)
+    shown = await cli.json("audit", setup.school.school_id)
+    entries = {e["request_id"] or e["purpose"]: e for e in shown["entries"]}
+    first_access = entries["first_access"]
+    assert first_access["requested_by"] is None and first_access["channel"] == "email"
+    assert first_access["delivered"] == [
+        {"account_id": setup.school.admin_id, "to": "claire.martin@example.org"}
+    ]
+    by_print = entries[printed["data"]["request_id"]]
+    assert (by_print["purpose"], by_print["channel"], by_print["layout"]) == (
+        "request",
+        "print",
+        "compact",
+    )
+    assert (by_print["requested_by"], by_print["requester_profile"]) == (setup.teacher, "teacher")
+    assert zoe["account_id"] in by_print["accounts"]
+    assert by_print["document_id"] == printed["data"]["document_id"]
+    assert by_print["delivered"] == [{"account_id": None, "to": "marie.curie@example.org"}]
+    by_mail = entries[emailed["data"]["request_id"]]
+    assert (by_mail["channel"], by_mail["accounts"]) == ("email", [zoe["account_id"]])
+    assert by_mail["delivered"] == [
+        {"account_id": zoe["account_id"], "to": "jean.lefevre@example.org"}
+    ]
+    denied = entries[refused["data"]["request_id"]]
+    assert denied["accounts"] == [ines] and denied["completed_at"] is None
+    assert [r["field"] for r in denied["refused"]] == ["account_ids.0"]
+    codes = [a["activation_code"] for a in [*setup.pupils.values(), *setup.parents.values()]]
+    assert not any(code in json.dumps(shown) for code in codes)
+    only_ines = await cli.json("audit", setup.school.school_id, "--account", ines)
+    assert [e["request_id"] for e in only_ines["entries"]] == [refused["data"]["request_id"]]
+    code, out, _ = await cli("audit", setup.school.school_id)
+    assert code == 0 and "refused: account_ids.0" in out and "compact" in out
+    assert render.audit_table(shown).row_count == len(shown["entries"])
+
+    # A month on: the document goes (it holds codes), the audit stays.
+    admin = await stack.admin()
+    try:
+        await admin.execute(
+            "UPDATE credential_dispatch.documents SET created_at = now() - interval '31 days'"
+        )
+        pool = await asyncpg.create_pool(
+            stack.database_url,
+            min_size=1,
+            max_size=1,
+            server_settings={"search_path": "credential_dispatch"},
+        )
+        try:
+            retention = RetentionLoop(pool, document_days=30, audit_days=400, interval_seconds=60)
+            documents, entries_gone = await retention.purge_once()
+        finally:
+            await pool.close()
+        assert documents >= 1 and entries_gone == 0
+        left = await admin.fetchval("SELECT count(*) FROM credential_dispatch.documents")
+        assert left == 0
+    finally:
+        await admin.close()
+    again = await send_again(setup, setup.teacher, printed["data"]["document_id"])
+    assert again["type"] == topics.COMMAND_REJECTED
