@@ -1,5 +1,6 @@
-# One image for the four workers; the command picks the worker (see compose.yaml):
+# One image for the four workers and onectl; the command picks (see compose.yaml):
 #   python -m services.<order_intake|directory_sync|account_manager|credential_dispatch>
+#   python -m onectl topology apply   (the deploy step)
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -21,6 +22,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY shared ./shared
 COPY services ./services
+COPY onectl ./onectl
 RUN pip install .
 
 USER one:one

@@ -18,7 +18,7 @@ import asyncpg
 import psutil
 
 from services.credential_dispatch.renderer import CHROMIUM_ARGS
-from shared.messaging.topology import Names, all_queue_names
+from shared.messaging.topology import Names, all_exchange_names, all_queue_names
 from shared.settings import CommonSettings
 from tools.workers import WorkerProcess
 
@@ -61,8 +61,11 @@ class Namespace:
             delays = CommonSettings.model_fields["retry_delays"].get_default(
                 call_default_factory=True
             )
-            for queue in all_queue_names(Names(self.exchange, self.prefix), delays):
+            names = Names(self.exchange, self.prefix)
+            for queue in all_queue_names(names, delays):
                 await channel.queue_delete(queue)
+            for exchange in all_exchange_names(names):
+                await channel.exchange_delete(exchange)
         admin = await asyncpg.connect(ADMIN_URL)
         try:
             await admin.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')

@@ -17,6 +17,7 @@ from onectl.config import OnectlSettings
 from onectl.errors import CliError, not_found, unreachable
 from onectl.validate import Checked
 from shared.envelope import CONTENT_TYPE
+from shared.messaging import topology
 from shared.messaging.publisher import Outgoing, to_amqp
 
 CONFIRM_TIMEOUT = 15.0
@@ -77,6 +78,24 @@ async def publish(settings: OnectlSettings, message: Checked) -> None:
             raise CliError(3, f"{out.topic} was not routed to any queue: {exc}") from exc
         except (PublishError, TimeoutError) as exc:
             raise CliError(3, f"the broker did not confirm {out.topic}: {exc}") from exc
+
+
+# ---------------------------------------------------------------------------------------
+# Topology
+# ---------------------------------------------------------------------------------------
+
+
+async def apply_topology(settings: OnectlSettings) -> topology.Applied:
+    """The deploy step: every exchange, queue and binding of the pipeline, declared with
+    this user's rights (one allowed to configure: the broker's admin)."""
+    wanted = topology.plan(
+        settings.names, delivery_limit=settings.delivery_limit, retry_delays=settings.retry_delays
+    )
+    async with connect(settings) as connection:
+        try:
+            return await topology.apply(connection, wanted)
+        except ChannelClosed as exc:
+            raise CliError(3, f"the broker refused the topology: {exc}") from exc
 
 
 # ---------------------------------------------------------------------------------------

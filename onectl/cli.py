@@ -35,9 +35,11 @@ app = typer.Typer(
 dlq_app = typer.Typer(help="Dead letters: list, show, replay.", no_args_is_help=True)
 sync_app = typer.Typer(help="The ONDE feed: run, report, approve.", no_args_is_help=True)
 schema_app = typer.Typer(help="Message schemas.", no_args_is_help=True)
+topology_app = typer.Typer(help="The broker's topology.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(sync_app, name="sync")
 app.add_typer(schema_app, name="schema")
+app.add_typer(topology_app, name="topology")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 
@@ -195,6 +197,25 @@ def trace(
         {"correlationid": correlation_id, "timeline": timeline},
         lambda c: c.print(render.trace_table(correlation_id, timeline)),
     )
+
+
+@topology_app.command("apply")
+def topology_apply(as_json: JsonOpt = False) -> None:
+    """Declare every exchange, queue and binding of the pipeline (the deploy step, before
+    the workers start; idempotent). Needs a broker user allowed to configure."""
+
+    async def work() -> dict[str, Any]:
+        applied = await broker.apply_topology(settings())
+        return {"declared": applied.declared, "conflicts": applied.conflicts}
+
+    result = run(as_json, work)
+
+    def human(console: Console) -> None:
+        console.print(f"[green]✔[/] {len(result['declared'])} objects declared", highlight=False)
+        for conflict in result["conflicts"]:
+            console.print(Text(f"! left as it is (other arguments): {conflict}", style="yellow"))
+
+    emit(as_json, result, human)
 
 
 @app.command("audit")

@@ -79,6 +79,48 @@ SUBSCRIPTIONS: Final[dict[str, tuple[str, ...]]] = {
     ),
 }
 
+# Routing keys each worker publishes on the events exchange: the broker lets its user
+# write these and nothing else (topic permissions, tools/deploy_config.py), so that no
+# worker can forge another's event or a command.
+PUBLICATIONS: Final[dict[str, tuple[str, ...]]] = {
+    ORDER_INTAKE: (SCHOOL_INITIALISED, INVOICE_ISSUED, ORDER_REJECTED),
+    DIRECTORY_SYNC: (
+        DIRECTORY_SYNCED,
+        DIRECTORY_SYNC_REPORTED,
+        DIRECTORY_SYNC_HELD,
+        COMMAND_REJECTED,
+    ),
+    ACCOUNT_MANAGER: (
+        CLASSES_CREATED,
+        ACCOUNTS_CREATED,
+        ACCOUNTS_UPDATED,
+        ACCOUNTS_DEACTIVATED,
+        ACCOUNTS_DELETED,
+        ACTIVATION_CODE_RENEWED,
+        CLASS_RENAMED,
+        CLASS_TEACHERS_ASSIGNED,
+        COMMAND_REJECTED,
+    ),
+    CREDENTIAL_DISPATCH: (CREDENTIALS_DISPATCHED, INVOICE_DELIVERED, COMMAND_REJECTED),
+}
+
+# What the ENT sends (the broker user one_ent may write these only): every command (the
+# admin console's, the class settings app's, the operators' console's) and its report of
+# an activation. ``requested_by`` in them is trusted because nobody else may publish them.
+ENT_COMMANDS: Final = (
+    ACCOUNTS_CREATE_REQUESTED,
+    CLASS_RENAME_REQUESTED,
+    CLASS_TEACHERS_ASSIGN_REQUESTED,
+    ACTIVATION_CODE_RENEW_REQUESTED,
+    CREDENTIALS_DISPATCH_REQUESTED,
+    CREDENTIALS_DOCUMENT_SEND_REQUESTED,
+    DIRECTORY_SYNC_REQUESTED,
+    DIRECTORY_SYNC_APPROVE_REQUESTED,
+    ACCOUNT_ACTIVATED,
+)
+# What the order system sends (the broker user one_orders may write these only).
+ORDER_COMMANDS: Final = (ORDER_RECEIVED,)
+
 # Events that upstream systems read; all of them are also bound to the integration queue,
 # so a publish with ``mandatory`` is always routable and nothing is silently dropped.
 UPSTREAM_EVENTS: Final = (

@@ -147,14 +147,13 @@ class Worker:
         self._connection = await aio_pika.connect_robust(
             s.amqp_url, client_properties={"connection_name": self.name}
         )
-        consume_channel = await self._connection.channel()
-        await consume_channel.set_qos(prefetch_count=s.prefetch)
-        queue = await topology.declare_worker(
-            consume_channel,
+        queue = await topology.open_worker(
+            self._connection,
             self.names,
             self.name,
             delivery_limit=s.delivery_limit,
             retry_delays=s.retry_delays,
+            prefetch=s.prefetch,
         )
         publisher = await open_publisher(self._connection, s.exchange)
         self._relay = OutboxRelay(

@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
-from shared.messaging.topology import Names, all_queue_names
+from shared.messaging.topology import Names, all_exchange_names, all_queue_names
 from shared.settings import CommonSettings
 from tests.support.services import Services, discover
 
@@ -97,7 +97,7 @@ async def _forget(stack: Stack) -> None:
         channel = await connection.channel()
         for queue in all_queue_names(stack.names, TEST_RETRY_DELAYS):
             await channel.queue_delete(queue)
-        for exchange in (stack.exchange, stack.names.dead_exchange):
+        for exchange in all_exchange_names(stack.names):
             await channel.exchange_delete(exchange)
     admin = await asyncpg.connect(stack.services.admin_url)
     try:

@@ -19,6 +19,8 @@ import aio_pika
 from rich.console import Console
 from rich.table import Table
 
+from onectl.broker import apply_topology
+from onectl.config import OnectlSettings
 from shared import topics
 from shared.contracts.common import uai_check_letter
 from shared.envelope import CONTENT_TYPE
@@ -142,6 +144,7 @@ async def run(out: Path) -> int:
     try:
         console.rule("[bold]ONE onboarding — démonstration")
         console.print(f"Starting the four workers (logs in [cyan]{out / 'logs'}[/])…")
+        await apply_topology(OnectlSettings())  # the deploy step, as compose runs it
         await asyncio.gather(*(w.start() for w in workers))
         channel = await connection.channel()
         exchange = await channel.get_exchange(settings.exchange)

@@ -1,8 +1,13 @@
 """The deployment files that must stay true to the code, generated from it.
 
-- ``deploy/rabbitmq/definitions.json``: the ``one`` vhost, one broker user per worker
-  allowed exactly what that worker does, an ``admin`` for the management UI and an
-  ``one_integration`` user for the upstream systems (publish commands, read the feed).
+- ``deploy/rabbitmq/definitions.json``: the ``one`` vhost and its whole topology (every
+  exchange, queue and binding of ``topology.plan``, as ``onectl topology apply`` declares
+  them), one broker user per worker allowed exactly what that worker does and, on the
+  events exchange, to publish only the routing keys it publishes (topic permissions), an
+  ``admin`` (the management UI, the deploy step, onectl), ``one_ent`` for the ENT's apps
+  (may publish their commands only), ``one_orders`` for the order system (may publish
+  ``order.received`` only) and ``one_integration`` for the upstream systems (may read
+  the integration feed only).
 - ``deploy/postgres/init.sql``: one login role ``one_<worker>`` and one schema per worker,
   nothing for PUBLIC, passwords taken from the container's environment.
 
@@ -11,10 +16,11 @@
     python -m tools.deploy_config --passwords-from-env --definitions /secure/definitions.json
 
 The broker permissions are not written by hand. Each worker's broker start-up
-(``topology.declare_worker``, ``open_publisher``, ``QueueConsumer.start``) and its three
-kinds of publish (an outbox event, a retry, a dead letter) are run against a recording
-fake channel, and each call is mapped to the check RabbitMQ makes for it (rabbit_channel
-and rabbit_access_control, 3.10):
+(``topology.open_worker`` as it runs once the deploy step declared the topology,
+``open_publisher``, ``QueueConsumer.start``) and its three kinds of publish (an outbox
+event, a retry, a dead letter) are run against a recording fake channel, and each call
+is mapped to the check RabbitMQ makes for it (rabbit_channel and rabbit_access_control,
+3.10):
 
 | call                                   | configure | write          | read     |
 |----------------------------------------|-----------|----------------|----------|
@@ -26,8 +32,11 @@ and rabbit_access_control, 3.10):
 | basic.publish                          |           | exchange       |          |
 | basic.consume                          |           |                | queue    |
 
-The default exchange ``""`` is checked under the name ``amq.default``. RabbitMQ matches a
-permission with ``re:run`` (a search, not a full match), so every pattern here is anchored.
+The default exchange ``""`` is checked under the name ``amq.default``: no worker writes it
+(through it, any queue could be written). On a topic exchange, a publish is also checked
+against the user's topic permission (its routing key) and a binding against its read
+pattern. RabbitMQ matches a permission with ``re:run`` (a search, not a full match), so
+every pattern here is anchored.
 """
 
 import argparse
@@ -62,6 +71,8 @@ DATABASE = "one"
 DEFAULT_EXCHANGE = "amq.default"  # the name "" is checked under
 PERMISSIONS = ("configure", "write", "read")
 ADMIN_USER = "admin"
+ENT_USER = "one_ent"
+ORDERS_USER = "one_orders"
 INTEGRATION_USER = "one_integration"
 HASHING = "rabbit_password_hashing_sha256"
 
@@ -98,8 +109,12 @@ def dev_db_secret(worker: str) -> str:
 # Names of variables, and dev defaults meant to be public: production sets its own.
 ADMIN_SECRET_VAR = "RABBITMQ_ADMIN_PASSWORD"  # noqa: S105
 INTEGRATION_SECRET_VAR = "INTEGRATION_AMQP_PASSWORD"  # noqa: S105
+ENT_SECRET_VAR = "ENT_AMQP_PASSWORD"  # noqa: S105
+ORDERS_SECRET_VAR = "ORDERS_AMQP_PASSWORD"  # noqa: S105
 DEV_ADMIN_SECRET = "admin-dev"  # noqa: S105
 DEV_INTEGRATION_SECRET = "integration-amqp-dev"  # noqa: S105
+DEV_ENT_SECRET = "ent-amqp-dev"  # noqa: S105
+DEV_ORDERS_SECRET = "orders-amqp-dev"  # noqa: S105
 
 
 # --- what a worker does on the broker -----------------------------------------------------
@@ -217,13 +232,13 @@ class _Connection:
 async def _trace(worker: str, names: Names, settings: CommonSettings) -> list[Access]:
     recorder = _Recorder()
     connection = _Connection(recorder)
-    channel = await connection.channel()
-    queue = await topology.declare_worker(
-        channel,  # type: ignore[arg-type]
+    queue = await topology.open_worker(
+        connection,  # type: ignore[arg-type]
         names,
         worker,
         delivery_limit=settings.delivery_limit,
         retry_delays=settings.retry_delays,
+        prefetch=settings.prefetch,
     )
     publisher = await open_publisher(connection, names.exchange)  # type: ignore[arg-type]
     consumer = QueueConsumer(
@@ -237,11 +252,13 @@ async def _trace(worker: str, names: Names, settings: CommonSettings) -> list[Ac
     )
     await consumer.start()
     # The outbox relay publishes every event with Publisher.publish; QueueConsumer parks a
-    # retry in a tier queue and a poison message in the dead-letter queue with send_to_queue.
+    # retry in a tier of its retry exchange and a poison message in the dead-letter
+    # exchange with Publisher.send.
     await publisher.publish(Outgoing("any.topic", "id", "corr", b"{}"))
     for delay in settings.retry_delays:
-        await publisher.send_to_queue(names.retry_queue(worker, delay), aio_pika.Message(b""))
-    await publisher.send_to_queue(names.dead_letter_queue, aio_pika.Message(b""))
+        tier = names.retry_queue(worker, delay)
+        await publisher.send(names.retry_exchange(worker), tier, aio_pika.Message(b""))
+    await publisher.send(names.dead_exchange, "any.topic", aio_pika.Message(b""))
     return sorted(set(recorder.accesses))
 
 
@@ -290,12 +307,32 @@ def worker_permissions(worker: str, names: Names | None = None) -> dict[str, str
 
 
 def integration_permissions(names: Names | None = None) -> dict[str, str]:
-    """Upstream systems: send commands to the events exchange, read the integration feed."""
+    """Upstream systems: read the integration feed, nothing else."""
     names = names or Names()
+    return {"configure": "^$", "write": "^$", "read": f"^{re.escape(names.upstream_queue)}$"}
+
+
+def publisher_permissions(names: Names | None = None) -> dict[str, str]:
+    """The ENT's apps and the order system: publish to the events exchange, nothing else
+    (what they may publish there, their topic permission says)."""
+    names = names or Names()
+    return {"configure": "^$", "write": f"^{re.escape(names.exchange)}$", "read": "^$"}
+
+
+def _keys(routing_keys: Iterable[str]) -> str:
+    return "^(?:" + "|".join(sorted(re.escape(key) for key in set(routing_keys))) + ")$"
+
+
+def topic_permissions(names: Names | None = None) -> dict[str, dict[str, str]]:
+    """On the events exchange, the routing keys each user may publish: a worker its own
+    events, one_ent the ENT's commands, one_orders the orders; nobody binds there but the
+    deploy step (read: none)."""
+    names = names or Names()
+    wanted = {amqp_user(w): _keys(topics.PUBLICATIONS[w]) for w in topics.WORKERS}
+    wanted[ENT_USER] = _keys(topics.ENT_COMMANDS)
+    wanted[ORDERS_USER] = _keys(topics.ORDER_COMMANDS)
     return {
-        "configure": "^$",
-        "write": f"^{re.escape(names.exchange)}$",
-        "read": f"^{re.escape(names.upstream_queue)}$",
+        user: {"exchange": names.exchange, "write": w, "read": "^$"} for user, w in wanted.items()
     }
 
 
@@ -324,6 +361,8 @@ def dev_passwords() -> dict[str, str]:
     found = {amqp_user(w): dev_amqp_secret(w) for w in topics.WORKERS}
     found[ADMIN_USER] = DEV_ADMIN_SECRET
     found[INTEGRATION_USER] = DEV_INTEGRATION_SECRET
+    found[ENT_USER] = DEV_ENT_SECRET
+    found[ORDERS_USER] = DEV_ORDERS_SECRET
     return found
 
 
@@ -331,22 +370,74 @@ def env_passwords(environ: dict[str, str]) -> dict[str, str]:
     variables = {amqp_user(w): amqp_secret_var(w) for w in topics.WORKERS}
     variables[ADMIN_USER] = ADMIN_SECRET_VAR
     variables[INTEGRATION_USER] = INTEGRATION_SECRET_VAR
+    variables[ENT_USER] = ENT_SECRET_VAR
+    variables[ORDERS_USER] = ORDERS_SECRET_VAR
     missing = [var for var in variables.values() if not environ.get(var)]
     if missing:
         raise SystemExit(f"missing passwords: {', '.join(missing)}")
     return {user: environ[var] for user, var in variables.items()}
 
 
+def _topology(names: Names, vhost: str) -> dict[str, list[dict[str, Any]]]:
+    """``topology.plan`` with the settings' defaults, as RabbitMQ definitions."""
+    settings = CommonSettings.model_construct()
+    wanted = topology.plan(
+        names, delivery_limit=settings.delivery_limit, retry_delays=settings.retry_delays
+    )
+    return {
+        "exchanges": [
+            {
+                "name": e.name,
+                "vhost": vhost,
+                "type": e.type.value,
+                "durable": True,
+                "auto_delete": False,
+                "internal": False,
+                "arguments": {},
+            }
+            for e in wanted.exchanges
+        ],
+        "queues": [
+            {
+                "name": q.name,
+                "vhost": vhost,
+                "durable": True,
+                "auto_delete": False,
+                "arguments": q.arguments,
+            }
+            for q in wanted.queues
+        ],
+        "bindings": [
+            {
+                "source": b.exchange,
+                "vhost": vhost,
+                "destination": b.queue,
+                "destination_type": "queue",
+                "routing_key": b.routing_key,
+                "arguments": {},
+            }
+            for b in wanted.bindings
+        ],
+    }
+
+
 def definitions(
     names: Names | None = None,
     passwords: dict[str, str] | None = None,
     salt: Callable[[str], bytes | None] = _dev_salt,
+    *,
+    vhost: str = VHOST,
+    user: Callable[[str], str] = lambda name: name,
 ) -> dict[str, Any]:
+    """The broker's definitions: users, their permissions and topic permissions, the vhost
+    and its topology. ``user`` renames the users (a test's own, on a shared broker)."""
     names = names or Names()
     passwords = passwords or dev_passwords()
     permissions: dict[str, dict[str, str]] = {
         ADMIN_USER: {"configure": ".*", "write": ".*", "read": ".*"},
         **{amqp_user(w): worker_permissions(w, names) for w in topics.WORKERS},
+        ENT_USER: publisher_permissions(names),
+        ORDERS_USER: publisher_permissions(names),
         INTEGRATION_USER: integration_permissions(names),
     }
     tags = {ADMIN_USER: ["administrator"]}
@@ -354,26 +445,27 @@ def definitions(
         "rabbit_version": "3.10.0",
         "users": [
             {
-                "name": user,
-                "password_hash": password_hash(passwords[user], salt(user)),
+                "name": user(name),
+                "password_hash": password_hash(passwords[name], salt(name)),
                 "hashing_algorithm": HASHING,
-                "tags": tags.get(user, []),
+                "tags": tags.get(name, []),
                 "limits": {},
             }
-            for user in permissions
+            for name in permissions
         ],
-        "vhosts": [{"name": VHOST}],
+        "vhosts": [{"name": vhost}],
         "permissions": [
-            {"user": user, "vhost": VHOST, **perms} for user, perms in permissions.items()
+            {"user": user(name), "vhost": vhost, **perms} for name, perms in permissions.items()
         ],
-        "topic_permissions": [],
+        "topic_permissions": [
+            {"user": user(name), "vhost": vhost, **perms}
+            for name, perms in topic_permissions(names).items()
+        ],
         "parameters": [],
         "global_parameters": [],
         "policies": [],
-        # The workers declare their exchanges, queues and bindings themselves at start.
-        "queues": [],
-        "exchanges": [],
-        "bindings": [],
+        # What onectl topology apply declares: the broker starts with all of it.
+        **_topology(names, vhost),
     }
 
 
@@ -430,7 +522,7 @@ def main(argv: list[str] | None = None) -> int:
         "--passwords-from-env",
         action="store_true",
         help=f"read {amqp_secret_var('<WORKER>')}, {ADMIN_SECRET_VAR}, "
-        f"{INTEGRATION_SECRET_VAR}; random salts",
+        f"{INTEGRATION_SECRET_VAR}, {ENT_SECRET_VAR}, {ORDERS_SECRET_VAR}; random salts",
     )
     parser.add_argument("--definitions", type=Path, default=DEFINITIONS)
     parser.add_argument("--init-sql", type=Path, default=INIT_SQL)

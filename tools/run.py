@@ -5,6 +5,8 @@ import asyncio
 import signal
 from pathlib import Path
 
+from onectl.broker import apply_topology
+from onectl.config import OnectlSettings
 from shared import topics
 from tools import smtp_sink
 from tools.workers import WorkerProcess
@@ -23,6 +25,8 @@ async def run() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
+        applied = await apply_topology(OnectlSettings())  # the deploy step, as compose runs it
+        print(f"Topology applied ({len(applied.declared)} objects)", flush=True)
         await asyncio.gather(*(w.start() for w in workers))
         print("All four workers are running; publish on the 'one.events' exchange.", flush=True)
         for name, port in ports.items():

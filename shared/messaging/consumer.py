@@ -333,8 +333,9 @@ class QueueConsumer:
             REASON_HEADER: _short(outcome.reason),
             TOPIC_HEADER: _topic(message, outcome),
         }
-        await self._publisher.send_to_queue(
-            self._names.retry_queue(self._worker, delay), _copy(message, headers)
+        tier = self._names.retry_queue(self._worker, delay)
+        await self._publisher.send(
+            self._names.retry_exchange(self._worker), tier, _copy(message, headers)
         )
         self._metrics.retried(self._label(message))
 
@@ -347,7 +348,8 @@ class QueueConsumer:
             "x-one-worker": self._worker,
             "x-one-dead-at": datetime.now(UTC).isoformat(),
         }
-        await self._publisher.send_to_queue(self._names.dead_letter_queue, _copy(message, headers))
+        topic = _topic(message, outcome) or "unknown"
+        await self._publisher.send(self._names.dead_exchange, topic, _copy(message, headers))
         self._metrics.dead_lettered(self._label(message))
 
     def _label(self, message: AbstractIncomingMessage) -> str:

@@ -42,6 +42,7 @@ class Publisher:
     def __init__(self, channel: AbstractChannel, exchange: AbstractExchange) -> None:
         self._channel = channel
         self._exchange = exchange
+        self._others: dict[str, AbstractExchange] = {}
 
     async def publish(self, out: Outgoing) -> None:
         await self._exchange.publish(
@@ -51,10 +52,15 @@ class Publisher:
     async def publish_many(self, batch: Iterable[Outgoing]) -> None:
         await asyncio.gather(*(self.publish(out) for out in batch))
 
-    async def send_to_queue(self, queue: str, message: aio_pika.Message) -> None:
-        """Straight to a named queue through the default exchange (retry tiers)."""
-        await self._channel.default_exchange.publish(
-            message, routing_key=queue, mandatory=True, timeout=PUBLISH_TIMEOUT
+    async def send(self, exchange: str, routing_key: str, message: aio_pika.Message) -> None:
+        """To another exchange of the topology (a worker's retry exchange, the dead-letter
+        exchange), never the default one: through that, any queue could be written."""
+        found = self._others.get(exchange)
+        if found is None:
+            found = await self._channel.get_exchange(exchange, ensure=False)
+            self._others[exchange] = found
+        await found.publish(
+            message, routing_key=routing_key, mandatory=True, timeout=PUBLISH_TIMEOUT
         )
 
 

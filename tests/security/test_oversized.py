@@ -150,8 +150,8 @@ class FakePublisher:
     def __init__(self) -> None:
         self.sent: list[str] = []
 
-    async def send_to_queue(self, queue: str, message: Any) -> None:
-        self.sent.append(queue)
+    async def send(self, exchange: str, routing_key: str, message: Any) -> None:
+        self.sent.append(exchange)
 
 
 async def test_a_garbage_attempt_header_does_not_leave_the_message_unsettled() -> None:

@@ -30,6 +30,7 @@ from tools import deploy_config as dc
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = {"rabbitmq", "postgres", "mailpit"}
+DEPLOY_STEPS = {"topology"}
 NAMES = Names()  # the names compose.yaml runs with (checked below)
 DEFAULT_DELAYS = CommonSettings.model_construct().retry_delays
 # Retry tiers the definitions must allow too: ONE_RETRY_DELAYS may change without them.
@@ -111,11 +112,20 @@ def permission_problems(defs: dict[str, Any], worker: str) -> list[str]:
         for access in accesses(worker, delays):
             if not rabbit_allows(perms[access.permission], access.name):
                 problems.append(f"{user} lacks {access.permission} on {access.name}: {access.why}")
-    # Nothing on another worker's queues.
+    # Nothing on another worker's queues, nor its retry exchange.
     for queue in other_workers_queues(worker):
         for p in dc.PERMISSIONS:
             if rabbit_allows(perms[p], queue):
                 problems.append(f"{user} may {p} {queue}, another worker's queue")
+    for other in topics.WORKERS:
+        if other != worker and rabbit_allows(perms["write"], NAMES.retry_exchange(other)):
+            problems.append(f"{user} may write {NAMES.retry_exchange(other)}")
+    # Configures nothing (the deploy step declared everything), never writes the default
+    # exchange (through which any queue could be written).
+    if perms["configure"] != "^$":
+        problems.append(f"{user} may configure {perms['configure']!r}")
+    if rabbit_allows(perms["write"], dc.DEFAULT_EXCHANGE):
+        problems.append(f"{user} may write {dc.DEFAULT_EXCHANGE}")
     # Reads only its own queues: not the dead letters, not the integration feed.
     own = NAMES.work_queue(worker)
     for queue in [NAMES.dead_letter_queue, NAMES.upstream_queue]:
@@ -132,7 +142,6 @@ def permission_problems(defs: dict[str, Any], worker: str) -> list[str]:
         "amq.topic",
         "amq.gen-abc",
         "anything",
-        "",
     ]
     for name in strangers:
         for p in dc.PERMISSIONS:
@@ -198,8 +207,26 @@ def worker_problems(spec: dict[str, Any], worker: str) -> list[str]:
 # --- compose.yaml -------------------------------------------------------------------------
 
 
-def test_the_stack_is_the_three_services_and_every_worker() -> None:
-    assert set(compose()["services"]) == INFRA | set(topics.WORKERS)
+def test_the_stack_is_the_three_services_the_deploy_step_and_every_worker() -> None:
+    assert set(compose()["services"]) == INFRA | DEPLOY_STEPS | set(topics.WORKERS)
+
+
+def test_the_topology_is_applied_by_the_admin_before_any_worker_starts() -> None:
+    services = compose()["services"]
+    step = services["topology"]
+    assert step["command"] == ["python", "-m", "onectl", "topology", "apply"]
+    assert step["restart"] == "no"
+    assert step["depends_on"]["rabbitmq"] == {"condition": "service_healthy"}
+    amqp = urlsplit(interpolate(step["environment"]["ONE_AMQP_URL"]))
+    assert (amqp.username, amqp.password, amqp.path) == (
+        dc.ADMIN_USER,
+        dc.DEV_ADMIN_SECRET,
+        f"/{dc.VHOST}",
+    )
+    for worker in topics.WORKERS:
+        assert services[worker]["depends_on"]["topology"] == {
+            "condition": "service_completed_successfully"
+        }
 
 
 @pytest.mark.parametrize("worker", topics.WORKERS)
@@ -246,6 +273,8 @@ def test_replicas_follow_the_environment() -> None:
 
 def test_every_service_has_a_healthcheck_and_a_restart_policy() -> None:
     for name, service in compose()["services"].items():
+        if name in DEPLOY_STEPS:  # runs once, then exits
+            continue
         test = service.get("healthcheck", {}).get("test")
         assert test and test[0] in {"CMD", "CMD-SHELL"}, name
         assert service.get("restart") == "unless-stopped", name
@@ -401,9 +430,12 @@ def test_worker_may_do_what_it_does_and_nothing_on_other_queues(worker: str) -> 
 def test_worker_reads_its_own_queues_and_not_another_workers(worker: str) -> None:
     read = user_permissions(definitions(), dc.amqp_user(worker))
     assert read is not None
-    own = [NAMES.work_queue(worker), *(NAMES.retry_queue(worker, d) for d in DEFAULT_DELAYS)]
-    assert all(re.fullmatch(read["read"], q) for q in own)
+    assert re.fullmatch(read["read"], NAMES.work_queue(worker))
     assert not any(rabbit_allows(read["read"], q) for q in other_workers_queues(worker))
+    # Its retry tiers dead-letter back to its queue by themselves: it never reads them.
+    assert not any(
+        rabbit_allows(read["read"], NAMES.retry_queue(worker, d)) for d in DEFAULT_DELAYS
+    )
 
 
 @pytest.mark.parametrize(
@@ -415,6 +447,8 @@ def test_worker_reads_its_own_queues_and_not_another_workers(worker: str) -> Non
         ("read", "^one\\..*$"),
         ("read", "one\\.order_intake"),  # unanchored: RabbitMQ searches
         ("write", "^(?:one\\.events|one\\.order_intake|one\\.account_manager)$"),
+        ("write", "^(?:one\\.events|one\\.dead|one\\.order_intake\\.retry|amq\\.default)$"),
+        ("configure", "^one\\.order_intake$"),
     ],
 )
 def test_a_permission_too_broad_is_caught(permission: str, pattern: str) -> None:
@@ -429,10 +463,10 @@ def test_a_permission_too_narrow_or_a_missing_user_is_caught() -> None:
     defs = copy.deepcopy(definitions())
     for entry in defs["permissions"]:
         if entry["user"] == dc.amqp_user(topics.ORDER_INTAKE):
-            entry["write"] = "^one\\.events$"  # no retries, no binding of its queue
+            entry["write"] = "^one\\.events$"  # no retries, no dead letters
     problems = permission_problems(defs, topics.ORDER_INTAKE)
-    assert any("lacks write on amq.default" in p for p in problems)
-    assert any("lacks write on one.order_intake" in p for p in problems)
+    assert any("lacks write on one.order_intake.retry" in p for p in problems)
+    assert any("lacks write on one.dead" in p for p in problems)
     defs["permissions"] = [
         e for e in defs["permissions"] if e["user"] != dc.amqp_user(topics.ORDER_INTAKE)
     ]
@@ -440,24 +474,81 @@ def test_a_permission_too_narrow_or_a_missing_user_is_caught() -> None:
 
 
 def test_the_trace_follows_the_real_topology() -> None:
-    """The recorded start-up is the real one: every queue it configures is one that
-    ``all_queue_names`` lists, and the worker consumes its own queue."""
-    from shared.messaging.topology import all_queue_names
+    """The recorded start-up is the real one, once the deploy step ran: the worker
+    configures nothing, consumes its own queue, and publishes to the events exchange, its
+    retry exchange and the dead-letter exchange, all of them in the plan."""
+    from shared.messaging.topology import all_exchange_names
 
-    known = set(all_queue_names(NAMES, DEFAULT_DELAYS))
+    exchanges = set(all_exchange_names(NAMES))
     for worker in topics.WORKERS:
         done = accesses(worker, tuple(DEFAULT_DELAYS))
-        configured = {a.name for a in done if a.permission == "configure" and a.kind == "queue"}
-        assert configured <= known
-        assert NAMES.work_queue(worker) in configured
-        assert dc.Access("read", "queue", NAMES.work_queue(worker), "basic.consume") in done
+        assert not [a for a in done if a.permission == "configure"]
+        assert {a.name for a in done if a.permission == "read"} == {NAMES.work_queue(worker)}
+        written = {a.name for a in done if a.permission == "write"}
+        assert written == {NAMES.exchange, NAMES.dead_exchange, NAMES.retry_exchange(worker)}
+        assert written <= exchanges
 
 
-def test_integration_user_sends_commands_and_reads_the_feed_only() -> None:
+def test_the_definitions_carry_the_whole_topology() -> None:
+    """What onectl topology apply declares, the broker starts with: every queue with its
+    arguments, every exchange, every binding (a worker's subscriptions among them)."""
+    from shared.messaging.topology import plan
+
+    wanted = plan(NAMES, delivery_limit=5, retry_delays=DEFAULT_DELAYS)
+    defs = definitions()
+    queues = {q["name"]: q["arguments"] for q in defs["queues"]}
+    assert queues == {q.name: q.arguments for q in wanted.queues}
+    assert {e["name"]: e["type"] for e in defs["exchanges"]} == {
+        e.name: e.type.value for e in wanted.exchanges
+    }
+    bindings = {(b["source"], b["destination"], b["routing_key"]) for b in defs["bindings"]}
+    for worker in topics.WORKERS:
+        for topic in topics.SUBSCRIPTIONS[worker]:
+            assert (NAMES.exchange, NAMES.work_queue(worker), topic) in bindings
+    dead = queues[NAMES.dead_letter_queue]
+    assert dead["x-max-length"] > 0 and dead["x-message-ttl"] > 0  # bounded
+    assert dead["x-overflow"] == "drop-head"
+
+
+def topic_write(user: str) -> str:
+    [entry] = [t for t in definitions()["topic_permissions"] if t["user"] == user]
+    assert entry["exchange"] == NAMES.exchange and entry["read"] == "^$"
+    return str(entry["write"])
+
+
+EVERY_TOPIC = sorted(
+    {t for subs in topics.SUBSCRIPTIONS.values() for t in subs}
+    | {t for pubs in topics.PUBLICATIONS.values() for t in pubs}
+    | {topics.DIRECTORY_SYNC_APPROVE_REQUESTED, "anything", "order.received.x", ""}
+)
+
+
+@pytest.mark.parametrize("worker", topics.WORKERS)
+def test_a_worker_publishes_its_own_events_only(worker: str) -> None:
+    write = topic_write(dc.amqp_user(worker))
+    allowed = {t for t in EVERY_TOPIC if rabbit_allows(write, t)}
+    assert allowed == set(topics.PUBLICATIONS[worker])
+
+
+def test_the_ent_publishes_its_commands_and_the_order_system_its_orders_only() -> None:
+    ent = {t for t in EVERY_TOPIC if rabbit_allows(topic_write(dc.ENT_USER), t)}
+    assert ent == set(topics.ENT_COMMANDS)
+    # Every command (*.requested) and account.activated; no event, no order.
+    commands = {t for t in EVERY_TOPIC if t.endswith(".requested")}
+    assert ent == commands | {topics.ACCOUNT_ACTIVATED}
+    assert topics.ACCOUNTS_CREATED not in ent and topics.ORDER_RECEIVED not in ent
+    orders = {t for t in EVERY_TOPIC if rabbit_allows(topic_write(dc.ORDERS_USER), t)}
+    assert orders == {topics.ORDER_RECEIVED}
+    for user in (dc.ENT_USER, dc.ORDERS_USER):
+        perms = user_permissions(definitions(), user)
+        assert perms == {"configure": "^$", "write": "^one\\.events$", "read": "^$"}
+
+
+def test_integration_user_reads_the_feed_only() -> None:
     perms = user_permissions(definitions(), dc.INTEGRATION_USER)
     assert perms is not None
-    assert rabbit_allows(perms["write"], NAMES.exchange)
     assert rabbit_allows(perms["read"], NAMES.upstream_queue)
+    assert not rabbit_allows(perms["write"], NAMES.exchange)
     for queue in [NAMES.work_queue(w) for w in topics.WORKERS] + [NAMES.dead_letter_queue]:
         assert not any(rabbit_allows(perms[p], queue) for p in dc.PERMISSIONS)
     assert not rabbit_allows(perms["configure"], NAMES.upstream_queue)
