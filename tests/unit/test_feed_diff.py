@@ -503,3 +503,58 @@ def test_a_run_computed_in_a_worker_process_comes_back_whole(tmp_path: Path):
     assert {(e.type, e.dataschema) for e in published} == {
         ("directory.synced", DirectorySynced.dataschema())
     }
+
+
+# ---------------------------------------------------------------------------------------
+# INE, reports' size
+# ---------------------------------------------------------------------------------------
+
+
+def test_a_pupil_is_matched_by_his_ine_first_across_renames_and_typos() -> None:
+    zoe = pupil("Zoé", "LEFÈVRE", line=2, ine="1111111111A")
+    snapshot = applied(export([zoe, LEO]))
+    before = by_name(snapshot.persons)["Zoé"]
+    # Her name corrected and her birth date fixed: by DESIGN §4 alone she would leave and
+    # a stranger arrive; her INE says she is the same pupil.
+    renamed = pupil("Zoey", "LEFEVRE-MARTIN", line=2, born=date(2019, 3, 5), ine="1111111111A")
+    result = diff(snapshot, export([renamed, LEO]))
+    assert result.counts.model_dump() == {
+        "created": 0,
+        "updated": 1,
+        "moved": 0,
+        "left": 0,
+        "unchanged": 1,
+    }
+    [updated] = result.updated
+    assert (updated.feed_id, updated.first_name, updated.ine) == (before.feed_id, "Zoey", zoe.ine)
+
+
+def test_two_ines_are_two_pupils_whatever_their_names() -> None:
+    snapshot = applied(export([pupil("Zoé", "MARTIN", line=2, ine="1111111111A")]))
+    homonym = pupil("Zoé", "MARTIN", line=2, ine="2222222222B")  # same names, same birth
+    result = diff(snapshot, export([homonym]))
+    assert (len(result.created), len(result.left)) == (1, 1)
+    # A pupil the last feed knew without INE (an older layout) is found by his names.
+    plain = applied(export([pupil("Zoé", "MARTIN", line=2)]))
+    result = diff(plain, export([homonym]))
+    assert (len(result.created), len(result.left), len(result.updated)) == (0, 0, 1)
+    assert result.updated[0].feed_id == plain.persons[0].feed_id
+
+
+def test_a_report_keeps_its_first_findings_and_counts_the_rest() -> None:
+    noisy = [Problem("eleves.csv", n, f"warning {n}") for n in range(2, 702)]
+    result = conclude(
+        domain.EMPTY,
+        export(BASE.pupils, BASE.parents, BASE.teachers, warnings=noisy),
+        "d1",
+        run_id=RUN,
+        school_id=SCHOOL,
+        dry_run=False,
+        leave_share=0.1,
+        chunk_size=500,
+    )
+    assert len(result.warnings) == domain.REPORT_FINDINGS + 1
+    assert [w.line for w in result.warnings[:3]] == [2, 3, 4]
+    assert result.warnings[-1].message == (
+        "500 more warnings not listed (a report keeps the first 200)"
+    )
