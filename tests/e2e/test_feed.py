@@ -17,6 +17,22 @@ from tools.waits import eventually
 NUMBER = 4321
 
 
+async def every_account(spy: EventSpy, persons: int) -> list[dict]:
+    """The accounts.created entries of ``persons`` persons (the administrator aside)."""
+
+    async def everyone() -> list[dict] | None:
+        created = [
+            a
+            for e in spy.of_type("accounts.created")
+            for a in e["data"]["accounts"]
+            if a["profile"] != "administrator"
+        ]
+        return created if len(created) >= persons else None
+
+    found: list[dict] = await eventually(everyone, timeout=90, what="every person's account")
+    return found
+
+
 async def test_an_automatic_school_gets_its_accounts_from_its_drop(
     pipeline: Pipeline, channel: AbstractChannel
 ):
@@ -35,16 +51,7 @@ async def test_an_automatic_school_gets_its_accounts_from_its_drop(
     persons = len(school.pupils) + len(school.parents) + len(school.teachers)
     assert report["data"]["counts"]["created"] == persons
 
-    async def everyone() -> list[dict] | None:
-        created = [
-            a
-            for e in spy.of_type("accounts.created")
-            for a in e["data"]["accounts"]
-            if a["profile"] != "administrator"
-        ]
-        return created if len(created) >= persons else None
-
-    accounts = await eventually(everyone, timeout=90, what="every person's account")
+    accounts = await every_account(spy, persons)
     assert len({a["account_id"] for a in accounts}) == len(accounts) == persons
     assert len({a["login"] for a in accounts}) == persons
     by_profile = {p: sum(a["profile"] == p for a in accounts) for p in ("student", "relative")}
@@ -137,16 +144,7 @@ async def test_an_onde_download_of_the_2021_layout_gives_every_account_once(
     persons = len(school.pupils) + len(school.parents) + len(school.teachers)
     assert report["data"]["counts"]["created"] == persons
 
-    async def everyone() -> list[dict] | None:
-        created = [
-            a
-            for e in spy.of_type("accounts.created")
-            for a in e["data"]["accounts"]
-            if a["profile"] != "administrator"
-        ]
-        return created if len(created) >= persons else None
-
-    accounts = await eventually(everyone, timeout=90, what="every person's account")
+    accounts = await every_account(spy, persons)
     assert len({a["account_id"] for a in accounts}) == len(accounts) == persons
     by_profile = {p: sum(a["profile"] == p for a in accounts) for p in ("student", "relative")}
     assert by_profile == {"student": len(school.pupils), "relative": len(school.parents)}

@@ -15,29 +15,23 @@ from pydantic import ValidationError
 
 from shared import topics
 from shared.contracts.commands import AccountsCreateRequested, ClassRenameRequested
-from shared.contracts.orders import OrderReceived
 from shared.envelope import Envelope
 from shared.errors import PermanentError
-from shared.messaging.consumer import REASON_BYTES, MessageProcessor, QueueConsumer, Route
-from shared.messaging.topology import Names
+from shared.messaging.consumer import REASON_BYTES
 from shared.metrics import Metrics
-from shared.settings import CommonSettings
 from shared.store import TransactionStore
-from shared.worker import Context, Wiring, Worker
 from tests.conftest import Stack
-from tests.security.test_oversized import FakeMessage, FakePublisher, NeverOpened
+from tests.security.test_oversized import (
+    FakeMessage,
+    FakePublisher,
+    order_worker,
+    processor,
+    settling,
+)
 from tests.support.broker import publish_raw, wait_for_queue
 from tests.support.orders import cloudevent, order_data
 
 HUGE = "x" * 300_000
-
-
-def processor() -> MessageProcessor[Any]:
-    async def never_called(event: Envelope[Any], *, store: Any) -> None:
-        raise AssertionError("the handler was reached")
-
-    routes = {topics.ORDER_RECEIVED: Route(OrderReceived, never_called)}
-    return MessageProcessor(routes, NeverOpened())
 
 
 @pytest.mark.parametrize(
@@ -54,22 +48,9 @@ async def test_an_envelope_attribute_over_200_characters_is_dead_with_a_short_re
     assert HUGE[:1000] not in outcome.reason
 
 
-def consumer(metrics: Metrics, publisher: FakePublisher) -> QueueConsumer:
-    return QueueConsumer(
-        None,  # type: ignore[arg-type]  # _settle never touches the queue
-        processor(),
-        publisher,  # type: ignore[arg-type]
-        names=Names(exchange="t.events", prefix="t"),
-        worker=topics.ORDER_INTAKE,
-        retry_delays=[1.0],
-        max_attempts=3,
-        metrics=metrics,
-    )
-
-
 async def test_forged_topics_all_count_as_other_on_the_metrics_page() -> None:
     metrics = Metrics(topics.ORDER_INTAKE)
-    consuming = consumer(metrics, FakePublisher())
+    consuming = settling(FakePublisher(), metrics)
     for n in range(1000):
         message = FakeMessage({"x-one-topic": f"forged.{n}.{uuid.uuid4()}"})
         await consuming._settle(message)  # type: ignore[arg-type]
@@ -92,12 +73,7 @@ async def test_a_long_failure_gives_a_bounded_reason_header(
             raise PermanentError("refused: " + "é" * 10_000)
         handled.append(event.id)
 
-    async def wire(_: Context) -> Wiring[TransactionStore]:
-        return Wiring(
-            routes={topics.ORDER_RECEIVED: Route(OrderReceived, handler)}, store=TransactionStore
-        )
-
-    worker = Worker(topics.ORDER_INTAKE, stack.settings(CommonSettings), tmp_path, wire)
+    worker = order_worker(stack, tmp_path, handler)
     await worker.start()
     try:
         huge_type = cloudevent(order_data("BC-T"), event_id="type-1")

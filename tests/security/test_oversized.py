@@ -22,6 +22,7 @@ from shared.contracts.orders import OrderReceived
 from shared.envelope import Envelope
 from shared.messaging.consumer import MessageProcessor, Outcome, QueueConsumer, Route
 from shared.messaging.topology import Names
+from shared.metrics import Metrics
 from shared.settings import DEFAULT_MAX_MESSAGE_BYTES, CommonSettings
 from shared.store import TransactionStore
 from shared.worker import Context, Wiring, Worker
@@ -85,6 +86,17 @@ async def test_legitimate_large_messages_fit_the_default_limit() -> None:
     assert refused.kind == "dead" and "over the limit" in str(refused.reason)
 
 
+def order_worker(stack: Stack, migrations: Path, handler: Any) -> Worker:
+    """A worker whose one route, order.received, runs ``handler``."""
+
+    async def wire(_: Context) -> Wiring[TransactionStore]:
+        return Wiring(
+            routes={topics.ORDER_RECEIVED: Route(OrderReceived, handler)}, store=TransactionStore
+        )
+
+    return Worker(topics.ORDER_INTAKE, stack.settings(CommonSettings), migrations, wire)
+
+
 async def test_a_worker_dead_letters_an_oversized_message_with_its_size(
     stack: Stack, channel: AbstractChannel, tmp_path: Path
 ) -> None:
@@ -93,12 +105,7 @@ async def test_a_worker_dead_letters_an_oversized_message_with_its_size(
     async def handler(event: Envelope[Any], *, store: TransactionStore) -> None:
         handled.append(event.id)
 
-    async def wire(_: Context) -> Wiring[TransactionStore]:
-        return Wiring(
-            routes={topics.ORDER_RECEIVED: Route(OrderReceived, handler)}, store=TransactionStore
-        )
-
-    worker = Worker(topics.ORDER_INTAKE, stack.settings(CommonSettings), tmp_path, wire)
+    worker = order_worker(stack, tmp_path, handler)
     await worker.start()
     try:
         body = order_body(padding=DEFAULT_MAX_MESSAGE_BYTES)
@@ -154,17 +161,23 @@ class FakePublisher:
         self.sent.append(exchange)
 
 
-async def test_a_garbage_attempt_header_does_not_leave_the_message_unsettled() -> None:
-    publisher = FakePublisher()
-    consumer = QueueConsumer(
-        None,  # type: ignore[arg-type]  # _settle never touches the queue
+def settling(publisher: FakePublisher, metrics: Metrics | None = None) -> QueueConsumer:
+    """A consumer whose ``_settle`` is called by hand (it never touches its queue)."""
+    return QueueConsumer(
+        None,  # type: ignore[arg-type]
         processor(),
         publisher,  # type: ignore[arg-type]
         names=Names(exchange="t.events", prefix="t"),
         worker=topics.ORDER_INTAKE,
         retry_delays=[1.0],
         max_attempts=3,
+        metrics=metrics,
     )
+
+
+async def test_a_garbage_attempt_header_does_not_leave_the_message_unsettled() -> None:
+    publisher = FakePublisher()
+    consumer = settling(publisher)
     message = FakeMessage({"x-one-attempt": "not a number"})
     await consumer._settle(message)  # type: ignore[arg-type]
     assert message.settled == ["ack"] and publisher.sent  # dead-lettered, acknowledged

@@ -22,7 +22,13 @@ from services.directory_sync.onde.columns import Columns, column, locate
 from services.directory_sync.onde.families import ParentRows
 from services.directory_sync.onde.model import ChildRef, Limits, Parent, Problem, person
 from services.directory_sync.onde.table import Table, cells, optional
-from services.directory_sync.onde.values import email, parse_date, too_long, too_long_problem
+from services.directory_sync.onde.values import (
+    email,
+    names_of,
+    parse_date,
+    too_long,
+    too_long_problem,
+)
 
 COLUMNS: Columns = {
     "civility": column("Civilité Responsable", "civiliteresponsable", "civilite"),
@@ -163,14 +169,18 @@ def _row(
     errors: list[Problem],
     warnings: list[Problem],
 ) -> ParentRows | None:
-    last, first, usage = c[at["last_name"]], c[at["first_name"]], c[at["usage_name"]]
-    if not first or not (last or usage):
-        errors.append(Problem(file, line, "parent without Nom responsable or Prénom responsable"))
+    names = names_of(
+        c,
+        at,
+        who="parent",
+        needed="Nom responsable or Prénom responsable",
+        limit=limits.max_name_length,
+        where=(file, line),
+        errors=errors,
+    )
+    if names is None:
         return None
-    last = last or usage
-    if too_long(limits.max_name_length, last, first, usage):
-        errors.append(too_long_problem(file, line, "parent", limits.max_name_length))
-        return None
+    last, first, usage = names
     children: list[ChildRef] = []
     for number, group in enumerate(child_at, start=1):
         child = _child(c, group, line)

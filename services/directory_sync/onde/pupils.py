@@ -14,7 +14,7 @@ from datetime import date
 from services.directory_sync.onde.columns import Columns, column, locate
 from services.directory_sync.onde.model import Limits, Problem, Pupil, person
 from services.directory_sync.onde.table import Table, cells, optional
-from services.directory_sync.onde.values import parse_date, too_long, too_long_problem
+from services.directory_sync.onde.values import names_of, parse_date
 from shared.names import fold_name
 
 COLUMNS: Columns = {
@@ -64,14 +64,18 @@ def parse_pupils(table: Table, limits: Limits) -> tuple[list[Pupil], list[Proble
     ines: dict[str, int] = {}
     for line, row in table.rows:
         c = cells(row, width)
-        last, first, usage = c[at["last_name"]], c[at["first_name"]], c[at["usage_name"]]
-        if not first or not (last or usage):
-            errors.append(Problem(file, line, "pupil without Nom Elève or Prénom Elève"))
+        names = names_of(
+            c,
+            at,
+            who="pupil",
+            needed="Nom Elève or Prénom Elève",
+            limit=limits.max_name_length,
+            where=(file, line),
+            errors=errors,
+        )
+        if names is None:
             continue
-        last = last or usage
-        if too_long(limits.max_name_length, last, first, usage):
-            errors.append(too_long_problem(file, line, "pupil", limits.max_name_length))
-            continue
+        last, first, usage = names
         who = person(first, last)
         raw_birth = c[at["birth_date"]]
         birth = parse_date(raw_birth)

@@ -8,7 +8,7 @@ Classe 2``).
 from services.directory_sync.onde.columns import Columns, all_of, column, locate
 from services.directory_sync.onde.model import Limits, Problem, Teacher, person
 from services.directory_sync.onde.table import Table, cells, optional
-from services.directory_sync.onde.values import email, too_long, too_long_problem
+from services.directory_sync.onde.values import email, names_of
 from shared.names import fold_name
 
 COLUMNS: Columns = {
@@ -46,15 +46,20 @@ def parse_teachers(
     warnings: list[Problem] = []
     for line, row in table.rows:
         c = cells(row, width)
-        last, first, usage = c[at["last_name"]], c[at["first_name"]], c[at["usage_name"]]
-        if not first or not (last or usage):
-            errors.append(Problem(file, line, "teacher without Nom or Prénom"))
-            continue
-        last = last or usage
         classes = tuple(dict.fromkeys(c[i] for i in class_columns if c[i]))
-        if too_long(limits.max_name_length, last, first, usage, *classes):
-            errors.append(too_long_problem(file, line, "teacher", limits.max_name_length))
+        names = names_of(
+            c,
+            at,
+            who="teacher",
+            needed="Nom or Prénom",
+            limit=limits.max_name_length,
+            where=(file, line),
+            errors=errors,
+            more=classes,
+        )
+        if names is None:
             continue
+        last, first, usage = names
         raw_director = c[at["director"]]
         director = fold_name(raw_director) in _YES
         if not director and fold_name(raw_director) not in _NO:

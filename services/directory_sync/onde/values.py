@@ -1,7 +1,9 @@
 """Cells read as values: dates as ONDE and spreadsheets write them, emails, names' length."""
 
 import re
+from collections.abc import Mapping
 from datetime import date
+from typing import NamedTuple
 
 from services.directory_sync.onde.model import Problem
 
@@ -45,5 +47,36 @@ def too_long(limit: int, *names: str) -> bool:
     return max(map(len, names)) > limit
 
 
-def too_long_problem(file: str, line: int, what: str, limit: int) -> Problem:
-    return Problem(file, line, f"{what}: a name longer than {limit} characters, row refused")
+class Names(NamedTuple):
+    last: str  # the family name, or the usage name when the row gives no other
+    first: str
+    usage: str
+
+
+def names_of(
+    cells: list[str],
+    at: Mapping[str, int],
+    *,
+    who: str,
+    needed: str,
+    limit: int,
+    where: tuple[str, int],
+    errors: list[Problem],
+    more: tuple[str, ...] = (),
+) -> Names | None:
+    """The row's person's names, or None with an error: a first name and a family or usage
+    name are needed, none of them (nor ``more``) longer than ``limit``."""
+    last, first, usage = cells[at["last_name"]], cells[at["first_name"]], cells[at["usage_name"]]
+    file, line = where
+    if not first or not (last or usage):
+        errors.append(Problem(file, line, f"{who} without {needed}"))
+        return None
+    last = last or usage
+    if too_long(limit, last, first, usage, *more):
+        errors.append(too_long_problem(file, line, who, limit))
+        return None
+    return Names(last, first, usage)
+
+
+def too_long_problem(file: str, line: int, who: str, limit: int) -> Problem:
+    return Problem(file, line, f"{who}: a name longer than {limit} characters, row refused")
