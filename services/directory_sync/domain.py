@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field, TypeAdapter, ValidationError
 
+from services.directory_sync import turnover
 from services.directory_sync.onde import Drop, Export, Kind, Limits, Problem, read_drop
 from shared.contracts.common import Model, Uai
 from shared.contracts.directory import (
@@ -53,6 +54,8 @@ class SnapshotPerson(Model):
     children: list[UUID] = Field(default_factory=list)
     director: bool = False
     ine: str | None = None  # a pupil's national id, when the export gives it
+    level: str | None = None  # a pupil's "Niveau": his moving up tells the year's turnover
+    decision: str | None = None  # a pupil's "Décision de passage"
 
     def to_feed(self) -> FeedPerson:
         # The name a person goes by is his usage name when he has one.
@@ -163,6 +166,8 @@ class Incoming(NamedTuple):
     line: int | None
     child_lines: tuple[int, ...] = ()  # a parent's children, by their pupils-file line
     ine: str | None = None
+    level: str | None = None
+    decision: str | None = None
 
     def is_as(self, old: SnapshotPerson, children: list[UUID]) -> bool:
         """Whether ``old`` is this person exactly (most of a nightly export): the
@@ -177,6 +182,8 @@ class Incoming(NamedTuple):
             and old.classes == list(self.classes)
             and old.children == children
             and old.ine == self.ine
+            and old.level == self.level
+            and old.decision == self.decision
         )
 
     def person(self, feed_id: UUID, children: Sequence[UUID] = ()) -> SnapshotPerson:
@@ -192,6 +199,8 @@ class Incoming(NamedTuple):
             children=list(children),
             director=self.director,
             ine=self.ine,
+            level=self.level,
+            decision=self.decision,
         )
 
 
@@ -210,6 +219,8 @@ def incoming(export: Export) -> list[Incoming]:
             p.line,
             (),
             p.ine,
+            p.level,
+            p.decision,
         )
         for p in export.pupils
     ]
@@ -366,6 +377,13 @@ class Diff:
     unchanged: int
     classes_changed: bool
     warnings: tuple[Finding, ...]
+    # La rentrée: most continuing pupils moved up a level; who of ``left`` was expected to.
+    turnover: bool = False
+    expected_leavers: frozenset[UUID] = frozenset()
+
+    @property
+    def unexpected_leavers(self) -> int:
+        return len(self.left) - len(self.expected_leavers)
 
     @property
     def counts(self) -> SyncCounts:
@@ -375,6 +393,8 @@ class Diff:
             moved=len(self.moved),
             left=len(self.left),
             unchanged=self.unchanged,
+            expected_leavers=len(self.expected_leavers),
+            unexpected_leavers=self.unexpected_leavers,
         )
 
     @property
@@ -422,6 +442,8 @@ def diff(snapshot: Snapshot, export: Export, new_id: Callable[[], UUID] = uuid4)
     for known in snapshot.persons:
         olds_by_profile.setdefault(known.profile, []).append(known)
     pupil_ids: dict[int, UUID] = {}  # pupils-file line -> feed id
+    continuing: list[tuple[str | None, str | None]] = []  # pupils' (level before, now)
+    class_levels = {c.name: c.level for c in snapshot.classes}
     persons: list[SnapshotPerson] = []
     created: list[SnapshotPerson] = []
     updated: list[SnapshotPerson] = []
@@ -454,6 +476,8 @@ def diff(snapshot: Snapshot, export: Export, new_id: Callable[[], UUID] = uuid4)
                 created.append(person)
                 continue
             kept.add(old.feed_id)
+            if profile == "student":
+                continuing.append((_level(old, class_levels), new.level))
             if person is old:  # kept as he was: neither moved nor updated
                 unchanged += 1
             elif _moved(old, person):
@@ -465,17 +489,50 @@ def diff(snapshot: Snapshot, export: Export, new_id: Callable[[], UUID] = uuid4)
     classes = tuple(
         FeedClass(name=c.name, level=c.level, onde_id=c.onde_id) for c in export.classes
     )
+    left = tuple(p for p in snapshot.persons if p.feed_id not in kept)
+    year = _turnover(snapshot, continuing, left, class_levels)
     return Diff(
         persons=tuple(persons),
         classes=classes,
         created=tuple(created),
         updated=tuple(updated),
         moved=tuple(moved),
-        left=tuple(p for p in snapshot.persons if p.feed_id not in kept),
+        left=left,
         unchanged=unchanged,
         classes_changed=classes != snapshot.classes,
         warnings=tuple(warnings),
+        turnover=year.turnover,
+        expected_leavers=year.expected,
     )
+
+
+def _level(pupil: SnapshotPerson, class_levels: Mapping[str, str | None]) -> str | None:
+    """A pupil's level in the last applied feed: his own, else his class's (a snapshot from
+    before levels were kept)."""
+    if pupil.level is not None:
+        return pupil.level
+    return next((class_levels.get(c) for c in pupil.classes if class_levels.get(c)), None)
+
+
+def _turnover(
+    snapshot: Snapshot,
+    continuing: list[tuple[str | None, str | None]],
+    left: Sequence[SnapshotPerson],
+    class_levels: Mapping[str, str | None],
+) -> turnover.Turnover:
+    if not left and not continuing:
+        return turnover.NO_TURNOVER
+    pupils = [
+        turnover.Pupil(p.feed_id, _level(p, class_levels), p.decision)
+        for p in snapshot.persons
+        if p.profile == "student"
+    ]
+    parents = [
+        turnover.Parent(p.feed_id, tuple(p.children))
+        for p in snapshot.persons
+        if p.profile == "relative"
+    ]
+    return turnover.recognise(continuing, pupils, parents, (p.feed_id for p in left))
 
 
 # ---------------------------------------------------------------------------------------
@@ -488,10 +545,13 @@ def hold_reasons(diff: Diff, snapshot: Snapshot, export: Export, leave_share: fl
     Too many leavers, a pupils file that shrank by more than the same share, a file that
     looks truncated or wrongly encoded."""
     reasons: list[str] = []
-    size, leaving = len(snapshot.persons), len(diff.left)
+    # At the year's turnover, the pupils of the last level (and their parents) leave as
+    # expected: only the others count.
+    size, leaving = len(snapshot.persons), diff.unexpected_leavers
     if size and leaving / size > leave_share:
+        expected = f" (besides {len(diff.expected_leavers)} expected)" if diff.turnover else ""
         reasons.append(
-            f"{leaving} of the {size} persons of the last applied feed would leave "
+            f"{leaving} of the {size} persons of the last applied feed would leave{expected} "
             f"({leaving / size:.0%}, more than the {leave_share:.0%} allowed): "
             "is the export complete?"
         )
@@ -591,6 +651,7 @@ class RunResult:
     # the two processes, their JSON 1.6 ms (see ``compute`` and ``revived``).
     chunks_json: tuple[str, ...] = ()
     next_snapshot_size: int = 0  # persons in the snapshot an applied run stores
+    turnover: bool = False  # the school's year turned over in this run (la rentrée)
 
     def payloads(self) -> list[Contract]:
         """The chunks to publish: the JSON a worker process wrote, published as it is,
@@ -716,6 +777,7 @@ def conclude(
         persons=changes.persons,
         next_snapshot_size=len(changes.persons),
         classes=changes.classes,
+        turnover=changes.turnover,
         chunks=tuple(made) if status in ("applied", "held") else (),
     )
 

@@ -173,6 +173,7 @@ class RunLoop:
                     counts=result.counts,
                     errors=list(result.errors),
                     warnings=list(result.warnings),
+                    turnover=result.turnover,
                 )
             )
         )

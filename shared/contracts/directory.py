@@ -86,6 +86,10 @@ class SyncCounts(Model):
     moved: int = 0
     left: int = 0
     unchanged: int = 0
+    # Of ``left``: those leaving as the year's turnover expects (the last level's pupils,
+    # those a "Décision de passage" sends on, their parents), and the others (minor addition).
+    expected_leavers: int = 0
+    unexpected_leavers: int = 0
 
 
 class Finding(Model):
@@ -116,6 +120,9 @@ class DirectorySyncReported(Contract):
     counts: SyncCounts
     errors: list[Finding] = Field(default_factory=list)
     warnings: list[Finding] = Field(default_factory=list)
+    # The school's turnover run (la rentrée): most continuing pupils moved up a level
+    # (minor addition).
+    turnover: bool = False
 
 
 class DirectorySyncHeld(Contract):

@@ -55,13 +55,23 @@ async def feed(stack: Stack, channel: AbstractChannel, tmp_path: Path) -> AsyncI
         await worker.stop()
 
 
-def counts(created: int = 0, updated: int = 0, moved: int = 0, left: int = 0, unchanged: int = 0):
+def counts(
+    created: int = 0,
+    updated: int = 0,
+    moved: int = 0,
+    left: int = 0,
+    unchanged: int = 0,
+    expected: int = 0,
+) -> dict[str, int]:
+    """A report's counts; ``expected`` of the ``left`` leave as the year's turnover wants."""
     return {
         "created": created,
         "updated": updated,
         "moved": moved,
         "left": left,
         "unchanged": unchanged,
+        "expected_leavers": expected,
+        "unexpected_leavers": left - expected,
     }
 
 

@@ -120,6 +120,8 @@ def test_a_first_export_creates_everyone_with_new_feed_ids() -> None:
         "moved": 0,
         "left": 0,
         "unchanged": 0,
+        "expected_leavers": 0,
+        "unexpected_leavers": 0,
     }
     assert len({p.feed_id for p in first.persons}) == 6
     people = by_name(first.persons)
@@ -181,6 +183,8 @@ def test_moved_left_created_and_updated_are_told_apart() -> None:
         "moved": 1,
         "left": 1,
         "unchanged": 0,
+        "expected_leavers": 0,
+        "unexpected_leavers": 1,
     }
     assert [p.feed_id for p in result.moved] == [old["Zoé"].feed_id]
     assert {p.first_name for p in result.updated} == {"Leo", "Anne", "Paul", "Marie"}
@@ -524,6 +528,8 @@ def test_a_pupil_is_matched_by_his_ine_first_across_renames_and_typos() -> None:
         "moved": 0,
         "left": 0,
         "unchanged": 1,
+        "expected_leavers": 0,
+        "unexpected_leavers": 0,
     }
     [updated] = result.updated
     assert (updated.feed_id, updated.first_name, updated.ine) == (before.feed_id, "Zoey", zoe.ine)
