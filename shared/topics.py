@@ -15,6 +15,8 @@ INVOICE_DELIVERED: Final = "invoice.delivered"
 
 # Step 2: classes and accounts.
 CLASSES_CREATED: Final = "classes.created"
+CLASSES_ARCHIVED: Final = "classes.archived"
+SCHOOL_YEAR_TURNED: Final = "school.year.turned"
 ACCOUNTS_CREATED: Final = "accounts.created"
 ACCOUNTS_UPDATED: Final = "accounts.updated"
 ACCOUNTS_DEACTIVATED: Final = "accounts.deactivated"
@@ -72,6 +74,8 @@ SUBSCRIPTIONS: Final[dict[str, tuple[str, ...]]] = {
         ACTIVATION_CODE_RENEWED,
         ACCOUNT_ACTIVATED,
         CLASSES_CREATED,
+        CLASSES_ARCHIVED,
+        SCHOOL_YEAR_TURNED,
         CLASS_RENAMED,
         CLASS_TEACHERS_ASSIGNED,
         CREDENTIALS_DISPATCH_REQUESTED,
@@ -92,6 +96,8 @@ PUBLICATIONS: Final[dict[str, tuple[str, ...]]] = {
     ),
     ACCOUNT_MANAGER: (
         CLASSES_CREATED,
+        CLASSES_ARCHIVED,
+        SCHOOL_YEAR_TURNED,
         ACCOUNTS_CREATED,
         ACCOUNTS_UPDATED,
         ACCOUNTS_DEACTIVATED,
@@ -129,6 +135,8 @@ UPSTREAM_EVENTS: Final = (
     INVOICE_ISSUED,
     INVOICE_DELIVERED,
     CLASSES_CREATED,
+    CLASSES_ARCHIVED,
+    SCHOOL_YEAR_TURNED,
     ACCOUNTS_CREATED,
     ACCOUNTS_UPDATED,
     ACCOUNTS_DEACTIVATED,

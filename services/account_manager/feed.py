@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from services.account_manager import commands, domain, feed_rules
@@ -23,7 +23,16 @@ from services.account_manager.feed_store import (
     PersonUpdate,
 )
 from services.account_manager.store import NewAccount, ReserveRanks, SchoolInfo
-from shared.contracts.accounts import Account, ClassesCreated, ClassInfo, CreatedAccount
+from shared.contracts.accounts import (
+    Account,
+    ArchivedClass,
+    ClassesArchived,
+    ClassesCreated,
+    ClassInfo,
+    CreatedAccount,
+    SchoolYearTurned,
+)
+from shared.contracts.commands import ClassTeachersAssigned
 from shared.contracts.directory import (
     AccountsDeactivated,
     AccountsDeleted,
@@ -50,6 +59,9 @@ class Applied:
     """What a chunk did, for its events."""
 
     classes: list[ClassInfo] = field(default_factory=list)
+    archived: list[ArchivedClass] = field(default_factory=list)
+    detached: list[UUID] = field(default_factory=list)  # archived classes that lost teachers
+    year_turned: bool = False  # the chunk completed its school's turnover run
     created: list[UUID] = field(default_factory=list)
     # The rows just inserted for ``created``, with their logins: published as they are,
     # not read back.
@@ -74,12 +86,19 @@ async def handle_directory_synced(
 ) -> None:
     chunk = event.data
     school = await _fed_school(chunk, store=store)
+    applied = Applied()
     if chunk.version is not None:
-        await _take_turn(chunk, chunk.version, store=store)
+        whole = await _take_turn(chunk, chunk.version, store=store)
+        applied.year_turned = chunk.turnover and whole
     people = {p.feed_id: p for p in [*chunk.created, *chunk.updated, *chunk.moved]}
     left = [f for f in dict.fromkeys(chunk.left) if f not in people]
-    applied = Applied()
-    applied.classes, class_ids = await _apply_classes(chunk, people.values(), store=store)
+    classes = await _apply_classes(chunk, people.values(), store=store, now=now)
+    applied.classes, applied.archived, applied.detached = (
+        classes.created,
+        classes.archived,
+        classes.detached,
+    )
+    class_ids = classes.class_ids
     known = {m.feed_id: m for m in await store.mapped_accounts(chunk.school_id, [*people, *left])}
     leavers = [known[f] for f in left if f in known]
     parents = await _apply_leavers(chunk.school_id, leavers, applied, store=store, now=now)
@@ -128,10 +147,11 @@ async def _fed_school(chunk: DirectorySynced, *, store: FeedStore) -> SchoolInfo
     return school
 
 
-async def _take_turn(chunk: DirectorySynced, version: int, *, store: FeedStore) -> None:
+async def _take_turn(chunk: DirectorySynced, version: int, *, store: FeedStore) -> bool:
     """Runs of a school are applied in order (``feed_rules.chunk_turn``): a chunk whose
     turn has not come is retried later, one of a run older than the school's is refused;
-    else it is counted as applied (in the transaction that applies it)."""
+    else it is counted as applied (in the transaction that applies it). Whether its run is
+    then applied whole."""
     school = chunk.school_id
     progress = await store.run_progress(school)
     # Asked once in a school's life: its first numbered chunk.
@@ -156,23 +176,37 @@ async def _take_turn(chunk: DirectorySynced, version: int, *, store: FeedStore) 
         raise TransientError(
             f"run {version} of school {school} waits for run {version - 1}: {waited}"
         )
-    await store.count_chunk(school, version, chunk.chunks)
+    return await store.count_chunk(school, version, chunk.chunks)
 
 
 # Classes -----------------------------------------------------------------------------
 
 
+class ClassChanges(NamedTuple):
+    created: list[ClassInfo]  # new, or back from the archive
+    class_ids: dict[str, UUID]  # the class of each feed name
+    archived: list[ArchivedClass]
+    detached: list[UUID]  # archived classes that had teachers
+
+
 async def _apply_classes(
-    chunk: DirectorySynced, people: Iterable[FeedPerson], *, store: FeedStore
-) -> tuple[list[ClassInfo], dict[str, UUID]]:
+    chunk: DirectorySynced, people: Iterable[FeedPerson], *, store: FeedStore, now: datetime
+) -> ClassChanges:
     """Every class of the export exists (a name a person gives but the list lacks too),
-    at the level the export gives; the classes created, and the class of each feed name.
-    Most nights nothing changes: the classes are read, not written."""
+    at the level the export gives; a class the export no longer names is archived (a run
+    of a numbered run: every chunk carries the export's every class), one it names again
+    comes back. Most nights nothing changes: the classes are read, not written."""
     levels = {c.name: c.level for c in chunk.classes}
     named = dict.fromkeys(
         [*levels, *(n for p in people if p.profile != "relative" for n in p.classes)]
     )
     known = await store.feed_classes(chunk.school_id)
+    back = [row for name, row in known.items() if name in named and row.archived]
+    gone = [
+        row.class_id
+        for name, row in known.items()
+        if chunk.version is not None and name not in named and not row.archived
+    ]
     missing = [(uuid.uuid4(), name, levels.get(name)) for name in named if name not in known]
     relevelled = {
         name: level
@@ -180,11 +214,16 @@ async def _apply_classes(
         if name not in known or known[name].level != level
     }
     class_ids = {name: row.class_id for name, row in known.items()}
-    if not (missing or relevelled):
-        return [], class_ids
-    created, mapped = await store.upsert_feed_classes(chunk.school_id, missing, relevelled)
-    infos = [ClassInfo(class_id=c.class_id, name=c.name, level=c.level) for c in created]
-    return infos, class_ids | mapped
+    infos: list[ClassInfo] = []
+    if back:
+        await store.unarchive_classes([row.class_id for row in back])
+        infos += [ClassInfo(class_id=r.class_id, name=r.name, level=r.level) for r in back]
+    if missing or relevelled:
+        created, mapped = await store.upsert_feed_classes(chunk.school_id, missing, relevelled)
+        infos += [ClassInfo(class_id=c.class_id, name=c.name, level=c.level) for c in created]
+        class_ids |= mapped
+    archived, detached = await store.archive_classes(gone, now) if gone else ([], [])
+    return ClassChanges(infos, class_ids, archived, detached)
 
 
 # Leavers -----------------------------------------------------------------------------
@@ -423,6 +462,12 @@ async def _publish(
     out: list[Contract] = []
     if applied.classes:
         out.append(ClassesCreated(school_id=school_id, classes=applied.classes))
+    if applied.archived:
+        out.append(ClassesArchived(school_id=school_id, classes=applied.archived))
+    out += [
+        ClassTeachersAssigned(class_id=class_id, school_id=school_id, teachers=[])
+        for class_id in applied.detached
+    ]
     if applied.created:
         made = [_created(views[a]) for a in applied.created]
         out.append(commands.accounts_created(school, made))
@@ -445,6 +490,11 @@ async def _publish(
             AccountsDeleted(
                 school_id=school_id, accounts=[published_account(v) for v in applied.deleted]
             )
+        )
+    if applied.year_turned:
+        classes, untaught = await store.year_classes(school_id)
+        out.append(
+            SchoolYearTurned(school_id=school_id, classes=classes, classes_without_teacher=untaught)
         )
     await store.emit_all([follow(event, data, source=SOURCE) for data in out])
 

@@ -11,6 +11,7 @@ from uuid import UUID
 
 from services.account_manager.feed_rules import Candidate, MatchKey, RunProgress
 from services.account_manager.store import AccountStore, NewAccount, SchoolInfo
+from shared.contracts.accounts import ArchivedClass, ClassInfo
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class FeedClassRow:
     class_id: UUID
     name: str
     level: str | None
+    archived: bool = False
 
 
 Pairs = Mapping[UUID, Iterable[UUID]]
@@ -110,28 +112,34 @@ class FeedStore(AccountStore):
             )
         )
 
-    async def count_chunk(self, school_id: UUID, version: int, chunks: int) -> None:
-        """One more chunk of run ``version`` applied; its first makes it the school's run."""
-        await self.conn.execute(
+    async def count_chunk(self, school_id: UUID, version: int, chunks: int) -> bool:
+        """One more chunk of run ``version`` applied; its first makes it the school's run.
+        Whether the run is now applied whole."""
+        row = await self.conn.fetchrow(
             "INSERT INTO feed_runs (school_id, version, chunks, applied) VALUES ($1, $2, $3, 1)"
             " ON CONFLICT (school_id) DO UPDATE SET version = EXCLUDED.version,"
             " chunks = EXCLUDED.chunks, applied = CASE WHEN feed_runs.version = EXCLUDED.version"
-            "  THEN feed_runs.applied + 1 ELSE 1 END",
+            "  THEN feed_runs.applied + 1 ELSE 1 END"
+            " RETURNING applied >= chunks AS whole",
             school_id,
             version,
             chunks,
         )
+        return bool(row and row["whole"])
 
     # Classes ---------------------------------------------------------------------------
 
     async def feed_classes(self, school_id: UUID) -> dict[str, FeedClassRow]:
         """The school's feed classes by their feed name, as they are now."""
         rows = await self.conn.fetch(
-            "SELECT f.feed_name, c.class_id, c.name, c.level"
+            "SELECT f.feed_name, c.class_id, c.name, c.level, c.archived_at IS NOT NULL AS archived"
             " FROM feed_classes f JOIN classes c USING (class_id) WHERE f.school_id = $1",
             school_id,
         )
-        return {r["feed_name"]: FeedClassRow(r["class_id"], r["name"], r["level"]) for r in rows}
+        return {
+            r["feed_name"]: FeedClassRow(r["class_id"], r["name"], r["level"], r["archived"])
+            for r in rows
+        }
 
     async def upsert_feed_classes(
         self,
@@ -152,7 +160,8 @@ class FeedStore(AccountStore):
                 " FROM unnest($2::uuid[], $3::text[], $4::text[]) AS u(class_id, name, level)"
                 " WHERE NOT EXISTS (SELECT 1 FROM feed_classes f"
                 "                   WHERE f.school_id = $1 AND f.feed_name = u.name)"
-                " ON CONFLICT (school_id, name) DO NOTHING RETURNING class_id, name, level",
+                " ON CONFLICT (school_id, name) WHERE archived_at IS NULL DO NOTHING"
+                " RETURNING class_id, name, level",
                 school_id,
                 [c[0] for c in classes],
                 names,
@@ -162,7 +171,7 @@ class FeedStore(AccountStore):
             rows = await self.conn.fetch(
                 "INSERT INTO feed_classes (school_id, feed_name, class_id)"
                 " SELECT $1, c.name, c.class_id FROM classes c"
-                " WHERE c.school_id = $1 AND c.name = ANY($2::text[])"
+                " WHERE c.school_id = $1 AND c.name = ANY($2::text[]) AND c.archived_at IS NULL"
                 " ON CONFLICT (school_id, feed_name) DO NOTHING RETURNING feed_name, class_id",
                 school_id,
                 names,
@@ -182,6 +191,48 @@ class FeedStore(AccountStore):
                 list(levels.values()),
             )
         return created, mapped
+
+    async def archive_classes(
+        self, class_ids: list[UUID], at: datetime
+    ) -> tuple[list[ArchivedClass], list[UUID]]:
+        """Archive these classes: out of scopes and prints, their teachers detached. The
+        classes archived now, and those of them that lost teachers."""
+        rows = await self.conn.fetch(
+            "UPDATE classes SET archived_at = $2"
+            " WHERE class_id = ANY($1::uuid[]) AND archived_at IS NULL RETURNING class_id, name",
+            class_ids,
+            at,
+        )
+        archived = [ArchivedClass(class_id=r["class_id"], name=r["name"]) for r in rows]
+        detached = await self.conn.fetch(
+            "WITH gone AS (DELETE FROM class_teachers WHERE class_id = ANY($1::uuid[])"
+            " RETURNING class_id) SELECT DISTINCT class_id FROM gone",
+            [a.class_id for a in archived],
+        )
+        return archived, sorted(r["class_id"] for r in detached)
+
+    async def unarchive_classes(self, class_ids: list[UUID]) -> list[UUID]:
+        """A class whose name the export gives again comes back, as it was."""
+        rows = await self.conn.fetch(
+            "UPDATE classes SET archived_at = NULL"
+            " WHERE class_id = ANY($1::uuid[]) AND archived_at IS NOT NULL RETURNING class_id",
+            class_ids,
+        )
+        return [r["class_id"] for r in rows]
+
+    async def year_classes(self, school_id: UUID) -> tuple[list[ClassInfo], list[ClassInfo]]:
+        """The school's classes, and those of them without a teacher."""
+        rows = await self.conn.fetch(
+            "SELECT c.class_id, c.name, c.level,"
+            " EXISTS (SELECT 1 FROM class_teachers t WHERE t.class_id = c.class_id) AS taught"
+            " FROM classes c WHERE c.school_id = $1 AND c.archived_at IS NULL ORDER BY c.name",
+            school_id,
+        )
+        classes = [
+            ClassInfo(class_id=r["class_id"], name=r["name"], level=r["level"]) for r in rows
+        ]
+        untaught = [c for c, r in zip(classes, rows, strict=True) if not r["taught"]]
+        return classes, untaught
 
     # Who is who ------------------------------------------------------------------------
 
@@ -419,8 +470,8 @@ class FeedStore(AccountStore):
         their (parent, child) links, and each child's classes."""
         rows = await self.conn.fetch(
             "SELECT p.account_id AS parent_id, pc.child_id,"
-            " array(SELECT class_id FROM account_classes c WHERE c.account_id = pc.child_id)"
-            "  AS class_ids"
+            " array(SELECT class_id FROM account_classes c JOIN classes k USING (class_id)"
+            "       WHERE c.account_id = pc.child_id AND k.archived_at IS NULL) AS class_ids"
             " FROM accounts p LEFT JOIN parent_children pc ON pc.parent_id = p.account_id"
             " WHERE p.account_id = ANY($1::uuid[] || ARRAY("
             "  SELECT parent_id FROM parent_children WHERE child_id = ANY($2::uuid[])))"
@@ -472,6 +523,16 @@ class FeedStore(AccountStore):
         )
         return [r["school_id"] for r in rows]
 
+    async def delete_archived_classes(self, cutoff: datetime) -> int:
+        """Classes archived before ``cutoff``: their grace period over, gone with their
+        memberships (other workers dropped them when they were archived)."""
+        rows = await self.conn.fetch(
+            "DELETE FROM classes WHERE archived_at IS NOT NULL AND archived_at <= $1"
+            " RETURNING class_id",
+            cutoff,
+        )
+        return len(rows)
+
     async def claim_expired(self, school_id: UUID, cutoff: datetime, limit: int) -> list[UUID]:
         """Deactivated accounts of the school past their grace period, locked."""
         rows = await self.conn.fetch(
@@ -519,6 +580,7 @@ class FeedStore(AccountStore):
             "  SELECT account_id, class_id FROM account_classes WHERE account_id = ANY($1::uuid[])"
             "  UNION SELECT account_id, class_id FROM class_teachers"
             "  WHERE account_id = ANY($1::uuid[])) p JOIN classes c USING (class_id)"
+            " WHERE c.archived_at IS NULL"
             " UNION ALL SELECT 1, pc.parent_id, pc.child_id, NULL FROM parent_children pc"
             " JOIN accounts k ON k.account_id = pc.child_id"
             " WHERE pc.parent_id = ANY($1::uuid[]) AND k.deactivated_at IS NULL"

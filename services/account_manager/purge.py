@@ -1,4 +1,5 @@
-"""The purge: deactivated leavers past their grace period are removed (accounts.deleted).
+"""The purge: deactivated leavers past their grace period are removed (accounts.deleted),
+and classes archived as long ago.
 
 Every replica runs it. Each school is purged under the same school lock as its feed
 chunks, taken first as they take it: a chunk restoring a leaver and the purge removing
@@ -46,9 +47,12 @@ class PurgeLoop:
         await each_turn(lambda: self.purge_once(stop), self.waker, stop, failure="purge_failed")
 
     async def purge_once(self, stop: asyncio.Event | None = None) -> int:
-        """Remove every leaver whose grace period is over; how many."""
+        """Remove every leaver (and archived class) whose grace period is over; how many
+        leavers."""
         cutoff = feed_rules.purge_cutoff(self._clock(), self._grace)
         async with self._pool.acquire() as conn:
+            if classes := await FeedStore(conn).delete_archived_classes(cutoff):
+                log.info("archived_classes_purged", count=classes)
             schools = await FeedStore(conn).schools_with_expired(cutoff)
         removed = 0
         for school_id in schools:

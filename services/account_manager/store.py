@@ -176,13 +176,16 @@ class AccountStore(TransactionStore):
 
     async def school_classes(self, school_id: UUID) -> dict[UUID, ClassRow]:
         rows = await self.conn.fetch(
-            "SELECT class_id, school_id, name FROM classes WHERE school_id = $1", school_id
+            "SELECT class_id, school_id, name FROM classes"
+            " WHERE school_id = $1 AND archived_at IS NULL",
+            school_id,
         )
         return {r["class_id"]: ClassRow(**r) for r in rows}
 
     async def class_row(self, class_id: UUID) -> ClassRow | None:
         row = await self.conn.fetchrow(
-            "SELECT class_id, school_id, name FROM classes WHERE class_id = $1 FOR UPDATE",
+            "SELECT class_id, school_id, name FROM classes"
+            " WHERE class_id = $1 AND archived_at IS NULL FOR UPDATE",
             class_id,
         )
         return ClassRow(**row) if row else None
@@ -281,7 +284,8 @@ class AccountStore(TransactionStore):
 
     async def class_names(self, school_id: UUID, *, except_class: UUID) -> list[str]:
         rows = await self.conn.fetch(
-            "SELECT name FROM classes WHERE school_id = $1 AND class_id <> $2",
+            "SELECT name FROM classes"
+            " WHERE school_id = $1 AND class_id <> $2 AND archived_at IS NULL",
             school_id,
             except_class,
         )

@@ -101,7 +101,7 @@ class DeliveryLoop:
         try:
             if isinstance(document, BaseException):
                 raise document
-            if document.pdf is None:
+            if document.pdf is None and document.filename is not None:
                 document.pdf = await self._renderer.render(self._html([document.subject]))
             await self._mailer.send(self._message(delivery, document))
         except Exception as exc:
@@ -198,7 +198,22 @@ class DeliveryLoop:
                 content=self._documents.invoice_email(invoice),
                 filename=f"facture-{invoice.invoice_number}.pdf",
             )
+        if delivery.kind == "year_turned":
+            return await self._year_turned(delivery)
         raise PermanentError(f"delivery of unknown kind {delivery.kind!r}")
+
+    async def _year_turned(self, delivery: Delivery) -> "Document":
+        """The administrator's notice of the new year: a mail, nothing attached."""
+        notice = (await self._queries.dispatch(delivery.dispatch_id)).notice or {}
+        return Document(
+            subject=Notice(delivery.kind),
+            content=self._documents.year_turned_email(
+                school_name=str(notice.get("school_name", "")),
+                classes=[str(c) for c in notice.get("classes", [])],
+                without_teacher=[str(c) for c in notice.get("without_teacher", [])],
+            ),
+            filename=None,
+        )
 
     async def _print(self, delivery: Delivery) -> "Document":
         """The requester's document: printed once and stored, then found again by a retry."""
@@ -270,7 +285,7 @@ class DeliveryLoop:
         pdf = await self._renderer.render_parts(parts)
         return f"fiches-de-connexion-{stamp:%Y%m%d-%H%M}.pdf", "application/pdf", pdf
 
-    def _html(self, subjects: "list[SheetAccount | InvoiceIssued | PrintJob]") -> str:
+    def _html(self, subjects: "list[SheetAccount | InvoiceIssued | PrintJob | Notice]") -> str:
         """Sheets or invoices (never both) laid one per page."""
         sheets = [s for s in subjects if isinstance(s, SheetAccount)]
         if sheets:
@@ -278,13 +293,17 @@ class DeliveryLoop:
         return self._documents.invoices_html([s for s in subjects if isinstance(s, InvoiceIssued)])
 
     def _message(self, delivery: Delivery, document: "Document") -> EmailMessage:
-        assert delivery.recipient is not None and document.pdf is not None
+        assert delivery.recipient is not None
+        attachments = []
+        if document.filename is not None:
+            assert document.pdf is not None
+            attachments.append((document.filename, document.pdf, document.content_type))
         return build_message(
             sender=self._settings.mail_from,
             to=delivery.recipient,
             subject=document.content.subject,
             content=document.content,
-            attachments=[(document.filename, document.pdf, document.content_type)],
+            attachments=attachments,
             message_id=domain.message_id(delivery.delivery_id),
         )
 
@@ -293,9 +312,9 @@ class DeliveryLoop:
 class Document:
     """What one delivery sends: its mail, and its PDF once rendered."""
 
-    subject: "SheetAccount | InvoiceIssued | PrintJob"
+    subject: "SheetAccount | InvoiceIssued | PrintJob | Notice"
     content: MailContent
-    filename: str
+    filename: str | None  # of the attachment; None: a mail alone
     pdf: bytes | None = None  # the attachment, once made
     content_type: str = "application/pdf"
 
@@ -303,3 +322,8 @@ class Document:
 @dataclass(frozen=True)
 class PrintJob:
     document_id: str
+
+
+@dataclass(frozen=True)
+class Notice:
+    kind: str

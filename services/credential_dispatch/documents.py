@@ -427,6 +427,23 @@ class Documents:
             html=self._render("mail_print.html.j2", **context),
         )
 
+    def year_turned_email(
+        self, *, school_name: str, classes: Sequence[str], without_teacher: Sequence[str]
+    ) -> MailContent:
+        """The administrator's notice that the new school year is in place, with the
+        classes that still wait for their teachers."""
+        context = {
+            "school_name": school_name,
+            "classes": sorted(classes, key=collation_key),
+            "without_teacher": sorted(without_teacher, key=collation_key),
+            "support_email": self.support_email,
+        }
+        return MailContent(
+            subject=_one_line(f"Nouvelle année scolaire dans ONE — {school_name}"),
+            text=self._render("mail_year_turned.txt.j2", **context),
+            html=self._render("mail_year_turned.html.j2", **context),
+        )
+
     def invoice_email(self, invoice: InvoiceIssued) -> MailContent:
         context = {"invoice": invoice, "support_email": self.support_email}
         return MailContent(

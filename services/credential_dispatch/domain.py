@@ -29,9 +29,12 @@ def message_id(delivery_id: UUID, domain: str = "one.onboarding") -> str:
     return f"<{delivery_id}@{domain}>"
 
 
-def outcome_event(outcome: DispatchOutcome) -> Envelope[Contract]:
+def outcome_event(outcome: DispatchOutcome) -> Envelope[Contract] | None:
+    """The event a finished dispatch publishes: none for a notice (no credentials)."""
     dispatch = outcome.dispatch
     data: Contract
+    if dispatch.purpose == "notice":
+        return None
     if dispatch.purpose == "invoice":
         delivered = outcome.delivered[0][1] if outcome.delivered else None
         data = InvoiceDelivered(

@@ -17,7 +17,12 @@ from services.credential_dispatch.store import (
 )
 from shared import topics
 from shared.commands import reject_command
-from shared.contracts.accounts import AccountsCreated, ClassesCreated
+from shared.contracts.accounts import (
+    AccountsCreated,
+    ClassesArchived,
+    ClassesCreated,
+    SchoolYearTurned,
+)
 from shared.contracts.commands import (
     AccountActivated,
     ActivationCodeRenewed,
@@ -126,8 +131,8 @@ async def _open_dispatch(
         await audit(store.conn, replace(audited, dispatch_id=dispatch.dispatch_id))
     # Nothing to send (no address at all): the outcome is known now.
     outcome = await complete_if_done(store.conn, dispatch.dispatch_id)
-    if outcome is not None:
-        await store.emit(outcome_event(outcome))
+    if outcome is not None and (reported := outcome_event(outcome)) is not None:
+        await store.emit(reported)
     log.info("dispatch_opened", purpose=purpose, deliveries=len(deliveries))
 
 
@@ -146,6 +151,35 @@ async def handle_account_activated(
 async def handle_classes_created(event: Envelope[ClassesCreated], *, store: DispatchStore) -> None:
     created = event.data
     await store.upsert_classes(created.school_id, [(c.class_id, c.name) for c in created.classes])
+
+
+async def handle_classes_archived(
+    event: Envelope[ClassesArchived], *, store: DispatchStore
+) -> None:
+    await store.archive_classes([c.class_id for c in event.data.classes])
+
+
+async def handle_school_year_turned(
+    event: Envelope[SchoolYearTurned], *, store: DispatchStore
+) -> None:
+    """The school's administrator is told of the new year, and which classes still need
+    their teachers (the guide: "l'administrateur doit à présent rattacher les enseignants
+    à leurs classes")."""
+    turned = event.data
+    school = await store.school_of(turned.school_id)
+    notice = {
+        "school_name": school[0] if school else "",
+        "classes": [c.name for c in turned.classes],
+        "without_teacher": [c.name for c in turned.classes_without_teacher],
+    }
+    deliveries = [
+        new_delivery("year_turned", recipient=email, account_id=admin_id)
+        for admin_id, email in await store.administrators(turned.school_id)
+    ]
+    if deliveries:
+        await _open_dispatch(
+            event, "notice", turned.school_id, deliveries, store=store, notice=notice
+        )
 
 
 async def handle_class_renamed(event: Envelope[ClassRenamed], *, store: DispatchStore) -> None:
@@ -312,6 +346,8 @@ def routes() -> dict[str, Route[DispatchStore]]:
         topics.ACTIVATION_CODE_RENEWED: Route(ActivationCodeRenewed, handle_code_renewed),
         topics.ACCOUNT_ACTIVATED: Route(AccountActivated, handle_account_activated),
         topics.CLASSES_CREATED: Route(ClassesCreated, handle_classes_created),
+        topics.CLASSES_ARCHIVED: Route(ClassesArchived, handle_classes_archived),
+        topics.SCHOOL_YEAR_TURNED: Route(SchoolYearTurned, handle_school_year_turned),
         topics.CLASS_RENAMED: Route(ClassRenamed, handle_class_renamed),
         topics.CLASS_TEACHERS_ASSIGNED: Route(
             ClassTeachersAssigned, handle_class_teachers_assigned

@@ -32,6 +32,7 @@ class Dispatch:
     layout: str | None = None
     selection: list[UUID] | None = None
     document_id: UUID | None = None
+    notice: dict[str, Any] | None = None  # what a notice says (its mail is made from it)
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,27 @@ class Delivery:
 
 
 class DispatchStore(TransactionStore):
+    async def archive_classes(self, class_ids: list[UUID]) -> None:
+        """Classes the school no longer has: out of every scope and print."""
+        await self.conn.execute(
+            "DELETE FROM account_classes WHERE class_id = ANY($1::uuid[])", class_ids
+        )
+        await self.conn.execute("DELETE FROM classes WHERE class_id = ANY($1::uuid[])", class_ids)
+
+    async def administrators(self, school_id: UUID) -> list[tuple[UUID, str | None]]:
+        rows = await self.conn.fetch(
+            "SELECT account_id, email FROM accounts WHERE school_id = $1"
+            " AND profile = 'administrator' AND deactivated_at IS NULL ORDER BY account_id",
+            school_id,
+        )
+        return [(r["account_id"], r["email"]) for r in rows]
+
+    async def school_of(self, school_id: UUID) -> tuple[str, str | None] | None:
+        row = await self.conn.fetchrow(
+            "SELECT name, uai FROM schools WHERE school_id = $1", school_id
+        )
+        return (row["name"], row["uai"]) if row else None
+
     async def upsert_school(
         self, school_id: UUID, *, uai: str | None, name: str, provisioning: str | None
     ) -> None:
@@ -321,8 +343,8 @@ class DispatchStore(TransactionStore):
     async def add_dispatch(self, dispatch: Dispatch, deliveries: list[Delivery]) -> None:
         await self.conn.execute(
             "INSERT INTO dispatches (dispatch_id, purpose, school_id, request_id, channel,"
-            " correlationid, causationid, requested_by, layout, selection, document_id)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            " correlationid, causationid, requested_by, layout, selection, document_id, notice)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb)",
             dispatch.dispatch_id,
             dispatch.purpose,
             dispatch.school_id,
@@ -334,6 +356,7 @@ class DispatchStore(TransactionStore):
             dispatch.layout,
             dispatch.selection,
             dispatch.document_id,
+            None if dispatch.notice is None else json.dumps(dispatch.notice),
         )
         await self.conn.executemany(
             "INSERT INTO deliveries (delivery_id, dispatch_id, kind, account_id, invoice_number,"
@@ -394,7 +417,7 @@ SHEET_ROWS = (
     " WHERE a.account_id = ANY($1::uuid[]) ORDER BY a.last_name, a.first_name"
 )
 
-OutcomeReport = Callable[["DispatchOutcome"], Envelope[Contract]]
+OutcomeReport = Callable[["DispatchOutcome"], Envelope[Contract] | None]
 
 
 class DeliveryQueries:
@@ -442,12 +465,12 @@ class DeliveryQueries:
         async with self._pool.acquire() as conn:
             row = await conn.fetchrow(
                 "SELECT dispatch_id, purpose, school_id, request_id, channel, correlationid,"
-                " causationid, requested_by, layout, selection, document_id"
+                " causationid, requested_by, layout, selection, document_id, notice::text"
                 " FROM dispatches WHERE dispatch_id = $1",
                 dispatch_id,
             )
         assert row is not None, f"dispatch {dispatch_id} of a claimed delivery is gone"
-        return Dispatch(**row)
+        return _dispatch(row)
 
     async def stored_document(self, document_id: UUID) -> tuple[str, str, bytes] | None:
         async with self._pool.acquire() as conn:
@@ -517,8 +540,8 @@ class DeliveryQueries:
                 error,
             )
             outcome = await complete_if_done(conn, delivery.dispatch_id)
-            if outcome is not None:
-                await TransactionStore(conn).emit(report(outcome))
+            if outcome is not None and (reported := report(outcome)) is not None:
+                await TransactionStore(conn).emit(reported)
             return outcome
 
 
@@ -571,6 +594,12 @@ async def _audit_outcome(conn: Connection, outcome: "DispatchOutcome") -> None:
     )
 
 
+def _dispatch(row: Any) -> Dispatch:
+    fields = dict(row)
+    notice = fields.pop("notice")
+    return Dispatch(**fields, notice=json.loads(notice) if notice else None)
+
+
 def _text(value: UUID | None) -> str | None:
     return None if value is None else str(value)
 
@@ -586,7 +615,7 @@ async def complete_if_done(conn: Connection, dispatch_id: UUID) -> DispatchOutco
         "UPDATE dispatches SET completed_at = now()"
         " WHERE dispatch_id = $1 AND completed_at IS NULL"
         " RETURNING dispatch_id, purpose, school_id, request_id, channel, correlationid,"
-        " causationid, requested_by, layout, selection, document_id",
+        " causationid, requested_by, layout, selection, document_id, notice::text",
         dispatch_id,
     )
     if row is None:
@@ -597,7 +626,7 @@ async def complete_if_done(conn: Connection, dispatch_id: UUID) -> DispatchOutco
         dispatch_id,
     )
     outcome = DispatchOutcome(
-        dispatch=Dispatch(**row),
+        dispatch=_dispatch(row),
         delivered=[(d["account_id"], d["recipient"]) for d in done if d["status"] == "sent"],
         undeliverable=[
             (d["account_id"], d["last_error"] or "not delivered")

@@ -617,6 +617,7 @@ def chunks(
                     "chunks": len(groups),
                     "version": version,
                     "classes": list(diff.classes),
+                    "turnover": diff.turnover,
                     **lists,
                 }
             )

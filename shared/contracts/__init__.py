@@ -1,6 +1,11 @@
 """Pydantic models of every message, and the registry from topic to model."""
 
-from shared.contracts.accounts import AccountsCreated, ClassesCreated
+from shared.contracts.accounts import (
+    AccountsCreated,
+    ClassesArchived,
+    ClassesCreated,
+    SchoolYearTurned,
+)
 from shared.contracts.commands import (
     AccountActivated,
     AccountsCreateRequested,
@@ -44,6 +49,8 @@ CONTRACTS: dict[str, type[Contract]] = {
         InvoiceIssued,
         InvoiceDelivered,
         ClassesCreated,
+        ClassesArchived,
+        SchoolYearTurned,
         AccountsCreated,
         CredentialsDispatched,
         AccountsCreateRequested,

@@ -52,3 +52,32 @@ class ClassesCreated(Contract):
 
     school_id: UUID
     classes: list[ClassInfo]
+
+
+class ArchivedClass(Model):
+    class_id: UUID
+    name: str
+
+
+class ClassesArchived(Contract):
+    """Classes a school no longer has (its export stopped naming them, or its year closed):
+    kept, with their history, for the grace period, but gone from scopes and prints; their
+    teachers are detached (class.teachers.assigned with no teacher)."""
+
+    topic = topics.CLASSES_ARCHIVED
+
+    school_id: UUID
+    classes: list[ArchivedClass]
+
+
+class SchoolYearTurned(Contract):
+    """A school's new year is in place (its turnover run applied whole, or its year closed
+    by its administrator): the classes that have no teacher yet, for the administrator to
+    attach them ("l'administrateur doit à présent rattacher les enseignants à leurs
+    classes")."""
+
+    topic = topics.SCHOOL_YEAR_TURNED
+
+    school_id: UUID
+    classes: list[ClassInfo]  # every class of the new year
+    classes_without_teacher: list[ClassInfo]

@@ -69,6 +69,9 @@ class DirectorySynced(Contract):
     updated: list[FeedPerson] = Field(default_factory=list)  # names, email or parent links
     moved: list[FeedPerson] = Field(default_factory=list)  # to another class
     left: list[UUID] = Field(default_factory=list)  # feed ids no longer in the export
+    # The school's turnover run (la rentrée): once its last chunk is applied, the school's
+    # administrator is told which classes have no teacher (minor addition).
+    turnover: bool = False
 
 
 class SerialisedChunk(Serialised):

@@ -12,7 +12,9 @@ from aiosmtpd.controller import Controller
 
 from shared import topics
 from tests.conftest import Stack
+from tests.support.broker import EventSpy
 from tools import smtp_sink
+from tools.waits import eventually
 from tools.workers import WorkerProcess
 
 ENT_URL = "https://ent.example.org"
@@ -95,3 +97,19 @@ async def pipeline(stack: Stack, tmp_path: Path) -> AsyncIterator[Pipeline]:
         await asyncio.gather(*(w.stop() for w in workers.values()))
         if pipeline.smtp is not None:
             pipeline.smtp.stop()
+
+
+async def every_account(spy: EventSpy, persons: int) -> list[dict]:
+    """The accounts.created entries of ``persons`` persons (the administrator aside)."""
+
+    async def everyone() -> list[dict] | None:
+        created = [
+            a
+            for e in spy.of_type("accounts.created")
+            for a in e["data"]["accounts"]
+            if a["profile"] != "administrator"
+        ]
+        return created if len(created) >= persons else None
+
+    found: list[dict] = await eventually(everyone, timeout=90, what="every person's account")
+    return found

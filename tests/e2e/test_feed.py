@@ -7,7 +7,7 @@ import uuid
 
 from aio_pika.abc import AbstractChannel
 
-from tests.e2e.conftest import Pipeline
+from tests.e2e.conftest import Pipeline, every_account
 from tests.support.broker import EventSpy, publish_raw
 from tests.support.orders import cloudevent, order_data, uai
 from tests.support.pdf import page_count, pdf_text
@@ -15,22 +15,6 @@ from tools import onde_generator
 from tools.waits import eventually
 
 NUMBER = 4321
-
-
-async def every_account(spy: EventSpy, persons: int) -> list[dict]:
-    """The accounts.created entries of ``persons`` persons (the administrator aside)."""
-
-    async def everyone() -> list[dict] | None:
-        created = [
-            a
-            for e in spy.of_type("accounts.created")
-            for a in e["data"]["accounts"]
-            if a["profile"] != "administrator"
-        ]
-        return created if len(created) >= persons else None
-
-    found: list[dict] = await eventually(everyone, timeout=90, what="every person's account")
-    return found
 
 
 async def test_an_automatic_school_gets_its_accounts_from_its_drop(

@@ -791,3 +791,98 @@ async def test_a_pupil_without_a_class_and_a_teacher_of_two_classes(
         by_name["Olivier"].account_id,
     )
     assert [r["name"] for r in rows] == ["CM1", "CP"]
+
+
+async def test_a_class_the_export_drops_is_archived_comes_back_then_is_purged(
+    stack: Stack, channel: AbstractChannel
+):
+    """Numbered runs: a class no longer named is archived (its teacher detached, out of the
+    school's classes), one named again comes back as the same class; a turnover run ends
+    with the year's classes and those without a teacher; an archived class goes after the
+    grace period."""
+    async with watched_worker(stack, channel, purge_interval_seconds=3600) as spy:
+        school = await open_automatic_school(channel, stack.exchange, spy)
+        lou = pupil("Lou", "Roux", date(2018, 6, 1), "CM1")
+        curie = teacher("Marie", "Curie", "CM1")
+        first = await send(
+            channel,
+            stack.exchange,
+            chunk(school, uuid.uuid4(), 0, 1, CLASSES, created=[lou, curie], version=1),
+        )
+        created = (await outcome(spy, first, topics.CLASSES_CREATED))[topics.CLASSES_CREATED]
+        cm1 = next(c["class_id"] for c in created["data"]["classes"] if c["name"] == "CM1")
+
+        september = [FeedClass(name="CP", level="CP"), FeedClass(name="CM2", level="CM2")]
+        turned = await send(
+            channel,
+            stack.exchange,
+            chunk(
+                school,
+                uuid.uuid4(),
+                0,
+                1,
+                september,
+                moved=[moved(lou, "CM2"), moved(curie, "CP")],
+                version=2,
+                turnover=True,
+            ),
+        )
+        out = await outcome(
+            spy, turned, topics.CLASSES_ARCHIVED, topics.SCHOOL_YEAR_TURNED, topics.ACCOUNTS_UPDATED
+        )
+        archived = out[topics.CLASSES_ARCHIVED]["data"]["classes"]
+        assert archived == [{"class_id": cm1, "name": "CM1"}]
+        [detached] = [
+            e["data"]
+            for e in spy.of_type(topics.CLASS_TEACHERS_ASSIGNED, class_id=cm1)
+            if e["causationid"] == turned.id
+        ]
+        assert detached["teachers"] == []
+        year = out[topics.SCHOOL_YEAR_TURNED]["data"]
+        assert [c["name"] for c in year["classes"]] == ["CM2", "CP"]
+        assert [c["name"] for c in year["classes_without_teacher"]] == ["CM2"]
+        rows = await fetch(
+            stack,
+            "SELECT name, archived_at IS NOT NULL AS archived FROM classes WHERE school_id = $1"
+            " ORDER BY name",
+            school.school_id,
+        )
+        assert [(r["name"], r["archived"]) for r in rows] == [
+            ("CM1", True),
+            ("CM2", False),
+            ("CP", False),
+        ]
+
+        # The export names CM1 again (a mistake corrected the next night): the same class.
+        back = await send(
+            channel,
+            stack.exchange,
+            chunk(school, uuid.uuid4(), 0, 1, [*september, CLASSES[1]], version=3),
+        )
+        again = (await outcome(spy, back, topics.CLASSES_CREATED))[topics.CLASSES_CREATED]
+        assert [(c["class_id"], c["name"]) for c in again["data"]["classes"]] == [(cm1, "CM1")]
+        assert not [
+            e for e in spy.of_type(topics.SCHOOL_YEAR_TURNED) if e["causationid"] == back.id
+        ]
+
+        gone = await send(
+            channel, stack.exchange, chunk(school, uuid.uuid4(), 0, 1, september, version=4)
+        )
+        await outcome(spy, gone, topics.CLASSES_ARCHIVED)
+    async with watched_worker(
+        stack, channel, deactivation_grace_days=0.0, purge_interval_seconds=0.2
+    ):
+
+        async def purged() -> bool:
+            return not await fetch(
+                stack, "SELECT 1 FROM classes WHERE class_id = $1", uuid.UUID(cm1)
+            )
+
+        await eventually(purged, what="the archived class purged")
+        placed = await fetch(
+            stack,
+            "SELECT c.name FROM account_classes JOIN classes c USING (class_id)"
+            " JOIN accounts a USING (account_id) WHERE a.first_name = 'Lou' AND a.school_id = $1",
+            school.school_id,
+        )
+        assert [r["name"] for r in placed] == ["CM2"]

@@ -562,3 +562,24 @@ def test_qr_path_draws_exactly_the_dark_modules():
                 x += int(run)
         dark = {(y, x) for y, line in enumerate(code.matrix) for x, m in enumerate(line) if m}
         assert drawn == dark
+
+
+def test_year_turned_mail_lists_the_classes_without_teacher_in_french_order():
+    mail = docs.year_turned_email(
+        school_name="École du Lac",
+        classes=["CP Lune", "CE1 Soleil", "<b>CM2</b>", "Élan"],
+        without_teacher=["<b>CM2</b>", "Élan", "CE1 Soleil"],
+    )
+    assert mail.subject == "Nouvelle année scolaire dans ONE — École du Lac"
+    assert "rattacher les enseignants à leurs classes" in mail.text
+    listed = re.findall(r"^  - (.+)$", mail.text, flags=re.M)
+    assert listed == ["<b>CM2</b>", "CE1 Soleil", "Élan"]  # in French order
+    assert "3 classes n'ont pas encore d'enseignant" in mail.text
+    assert "<li>&lt;b&gt;CM2&lt;/b&gt;</li>" in mail.html and "<b>CM2</b>" not in mail.html
+    assert "CP Lune" not in listed
+
+
+def test_year_turned_mail_when_every_class_has_its_teacher():
+    mail = docs.year_turned_email(school_name="École", classes=["CP"], without_teacher=[])
+    assert "rien à faire" in mail.text and "rattacher" not in mail.text
+    assert "<li>" not in mail.html
