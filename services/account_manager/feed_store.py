@@ -11,7 +11,6 @@ from uuid import UUID
 
 from services.account_manager.feed_rules import Candidate, MatchKey, RunProgress
 from services.account_manager.store import AccountStore, NewAccount, SchoolInfo
-from shared.contracts.accounts import ArchivedClass, ClassInfo
 
 
 @dataclass(frozen=True)
@@ -192,25 +191,6 @@ class FeedStore(AccountStore):
             )
         return created, mapped
 
-    async def archive_classes(
-        self, class_ids: list[UUID], at: datetime
-    ) -> tuple[list[ArchivedClass], list[UUID]]:
-        """Archive these classes: out of scopes and prints, their teachers detached. The
-        classes archived now, and those of them that lost teachers."""
-        rows = await self.conn.fetch(
-            "UPDATE classes SET archived_at = $2"
-            " WHERE class_id = ANY($1::uuid[]) AND archived_at IS NULL RETURNING class_id, name",
-            class_ids,
-            at,
-        )
-        archived = [ArchivedClass(class_id=r["class_id"], name=r["name"]) for r in rows]
-        detached = await self.conn.fetch(
-            "WITH gone AS (DELETE FROM class_teachers WHERE class_id = ANY($1::uuid[])"
-            " RETURNING class_id) SELECT DISTINCT class_id FROM gone",
-            [a.class_id for a in archived],
-        )
-        return archived, sorted(r["class_id"] for r in detached)
-
     async def unarchive_classes(self, class_ids: list[UUID]) -> list[UUID]:
         """A class whose name the export gives again comes back, as it was."""
         rows = await self.conn.fetch(
@@ -219,20 +199,6 @@ class FeedStore(AccountStore):
             class_ids,
         )
         return [r["class_id"] for r in rows]
-
-    async def year_classes(self, school_id: UUID) -> tuple[list[ClassInfo], list[ClassInfo]]:
-        """The school's classes, and those of them without a teacher."""
-        rows = await self.conn.fetch(
-            "SELECT c.class_id, c.name, c.level,"
-            " EXISTS (SELECT 1 FROM class_teachers t WHERE t.class_id = c.class_id) AS taught"
-            " FROM classes c WHERE c.school_id = $1 AND c.archived_at IS NULL ORDER BY c.name",
-            school_id,
-        )
-        classes = [
-            ClassInfo(class_id=r["class_id"], name=r["name"], level=r["level"]) for r in rows
-        ]
-        untaught = [c for c, r in zip(classes, rows, strict=True) if not r["taught"]]
-        return classes, untaught
 
     # Who is who ------------------------------------------------------------------------
 

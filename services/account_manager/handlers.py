@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from services.account_manager import commands, domain
+from services.account_manager import commands, domain, year
 from services.account_manager.feed import FeedPolicy, handle_directory_synced
 from services.account_manager.feed_store import FeedStore
 from services.account_manager.settings import AccountManagerSettings
@@ -18,8 +18,10 @@ from shared.contracts.commands import (
     AccountActivated,
     AccountsCreateRequested,
     ActivationCodeRenewRequested,
+    ClassPupilsPlaceRequested,
     ClassRenameRequested,
     ClassTeachersAssignRequested,
+    SchoolYearCloseRequested,
 )
 from shared.contracts.directory import DirectorySynced
 from shared.contracts.orders import SchoolInitialised
@@ -124,6 +126,9 @@ def routes(
             event, store=store, policy=policy, now=clock(), reserve_ranks=reserve_ranks
         )
 
+    async def on_year_close(event: Envelope[SchoolYearCloseRequested], *, store: FeedStore) -> None:
+        await year.handle_school_year_close(event, store=store, now=clock())
+
     rejected = commands.reject_invalid
     return {
         topics.SCHOOL_INITIALISED: Route(SchoolInitialised, on_school),
@@ -136,6 +141,12 @@ def routes(
         ),
         topics.ACTIVATION_CODE_RENEW_REQUESTED: Route(
             ActivationCodeRenewRequested, on_renew, rejected
+        ),
+        topics.SCHOOL_YEAR_CLOSE_REQUESTED: Route(
+            SchoolYearCloseRequested, on_year_close, rejected
+        ),
+        topics.CLASS_PUPILS_PLACE_REQUESTED: Route(
+            ClassPupilsPlaceRequested, year.handle_class_pupils_place, rejected
         ),
         topics.ACCOUNT_ACTIVATED: Route(AccountActivated, on_activated),
         topics.DIRECTORY_SYNCED: Route(DirectorySynced, on_synced),

@@ -7,6 +7,7 @@ an empty list means the command may be applied.
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from uuid import UUID
 
 from services.account_manager.domain import fold_name_part
@@ -42,8 +43,9 @@ class AccountRow:
     account_id: UUID
     school_id: UUID
     profile: str
-    class_ids: frozenset[UUID]
+    class_ids: frozenset[UUID]  # live classes only: archived ones are out of every scope
     activated: bool
+    active: bool = True  # not deactivated (a leaver of the feed)
 
 
 def _no(field: str, message: str) -> list[Reason]:
@@ -210,3 +212,59 @@ def class_name_taken(name: str, other_names: list[str]) -> list[Reason]:
     if any(" ".join(n.split()).casefold() == folded for n in other_names):
         return _no("name", f"another class of the school is already named {name!r}")
     return []
+
+
+YEAR_CLOSE_INTERVAL_DAYS = 60  # a school year cannot close twice within this
+
+
+def check_year_close(
+    requester: Requester | None,
+    school_id: UUID,
+    provisioning: str | None,
+    last_closed: date | None,
+    today: date,
+) -> list[Reason]:
+    """Only the school's administrator closes its year, and only a school whose classes
+    are made by hand: a fed school's year turns with its September export. ``provisioning``
+    is None for an unknown school."""
+    if provisioning is None:
+        return _no("school_id", f"unknown school {school_id}")
+    reasons = check_requester(requester, school_id)
+    if reasons or requester is None:
+        return reasons
+    if not requester.is_admin:
+        return _no("requested_by", "only the school's administrator can do this")
+    if provisioning == "automatic":
+        return _no(
+            "school_id",
+            "this school's classes come from ONDE: its year turns over with its September export",
+        )
+    if last_closed is not None and (today - last_closed).days < YEAR_CLOSE_INTERVAL_DAYS:
+        return _no("school_id", f"the school year was already closed on {last_closed:%d/%m/%Y}")
+    return []
+
+
+def check_place(
+    requester: Requester | None,
+    klass: ClassRow | None,
+    class_id: UUID,
+    pupil_ids: list[UUID],
+    pupils: Mapping[UUID, AccountRow],
+) -> list[Reason]:
+    """A teacher places pupils of his school who have no class into one of his classes;
+    the administrator into any class. A pupil already in a class stays there."""
+    reasons = check_class_command(requester, klass, class_id, teacher_may=True)
+    if reasons or klass is None:
+        return reasons
+    for i, pupil_id in enumerate(pupil_ids):
+        row = pupils.get(pupil_id)
+        where = f"pupils.{i}"
+        if row is None or row.school_id != klass.school_id or not row.active:
+            reasons += _no(where, f"unknown pupil {pupil_id} in this school")
+        elif row.profile != "student":
+            reasons += _no(where, f"{pupil_id} is not a pupil")
+        elif klass.class_id in row.class_ids:
+            reasons += _no(where, f"this pupil is already in {klass.name}")
+        elif row.class_ids:
+            reasons += _no(where, "this pupil is already in another class")
+    return reasons

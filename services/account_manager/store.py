@@ -11,6 +11,7 @@ import asyncpg
 
 from services.account_manager.feed_rules import logins_for
 from services.account_manager.scope import AccountRow, ClassRow, Requester
+from shared.contracts.accounts import ArchivedClass, ClassInfo
 from shared.db import Connection, quote_ident
 from shared.store import TransactionStore
 
@@ -190,13 +191,21 @@ class AccountStore(TransactionStore):
         )
         return ClassRow(**row) if row else None
 
-    async def account_rows(self, account_ids: list[UUID]) -> dict[UUID, AccountRow]:
+    async def account_rows(
+        self, account_ids: list[UUID], *, lock: bool = False
+    ) -> dict[UUID, AccountRow]:
+        """The accounts with their live classes; ``lock``: locked (in one order) until the
+        transaction ends."""
         rows = await self.conn.fetch(
             "SELECT a.account_id, a.school_id, a.profile, a.activated_at IS NOT NULL AS activated,"
-            " array(SELECT class_id FROM account_classes c WHERE c.account_id = a.account_id"
-            "       UNION SELECT class_id FROM class_teachers t"
-            "       WHERE t.account_id = a.account_id) AS class_ids"
-            " FROM accounts a WHERE a.account_id = ANY($1::uuid[])",
+            " a.deactivated_at IS NULL AS active,"
+            " array(SELECT p.class_id FROM ("
+            "        SELECT class_id FROM account_classes c WHERE c.account_id = a.account_id"
+            "        UNION SELECT class_id FROM class_teachers t"
+            "        WHERE t.account_id = a.account_id) p"
+            "       JOIN classes k USING (class_id) WHERE k.archived_at IS NULL) AS class_ids"
+            " FROM accounts a WHERE a.account_id = ANY($1::uuid[])"
+            + (" ORDER BY a.account_id FOR UPDATE OF a" if lock else ""),
             account_ids,
         )
         return {
@@ -206,6 +215,7 @@ class AccountStore(TransactionStore):
                 r["profile"],
                 frozenset(r["class_ids"]),
                 r["activated"],
+                r["active"],
             )
             for r in rows
         }
@@ -239,6 +249,68 @@ class AccountStore(TransactionStore):
             await self.conn.execute(
                 "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"{school_id}:{key}"
             )
+
+    async def archive_classes(
+        self, class_ids: list[UUID], at: datetime
+    ) -> tuple[list[ArchivedClass], list[UUID]]:
+        """Archive these classes: out of scopes and prints, their teachers detached. The
+        classes archived now, and those of them that lost teachers."""
+        rows = await self.conn.fetch(
+            "UPDATE classes SET archived_at = $2"
+            " WHERE class_id = ANY($1::uuid[]) AND archived_at IS NULL RETURNING class_id, name",
+            class_ids,
+            at,
+        )
+        archived = [ArchivedClass(class_id=r["class_id"], name=r["name"]) for r in rows]
+        detached = await self.conn.fetch(
+            "WITH gone AS (DELETE FROM class_teachers WHERE class_id = ANY($1::uuid[])"
+            " RETURNING class_id) SELECT DISTINCT class_id FROM gone",
+            [a.class_id for a in archived],
+        )
+        return archived, sorted(r["class_id"] for r in detached)
+
+    async def year_classes(self, school_id: UUID) -> tuple[list[ClassInfo], list[ClassInfo]]:
+        """The school's classes, and those of them without a teacher."""
+        rows = await self.conn.fetch(
+            "SELECT c.class_id, c.name, c.level,"
+            " EXISTS (SELECT 1 FROM class_teachers t WHERE t.class_id = c.class_id) AS taught"
+            " FROM classes c WHERE c.school_id = $1 AND c.archived_at IS NULL ORDER BY c.name",
+            school_id,
+        )
+        classes = [
+            ClassInfo(class_id=r["class_id"], name=r["name"], level=r["level"]) for r in rows
+        ]
+        untaught = [c for c, r in zip(classes, rows, strict=True) if not r["taught"]]
+        return classes, untaught
+
+    async def year_closed_at(self, school_id: UUID) -> datetime | None:
+        value: datetime | None = await self.conn.fetchval(
+            "SELECT year_closed_at FROM schools WHERE school_id = $1 FOR UPDATE", school_id
+        )
+        return value
+
+    async def mark_year_closed(self, school_id: UUID, at: datetime) -> None:
+        await self.conn.execute(
+            "UPDATE schools SET year_closed_at = $2 WHERE school_id = $1", school_id, at
+        )
+
+    async def active_parents_of(self, child_ids: list[UUID]) -> list[UUID]:
+        rows = await self.conn.fetch(
+            "SELECT DISTINCT p.parent_id FROM parent_children p"
+            " JOIN accounts a ON a.account_id = p.parent_id"
+            " WHERE p.child_id = ANY($1::uuid[]) AND a.deactivated_at IS NULL"
+            " ORDER BY p.parent_id",
+            child_ids,
+        )
+        return [r["parent_id"] for r in rows]
+
+    async def link_to_class(self, account_ids: list[UUID], class_id: UUID) -> None:
+        await self.conn.execute(
+            "INSERT INTO account_classes (account_id, class_id)"
+            " SELECT unnest($1::uuid[]), $2 ON CONFLICT DO NOTHING",
+            account_ids,
+            class_id,
+        )
 
     async def link_classes(self, account_id: UUID, class_ids: list[UUID]) -> None:
         await self.conn.executemany(

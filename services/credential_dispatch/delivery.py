@@ -211,6 +211,7 @@ class DeliveryLoop:
                 school_name=str(notice.get("school_name", "")),
                 classes=[str(c) for c in notice.get("classes", [])],
                 without_teacher=[str(c) for c in notice.get("without_teacher", [])],
+                closed_by_hand=bool(notice.get("closed_by_hand")),
             ),
             filename=None,
         )

@@ -428,11 +428,19 @@ class Documents:
         )
 
     def year_turned_email(
-        self, *, school_name: str, classes: Sequence[str], without_teacher: Sequence[str]
+        self,
+        *,
+        school_name: str,
+        classes: Sequence[str],
+        without_teacher: Sequence[str],
+        closed_by_hand: bool = False,
     ) -> MailContent:
         """The administrator's notice that the new school year is in place, with the
-        classes that still wait for their teachers."""
+        classes that still wait for their teachers; ``closed_by_hand``: a manual school's
+        year, closed by its administrator (its new classes are empty, its teachers place
+        their pupils), else a fed school's, turned by its September export."""
         context = {
+            "closed_by_hand": closed_by_hand,
             "school_name": school_name,
             "classes": sorted(classes, key=collation_key),
             "without_teacher": sorted(without_teacher, key=collation_key),

@@ -171,6 +171,7 @@ async def handle_school_year_turned(
         "school_name": school[0] if school else "",
         "classes": [c.name for c in turned.classes],
         "without_teacher": [c.name for c in turned.classes_without_teacher],
+        "closed_by_hand": turned.request_id is not None,
     }
     deliveries = [
         new_delivery("year_turned", recipient=email, account_id=admin_id)

@@ -11,6 +11,7 @@ from shared.contracts.commands import (
     AccountsCreateRequested,
     ActivationCodeRenewed,
     ActivationCodeRenewRequested,
+    ClassPupilsPlaceRequested,
     ClassRenamed,
     ClassRenameRequested,
     ClassTeachersAssigned,
@@ -18,6 +19,7 @@ from shared.contracts.commands import (
     CommandRejected,
     CredentialsDispatchRequested,
     CredentialsDocumentSendRequested,
+    SchoolYearCloseRequested,
 )
 from shared.contracts.common import Reason
 from shared.contracts.credentials import CredentialsDispatched
@@ -60,6 +62,8 @@ CONTRACTS: dict[str, type[Contract]] = {
         ClassTeachersAssigned,
         ActivationCodeRenewRequested,
         ActivationCodeRenewed,
+        SchoolYearCloseRequested,
+        ClassPupilsPlaceRequested,
         AccountActivated,
         CommandRejected,
         CredentialsDispatchRequested,

@@ -72,7 +72,8 @@ class ClassesArchived(Contract):
 
 class SchoolYearTurned(Contract):
     """A school's new year is in place (its turnover run applied whole, or its year closed
-    by its administrator): the classes that have no teacher yet, for the administrator to
+    by its administrator, then the outcome of his request): the classes that have no
+    teacher yet, for the administrator to
     attach them ("l'administrateur doit à présent rattacher les enseignants à leurs
     classes")."""
 
@@ -81,3 +82,6 @@ class SchoolYearTurned(Contract):
     school_id: UUID
     classes: list[ClassInfo]  # every class of the new year
     classes_without_teacher: list[ClassInfo]
+    # The administrator's school.year.close.requested, for a manual school; None for a
+    # school whose September export turned it.
+    request_id: str | None = None

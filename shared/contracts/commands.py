@@ -113,6 +113,31 @@ def rejection(command_type: str, data: object, reasons: list[Reason]) -> Command
     )
 
 
+class SchoolYearCloseRequested(Command):
+    """A manual school's administrator closes the school year: its classes are archived
+    (their teachers detached), ``classes`` new empty classes are made for the next year
+    (default: as many as the year closed had), pupils and parents keep their accounts
+    without a class until their teachers place them (``class.pupils.place.requested``).
+    Its outcome is ``school.year.turned`` with the request's id. A school fed by ONDE turns
+    its year with its September export and refuses this."""
+
+    topic = topics.SCHOOL_YEAR_CLOSE_REQUESTED
+
+    school_id: UUID
+    classes: Annotated[int, Field(ge=1, le=60)] | None = None
+
+
+class ClassPupilsPlaceRequested(Command):
+    """A teacher places pupils of his school who have no class (the year closed) into one
+    of his classes; the administrator into any class. Their parents follow them. Its
+    outcome is ``accounts.updated`` with the request's id."""
+
+    topic = topics.CLASS_PUPILS_PLACE_REQUESTED
+
+    class_id: UUID
+    pupils: list[UUID] = Field(min_length=1, max_length=100)
+
+
 class ClassRenamed(Contract):
     topic = topics.CLASS_RENAMED
 

@@ -170,6 +170,8 @@ class AccountsUpdated(Contract):
     school_id: UUID
     accounts: list[Account]
     restored: list[UUID] = Field(default_factory=list)  # deactivated accounts come back
+    # The class.pupils.place.requested it answers; None for the feed's changes.
+    request_id: str | None = None
 
 
 class AccountsDeactivated(Contract):

@@ -583,3 +583,15 @@ def test_year_turned_mail_when_every_class_has_its_teacher():
     mail = docs.year_turned_email(school_name="École", classes=["CP"], without_teacher=[])
     assert "rien à faire" in mail.text and "rattacher" not in mail.text
     assert "<li>" not in mail.html
+
+
+def test_year_closed_by_hand_mail_tells_teachers_to_place_their_pupils():
+    mail = docs.year_turned_email(
+        school_name="École",
+        classes=["Classe 1", "Classe 2"],
+        without_teacher=["Classe 1", "Classe 2"],
+        closed_by_hand=True,
+    )
+    assert "L'année scolaire est close" in mail.text and "ONDE" not in mail.text
+    assert "placer ses" in mail.text and "Paramétrage de la classe" in mail.html
+    assert "2 classes n'ont pas encore d'enseignant" in mail.text

@@ -101,3 +101,39 @@ def test_renewal_scope():
 def test_class_names_unique_whatever_the_case_and_spaces():
     assert fields(scope.class_name_taken("cp  a", ["CP A", "CE1"])) == {"name"}
     assert scope.class_name_taken("CP B", ["CP A", "CE1"]) == []
+
+
+def test_a_year_closes_by_its_manual_school_s_administrator_once_in_sixty_days():
+    today = date(2027, 7, 6)
+
+    def close(requester, provisioning="manual", last=None):
+        return fields(scope.check_year_close(requester, SCHOOL, provisioning, last, today))
+
+    assert close(ADMIN) == set()
+    assert close(ADMIN, last=date(2026, 7, 4)) == set()  # last year's close
+    assert close(ADMIN, last=date(2027, 6, 1)) == {"school_id"}
+    assert close(ADMIN, provisioning="automatic") == {"school_id"}
+    assert close(ADMIN, provisioning=None) == {"school_id"}
+    assert close(TEACHER) == {"requested_by"}
+    other_admin = scope.Requester(uuid.uuid4(), OTHER_SCHOOL, "administrator", frozenset())
+    assert close(other_admin) == {"requested_by"}
+
+
+def test_a_teacher_places_classless_pupils_of_his_school_into_his_class():
+    def row(school=SCHOOL, profile="student", classes=(), active=True):
+        return scope.AccountRow(uuid.uuid4(), school, profile, frozenset(classes), False, active)
+
+    free, placed, elsewhere = row(), row(classes=[CLASS_A]), row(classes=[CLASS_B])
+    stranger, parent, gone = row(school=OTHER_SCHOOL), row(profile="relative"), row(active=False)
+    rows = {r.account_id: r for r in (free, placed, elsewhere, stranger, parent, gone)}
+
+    def place(requester, klass, *pupils):
+        ids = [p.account_id for p in pupils]
+        return scope.check_place(requester, CLASSES.get(klass), klass, ids, rows)
+
+    assert place(TEACHER, CLASS_A, free) == []
+    assert place(ADMIN, CLASS_B, free) == []
+    assert fields(place(TEACHER, CLASS_B, free)) == {"requested_by"}
+    refused = place(TEACHER, CLASS_A, free, placed, elsewhere, stranger, parent, gone)
+    assert fields(refused) == {f"pupils.{i}" for i in range(1, 6)}
+    assert fields(place(TEACHER, uuid.uuid4(), free)) == {"class_id"}

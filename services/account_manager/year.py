@@ -1,0 +1,105 @@
+"""The school year of a manual school: its administrator closes it, its teachers place
+their pupils in the new year's classes.
+
+A fed school's year turns with its September export (``feed.py``); a manual school has
+no export, so its administrator says when (``school.year.close.requested``). Its classes
+are archived as the feed archives them (their teachers detached), and as many new empty
+classes are made as the order once made (``Classe 1`` …), for the administrator to attach
+the teachers to and the teachers to rename, as in the school's first year. Pupils and
+parents keep their accounts (logins, activation) without a class until a teacher places
+them (``class.pupils.place.requested``).
+"""
+
+import uuid
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from services.account_manager import domain, scope
+from services.account_manager.commands import SOURCE, reject
+from services.account_manager.feed import published_account
+from services.account_manager.feed_store import FeedStore
+from shared.contracts.accounts import ClassesArchived, ClassesCreated, ClassInfo, SchoolYearTurned
+from shared.contracts.commands import (
+    ClassPupilsPlaceRequested,
+    ClassTeachersAssigned,
+    SchoolYearCloseRequested,
+)
+from shared.contracts.common import Reason
+from shared.contracts.directory import AccountsUpdated
+from shared.envelope import Contract, Envelope, follow
+from shared.logs import get_logger
+
+log = get_logger(__name__)
+PARIS = ZoneInfo("Europe/Paris")
+
+
+async def handle_school_year_close(
+    event: Envelope[SchoolYearCloseRequested], *, store: FeedStore, now: datetime
+) -> None:
+    command = event.data
+    school = await store.school(command.school_id)
+    last_closed = await store.year_closed_at(command.school_id) if school else None
+    reasons = scope.check_year_close(
+        await store.requester(command.requested_by),
+        command.school_id,
+        school.provisioning if school else None,
+        last_closed.astimezone(PARIS).date() if last_closed else None,
+        now.astimezone(PARIS).date(),
+    )
+    if reasons or school is None:
+        await reject(event, reasons, store=store)
+        return
+    closing = await store.school_classes(school.school_id)
+    archived, detached = await store.archive_classes(list(closing), now)
+    count = command.classes or max(len(closing), 1)
+    fresh = [(uuid.uuid4(), name) for name in domain.manual_class_names(count)]
+    await store.add_classes(school.school_id, fresh)
+    await store.mark_year_closed(school.school_id, now)
+    new_year = [ClassInfo(class_id=class_id, name=name) for class_id, name in fresh]
+    out: list[Contract] = []
+    if archived:
+        out.append(ClassesArchived(school_id=school.school_id, classes=archived))
+    out += [
+        ClassTeachersAssigned(class_id=class_id, school_id=school.school_id, teachers=[])
+        for class_id in detached
+    ]
+    out.append(ClassesCreated(school_id=school.school_id, classes=new_year))
+    out.append(
+        SchoolYearTurned(
+            school_id=school.school_id,
+            classes=new_year,
+            classes_without_teacher=new_year,
+            request_id=command.request_id,
+        )
+    )
+    await store.emit_all([follow(event, data, source=SOURCE) for data in out])
+    log.info(
+        "school_year_closed",
+        school_id=str(school.school_id),
+        archived=len(archived),
+        classes=count,
+    )
+
+
+async def handle_class_pupils_place(
+    event: Envelope[ClassPupilsPlaceRequested], *, store: FeedStore
+) -> None:
+    command = event.data
+    klass = await store.class_row(command.class_id)
+    requester = await store.requester(command.requested_by)
+    pupil_ids = list(dict.fromkeys(command.pupils))
+    pupils = await store.account_rows(pupil_ids, lock=True)
+    reasons = scope.check_place(requester, klass, command.class_id, pupil_ids, pupils)
+    if reasons or klass is None:
+        await reject(event, reasons or [Reason(field="class_id", message="unknown")], store=store)
+        return
+    parents = await store.active_parents_of(pupil_ids)
+    await store.link_to_class([*pupil_ids, *parents], klass.class_id)
+    views = await store.account_views([*pupil_ids, *parents])
+    updated = AccountsUpdated(
+        school_id=klass.school_id,
+        accounts=[published_account(views[a]) for a in [*pupil_ids, *parents]],
+        request_id=command.request_id,
+    )
+    await store.emit(follow(event, updated, source=SOURCE))
+    log.info("pupils_placed", class_id=str(klass.class_id), pupils=len(pupil_ids))
