@@ -67,9 +67,17 @@ async def _events_exchange(
 
 async def publish(settings: OnectlSettings, message: Checked) -> None:
     """Publish with confirms and ``mandatory``: returns only once the broker took it."""
-    out = Outgoing(message.topic, message.event_id, message.correlationid, message.body)
     async with connect(settings) as connection:
-        _, exchange = await _events_exchange(connection, settings)
+        await publish_on(connection, settings, [message])
+
+
+async def publish_on(
+    connection: AbstractConnection, settings: OnectlSettings, messages: list[Checked]
+) -> None:
+    """Publish each message in turn on one channel, each confirmed before the next."""
+    _, exchange = await _events_exchange(connection, settings)
+    for message in messages:
+        out = Outgoing(message.topic, message.event_id, message.correlationid, message.body)
         try:
             await exchange.publish(
                 to_amqp(out), routing_key=out.topic, mandatory=True, timeout=CONFIRM_TIMEOUT
@@ -338,25 +346,37 @@ class Listener:
     async def wait_for(
         self, correlationid: str, timeout: float
     ) -> dict[str, Any]:  # the CloudEvent answering
+        return (await self.wait_for_all([correlationid], timeout))[correlationid]
+
+    async def wait_for_all(
+        self, correlationids: list[str], timeout: float
+    ) -> dict[str, dict[str, Any]]:
+        """The first event answering each of ``correlationids``, by correlationid."""
         assert self._queue is not None
-        found: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        wanted = set(correlationids)
+        if not wanted:
+            return {}
+        answers: dict[str, dict[str, Any]] = {}
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         async def on_message(message: AbstractIncomingMessage) -> None:
             try:
                 event = json.loads(message.body)
             except ValueError:
                 return
-            if (
-                isinstance(event, dict)
-                and event.get("correlationid") == correlationid
-                and not found.done()
-            ):
-                found.set_result(event)
+            key = event.get("correlationid") if isinstance(event, dict) else None
+            if key in wanted and key not in answers:
+                answers[key] = event
+                if len(answers) == len(wanted) and not done.done():
+                    done.set_result(None)
 
         await self._queue.consume(on_message, no_ack=True)
         try:
-            return await asyncio.wait_for(found, timeout=timeout)
+            await asyncio.wait_for(done, timeout=timeout)
         except TimeoutError as exc:
+            missing = sorted(wanted - set(answers))
             raise CliError(
-                1, f"no answer for {correlationid} within {timeout:g} s (is the worker running?)"
+                1,
+                f"no answer for {', '.join(missing)} within {timeout:g} s (is the worker running?)",
             ) from exc
+        return answers

@@ -5,6 +5,7 @@ import asyncio
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -63,6 +64,15 @@ def run(as_json: bool, work: Callable[[], Awaitable[T]]) -> T:
     """Run one command's coroutine; a ``CliError`` becomes its message and exit code."""
     try:
         return asyncio.run(_call(work))
+    except CliError as error:
+        _fail(error, as_json)
+        raise typer.Exit(error.code) from error
+
+
+def checked(as_json: bool, check: Callable[[], T]) -> T:
+    """Run a check of the command line; a ``CliError`` becomes its message and exit code."""
+    try:
+        return check()
     except CliError as error:
         _fail(error, as_json)
         raise typer.Exit(error.code) from error
@@ -410,13 +420,49 @@ def sync_run(
     emit(as_json, result, _print_sent(result))
 
 
+AcademieOpt = Annotated[
+    str | None,
+    typer.Option("--academie", metavar="NAME", help="An académie (any case): with --night."),
+]
+NightOpt = Annotated[
+    datetime | None,
+    typer.Option(
+        "--night",
+        formats=["%Y-%m-%d"],
+        metavar="DATE",
+        help="The day (YYYY-MM-DD) whose night run (ONE_NIGHTLY_AT, 02:00) to show.",
+    ),
+]
+
+
+def _night(academie: str | None, night: datetime | None, *, uai: str | None) -> date | None:
+    """The night asked for, or None for one school's runs; one or the other, not both."""
+    if academie is None and night is None:
+        if uai is None:
+            raise invalid("give a UAI, or --academie NAME --night DATE")
+        return None
+    if uai is not None:
+        raise invalid("give a UAI, or --academie and --night, not both")
+    if academie is None or night is None:
+        raise invalid("--academie and --night go together")
+    return night.date()
+
+
 @sync_app.command("report")
 def sync_report(
-    uai: Annotated[str, typer.Argument(metavar="UAI")],
+    uai: Annotated[str | None, typer.Argument(metavar="[UAI]")] = None,
+    academie: AcademieOpt = None,
+    night: NightOpt = None,
     limit: Annotated[int, typer.Option(min=1, help="How many runs, latest first.")] = 10,
     as_json: JsonOpt = False,
 ) -> None:
-    """The last feed runs of one school, with the latest run's findings."""
+    """The last feed runs of one school, with the latest run's findings; or, with
+    --academie and --night, every school of that night with its status and counts."""
+    day = checked(as_json, lambda: _night(academie, night, uai=uai))
+    if day is not None and academie is not None:
+        _night_report(academie, day, as_json)
+        return
+    assert uai is not None
 
     async def work() -> list[dict[str, Any]]:
         async with db.reader(settings()) as reader:
@@ -433,34 +479,182 @@ def sync_report(
     emit(as_json, {"uai": _uai(uai), "runs": runs}, human)
 
 
+async def _night_runs(name: str, day: date) -> tuple[str, list[dict[str, Any]]]:
+    async with db.reader(settings()) as reader:
+        academie = await db.academie_named(reader, name)
+        return academie, await db.night_runs(reader, academie, day)
+
+
+def _night_report(name: str, day: date, as_json: bool) -> None:
+    academie, runs = run(as_json, lambda: _night_runs(name, day))
+    summary = render.night_summary(runs)
+
+    def human(console: Console) -> None:
+        console.print(render.night_table(academie, day.isoformat(), runs))
+        console.print(
+            ", ".join(f"{count} {status}" for status, count in summary.items()), highlight=False
+        )
+        for night_run in runs:
+            if night_run["status"] in ("held", "rejected"):
+                for line in render.findings_lines(night_run)[:5]:
+                    console.print(f"  {night_run['uai']} {line}", highlight=False, markup=False)
+
+    emit(
+        as_json,
+        {"academie": academie, "night": day.isoformat(), "summary": summary, "runs": runs},
+        human,
+    )
+
+
 @sync_app.command("approve")
 def sync_approve(
-    uai: Annotated[str, typer.Argument(metavar="UAI")],
-    run_id: Annotated[str, typer.Argument(metavar="RUN_ID")],
-    by: Annotated[str, typer.Option("--by", help="Your name, kept with the run.")],
+    uai: Annotated[str | None, typer.Argument(metavar="[UAI]")] = None,
+    run_id: Annotated[str | None, typer.Argument(metavar="[RUN_ID]")] = None,
+    by: Annotated[str, typer.Option("--by", help="Your name, kept with the run.")] = "",
+    academie: AcademieOpt = None,
+    night: NightOpt = None,
+    held: Annotated[
+        bool, typer.Option("--held", help="With --academie and --night: every held run.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Approve without asking.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for the applied report.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 120.0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Approve a held run (directory.sync.approve.requested)."""
+    """Approve a held run (directory.sync.approve.requested); or, with --academie, --night
+    and --held, every held run of that night, after showing them and one confirmation."""
+    checked(as_json, lambda: _required_name(by))
+    day = checked(as_json, lambda: _night(academie, night, uai=uai))
+    if day is not None and academie is not None:
+        _approve_night(
+            academie, day, by, held=held, yes=yes, wait=wait, timeout=timeout, as_json=as_json
+        )
+        return
     request_id = f"onectl-{uuid.uuid4()}"
 
     async def work() -> dict[str, Any]:
+        if run_id is None or uai is None:
+            raise invalid("give a UAI and a RUN_ID")
         command = _command(
             DirectorySyncApproveRequested,
             {"request_id": request_id, "approved_by": by, "uai": _uai(uai), "run_id": run_id},
         )
         config = settings()
         async with db.reader(config) as reader:
-            held = await db.sync_run(reader, command.run_id)  # type: ignore[attr-defined]
-        if held is None or held["uai"] != _uai(uai):
+            held_run = await db.sync_run(reader, command.run_id)  # type: ignore[attr-defined]
+        if held_run is None or held_run["uai"] != _uai(uai):
             raise not_found(f"no run {run_id} of UAI {_uai(uai)}")
-        if held["status"] != "held" or held["approved_at"] is not None:
-            raise invalid(f"run {run_id} is not waiting for approval (status {held['status']})")
+        if held_run["status"] != "held" or held_run["approved_at"] is not None:
+            raise invalid(f"run {run_id} is not waiting for approval (status {held_run['status']})")
         return await _send_command(command, request_id, wait=wait, timeout=timeout, as_json=as_json)
 
     result = run(as_json, work)
     emit(as_json, result, _print_sent(result))
+
+
+def _approve_night(
+    name: str,
+    day: date,
+    by: str,
+    *,
+    held: bool,
+    yes: bool,
+    wait: bool,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    checked(as_json, lambda: _night_approval_asked(held=held, yes=yes, as_json=as_json))
+    academie, runs = run(as_json, lambda: _night_runs(name, day))
+    waiting = [r for r in runs if r["status"] == "held" and r["approved_at"] is None]
+    if not as_json:
+        console = stdout()
+        if not waiting:
+            console.print(f"nothing held on the night of {day.isoformat()} in {academie}")
+            return
+        console.print(render.night_table(academie, day.isoformat(), waiting))
+        for night_run in waiting:
+            for line in render.findings_lines(night_run)[:5]:
+                console.print(f"  {night_run['uai']} {line}", highlight=False, markup=False)
+        question = f"Approve these {len(waiting)} held runs as {by!r}?"
+        if not yes and not typer.confirm(question, default=False):
+            console.print("nothing approved")
+            return
+    commands = [
+        (
+            f"onectl-{uuid.uuid4()}",
+            night_run,
+        )
+        for night_run in waiting
+    ]
+
+    async def work() -> dict[str, Any]:
+        sent = []
+        for request_id, night_run in commands:
+            command = _command(
+                DirectorySyncApproveRequested,
+                {
+                    "request_id": request_id,
+                    "approved_by": by,
+                    "uai": night_run["uai"],
+                    "run_id": str(night_run["run_id"]),
+                },
+            )
+            event = new_event(command, source=SOURCE, correlationid=request_id)
+            sent.append(Checked(event.type, event.id, event.correlationid, event.to_json()))
+        config = settings()
+        async with broker.connect(config) as connection:
+            listener = broker.Listener(connection, config)
+            if wait:
+                await listener.bind(topics.DIRECTORY_SYNC_REPORTED, topics.COMMAND_REJECTED)
+            await broker.publish_on(connection, config, sent)
+            answers = (
+                await listener.wait_for_all([m.correlationid for m in sent], timeout)
+                if wait
+                else {}
+            )
+        approved = [
+            {
+                "uai": night_run["uai"],
+                "run_id": str(night_run["run_id"]),
+                "request_id": request_id,
+                "answer": _answer_status(answers.get(request_id)),
+            }
+            for request_id, night_run in commands
+        ]
+        return {"academie": academie, "night": day.isoformat(), "approved": approved}
+
+    result = run(as_json, work)
+
+    def human(console: Console) -> None:
+        for item in result["approved"]:
+            answer = f"  {item['answer']}" if item["answer"] else ""
+            console.print(
+                f"[green]✔[/] approval sent for {item['uai']} run {item['run_id']}{answer}",
+                highlight=False,
+            )
+
+    emit(as_json, result, human)
+
+
+def _required_name(by: str) -> None:
+    if not by.strip():
+        raise invalid("--by NAME is required: your name is kept with the run")
+
+
+def _night_approval_asked(*, held: bool, yes: bool, as_json: bool) -> None:
+    if not held:
+        raise invalid("with --academie and --night, say what to approve: --held")
+    if as_json and not yes:
+        raise invalid("--json cannot ask for confirmation: add --yes")
+
+
+def _answer_status(answer: dict[str, Any] | None) -> str | None:
+    if answer is None:
+        return None
+    if answer.get("type") == topics.COMMAND_REJECTED:
+        reasons = "; ".join(r.get("message", "") for r in answer["data"].get("reasons", []))
+        return f"refused: {reasons}"
+    return str(answer["data"].get("status"))
 
 
 # ---------------------------------------------------------------------------------------

@@ -3,8 +3,9 @@
 import contextlib
 import json
 import re
+import unicodedata
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
@@ -394,7 +395,7 @@ async def trace(db: Reader, correlationid: str) -> list[dict[str, Any]]:
 RUN_COLUMNS = (
     "run_id, trigger, request_id, requested_by, dry_run, state, status, counts, errors, "
     "warnings, hold_reasons, approved_by, approved_at, attempts, last_error, created_at, "
-    "finished_at"
+    "finished_at, turnover"
 )
 
 
@@ -420,6 +421,52 @@ async def sync_run(db: Reader, run_id: Any) -> dict[str, Any] | None:
         f"SELECT uai, {RUN_COLUMNS} FROM {{s}}.sync_runs WHERE run_id = $1",
         run_id,
     )
+
+
+async def academie_named(db: Reader, name: str) -> str:
+    """The académie of the registrations that ``name`` names, whatever its case or
+    accents' spelling (``nancy-metz``, ``Nancy-Metz``)."""
+    known = [
+        r["academie"]
+        for r in await db.rows(
+            topics.DIRECTORY_SYNC,
+            "SELECT DISTINCT academie FROM {s}.feed_registrations"
+            " WHERE academie IS NOT NULL ORDER BY 1",
+        )
+    ]
+    wanted = _folded(name)
+    for academie in known:
+        if _folded(academie) == wanted:
+            return str(academie)
+    raise not_found(
+        f"no school fed from ONDE in académie {name!r}",
+        details={"academies": known},
+    )
+
+
+def _folded(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if c.isalnum())
+
+
+async def night_runs(db: Reader, academie: str, night: date) -> list[dict[str, Any]]:
+    """The runs of an académie's night (the nightly scheduler's, one per school), with
+    each school's UAI and name: held first, then rejected, then the rest, by UAI."""
+    runs = await db.rows(
+        topics.DIRECTORY_SYNC,
+        f"SELECT r.uai, f.name, {_prefixed('r', RUN_COLUMNS)}"
+        " FROM {s}.sync_runs r JOIN {s}.feed_registrations f USING (school_id)"
+        " WHERE r.trigger = 'nightly' AND r.correlationid = $1"
+        " ORDER BY CASE r.status WHEN 'held' THEN 0 WHEN 'rejected' THEN 1 ELSE 2 END, r.uai",
+        f"nightly:{night.isoformat()}:{academie}",
+    )
+    if not runs:
+        raise not_found(f"no nightly run of {academie} on the night of {night.isoformat()}")
+    return runs
+
+
+def _prefixed(alias: str, columns: str) -> str:
+    return ", ".join(f"{alias}.{c.strip()}" for c in columns.split(","))
 
 
 def jsonable(value: Any) -> Any:

@@ -227,3 +227,50 @@ def findings_lines(run: dict[str, Any]) -> list[str]:
             )
             lines.append(f"{kind[:-1]}: {where + ' ' if where else ''}{finding.get('message')}")
     return lines
+
+
+def night_status(run: dict[str, Any]) -> str:
+    """A nightly run's outcome in one word: ``turnover`` for an applied turnover run."""
+    status = str(run.get("status") or run.get("state") or "—")
+    if status == "applied" and run.get("turnover"):
+        status = "turnover"
+    if run.get("approved_by"):
+        status = f"{status}, approved by {run['approved_by']}"
+    return status
+
+
+def night_summary(runs: list[dict[str, Any]]) -> dict[str, int]:
+    """How many schools of the night ended each way (approvals aside)."""
+    summary: dict[str, int] = {}
+    for run in runs:
+        key = night_status({**run, "approved_by": None})
+        summary[key] = summary.get(key, 0) + 1
+    return dict(sorted(summary.items()))
+
+
+def leavers_text(counts: dict[str, Any] | None) -> str:
+    if not counts or not counts.get("left"):
+        return "—"
+    expected = counts.get("expected_leavers") or 0
+    return f"{counts['left']} ({expected} expected)" if expected else str(counts["left"])
+
+
+def night_table(academie: str, night: str, runs: list[dict[str, Any]]) -> Table:
+    table = Table(title=f"Night of {night}, académie {academie}", title_justify="left")
+    for column in ("UAI", "school", "status", "created", "updated", "moved", "left", "run"):
+        table.add_column(column, overflow="fold")
+    for run in runs:
+        counts = run.get("counts") or {}
+        table.add_row(
+            *cells(
+                run["uai"],
+                run.get("name") or "",
+                night_status(run),
+                str(counts.get("created", "—")),
+                str(counts.get("updated", "—")),
+                str(counts.get("moved", "—")),
+                leavers_text(counts),
+                str(run["run_id"]),
+            )
+        )
+    return table

@@ -296,7 +296,8 @@ class RunQueries:
                 "UPDATE sync_runs SET state = 'done', status = $2, lease_until = NULL,"
                 " base_version = $3, digest = $4, counts = $5::jsonb, errors = $6::jsonb,"
                 " warnings = $7::jsonb, hold_reasons = $8::jsonb, held_changes = $9::jsonb,"
-                " finished_at = now() WHERE run_id = $1 AND state = 'queued' RETURNING true",
+                " turnover = $10, finished_at = now()"
+                " WHERE run_id = $1 AND state = 'queued' RETURNING true",
                 run.run_id,
                 result.status,
                 result.base_version,
@@ -306,6 +307,7 @@ class RunQueries:
                 _findings(result.warnings),
                 json.dumps(list(result.hold_reasons)),
                 json.dumps(held) if held is not None else None,
+                result.turnover,
             )
             if not done:
                 return True

@@ -360,7 +360,7 @@ async def test_every_hand_out_is_audited_without_a_code(setup: Setup, stack: Sta
     onectl audit shows it; printed documents go after their retention, the audit stays."""
     from onectl import render
     from services.credential_dispatch.retention import RetentionLoop
-    from tests.integration.test_onectl import Cli
+    from tests.support.onectl import Cli
 
     class_1 = setup.school.class_ids[0]
     zoe = setup.pupils["Zoé"]

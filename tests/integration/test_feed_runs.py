@@ -4,7 +4,7 @@ nightly run done once by two replicas, and refused requests."""
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +23,7 @@ from shared.worker import Worker
 from tests.conftest import Stack
 from tests.support import onde_exports
 from tests.support.broker import EventSpy
-from tests.support.feed import PUPILS_FILE, Drop, Feed, Kid, small_school
+from tests.support.feed import PUPILS_FILE, Clock, Drop, Feed, Kid, small_school
 from tests.support.orders import uai
 from tools.onde_generator import generate_school, write_drop
 from tools.waits import eventually
@@ -321,24 +321,6 @@ async def test_a_request_for_an_unknown_or_invalid_uai_is_rejected(feed: Feed) -
 # ---------------------------------------------------------------------------------------
 
 PARIS = ZoneInfo("Europe/Paris")
-
-
-class Clock:
-    """A time the test moves, and how often each replica looked at it."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-        self.looks: list[int] = []
-
-    def replica(self) -> Callable[[], datetime]:
-        self.looks.append(0)
-        index = len(self.looks) - 1
-
-        def look() -> datetime:
-            self.looks[index] += 1
-            return self.now
-
-        return look
 
 
 async def test_two_replicas_run_each_academie_s_night_once(

@@ -4,7 +4,6 @@ queue and its replay, the feed, the schema export."""
 
 import asyncio
 import json
-import os
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -27,45 +26,11 @@ from shared.worker import Worker
 from tests.conftest import Stack
 from tests.e2e.conftest import free_port
 from tests.support.broker import EventSpy, publish_raw
+from tests.support.onectl import ROOT, Cli
 from tests.support.orders import cloudevent, order_data, uai
 from tools import schemas, smtp_sink
 from tools.onde_generator import write_drop
 from tools.waits import eventually
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-class Cli:
-    """``python -m onectl`` with the stack's ``ONE_*`` environment."""
-
-    def __init__(self, stack: Stack) -> None:
-        admin = stack.services.admin_url.rsplit("/", 1)[0] + f"/{stack.database}"
-        self.env = {
-            **os.environ,
-            **stack.env(),
-            "ONE_DATABASE_ADMIN_URL": admin,  # the operator's superuser, on the pipeline db
-            "COLUMNS": "200",
-        }
-
-    async def __call__(self, *args: str) -> tuple[int, str, str]:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "onectl",
-            *args,
-            env=self.env,
-            cwd=ROOT,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await asyncio.wait_for(process.communicate(), timeout=150)
-        assert process.returncode is not None
-        return process.returncode, out.decode(), err.decode()
-
-    async def json(self, *args: str, code: int = 0) -> Any:
-        returned, out, err = await self(*args, "--json")
-        assert returned == code, f"onectl {' '.join(args)} -> {returned}\n{out}\n{err}"
-        return json.loads(out)
 
 
 async def fetchval(stack: Stack, query: str, *args: Any) -> Any:

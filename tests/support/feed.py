@@ -2,7 +2,9 @@
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -193,3 +195,21 @@ class Feed:
 
     def all_synced(self, uai: str) -> list[dict[str, Any]]:
         return [e["data"] for e in self.spy.of_type(topics.DIRECTORY_SYNCED, uai=uai)]
+
+
+class Clock:
+    """A time the test moves, and how often each replica looked at it."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.looks: list[int] = []
+
+    def replica(self) -> Callable[[], datetime]:
+        self.looks.append(0)
+        index = len(self.looks) - 1
+
+        def look() -> datetime:
+            self.looks[index] += 1
+            return self.now
+
+        return look
