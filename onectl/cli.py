@@ -21,7 +21,11 @@ from onectl.errors import INVALID, CliError, invalid, not_found
 from onectl.validate import Checked, Invalid, check_file_text
 from shared import topics
 from shared.contracts.common import Reason, reasons_from
-from shared.contracts.directory import DirectorySyncApproveRequested, DirectorySyncRequested
+from shared.contracts.directory import (
+    DirectorySyncApproveRequested,
+    DirectorySyncRequested,
+    DirectorySyncRevertRequested,
+)
 from shared.envelope import Contract, new_event
 
 T = TypeVar("T")
@@ -636,6 +640,71 @@ def _approve_night(
     emit(as_json, result, human)
 
 
+@sync_app.command("revert")
+def sync_revert(
+    uai: Annotated[str, typer.Argument(metavar="UAI")],
+    run_id: Annotated[str, typer.Argument(metavar="RUN_ID")],
+    by: Annotated[str, typer.Option("--by", help="Your name, kept with the revert.")] = "",
+    yes: Annotated[bool, typer.Option("--yes", help="Undo without asking.")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for the revert's report.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 120.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Undo a school's last applied run (directory.sync.revert.requested): the school is put
+    back as it was before it; refused once a later run has been applied."""
+    checked(as_json, lambda: _required_name(by))
+    if as_json and not yes:
+        checked(as_json, lambda: _no_prompt_in_json())
+    request_id = f"onectl-{uuid.uuid4()}"
+
+    async def undone() -> dict[str, Any]:
+        async with db.reader(settings()) as reader:
+            found = await db.sync_run(reader, run_id if _is_uuid(run_id) else None)
+            last = await db.last_applied_run(reader, _uai(uai))
+        if found is None or found["uai"] != _uai(uai):
+            raise not_found(f"no run {run_id} of UAI {_uai(uai)}")
+        if found["status"] != "applied" or found["dry_run"]:
+            raise invalid(f"run {run_id} was not applied (status {found['status']})")
+        if str(last) != str(found["run_id"]):
+            raise invalid(
+                f"a later run ({last}) was applied to {_uai(uai)} since run {run_id}: only the"
+                " school's last applied run can be undone"
+            )
+        return found
+
+    target = run(as_json, undone)
+    if not as_json:
+        console = stdout()
+        console.print(render.runs_table(_uai(uai), [target]))
+        if not yes and not typer.confirm(
+            f"Put {_uai(uai)} back as it was before run {run_id}?", default=False
+        ):
+            console.print("nothing undone")
+            return
+
+    async def work() -> dict[str, Any]:
+        command = _command(
+            DirectorySyncRevertRequested,
+            {"request_id": request_id, "requested_by": by, "uai": _uai(uai), "run_id": run_id},
+        )
+        return await _send_command(command, request_id, wait=wait, timeout=timeout, as_json=as_json)
+
+    result = run(as_json, work)
+    emit(as_json, result, _print_sent(result))
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _no_prompt_in_json() -> None:
+    raise invalid("--json cannot ask for confirmation: add --yes")
+
+
 def _required_name(by: str) -> None:
     if not by.strip():
         raise invalid("--by NAME is required: your name is kept with the run")
@@ -645,7 +714,7 @@ def _night_approval_asked(*, held: bool, yes: bool, as_json: bool) -> None:
     if not held:
         raise invalid("with --academie and --night, say what to approve: --held")
     if as_json and not yes:
-        raise invalid("--json cannot ask for confirmation: add --yes")
+        _no_prompt_in_json()
 
 
 def _answer_status(answer: dict[str, Any] | None) -> str | None:

@@ -469,6 +469,16 @@ def _prefixed(alias: str, columns: str) -> str:
     return ", ".join(f"{alias}.{c.strip()}" for c in columns.split(","))
 
 
+async def last_applied_run(db: Reader, uai: str) -> Any:
+    """The run that made the school's snapshot: the only one that can be undone."""
+    return await db.value(
+        topics.DIRECTORY_SYNC,
+        "SELECT s.run_id FROM {s}.feed_snapshots s"
+        " JOIN {s}.feed_registrations r USING (school_id) WHERE r.uai = $1",
+        uai,
+    )
+
+
 def jsonable(value: Any) -> Any:
     """Rows as JSON: uuids, times and decimals as strings."""
     if isinstance(value, dict):

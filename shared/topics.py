@@ -26,6 +26,7 @@ DIRECTORY_SYNCED: Final = "directory.synced"
 DIRECTORY_SYNC_REPORTED: Final = "directory.sync.reported"
 DIRECTORY_SYNC_HELD: Final = "directory.sync.held"
 DIRECTORY_SYNC_APPROVE_REQUESTED: Final = "directory.sync.approve.requested"
+DIRECTORY_SYNC_REVERT_REQUESTED: Final = "directory.sync.revert.requested"
 ACCOUNTS_CREATE_REQUESTED: Final = "accounts.create.requested"
 CLASS_RENAME_REQUESTED: Final = "class.rename.requested"
 CLASS_RENAMED: Final = "class.renamed"
@@ -57,6 +58,7 @@ SUBSCRIPTIONS: Final[dict[str, tuple[str, ...]]] = {
         SCHOOL_INITIALISED,
         DIRECTORY_SYNC_REQUESTED,
         DIRECTORY_SYNC_APPROVE_REQUESTED,
+        DIRECTORY_SYNC_REVERT_REQUESTED,
     ),
     ACCOUNT_MANAGER: (
         SCHOOL_INITIALISED,
@@ -128,6 +130,7 @@ ENT_COMMANDS: Final = (
     CREDENTIALS_DOCUMENT_SEND_REQUESTED,
     DIRECTORY_SYNC_REQUESTED,
     DIRECTORY_SYNC_APPROVE_REQUESTED,
+    DIRECTORY_SYNC_REVERT_REQUESTED,
     ACCOUNT_ACTIVATED,
 )
 # What the order system sends (the broker user one_orders may write these only).

@@ -61,6 +61,8 @@ class Applied:
     classes: list[ClassInfo] = field(default_factory=list)
     archived: list[ArchivedClass] = field(default_factory=list)
     detached: list[UUID] = field(default_factory=list)  # archived classes that lost teachers
+    # Classes back from the archive with the teachers they had, and those teachers.
+    reattached: dict[UUID, list[UUID]] = field(default_factory=dict)
     year_turned: bool = False  # the chunk completed its school's turnover run
     created: list[UUID] = field(default_factory=list)
     # The rows just inserted for ``created``, with their logins: published as they are,
@@ -98,6 +100,7 @@ async def handle_directory_synced(
         classes.archived,
         classes.detached,
     )
+    applied.reattached = classes.reattached
     class_ids = classes.class_ids
     known = {m.feed_id: m for m in await store.mapped_accounts(chunk.school_id, [*people, *left])}
     leavers = [known[f] for f in left if f in known]
@@ -187,6 +190,7 @@ class ClassChanges(NamedTuple):
     class_ids: dict[str, UUID]  # the class of each feed name
     archived: list[ArchivedClass]
     detached: list[UUID]  # archived classes that had teachers
+    reattached: dict[UUID, list[UUID]]  # classes back with teachers: their teachers
 
 
 async def _apply_classes(
@@ -215,15 +219,17 @@ async def _apply_classes(
     }
     class_ids = {name: row.class_id for name, row in known.items()}
     infos: list[ClassInfo] = []
+    reattached: dict[UUID, list[UUID]] = {}
     if back:
-        await store.unarchive_classes([row.class_id for row in back])
+        teachers = await store.unarchive_classes([row.class_id for row in back])
+        reattached = {c: t for c, t in teachers.items() if t}
         infos += [ClassInfo(class_id=r.class_id, name=r.name, level=r.level) for r in back]
     if missing or relevelled:
         created, mapped = await store.upsert_feed_classes(chunk.school_id, missing, relevelled)
         infos += [ClassInfo(class_id=c.class_id, name=c.name, level=c.level) for c in created]
         class_ids |= mapped
     archived, detached = await store.archive_classes(gone, now) if gone else ([], [])
-    return ClassChanges(infos, class_ids, archived, detached)
+    return ClassChanges(infos, class_ids, archived, detached, reattached)
 
 
 # Leavers -----------------------------------------------------------------------------
@@ -253,6 +259,7 @@ async def _apply_leavers(
     to_delete = [a for a in going if fates[a] == "delete"]
     to_deactivate = [a for a in going if fates[a] == "deactivate"]
     await store.forget_feed_links(school_id, [m.feed_id for m in leavers])
+    await store.remember_logins(to_delete, now)
     await store.delete_accounts(to_delete)
     await store.deactivate_accounts(to_deactivate, now)
     applied.deleted = [views[a] for a in to_delete]
@@ -364,7 +371,17 @@ async def _create(
             feed_id=person.feed_id,
         )
     if made:
-        logins = await store.add_accounts(list(made.values()), bases, reserve_ranks)
+        # One an undone run brings back is recreated under the login he had.
+        again = await store.take_deleted_logins(school_id, list(made))
+        logins = await store.add_accounts_as(
+            [made[f] for f in again if f in made], [again[f] for f in again if f in made]
+        )
+        rest = [
+            (a, b) for a, b in zip(made.values(), bases, strict=True) if a.account_id not in logins
+        ]
+        logins |= await store.add_accounts(
+            [a for a, _ in rest], [b for _, b in rest], reserve_ranks
+        )
         applied.created.extend(a.account_id for a in made.values())
         applied.new_rows |= {a.account_id: (a, logins[a.account_id]) for a in made.values()}
     return {feed_id: account.account_id for feed_id, account in made.items()}
@@ -467,6 +484,10 @@ async def _publish(
     out += [
         ClassTeachersAssigned(class_id=class_id, school_id=school_id, teachers=[])
         for class_id in applied.detached
+    ]
+    out += [
+        ClassTeachersAssigned(class_id=class_id, school_id=school_id, teachers=teachers)
+        for class_id, teachers in applied.reattached.items()
     ]
     if applied.created:
         made = [_created(views[a]) for a in applied.created]

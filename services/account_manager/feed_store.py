@@ -191,14 +191,58 @@ class FeedStore(AccountStore):
             )
         return created, mapped
 
-    async def unarchive_classes(self, class_ids: list[UUID]) -> list[UUID]:
-        """A class whose name the export gives again comes back, as it was."""
+    async def unarchive_classes(self, class_ids: list[UUID]) -> dict[UUID, list[UUID]]:
+        """A class whose name the export gives again comes back, as it was: with the
+        teachers it had (those still active). Each class back, and its teachers."""
         rows = await self.conn.fetch(
             "UPDATE classes SET archived_at = NULL"
             " WHERE class_id = ANY($1::uuid[]) AND archived_at IS NOT NULL RETURNING class_id",
             class_ids,
         )
-        return [r["class_id"] for r in rows]
+        back = [r["class_id"] for r in rows]
+        teachers = await self.conn.fetch(
+            "WITH kept AS (DELETE FROM archived_class_teachers WHERE class_id = ANY($1::uuid[])"
+            "  RETURNING class_id, account_id, from_feed)"
+            " INSERT INTO class_teachers (class_id, account_id, from_feed)"
+            " SELECT k.class_id, k.account_id, k.from_feed FROM kept k"
+            " JOIN accounts a USING (account_id) WHERE a.deactivated_at IS NULL"
+            " ON CONFLICT DO NOTHING RETURNING class_id, account_id",
+            back,
+        )
+        found: dict[UUID, list[UUID]] = {class_id: [] for class_id in back}
+        for r in teachers:
+            found[r["class_id"]].append(r["account_id"])
+        return {c: sorted(t, key=str) for c, t in found.items()}
+
+    async def remember_logins(self, account_ids: list[UUID], at: datetime) -> None:
+        """The logins of feed accounts about to be deleted, by feed id: should an undone
+        run bring one back, he is recreated under his login."""
+        await self.conn.execute(
+            "INSERT INTO deleted_feed_logins (school_id, feed_id, login, deleted_at)"
+            " SELECT school_id, feed_id, login, $2 FROM accounts"
+            " WHERE account_id = ANY($1::uuid[]) AND feed_id IS NOT NULL"
+            " ON CONFLICT (school_id, feed_id) DO UPDATE SET login = EXCLUDED.login,"
+            " deleted_at = EXCLUDED.deleted_at",
+            account_ids,
+            at,
+        )
+
+    async def take_deleted_logins(self, school_id: UUID, feed_ids: list[UUID]) -> dict[UUID, str]:
+        """The logins the school's feed accounts of ``feed_ids`` had when deleted (and
+        forget them: they are used now)."""
+        rows = await self.conn.fetch(
+            "DELETE FROM deleted_feed_logins WHERE school_id = $1 AND feed_id = ANY($2::uuid[])"
+            " RETURNING feed_id, login",
+            school_id,
+            feed_ids,
+        )
+        return {r["feed_id"]: r["login"] for r in rows}
+
+    async def forget_deleted_logins(self, cutoff: datetime) -> int:
+        rows = await self.conn.fetch(
+            "DELETE FROM deleted_feed_logins WHERE deleted_at <= $1 RETURNING 1", cutoff
+        )
+        return len(rows)
 
     # Who is who ------------------------------------------------------------------------
 

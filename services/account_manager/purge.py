@@ -1,5 +1,5 @@
 """The purge: deactivated leavers past their grace period are removed (accounts.deleted),
-and classes archived as long ago.
+and classes archived as long ago, and the logins of deleted leavers kept as long.
 
 Every replica runs it. Each school is purged under the same school lock as its feed
 chunks, taken first as they take it: a chunk restoring a leaver and the purge removing
@@ -53,6 +53,7 @@ class PurgeLoop:
         async with self._pool.acquire() as conn:
             if classes := await FeedStore(conn).delete_archived_classes(cutoff):
                 log.info("archived_classes_purged", count=classes)
+            await FeedStore(conn).forget_deleted_logins(cutoff)
             schools = await FeedStore(conn).schools_with_expired(cutoff)
         removed = 0
         for school_id in schools:

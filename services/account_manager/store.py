@@ -123,6 +123,20 @@ class AccountStore(TransactionStore):
             pending = [(a, b) for a, b in pending if a.account_id not in inserted]
         return logins
 
+    async def add_accounts_as(
+        self, accounts: list[NewAccount], logins: list[str]
+    ) -> dict[UUID, str]:
+        """Insert ``accounts`` under these very logins, where still free; account id ->
+        login of those inserted."""
+        if not accounts:
+            return {}
+        inserted = await self._insert_accounts(accounts, logins)
+        return {
+            a.account_id: login
+            for a, login in zip(accounts, logins, strict=True)
+            if a.account_id in inserted
+        }
+
     async def _reserve_ranks(self, counts: Counter[str]) -> dict[str, int]:
         return await reserve_login_ranks(self.conn, counts)
 
@@ -262,9 +276,13 @@ class AccountStore(TransactionStore):
             at,
         )
         archived = [ArchivedClass(class_id=r["class_id"], name=r["name"]) for r in rows]
+        # Kept aside, so that the class comes back with its teachers if it comes back.
         detached = await self.conn.fetch(
             "WITH gone AS (DELETE FROM class_teachers WHERE class_id = ANY($1::uuid[])"
-            " RETURNING class_id) SELECT DISTINCT class_id FROM gone",
+            "  RETURNING class_id, account_id, from_feed),"
+            " kept AS (INSERT INTO archived_class_teachers (class_id, account_id, from_feed)"
+            "  SELECT class_id, account_id, from_feed FROM gone ON CONFLICT DO NOTHING)"
+            " SELECT DISTINCT class_id FROM gone",
             [a.class_id for a in archived],
         )
         return archived, sorted(r["class_id"] for r in detached)

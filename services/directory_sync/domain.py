@@ -33,7 +33,7 @@ from shared.envelope import Contract
 from shared.names import fold_name
 
 SOURCE = "urn:one:directory_sync"
-Trigger = Literal["first_sync", "nightly", "request"]
+Trigger = Literal["first_sync", "nightly", "request", "revert"]
 
 # ---------------------------------------------------------------------------------------
 # Snapshots

@@ -5,7 +5,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from services.directory_sync import domain
+from services.directory_sync import domain, revert
+from services.directory_sync.domain import PERSONS, StoredSnapshot
 from services.directory_sync.settings import DirectorySyncSettings
 from services.directory_sync.store import DirectoryStore, HeldRun, QueuedRun
 from shared import topics
@@ -15,6 +16,7 @@ from shared.contracts.directory import (
     DirectorySyncApproveRequested,
     DirectorySyncReported,
     DirectorySyncRequested,
+    DirectorySyncRevertRequested,
 )
 from shared.contracts.orders import SchoolInitialised
 from shared.envelope import Envelope, follow
@@ -122,6 +124,83 @@ async def handle_approve_requested(
     log.info("held_run_approved", uai=held.uai, run_id=str(held.run_id))
 
 
+async def handle_revert_requested(
+    event: Envelope[DirectorySyncRevertRequested],
+    *,
+    store: DirectoryStore,
+    chunk_size: int,
+    new_id: Callable[[], uuid.UUID] = uuid.uuid4,
+) -> None:
+    """Undo the school's last applied run: its previous snapshot applied again, as a run
+    of its own (reported, trigger "revert"). The drop that was undone keeps its digest, so
+    that the next run does not apply it again: only a new drop is."""
+    command = event.data
+    school_id = await store.run_school(command.run_id)
+    # The school first, then the run: the same order as a run finishing, so no deadlock.
+    version = await store.lock_school(school_id) if school_id else 0
+    run = await store.run_to_undo(command.run_id) if school_id else None
+    snapshots = await store.snapshots(school_id) if school_id else None
+    reason = revert.refusal(run, command, snapshots)
+    if reason is not None:
+        await reject_request(event, [reason], store=store)
+        return
+    assert school_id is not None and snapshots is not None and run is not None
+    current = StoredSnapshot(version, snapshots.digest, snapshots.persons, snapshots.classes)
+    previous = StoredSnapshot(
+        snapshots.previous_version or 0,
+        None,
+        snapshots.previous_persons or "[]",
+        snapshots.previous_classes or "[]",
+    ).parsed()
+    changes = revert.undo(current.parsed(), previous)
+    reverting = QueuedRun(
+        run_id=new_id(),
+        school_id=school_id,
+        uai=run.uai,
+        trigger="revert",
+        dry_run=False,
+        correlationid=command.request_id,
+        causationid=event.id,
+        request_id=command.request_id,
+        requested_by=command.requested_by,
+    )
+    await store.record_revert(
+        reverting,
+        undone=run.run_id,
+        base_version=version,
+        digest=snapshots.digest,
+        counts=changes.counts,
+    )
+    await store.replace_snapshot(
+        school_id,
+        version=version + 1,
+        digest=snapshots.digest,
+        run_id=reverting.run_id,
+        persons_json=PERSONS.dump_json(list(previous.persons)).decode(),
+        persons_count=len(previous.persons),
+        classes=previous.classes,
+    )
+    made = domain.chunks(
+        changes,
+        run_id=reverting.run_id,
+        school_id=school_id,
+        uai=run.uai,
+        version=version + 1,
+        size=chunk_size,
+    )
+    reported = DirectorySyncReported(
+        uai=run.uai,
+        school_id=school_id,
+        run_id=reverting.run_id,
+        request_id=command.request_id,
+        trigger="revert",
+        status="applied",
+        counts=changes.counts,
+    )
+    await store.emit_all([follow(event, data, source=domain.SOURCE) for data in [*made, reported]])
+    log.info("run_reverted", uai=run.uai, run_id=str(run.run_id), by=command.requested_by)
+
+
 def approval_refusal(
     held: HeldRun | None, command: DirectorySyncApproveRequested, version: int
 ) -> Reason | None:
@@ -154,6 +233,11 @@ def routes(settings: DirectorySyncSettings) -> dict[str, Route[DirectoryStore]]:
     async def on_school(event: Envelope[SchoolInitialised], *, store: DirectoryStore) -> None:
         await handle_school_initialised(event, store=store, settings=settings)
 
+    async def on_revert(
+        event: Envelope[DirectorySyncRevertRequested], *, store: DirectoryStore
+    ) -> None:
+        await handle_revert_requested(event, store=store, chunk_size=settings.chunk_size)
+
     return {
         topics.SCHOOL_INITIALISED: Route(SchoolInitialised, on_school),
         topics.DIRECTORY_SYNC_REQUESTED: Route(
@@ -161,5 +245,8 @@ def routes(settings: DirectorySyncSettings) -> dict[str, Route[DirectoryStore]]:
         ),
         topics.DIRECTORY_SYNC_APPROVE_REQUESTED: Route(
             DirectorySyncApproveRequested, handle_approve_requested, reject_invalid
+        ),
+        topics.DIRECTORY_SYNC_REVERT_REQUESTED: Route(
+            DirectorySyncRevertRequested, on_revert, reject_invalid
         ),
     }

@@ -21,6 +21,7 @@ from services.directory_sync.domain import (
     StoredSnapshot,
     Trigger,
 )
+from services.directory_sync.revert import RunToUndo, Snapshots
 from shared.contracts.directory import DirectorySynced, FeedClass, SyncCounts
 from shared.db import Connection
 from shared.envelope import Contract, Envelope
@@ -117,6 +118,59 @@ class DirectoryStore(TransactionStore):
     async def lock_school(self, school_id: UUID) -> int:
         return await lock_school(self.conn, school_id)
 
+    async def run_to_undo(self, run_id: UUID) -> RunToUndo | None:
+        row = await self.conn.fetchrow(
+            "SELECT run_id, uai, status, dry_run FROM sync_runs WHERE run_id = $1", run_id
+        )
+        return RunToUndo(**row) if row else None
+
+    async def snapshots(self, school_id: UUID) -> Snapshots | None:
+        """The school's snapshot and the one before it."""
+        row = await self.conn.fetchrow(
+            "SELECT run_id, version, digest, persons, classes, previous_version,"
+            " previous_persons, previous_classes FROM feed_snapshots WHERE school_id = $1",
+            school_id,
+        )
+        return Snapshots(**row) if row else None
+
+    async def record_revert(
+        self, run: QueuedRun, *, undone: UUID, base_version: int, digest: str, counts: SyncCounts
+    ) -> None:
+        """The revert as a run of its own, done and applied, naming the run it undid."""
+        await self.queue_run(run)
+        await self.conn.execute(
+            "UPDATE sync_runs SET state = 'done', status = 'applied', base_version = $2,"
+            " digest = $3, counts = $4::jsonb, reverts = $5, finished_at = now()"
+            " WHERE run_id = $1",
+            run.run_id,
+            base_version,
+            digest,
+            counts.model_dump_json(),
+            undone,
+        )
+
+    async def replace_snapshot(
+        self,
+        school_id: UUID,
+        *,
+        version: int,
+        digest: str,
+        run_id: UUID,
+        persons_json: str,
+        persons_count: int,
+        classes: Sequence[FeedClass],
+    ) -> None:
+        await replace_snapshot(
+            self.conn,
+            school_id,
+            version=version,
+            digest=digest,
+            run_id=run_id,
+            persons_json=persons_json,
+            persons_count=persons_count,
+            classes=classes,
+        )
+
     async def held_run(self, run_id: UUID) -> HeldRun | None:
         """The run, locked: of two approvals of one run, the second finds it applied."""
         row = await self.conn.fetchrow(
@@ -186,13 +240,17 @@ async def replace_snapshot(
     persons_count: int,
     classes: Sequence[FeedClass],
 ) -> None:
+    """The school's snapshot is now this one; the one it replaces is kept as the previous
+    (only the last applied run can be undone)."""
     await conn.execute(
         "INSERT INTO feed_snapshots (school_id, version, digest, run_id, persons, classes,"
-        " persons_count) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        " persons_count, previous_version) VALUES ($1, $2, $3, $4, $5, $6, $7, 0)"
         " ON CONFLICT (school_id) DO UPDATE SET version = EXCLUDED.version,"
         " digest = EXCLUDED.digest, run_id = EXCLUDED.run_id, persons = EXCLUDED.persons,"
         " persons_count = EXCLUDED.persons_count,"
-        " classes = EXCLUDED.classes, applied_at = now()",
+        " classes = EXCLUDED.classes, applied_at = now(),"
+        " previous_version = feed_snapshots.version, previous_run_id = feed_snapshots.run_id,"
+        " previous_persons = feed_snapshots.persons, previous_classes = feed_snapshots.classes",
         school_id,
         version,
         digest,

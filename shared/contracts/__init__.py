@@ -32,6 +32,7 @@ from shared.contracts.directory import (
     DirectorySyncHeld,
     DirectorySyncReported,
     DirectorySyncRequested,
+    DirectorySyncRevertRequested,
 )
 from shared.contracts.orders import (
     InvoiceDelivered,
@@ -70,6 +71,7 @@ CONTRACTS: dict[str, type[Contract]] = {
         CredentialsDocumentSendRequested,
         DirectorySyncRequested,
         DirectorySyncApproveRequested,
+        DirectorySyncRevertRequested,
         DirectorySynced,
         DirectorySyncReported,
         DirectorySyncHeld,

@@ -116,8 +116,9 @@ class DirectorySyncReported(Contract):
     run_id: UUID
     request_id: str | None = None  # null for the nightly run
     dry_run: bool = False
-    # What started the run; an approved held run is reported again, applied, by "approval".
-    trigger: Literal["first_sync", "nightly", "request", "approval"] | None = None
+    # What started the run; an approved held run is reported again, applied, by "approval";
+    # an operator's undoing of a run is a run of its own, "revert" (minor addition).
+    trigger: Literal["first_sync", "nightly", "request", "approval", "revert"] | None = None
     approved_by: str | None = None
     status: SyncStatus
     counts: SyncCounts
@@ -160,6 +161,19 @@ class DirectorySyncApproveRequested(Contract):
 
     request_id: RequestId
     approved_by: Annotated[str, Field(min_length=1, max_length=200)]
+    uai: Uai
+    run_id: UUID
+
+
+class DirectorySyncRevertRequested(Contract):
+    """An operator undoes a school's last applied run: the school is put back as it was
+    before it (its previous snapshot applied again as a run of its own, reported). Refused
+    for a run that was not applied, or once a later run has been applied."""
+
+    topic = topics.DIRECTORY_SYNC_REVERT_REQUESTED
+
+    request_id: RequestId
+    requested_by: Annotated[str, Field(min_length=1, max_length=200)]
     uai: Uai
     run_id: UUID
 

@@ -14,10 +14,12 @@ from shared import topics
 from tests.e2e.conftest import Pipeline, every_account
 from tests.support import rentree
 from tests.support.broker import EventSpy, publish_raw
+from tests.support.onectl import Cli
 from tests.support.orders import cloudevent, order_data, uai
 from tools.waits import eventually
 
 NUMBER = 4400
+ACTIVATED = ("Louis", "FAMILLE-CM2-0")
 ADMIN_EMAIL = "direction.lac@example.org"
 
 
@@ -53,22 +55,54 @@ async def report_of(spy: EventSpy, correlationid: str) -> dict[str, Any]:
 
 
 async def accounts_now(pipeline: Pipeline, school_id: str) -> dict[tuple[str, str], Any]:
-    """account_manager's accounts of the school, by names: id, login, live classes."""
+    """account_manager's accounts of the school, by names: id, login, live classes (a
+    teacher's, those he teaches)."""
     conn = await pipeline.stack.admin()
     try:
         rows = await conn.fetch(
             "SELECT a.account_id, a.first_name, a.last_name, a.login, a.profile,"
             " a.deactivated_at IS NOT NULL AS deactivated,"
-            " array(SELECT c.name FROM account_manager.account_classes ac"
+            " array(SELECT c.name FROM ("
+            "        SELECT class_id FROM account_manager.account_classes"
+            "        WHERE account_id = a.account_id"
+            "        UNION SELECT class_id FROM account_manager.class_teachers"
+            "        WHERE account_id = a.account_id) p"
             "       JOIN account_manager.classes c USING (class_id)"
-            "       WHERE ac.account_id = a.account_id AND c.archived_at IS NULL"
-            "       ORDER BY c.name) AS classes"
+            "       WHERE c.archived_at IS NULL ORDER BY c.name) AS classes"
             " FROM account_manager.accounts a WHERE a.school_id = $1::uuid",
             school_id,
         )
     finally:
         await conn.close()
     return {(r["first_name"], r["last_name"]): dict(r) for r in rows}
+
+
+async def activate(pipeline: Pipeline, channel: AbstractChannel, account_id: Any) -> None:
+    event = cloudevent(
+        {"account_id": str(account_id)},
+        event_id=f"activated-{account_id}",
+        event_type=topics.ACCOUNT_ACTIVATED,
+        correlationid="ent",
+    )
+    await publish_raw(
+        channel, pipeline.stack.exchange, topics.ACCOUNT_ACTIVATED, json.dumps(event).encode()
+    )
+
+    await eventually(lambda: _activated(pipeline, account_id), timeout=30, what="activation")
+
+
+async def _activated(pipeline: Pipeline, account_id: Any) -> bool:
+    conn = await pipeline.stack.admin()
+    try:
+        return bool(
+            await conn.fetchval(
+                "SELECT activated_at IS NOT NULL FROM account_manager.accounts"
+                " WHERE account_id = $1",
+                account_id,
+            )
+        )
+    finally:
+        await conn.close()
 
 
 async def test_a_school_over_two_school_years(pipeline: Pipeline, channel: AbstractChannel):
@@ -88,6 +122,8 @@ async def test_a_school_over_two_school_years(pipeline: Pipeline, channel: Abstr
     await every_account(spy, rentree.june().persons)
     await eventually(pipeline.quiescent, timeout=60, what="the June run settled")
     in_june = await accounts_now(pipeline, school_id)
+    # One CM2 pupil activated his account: at la rentrée he is deactivated, not deleted.
+    await activate(pipeline, channel, in_june[ACTIVATED]["account_id"])
 
     # September, first night: the export cut short to half its pupils. Held.
     rentree.september(keep_share=0.5).write(pipeline.feed_dir, school_uai)
@@ -115,8 +151,11 @@ async def test_a_school_over_two_school_years(pipeline: Pipeline, channel: Abstr
     for pupil in rentree.june_pupils():
         key = (pupil.first, pupil.last)
         before = in_june[key]
-        if pupil.level == "CM2":  # gone to collège: never activated, so deleted
-            assert key not in in_september
+        if pupil.level == "CM2":  # gone to collège: deactivated if activated, else deleted
+            if key == ACTIVATED:
+                assert in_september[key]["deactivated"]
+            else:
+                assert key not in in_september
             continue
         after = in_september[key]
         assert (after["account_id"], after["login"]) == (before["account_id"], before["login"])
@@ -163,6 +202,41 @@ async def test_a_school_over_two_school_years(pipeline: Pipeline, channel: Abstr
     for name in rentree.TAUGHT_IN_SEPTEMBER:
         assert f"- {name}" not in text
     assert not list(mail.iter_attachments())
+
+    # The operator undoes the September run: the school is as it was in June, account by
+    # account (the deleted recreated under their logins, the deactivated restored).
+    cli = Cli(pipeline.stack)
+    undo = ("sync", "revert", school_uai, report["run_id"], "--by", "Opérateur Dupont")
+    reverted = await cli.json(*undo, "--yes", "--wait", "--timeout", "60")
+    answer = reverted["answer"]["data"]
+    assert (answer["trigger"], answer["status"]) == ("revert", "applied")
+    assert answer["counts"]["created"] == report["counts"]["left"]
+    assert answer["counts"]["left"] == report["counts"]["created"]
+    await eventually(pipeline.quiescent, timeout=60, what="the revert settled")
+    in_june_again = await accounts_now(pipeline, school_id)
+    assert set(in_june_again) == set(in_june)
+    for key, before in in_june.items():
+        after = in_june_again[key]
+        assert (after["login"], after["classes"], after["deactivated"]) == (
+            before["login"],
+            before["classes"],
+            False,
+        ), key
+        # Never activated, gone to collège with their parents: deleted, then recreated.
+        deleted = key[1].startswith("FAMILLE-CM2") and key != ACTIVATED
+        assert (after["account_id"] == before["account_id"]) != deleted, key
+    [back] = [
+        e
+        for e in spy.of_type(topics.CLASSES_CREATED)
+        if e["correlationid"] == reverted["request_id"]
+    ]
+    june_ids = {
+        c["class_id"] for e in spy.of_type(topics.CLASSES_CREATED)[:1] for c in e["data"]["classes"]
+    }
+    assert {c["class_id"] for c in back["data"]["classes"]} == june_ids  # the same classes
+    # A second undo of the same run is refused: the revert is the school's last run now.
+    again = await cli.json(*undo, "--yes", code=2)
+    assert "only the school's last applied run can be undone" in again["error"]
     assert pipeline.troubles() == []
 
 

@@ -302,6 +302,48 @@ async def test_a_run_losing_half_the_school_is_held_until_approved(feed: Feed) -
     assert feed.synced(stale["run_id"]) == []
 
 
+async def test_an_approved_run_undone_then_its_drop_not_applied_again(feed: Feed) -> None:
+    """The held run approved, then undone: the school's previous snapshot applied again as a
+    run of its own; the undone drop is then unchanged (not applied again) until a new drop
+    comes; a run that is not the school's last applied one is not undone."""
+    school = uai("051", 21)
+    drop = small_school(12)
+    drop.write(feed.feed_dir, school)
+    first = await feed.reported((await feed.open_school(school, "Reims"))["order_id"])
+    ids = feed_ids(await chunks_of(feed, first))
+    Drop(drop.kids[:6], drop.adults[:6], drop.staff).write(feed.feed_dir, school)
+    held = await feed.reported(await feed.request(school))
+    applied = await feed.reported(await feed.approve(school, held["run_id"]))
+    assert applied["status"] == "applied"
+
+    refused = await feed.answer(await feed.revert(school, first["run_id"]), topics.COMMAND_REJECTED)
+    assert "only the school's last applied run" in refused["reasons"][0]["message"]
+    undo = await feed.revert(school, held["run_id"])
+    undone = await feed.reported(undo)
+    assert (undone["trigger"], undone["status"], undone["request_id"]) == (
+        "revert",
+        "applied",
+        undo,
+    )
+    assert undone["run_id"] != held["run_id"]
+    assert undone["counts"]["created"] == applied["counts"]["left"] == 12
+    chunks = await chunks_of(feed, undone)
+    back = {p["feed_id"] for p in people(chunks, "created")}
+    assert back == {ids[("student", k.first)] for k in drop.kids[6:]} | {
+        ids[("relative", a.first)] for a in drop.adults[6:]
+    }
+    assert {c["version"] for c in chunks} == {3}  # first 1, approved 2, undone 3
+
+    unchanged = await feed.reported(await feed.request(school))
+    assert unchanged["status"] == "unchanged"  # the drop that was undone, not again
+    twice = await feed.answer(await feed.revert(school, held["run_id"]), topics.COMMAND_REJECTED)
+    assert "only the school's last applied run" in twice["reasons"][0]["message"]
+    not_applied = await feed.answer(
+        await feed.revert(school, unchanged["run_id"]), topics.COMMAND_REJECTED
+    )
+    assert "was not applied (unchanged)" in not_applied["reasons"][0]["message"]
+
+
 # ---------------------------------------------------------------------------------------
 # Requests refused
 # ---------------------------------------------------------------------------------------

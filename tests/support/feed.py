@@ -173,6 +173,12 @@ class Feed:
         await self.send(topics.DIRECTORY_SYNC_APPROVE_REQUESTED, data, request_id)
         return request_id
 
+    async def revert(self, uai: str, run_id: str, by: str = "Opérateur Dupont") -> str:
+        request_id = f"req-{uuid.uuid4().hex[:8]}"
+        data = {"request_id": request_id, "requested_by": by, "uai": uai, "run_id": run_id}
+        await self.send(topics.DIRECTORY_SYNC_REVERT_REQUESTED, data, request_id)
+        return request_id
+
     async def answer(self, correlationid: str, topic: str) -> dict[str, Any]:
         """The one ``topic`` event of ``correlationid`` (a request, or an order)."""
         found = await self._of(correlationid, topic)
