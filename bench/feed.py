@@ -14,7 +14,12 @@ directory_sync and account_manager running as processes:
    directory.sync.reported;
 3. 1% of changes (every 50th parent's email, every 100th pupil moved to another class,
    spread over every school): the next night, the same, timed until every report and
-   every change is applied (accounts.updated).
+   every change is applied (accounts.updated);
+4. la rentrée: the next night, every school's September export
+   (``tools.onde_generator.next_year``: the last level gone with its parents, every other
+   pupil a level up in a renamed class, as many new CP pupils with a parent), timed until
+   every report, every new account and every continuing pupil's move is applied, beside
+   the first import's time (the target: within it).
 
 The scheduler wakes its replica's run lanes when it queues a night; the benchmark queues
 the night from outside, so directory_sync looks for queued runs every 0.2 s instead of 2 s
@@ -101,6 +106,25 @@ def write_school(root: Path, school: onde_generator.School, layout: str) -> None
         school, onde_generator.LAYOUTS[layout]
     ).items():
         (folder / name).write_bytes(content)
+
+
+def turn_the_year(root: Path, schools: int, pupils_per_class: int, layout: str) -> dict[str, int]:
+    """Every school's September drop (tools.onde_generator.next_year of its first drop):
+    how many pupils continue (each moved to his new class) and how many persons arrive."""
+    continuing = arriving = 0
+    for uai in uais(schools):
+        june = onde_generator.build_school(
+            uai,
+            classes=CLASSES,
+            pupils_per_class=pupils_per_class,
+            layout=onde_generator.LAYOUTS[layout],
+        )
+        september = onde_generator.next_year(june)
+        newcomers = [p for p in september.pupils if p.family > max(q.family for q in june.pupils)]
+        continuing += len(september.pupils) - len(newcomers)
+        arriving += 2 * len(newcomers)  # each with a parent
+        write_school(root, september, layout)
+    return {"continuing": continuing, "arriving": arriving}
 
 
 def change_one_percent(root: Path, schools: int, pupils_per_class: int, layout: str) -> int:
@@ -370,6 +394,50 @@ async def run(
                 results[f"{label}_cpu_s"] = cpu_spent(cpu_before, watch.cpu_by_process())
                 results[f"{label}_statuses"] = _statuses(tally.reported(request))
                 print(f"{label}: {results[f'{label}_s']:.1f} s", flush=True)
+
+            # 4. La rentrée: the next night, every school's September export.
+            turned = turn_the_year(root, schools, pupils_per_class, layout)
+            results["rentree_continuing"] = turned["continuing"]
+            results["rentree_arriving"] = turned["arriving"]
+            created_before = tally.accounts.get(topics.ACCOUNTS_CREATED, 0)
+            updated_before = tally.accounts.get(topics.ACCOUNTS_UPDATED, 0)
+            cpu_before = watch.cpu_by_process()
+            started = time.monotonic()
+            night = datetime.now(UTC).date() + timedelta(days=3)
+            request = f"nightly:{night.isoformat()}"
+            if trigger == "nightly":
+                await start_night(database_url, night)
+            else:
+                request = "rentree"
+                await publish(
+                    (
+                        topics.DIRECTORY_SYNC_REQUESTED,
+                        {"request_id": f"{request}-{uai}", "uai": uai, "requested_by": "bench"},
+                        f"{request}-{uai}",
+                    )
+                    for uai in counts
+                )
+
+            async def turned_over(request: str = request) -> bool:
+                # Every report in, then every person they report created and moved.
+                reports = tally.reports.get(request, {})
+                if len(reports) < schools:
+                    return False
+                created = tally.accounts.get(topics.ACCOUNTS_CREATED, 0) - created_before
+                updated = tally.accounts.get(topics.ACCOUNTS_UPDATED, 0) - updated_before
+                counts = [r["counts"] for r in reports.values()]
+                return created >= sum(c["created"] for c in counts) and updated >= sum(
+                    c["moved"] for c in counts
+                )
+
+            await eventually(turned_over, timeout=1800, interval=0.2, what="la rentrée")
+            results["rentree_s"] = time.monotonic() - started
+            results["rentree_cpu_s"] = cpu_spent(cpu_before, watch.cpu_by_process())
+            results["rentree_statuses"] = _statuses(tally.reported(request))
+            results["rentree_turnover"] = sum(
+                bool(r.get("turnover")) for r in tally.reported(request)
+            )
+            print(f"rentrée: {results['rentree_s']:.1f} s", flush=True)
             results["held"] = len(tally.held)
     finally:
         await ns.drop()
@@ -446,6 +514,16 @@ def report(r: dict[str, Any]) -> None:
         ("  reports", json.dumps(r["one_percent_statuses"]), ""),
         ("  CPU s by process", json.dumps(r["one_percent_cpu_s"]), ""),
         ("  CPU ms a school, all processes", f"{_cpu(r, 'one_percent') / schools * 1e3:.1f}", ""),
+        ("la rentrée (s)", f"{r['rentree_s']:.1f}", f"≤ first import ({r['first_import_s']:.0f})"),
+        (
+            "  pupils up a level / persons arriving",
+            f"{r['rentree_continuing']:,} / {r['rentree_arriving']:,}",
+            "",
+        ),
+        ("  ÷ first import", f"{r['rentree_s'] / r['first_import_s']:.2f}", ""),
+        ("  reports", json.dumps(r["rentree_statuses"]), ""),
+        ("  turnover runs", str(r["rentree_turnover"]), f"= {schools}"),
+        ("  CPU s by process", json.dumps(r["rentree_cpu_s"]), ""),
         ("held runs", str(r["held"]), ""),
         ("peak RSS (MiB)", json.dumps(r["peak_rss_mib"]), "< 1024 each"),
         ("CPU seconds", json.dumps(r["cpu_s"]), ""),

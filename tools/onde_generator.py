@@ -38,12 +38,13 @@ Every layout schools and académies really send (``--layout``, see ``LAYOUTS``):
 import argparse
 import functools
 import hashlib
+import itertools
 import random
 import sys
 import time
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -792,6 +793,100 @@ def build_school(
     """The school ``generate_school`` writes, as data (what the parser should find)."""
     school = _Builder(uai, classes, pupils_per_class, seed).build()
     return _identify(school, layout.two_class_teacher)
+
+
+def next_year(school: School, *, year: int = 2026) -> School:
+    """The same school the next September, as its export then reads (la rentrée): the
+    pupils of the last level it teaches gone to collège, with the parents all of whose
+    children left; every other pupil a level up, in the class of that level, every class
+    renamed for the year (``CE1 A 2026``); as many new CP pupils as left, each with a
+    parent; the teachers in their renamed classes. ``school`` is left as it was."""
+    rng = _Rng(f"onde:{school.uai}:september:{year}")
+    renamed = {name: f"{name} {year}" for name, _ in school.classes}
+    home: dict[str, list[str]] = {}  # the classes of each level, in turn
+    for name, levels in school.classes:
+        for level in levels:
+            home.setdefault(level, []).append(renamed[name])
+    turns = {level: itertools.cycle(names) for level, names in home.items()}
+    last = max(home, key=LEVELS.index)
+    moved: dict[int, GenPupil] = {}  # id() of last year's pupil -> this year's
+    for pupil in school.pupils:
+        up = LEVELS[LEVELS.index(pupil.level) + 1] if pupil.level != last else None
+        if up is not None and up in home:
+            moved[id(pupil)] = replace(pupil, level=up, class_name=next(turns[up]))
+    left = len(school.pupils) - len(moved)
+    parents = []
+    for parent in school.parents:
+        children = [moved[id(c)] for c in parent.children if id(c) in moved]
+        if children:
+            parents.append(replace(parent, children=children))
+    pupils = list(moved.values())
+    first_class = home[min(home, key=LEVELS.index)][0]
+    # Names no one else of the school has: a newcomer is never taken for someone else.
+    taken = {(fold(p.first_name), fold(p.last_name)) for p in [*school.pupils, *school.parents]}
+    family = max((p.family for p in school.pupils), default=0)
+    for n in range(left):
+        family += 1
+        newcomer, parent = _newcomer(rng, school.uai, n, family, first_class, taken)
+        pupils.append(newcomer)
+        parents.append(parent)
+    teachers = [
+        replace(
+            t,
+            class_name=renamed.get(t.class_name, ""),
+            more_classes=tuple(renamed[c] for c in t.more_classes),
+        )
+        for t in school.teachers
+    ]
+    return replace(
+        school,
+        classes=[(renamed[name], levels) for name, levels in school.classes],
+        pupils=pupils,
+        parents=parents,
+        teachers=teachers,
+        class_ids={renamed[n]: f"{i}{year}" for n, i in school.class_ids.items()},
+    )
+
+
+def _newcomer(
+    rng: _Rng, uai: str, n: int, family: int, class_name: str, taken: set[tuple[str, str]]
+) -> tuple[GenPupil, GenParent]:
+    """A new CP pupil and his mother, of names ``taken`` has not (then taken)."""
+    while True:
+        sex = rng.pick("MF")
+        first, mother = rng.pick(MEN if sex == "M" else WOMEN), rng.pick(WOMEN)
+        last = rng.pick(LAST_NAMES).upper()
+        keys = {(fold(first), fold(last)), (fold(mother), fold(last))}
+        if len(keys) == 2 and not keys & taken:
+            taken |= keys
+            break
+    home = Address(f"{1 + rng.below(119)} {rng.pick(STREETS)}", "74000", "Annecy")
+    digest = hashlib.sha256(f"{uai}:newcomer:{n}".encode()).digest()
+    number = int.from_bytes(digest[:8], "big")
+    pupil = GenPupil(
+        last_name=last,
+        usage_name="",
+        first_name=first,
+        sex=sex,
+        birth_date=date(BIRTH_YEARS["CP"] + 1, 1, 1) + timedelta(days=rng.below(365)),
+        level="CP",
+        class_name=class_name,
+        family=family,
+        addresses=[home],
+        ine=f"{number % 10**10:010d}{UAI_LETTERS[number % 23]}",
+    )
+    parent = GenParent(
+        civility="MME",
+        last_name=last,
+        usage_name="",
+        first_name=mother,
+        email=f"{fold(mother)}.{fold(last)}.{family}@{rng.pick(EMAIL_DOMAINS)}",
+        address=home,
+        phones=("", "", "06 12 34 56 78"),
+        family=family,
+        children=[pupil],
+    )
+    return pupil, parent
 
 
 # ---------------------------------------------------------------------------------------

@@ -141,3 +141,41 @@ def test_a_pupil_whose_decision_sends_him_on_leaves_as_expected() -> None:
     assert changes.turnover
     gone = {p.first_name for p in changes.left if p.feed_id in changes.expected_leavers}
     assert gone == {"CM10", "CM11", "CM12", "CM13", "CE20"}
+
+
+@pytest.mark.parametrize("layout", ["classic", "2021"])
+def test_the_generator_s_next_september_is_a_turnover_applied_without_hold(tmp_path, layout):
+    """tools.onde_generator.next_year, read as any export: the turnover, its leavers
+    (the last level and their parents) expected, its newcomers created, nothing held."""
+    from services.directory_sync.feed_folder import read_folder
+    from services.directory_sync.onde import read_drop
+    from tools import onde_generator
+
+    shape = onde_generator.LAYOUTS[layout]
+    uai = onde_generator.uai_for("074", 1)
+    june = onde_generator.build_school(uai, classes=6, pupils_per_class=20, layout=shape)
+    september = onde_generator.next_year(june)
+
+    def parsed(school, name):
+        folder = tmp_path / name / school.uai
+        folder.mkdir(parents=True)
+        for file, content in onde_generator.render_school(school, shape).items():
+            (folder / file).write_bytes(content)
+        drop = read_folder(folder, max_file_bytes=1 << 24)
+        assert drop is not None
+        return read_drop(drop)
+
+    before = applied(parsed(june, "june"))
+    after = parsed(september, "september")
+    assert not after.errors
+    assert not [w for w in after.warnings if "has no pupil" in w.message]  # classes all filled
+    changes = diff(before, after)
+    last = max({p.level for p in june.pupils}, key=onde_generator.LEVELS.index)
+    gone = [p for p in june.pupils if p.level == last]
+    assert changes.turnover
+    assert len(changes.expected_leavers) == len(changes.left) > len(gone)  # and parents
+    assert {p.first_name for p in changes.created if p.profile == "student"} <= {
+        p.first_name for p in september.pupils if p.level == "CP"
+    }
+    assert len([p for p in changes.created if p.profile == "student"]) == len(gone)
+    assert not domain.hold_reasons(changes, before, after, 0.10)
