@@ -78,6 +78,16 @@ def uais(schools: int) -> list[str]:
     return [onde_generator.uai_for(DEPARTMENT, n) for n in range(1, schools + 1)]
 
 
+def first_drop(uai: str, pupils_per_class: int, layout: str) -> onde_generator.School:
+    """A school as its first drop has it."""
+    return onde_generator.build_school(
+        uai,
+        classes=CLASSES,
+        pupils_per_class=pupils_per_class,
+        layout=onde_generator.LAYOUTS[layout],
+    )
+
+
 def write_drops(root: Path, schools: int, pupils_per_class: int, layout: str) -> dict[str, int]:
     """Write (or find) every school's drop; persons per UAI."""
     counts_file = root / "counts.json"
@@ -86,12 +96,7 @@ def write_drops(root: Path, schools: int, pupils_per_class: int, layout: str) ->
     counts: dict[str, int] = {}
     started = time.perf_counter()
     for uai in uais(schools):
-        school = onde_generator.build_school(
-            uai,
-            classes=CLASSES,
-            pupils_per_class=pupils_per_class,
-            layout=onde_generator.LAYOUTS[layout],
-        )
+        school = first_drop(uai, pupils_per_class, layout)
         write_school(root, school, layout)
         counts[uai] = len(school.pupils) + len(school.parents) + len(school.teachers)
     counts_file.write_text(json.dumps(counts))
@@ -113,12 +118,7 @@ def turn_the_year(root: Path, schools: int, pupils_per_class: int, layout: str) 
     how many pupils continue (each moved to his new class) and how many persons arrive."""
     continuing = arriving = 0
     for uai in uais(schools):
-        june = onde_generator.build_school(
-            uai,
-            classes=CLASSES,
-            pupils_per_class=pupils_per_class,
-            layout=onde_generator.LAYOUTS[layout],
-        )
+        june = first_drop(uai, pupils_per_class, layout)
         september = onde_generator.next_year(june)
         newcomers = [p for p in september.pupils if p.family > max(q.family for q in june.pupils)]
         continuing += len(september.pupils) - len(newcomers)
@@ -132,12 +132,7 @@ def change_one_percent(root: Path, schools: int, pupils_per_class: int, layout: 
     Returns the number of persons changed."""
     changed = 0
     for uai in uais(schools):
-        school = onde_generator.build_school(
-            uai,
-            classes=CLASSES,
-            pupils_per_class=pupils_per_class,
-            layout=onde_generator.LAYOUTS[layout],
-        )
+        school = first_drop(uai, pupils_per_class, layout)
         for parent in school.parents[::50]:
             if parent.email:
                 parent.email = "nouvelle." + parent.email

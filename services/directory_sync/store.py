@@ -149,27 +149,9 @@ class DirectoryStore(TransactionStore):
             undone,
         )
 
-    async def replace_snapshot(
-        self,
-        school_id: UUID,
-        *,
-        version: int,
-        digest: str,
-        run_id: UUID,
-        persons_json: str,
-        persons_count: int,
-        classes: Sequence[FeedClass],
-    ) -> None:
-        await replace_snapshot(
-            self.conn,
-            school_id,
-            version=version,
-            digest=digest,
-            run_id=run_id,
-            persons_json=persons_json,
-            persons_count=persons_count,
-            classes=classes,
-        )
+    async def replace_snapshot(self, school_id: UUID, **snapshot: Any) -> None:
+        """``replace_snapshot`` (below) in this transaction."""
+        await replace_snapshot(self.conn, school_id, **snapshot)
 
     async def held_run(self, run_id: UUID) -> HeldRun | None:
         """The run, locked: of two approvals of one run, the second finds it applied."""
