@@ -8,6 +8,7 @@
 The server knows nothing of the worker: it is given what to call.
 """
 
+import errno
 import socket
 from collections.abc import Awaitable, Callable
 
@@ -19,6 +20,17 @@ from shared.metrics import CONTENT_TYPE, Metrics
 log = get_logger(__name__)
 # Problems found, by component (e.g. {"database": "ConnectionRefusedError: ..."}).
 ReadinessCheck = Callable[[], Awaitable[dict[str, str]]]
+
+
+class OpsPortTaken(Exception):
+    """The ops port is taken (another worker, or a second replica, on this host)."""
+
+    def __init__(self, host: str, port: int, reason: str) -> None:
+        super().__init__(
+            f"{host}:{port} cannot be listened on ({reason}): set ONE_OPS_PORT to a free port"
+            " (each worker has its own default, 8001-8004; 0 takes any free port)"
+        )
+        self.host, self.port = host, port
 
 
 class OpsServer:
@@ -53,6 +65,12 @@ class OpsServer:
             sock.bind((self._host, self._port))
             site = web.SockSite(runner, sock)
             await site.start()
+        except OSError as exc:
+            sock.close()
+            await runner.cleanup()
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                raise OpsPortTaken(self._host, self._port, exc.strerror or str(exc)) from exc
+            raise
         except BaseException:
             sock.close()
             await runner.cleanup()

@@ -3,11 +3,13 @@
 import asyncio
 import gc
 import signal
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from shared.errors import describe
 from shared.logs import get_logger
+from shared.ops import OpsPortTaken
 
 log = get_logger(__name__)
 
@@ -110,7 +112,12 @@ def run(build: Callable[[], Service], configure_logs: Callable[[], None]) -> Non
     async def main() -> None:
         await serve(build())
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except OpsPortTaken as taken:
+        # One clear line rather than a traceback: the usual mistake of a first start.
+        log.error("ops_port_taken", setting="ONE_OPS_PORT", port=taken.port, error=str(taken))
+        sys.exit(2)
 
 
 Task = Callable[[asyncio.Event], Awaitable[None]]

@@ -1,7 +1,26 @@
 """Typed settings shared by every worker, read from ``ONE_*`` environment variables."""
 
+from typing import Any
+
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared import topics
+
+# Each worker's default ops port, so that the four run side by side on one host; a second
+# replica of one on the same host is given another (ONE_OPS_PORT), or 0 for any free one.
+OPS_PORTS = {
+    topics.ORDER_INTAKE: 8001,
+    topics.DIRECTORY_SYNC: 8002,
+    topics.ACCOUNT_MANAGER: 8003,
+    topics.CREDENTIAL_DISPATCH: 8004,
+}
+
+
+def own_ops_port(worker: str) -> Any:
+    """The ``ops_port`` field of ``worker``'s settings, with its own default."""
+    return Field(default=OPS_PORTS[worker], ge=0, le=65535)
+
 
 # The largest message body a worker reads. The largest legitimate messages are a
 # directory.synced chunk of 500 persons (about 150 KB) and an accounts.created (about
@@ -52,7 +71,7 @@ class CommonSettings(BaseSettings):
     # bound one is ``Worker.ops_port``. 127.0.0.1 suits the container's own healthcheck; set
     # 0.0.0.0 for an orchestrator or a Prometheus outside the container.
     ops_host: str = "127.0.0.1"
-    ops_port: int = Field(default=8000, ge=0, le=65535)
+    ops_port: int = Field(default=8000, ge=0, le=65535)  # each worker's own: own_ops_port
     # How often the worker asks Postgres whether it answers; while it does not, the worker
     # stops consuming (messages wait in the queue) and reports itself not ready.
     database_check_seconds: float = Field(default=1.0, gt=0)

@@ -8,6 +8,7 @@ from pathlib import Path
 from onectl.broker import apply_topology
 from onectl.config import OnectlSettings
 from shared import topics
+from shared.settings import OPS_PORTS
 from tools import smtp_sink
 from tools.workers import WorkerProcess
 
@@ -15,7 +16,7 @@ from tools.workers import WorkerProcess
 async def run() -> None:
     controller, _ = smtp_sink.start(Path("out"), port=1025)
     print("SMTP sink on 127.0.0.1:1025, mails in out/mail, PDFs in out/pdf", flush=True)
-    ports = {name: 8001 + i for i, name in enumerate(topics.WORKERS)}
+    ports = {name: OPS_PORTS[name] for name in topics.WORKERS}  # each worker's default
     workers = [
         WorkerProcess(name, {"ONE_OPS_PORT": str(ports[name])}, echo=True)
         for name in topics.WORKERS

@@ -1,7 +1,9 @@
-from shared.settings import CommonSettings
+from shared import topics
+from shared.settings import CommonSettings, own_ops_port
 
 
 class AccountManagerSettings(CommonSettings):
+    ops_port: int = own_ops_port(topics.ACCOUNT_MANAGER)
     activation_ttl_days: int = 90
     # A leaver who had activated his account is kept, deactivated, this long (and restored
     # if the feed brings him back meanwhile), then removed by the purge.

@@ -4,10 +4,12 @@ from typing import Literal
 
 from pydantic import Field
 
-from shared.settings import CommonSettings
+from shared import topics
+from shared.settings import CommonSettings, own_ops_port
 
 
 class CredentialDispatchSettings(CommonSettings):
+    ops_port: int = own_ops_port(topics.CREDENTIAL_DISPATCH)
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
     smtp_username: str | None = None

@@ -6,10 +6,12 @@ from pydantic import Field, field_validator
 
 from services.directory_sync.domain import parse_hh_mm
 from services.directory_sync.onde import Limits
-from shared.settings import CommonSettings
+from shared import topics
+from shared.settings import CommonSettings, own_ops_port
 
 
 class DirectorySyncSettings(CommonSettings):
+    ops_port: int = own_ops_port(topics.DIRECTORY_SYNC)
     # Where the académies drop each school's nightly ONDE export: <feed_dir>/<UAI>/.
     feed_dir: Path = Path("var/feed")
     # What a drop may hold: a file larger, or of more lines, is refused before being read

@@ -1,7 +1,8 @@
 from pydantic import BaseModel, Field
 
 from services.order_intake.domain import DEFAULT_ACADEMIES
-from shared.settings import CommonSettings
+from shared import topics
+from shared.settings import CommonSettings, own_ops_port
 
 
 class Seller(BaseModel):
@@ -15,6 +16,7 @@ class Seller(BaseModel):
 
 
 class OrderIntakeSettings(CommonSettings):
+    ops_port: int = own_ops_port(topics.ORDER_INTAKE)
     # Departments fed automatically from ONDE, and the académie (or area) each belongs to.
     feed_academies: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_ACADEMIES))
     seller: Seller = Seller()

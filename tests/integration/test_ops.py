@@ -273,3 +273,48 @@ async def test_database_outage_pauses_consuming_and_loses_nothing(
         assert await conn.fetchval("SELECT count(*) FROM order_intake.inbox") == 4
     finally:
         await conn.close()
+
+
+def test_each_worker_has_its_own_default_ops_port() -> None:
+    """The four workers started on one host with their defaults do not collide."""
+    from services.account_manager.settings import AccountManagerSettings
+    from services.credential_dispatch.settings import CredentialDispatchSettings
+    from services.directory_sync.settings import DirectorySyncSettings
+
+    defaults = {
+        cls.model_fields["ops_port"].default
+        for cls in (
+            OrderIntakeSettings,
+            DirectorySyncSettings,
+            AccountManagerSettings,
+            CredentialDispatchSettings,
+        )
+    }
+    assert defaults == {8001, 8002, 8003, 8004}
+
+
+async def test_a_taken_ops_port_stops_the_worker_with_one_clear_line() -> None:
+    """A second worker on a port already listened on exits at start (code 2) with one log
+    line naming ONE_OPS_PORT, not a traceback; before reaching the broker or Postgres."""
+    import os
+    import socket
+    import sys
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "services.order_intake",
+            env={**os.environ, "ONE_OPS_PORT": str(port), "ONE_AMQP_URL": "amqp://nowhere:1/"},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 2
+    lines = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
+    [taken_line] = [r for r in lines if r.get("event") == "ops_port_taken"]
+    assert taken_line["setting"] == "ONE_OPS_PORT" and taken_line["port"] == port
+    assert "Traceback" not in out.decode() + err.decode()
