@@ -120,7 +120,8 @@ def turn_the_year(root: Path, schools: int, pupils_per_class: int, layout: str) 
     for uai in uais(schools):
         june = first_drop(uai, pupils_per_class, layout)
         september = onde_generator.next_year(june)
-        newcomers = [p for p in september.pupils if p.family > max(q.family for q in june.pupils)]
+        last_family = max(p.family for p in june.pupils)
+        newcomers = [p for p in september.pupils if p.family > last_family]
         continuing += len(september.pupils) - len(newcomers)
         arriving += 2 * len(newcomers)  # each with a parent
         write_school(root, september, layout)

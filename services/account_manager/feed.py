@@ -373,9 +373,7 @@ async def _create(
     if made:
         # One an undone run brings back is recreated under the login he had.
         again = await store.take_deleted_logins(school_id, list(made))
-        logins = await store.add_accounts_as(
-            [made[f] for f in again if f in made], [again[f] for f in again if f in made]
-        )
+        logins = await store.add_accounts_as([made[f] for f in again], list(again.values()))
         rest = [
             (a, b) for a, b in zip(made.values(), bases, strict=True) if a.account_id not in logins
         ]

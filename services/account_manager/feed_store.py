@@ -466,13 +466,6 @@ class FeedStore(AccountStore):
         )
         return {r["parent_id"] for r in rows}
 
-    async def parents_of(self, children: list[UUID]) -> set[UUID]:
-        rows = await self.conn.fetch(
-            "SELECT DISTINCT parent_id FROM parent_children WHERE child_id = ANY($1::uuid[])",
-            children,
-        )
-        return {r["parent_id"] for r in rows}
-
     async def family_classes(
         self, parents: list[UUID], children: Collection[UUID] = ()
     ) -> tuple[list[UUID], list[tuple[UUID, UUID]], dict[UUID, list[UUID]]]:

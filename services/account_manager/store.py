@@ -312,15 +312,16 @@ class AccountStore(TransactionStore):
             "UPDATE schools SET year_closed_at = $2 WHERE school_id = $1", school_id, at
         )
 
-    async def active_parents_of(self, child_ids: list[UUID]) -> list[UUID]:
+    async def parents_of(self, children: list[UUID], *, active: bool = False) -> set[UUID]:
+        """The parents of ``children``; ``active``: those not deactivated only."""
         rows = await self.conn.fetch(
             "SELECT DISTINCT p.parent_id FROM parent_children p"
             " JOIN accounts a ON a.account_id = p.parent_id"
-            " WHERE p.child_id = ANY($1::uuid[]) AND a.deactivated_at IS NULL"
-            " ORDER BY p.parent_id",
-            child_ids,
+            " WHERE p.child_id = ANY($1::uuid[]) AND (NOT $2 OR a.deactivated_at IS NULL)",
+            children,
+            active,
         )
-        return [r["parent_id"] for r in rows]
+        return {r["parent_id"] for r in rows}
 
     async def link_to_class(self, account_ids: list[UUID], class_id: UUID) -> None:
         await self.conn.execute(

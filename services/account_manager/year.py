@@ -24,7 +24,6 @@ from shared.contracts.commands import (
     ClassTeachersAssigned,
     SchoolYearCloseRequested,
 )
-from shared.contracts.common import Reason
 from shared.contracts.directory import AccountsUpdated
 from shared.envelope import Contract, Envelope, follow
 from shared.logs import get_logger
@@ -90,10 +89,10 @@ async def handle_class_pupils_place(
     pupil_ids = list(dict.fromkeys(command.pupils))
     pupils = await store.account_rows(pupil_ids, lock=True)
     reasons = scope.check_place(requester, klass, command.class_id, pupil_ids, pupils)
-    if reasons or klass is None:
-        await reject(event, reasons or [Reason(field="class_id", message="unknown")], store=store)
+    if reasons or klass is None:  # an unknown class has its reason
+        await reject(event, reasons, store=store)
         return
-    parents = await store.active_parents_of(pupil_ids)
+    parents = sorted(await store.parents_of(pupil_ids, active=True))
     await store.link_to_class([*pupil_ids, *parents], klass.class_id)
     views = await store.account_views([*pupil_ids, *parents])
     updated = AccountsUpdated(

@@ -166,9 +166,8 @@ async def handle_school_year_turned(
     their teachers (the guide: "l'administrateur doit à présent rattacher les enseignants
     à leurs classes")."""
     turned = event.data
-    school = await store.school_of(turned.school_id)
     notice = {
-        "school_name": school[0] if school else "",
+        "school_name": await store.school_name(turned.school_id) or "",
         "classes": [c.name for c in turned.classes],
         "without_teacher": [c.name for c in turned.classes_without_teacher],
         "closed_by_hand": turned.request_id is not None,

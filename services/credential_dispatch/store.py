@@ -90,11 +90,11 @@ class DispatchStore(TransactionStore):
         )
         return [(r["account_id"], r["email"]) for r in rows]
 
-    async def school_of(self, school_id: UUID) -> tuple[str, str | None] | None:
-        row = await self.conn.fetchrow(
-            "SELECT name, uai FROM schools WHERE school_id = $1", school_id
+    async def school_name(self, school_id: UUID) -> str | None:
+        name: str | None = await self.conn.fetchval(
+            "SELECT name FROM schools WHERE school_id = $1", school_id
         )
-        return (row["name"], row["uai"]) if row else None
+        return name
 
     async def upsert_school(
         self, school_id: UUID, *, uai: str | None, name: str, provisioning: str | None
