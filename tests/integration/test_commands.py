@@ -1,13 +1,9 @@
 """account_manager's commands against real RabbitMQ and Postgres: each success path, each
 refusal (nothing changes, one command.rejected with reasons), duplicates, redelivery."""
 
-from collections.abc import AsyncIterator
-
 import pytest
 from aio_pika.abc import AbstractChannel
 
-from services.account_manager.bootstrap import build
-from services.account_manager.settings import AccountManagerSettings
 from shared import topics
 from shared.worker import Worker
 from tests.conftest import Stack
@@ -23,15 +19,7 @@ PUPIL = {
 
 
 @pytest.fixture
-async def worker(stack: Stack) -> AsyncIterator[Worker]:
-    running = build(stack.settings(AccountManagerSettings))
-    await running.start()
-    yield running
-    await running.stop()
-
-
-@pytest.fixture
-async def school(worker: Worker, stack: Stack, channel: AbstractChannel) -> School:
+async def school(account_manager: Worker, stack: Stack, channel: AbstractChannel) -> School:
     spy = EventSpy()
     await spy.start(channel, stack.exchange)
     return await open_school(channel, stack.exchange, spy)
@@ -289,7 +277,9 @@ async def test_renew_voids_the_old_code_and_activation_spends_it(school: School,
         await conn.close()
 
 
-async def test_a_command_delivered_twice_acts_once(school: School, stack: Stack, worker):
+async def test_a_command_delivered_twice_acts_once(
+    school: School, stack: Stack, account_manager: Worker
+):
     data = {
         "requested_by": school.admin_id,
         "school_id": school.school_id,
@@ -306,7 +296,7 @@ async def test_a_command_delivered_twice_acts_once(school: School, stack: Stack,
     from tools.waits import eventually
 
     async def both_seen() -> bool:
-        return worker._consumer.counts["duplicate"] >= 1
+        return account_manager._consumer.counts["duplicate"] >= 1
 
     await eventually(both_seen, what="duplicate acknowledged")
     answers = [

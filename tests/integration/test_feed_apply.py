@@ -49,11 +49,8 @@ ACCOUNT_EVENTS = (
 
 
 @pytest.fixture
-async def worker(stack: Stack) -> AsyncIterator[Worker]:
-    running = build(stack.settings(AccountManagerSettings))
-    await running.start()
-    yield running
-    await running.stop()
+def worker(account_manager: Worker) -> Worker:
+    return account_manager
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ accounts without a class), then teachers place their pupils; every refusal chang
 nothing and answers with reasons."""
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -12,8 +11,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from aio_pika.abc import AbstractChannel
 
-from services.account_manager.bootstrap import build
-from services.account_manager.settings import AccountManagerSettings
 from shared import topics
 from shared.worker import Worker
 from tests.conftest import Stack
@@ -26,15 +23,7 @@ PLACED = (topics.ACCOUNTS_UPDATED, topics.COMMAND_REJECTED)
 
 
 @pytest.fixture
-async def worker(stack: Stack) -> AsyncIterator[Worker]:
-    running = build(stack.settings(AccountManagerSettings))
-    await running.start()
-    yield running
-    await running.stop()
-
-
-@pytest.fixture
-async def school(worker: Worker, stack: Stack, channel: AbstractChannel) -> School:
+async def school(account_manager: Worker, stack: Stack, channel: AbstractChannel) -> School:
     spy = EventSpy()
     await spy.start(channel, stack.exchange)
     return await open_school(channel, stack.exchange, spy, classes=2)

@@ -1,0 +1,19 @@
+"""Fixtures several integration modules share."""
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from services.account_manager.bootstrap import build
+from services.account_manager.settings import AccountManagerSettings
+from shared.worker import Worker
+from tests.conftest import Stack
+
+
+@pytest.fixture
+async def account_manager(stack: Stack) -> AsyncIterator[Worker]:
+    """account_manager running in this process, on the test's stack."""
+    running = build(stack.settings(AccountManagerSettings))
+    await running.start()
+    yield running
+    await running.stop()
