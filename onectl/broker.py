@@ -29,17 +29,26 @@ _DEATH_HEADERS = ("x-one-", "x-death", "x-first-death-", "x-last-death-", "x-del
 
 @contextlib.asynccontextmanager
 async def connect(settings: OnectlSettings) -> AsyncIterator[AbstractConnection]:
-    try:
-        connection = await asyncio.wait_for(
-            aio_pika.connect(settings.amqp_url, client_properties={"connection_name": "onectl"}),
-            timeout=settings.connect_timeout,
-        )
-    except (OSError, AMQPError, TimeoutError) as exc:
-        raise unreachable(f"RabbitMQ unreachable at {_safe(settings.amqp_url)}: {exc}") from exc
+    connection = await _first_node(settings)
     try:
         yield connection
     finally:
         await connection.close()
+
+
+async def _first_node(settings: OnectlSettings) -> AbstractConnection:
+    """A connection to the first broker node of ``ONE_AMQP_URLS`` (or ``ONE_AMQP_URL``)
+    that answers."""
+    failures = []
+    for address in settings.broker_addresses:
+        try:
+            return await asyncio.wait_for(
+                aio_pika.connect(address, client_properties={"connection_name": "onectl"}),
+                timeout=settings.connect_timeout,
+            )
+        except (OSError, AMQPError, TimeoutError) as exc:
+            failures.append(f"{_safe(address)}: {exc or type(exc).__name__}")
+    raise unreachable(f"RabbitMQ unreachable at {'; '.join(failures)}")
 
 
 def _safe(url: str) -> str:

@@ -5,13 +5,17 @@ import gc
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Protocol, TypeVar
+
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings
 
 from shared.errors import describe
 from shared.logs import get_logger
 from shared.ops import OpsPortTaken
 
 log = get_logger(__name__)
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 
 class Waker:
@@ -103,6 +107,21 @@ GC_THRESHOLDS = (20_000, 20, 100)
 def tune_gc() -> None:
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+
+
+def settings_or_exit(read: Callable[[], SettingsT]) -> SettingsT:
+    """The worker's settings, or one line per wrong setting on stderr and exit 2.
+
+    Pydantic's own message quotes each wrong value, which may be a URL holding a password:
+    only the setting and what is wrong with it are printed.
+    """
+    try:
+        return read()
+    except ValidationError as exc:
+        for error in exc.errors(include_input=False, include_url=False):
+            field = "_".join(str(part) for part in error["loc"]).upper()
+            print(f"setting ONE_{field}: {error['msg']}", file=sys.stderr)
+        sys.exit(2)
 
 
 def run(build: Callable[[], Service], configure_logs: Callable[[], None]) -> None:

@@ -38,6 +38,9 @@ class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ONE_", extra="ignore")
 
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    # The nodes of a broker cluster, comma-separated: tried in this order at start, and the
+    # next one after a node goes away (shared/messaging/cluster.py). Overrides amqp_url.
+    amqp_urls: str | None = None
     exchange: str = "one.events"
     # Prefix of every other broker name (queues, dead-letter and retry exchanges), so that
     # several pipelines (or test runs) can share one broker without seeing each other.
@@ -78,9 +81,33 @@ class CommonSettings(BaseSettings):
     log_level: str = "INFO"
     source_base: str = "urn:one:onboarding"
 
+    @property
+    def broker_addresses(self) -> list[str]:
+        """Every broker address to try, in order (``amqp_urls``, else ``amqp_url``)."""
+        return broker_addresses(self.amqp_urls) if self.amqp_urls else [self.amqp_url]
+
+    @field_validator("amqp_urls")
+    @classmethod
+    def _addresses_valid(cls, value: str | None) -> str | None:
+        if value is not None and value.strip():
+            broker_addresses(value)  # raises on a malformed list
+            return value
+        return None
+
     @field_validator("retry_delays")
     @classmethod
     def _delays_positive(cls, delays: list[float]) -> list[float]:
         if not delays or any(d <= 0 for d in delays):
             raise ValueError("retry delays must be a non-empty list of positive seconds")
         return delays
+
+
+def broker_addresses(value: str) -> list[str]:
+    """The addresses of a comma-separated ``ONE_AMQP_URLS``; each an amqp:// or amqps:// URL."""
+    addresses = [part.strip() for part in value.split(",") if part.strip()]
+    if not addresses:
+        raise ValueError("ONE_AMQP_URLS names no broker address")
+    wrong = [a.split("@")[-1] for a in addresses if not a.startswith(("amqp://", "amqps://"))]
+    if wrong:
+        raise ValueError(f"not an amqp:// or amqps:// URL: {', '.join(wrong)}")
+    return addresses

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-import aio_pika
 import asyncpg
 from aio_pika.abc import AbstractRobustConnection
 
@@ -26,7 +25,7 @@ from shared import db
 from shared.db import Connection
 from shared.errors import describe
 from shared.logs import get_logger
-from shared.messaging import topology
+from shared.messaging import cluster, topology
 from shared.messaging.consumer import MessageProcessor, QueueConsumer, Route
 from shared.messaging.publisher import Publisher, open_publisher
 from shared.messaging.relay import OutboxRelay
@@ -113,6 +112,14 @@ class Worker:
         return self._ops.port
 
     @property
+    def broker_node(self) -> str | None:
+        """The broker address the worker is connected to now (no password), if any."""
+        connection = self._connection
+        if connection is None or not connection.connected.is_set():
+            return None
+        return cluster.safe_address(str(connection.url))
+
+    @property
     def database(self) -> db.Database:
         s = self.settings
         return db.Database(
@@ -144,9 +151,7 @@ class Worker:
         )
         await db.migrate(self._pool, self.name, db.BACKBONE_MIGRATIONS, self._migrations)
 
-        self._connection = await aio_pika.connect_robust(
-            s.amqp_url, client_properties={"connection_name": self.name}
-        )
+        self._connection = await cluster.connect(s.broker_addresses, name=self.name)
         queue = await topology.open_worker(
             self._connection,
             self.names,

@@ -24,6 +24,7 @@ from onectl.config import OnectlSettings
 from shared import topics
 from shared.contracts.common import uai_check_letter
 from shared.envelope import CONTENT_TYPE
+from shared.messaging import cluster
 from shared.settings import CommonSettings
 from tools import onde_generator, smtp_sink
 from tools.waits import eventually
@@ -139,7 +140,7 @@ async def run(out: Path) -> int:
     workers = [
         WorkerProcess(name, env, log_file=out / "logs" / f"{name}.log") for name in topics.WORKERS
     ]
-    connection = await aio_pika.connect_robust(settings.amqp_url)
+    connection = await cluster.connect(settings.broker_addresses, name="demo")
     seen: list[tuple[float, dict[str, Any]]] = []
     try:
         console.rule("[bold]ONE onboarding — démonstration")

@@ -5,7 +5,7 @@ from shared.topics import ACCOUNT_MANAGER
 
 
 def main() -> None:
-    settings = AccountManagerSettings()
+    settings = runtime.settings_or_exit(AccountManagerSettings)
     runtime.run(
         lambda: build(settings), lambda: logs.configure(ACCOUNT_MANAGER, settings.log_level)
     )

@@ -5,7 +5,7 @@ from shared.topics import CREDENTIAL_DISPATCH
 
 
 def main() -> None:
-    settings = CredentialDispatchSettings()
+    settings = runtime.settings_or_exit(CredentialDispatchSettings)
     runtime.run(
         lambda: build(settings), lambda: logs.configure(CREDENTIAL_DISPATCH, settings.log_level)
     )

@@ -5,7 +5,7 @@ from shared.topics import DIRECTORY_SYNC
 
 
 def main() -> None:
-    settings = DirectorySyncSettings()
+    settings = runtime.settings_or_exit(DirectorySyncSettings)
     runtime.run(lambda: build(settings), lambda: logs.configure(DIRECTORY_SYNC, settings.log_level))
 
 

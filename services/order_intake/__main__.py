@@ -5,7 +5,7 @@ from shared.topics import ORDER_INTAKE
 
 
 def main() -> None:
-    settings = OrderIntakeSettings()
+    settings = runtime.settings_or_exit(OrderIntakeSettings)
     runtime.run(lambda: build(settings), lambda: logs.configure(ORDER_INTAKE, settings.log_level))
 
 
