@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import asyncpg
-from aio_pika.abc import AbstractRobustConnection
 
 from shared import db
 from shared.db import Connection
@@ -88,7 +87,7 @@ class Worker:
         self._wire = wire
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._connection: AbstractRobustConnection | None = None
+        self._connection: cluster.ClusterConnection | None = None
         self._pool: asyncpg.Pool | None = None
         self._consumer: QueueConsumer | None = None
         self._relay: OutboxRelay | None = None
@@ -117,7 +116,7 @@ class Worker:
         connection = self._connection
         if connection is None or not connection.connected.is_set():
             return None
-        return cluster.safe_address(str(connection.url))
+        return connection.node
 
     @property
     def database(self) -> db.Database:

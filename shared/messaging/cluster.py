@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractRobustConnection
 from aio_pika.robust_connection import RobustConnection
 from yarl import URL
 
@@ -72,6 +71,11 @@ class ClusterConnection(RobustConnection):
         self.ring = ring
         super().__init__(URL(ring.current), **kwargs)
 
+    @property
+    def node(self) -> str:
+        """The address of the node of the current (or last) attempt, without password."""
+        return safe_address(str(self.url))
+
     # aio-pika's robust connection makes each attempt in this (name-mangled) method; its
     # version is pinned in pyproject.toml, and tests/integration/test_cluster.py fails if
     # a release renames it (the worker would then stay on its first node).
@@ -79,18 +83,18 @@ class ClusterConnection(RobustConnection):
         self.url = URL(self.ring.next_attempt())
         await super()._RobustConnection__connect_transport()  # type: ignore[misc]
         self.ring.connected()
-        log.info("broker_connected", node=safe_address(str(self.url)))
+        log.info("broker_connected", node=self.node)
 
     async def _on_connection_close(self, closing: asyncio.Future[Any]) -> None:
         if not (self._close_called or self.is_closed):
             self.ring.lost()
-            log.warning("broker_connection_lost", node=safe_address(str(self.url)))
+            log.warning("broker_connection_lost", node=self.node)
         await super()._on_connection_close(closing)
 
 
 async def connect(
     addresses: Sequence[str], *, name: str, reconnect_interval: float = 1.0
-) -> AbstractRobustConnection:
+) -> ClusterConnection:
     """A robust connection to the first node of ``addresses`` that answers.
 
     Each address is tried in turn; the error of the last one is raised when none answers
