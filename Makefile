@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_FLAGS ?=
 
-.PHONY: help install services run demo test test-fast test-chaos lint bench clean
+.PHONY: help install services cluster cluster-stop run demo test test-fast test-chaos lint bench clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -33,6 +33,12 @@ tools/asyncapi/node_modules: tools/asyncapi/package-lock.json | /usr/bin/npm
 
 services: ## Start Postgres and RabbitMQ where they are not listening
 	scripts/ensure-services.sh
+
+cluster: ## A three-node RabbitMQ cluster on 127.0.0.1:5701-5703 (prints ONE_AMQP_URLS)
+	scripts/cluster.sh start
+
+cluster-stop: ## Stop the three nodes of `make cluster` (their data is kept)
+	scripts/cluster.sh stop
 
 run: install services ## The four workers in the foreground (and a local SMTP sink writing to out/)
 	$(BIN)/python -m tools.run

@@ -30,6 +30,7 @@ from tools import deploy_config as dc
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = {"rabbitmq", "postgres", "mailpit"}
+CLUSTER_NODES = ("rabbitmq", "rabbitmq-2", "rabbitmq-3")  # the `cluster` profile adds two
 DEPLOY_STEPS = {"topology"}
 NAMES = Names()  # the names compose.yaml runs with (checked below)
 DEFAULT_DELAYS = CommonSettings.model_construct().retry_delays
@@ -150,6 +151,12 @@ def permission_problems(defs: dict[str, Any], worker: str) -> list[str]:
     return problems
 
 
+def first_address(service: dict[str, Any]) -> Any:
+    """The first broker address a worker of compose.yaml tries, split."""
+    urls = interpolate(service["environment"]["ONE_AMQP_URLS"])
+    return urlsplit(CommonSettings(amqp_urls=urls).broker_addresses[0])
+
+
 def worker_problems(spec: dict[str, Any], worker: str) -> list[str]:
     service = spec.get("services", {}).get(worker)
     if service is None:
@@ -182,14 +189,19 @@ def worker_problems(spec: dict[str, Any], worker: str) -> list[str]:
     )
 
     env = service.get("environment", {})
-    amqp = urlsplit(interpolate(env.get("ONE_AMQP_URL", "")))
-    expect(amqp.username == dc.amqp_user(worker), f"AMQP user {dc.amqp_user(worker)}")
-    expect(amqp.hostname == "rabbitmq" and amqp.path == f"/{dc.VHOST}", "AMQP host and vhost")
+    addresses = CommonSettings(amqp_urls=interpolate(env.get("ONE_AMQP_URLS", ""))).broker_addresses
     expect(
-        f"${{{dc.amqp_secret_var(worker)}:-" in str(env.get("ONE_AMQP_URL")),
+        [urlsplit(a).hostname for a in addresses] == list(CLUSTER_NODES),
+        "AMQP addresses: every node of the cluster, the first node first",
+    )
+    for address in map(urlsplit, addresses):
+        expect(address.username == dc.amqp_user(worker), f"AMQP user {dc.amqp_user(worker)}")
+        expect(address.path == f"/{dc.VHOST}", "AMQP vhost")
+        expect(address.password == dc.dev_amqp_secret(worker), "AMQP dev password as defined")
+    expect(
+        str(env.get("ONE_AMQP_URLS")).count(f"${{{dc.amqp_secret_var(worker)}:-") == 3,
         f"AMQP password from {dc.amqp_secret_var(worker)}",
     )
-    expect(amqp.password == dc.dev_amqp_secret(worker), "AMQP dev password as in definitions")
     expect(env.get("ONE_DATABASE_ROLE") == dc.db_role(worker), f"DB role {dc.db_role(worker)}")
     expect(
         str(env.get("ONE_DATABASE_PASSWORD", "")).startswith(f"${{{dc.db_secret_var(worker)}:-"),
@@ -208,7 +220,9 @@ def worker_problems(spec: dict[str, Any], worker: str) -> list[str]:
 
 
 def test_the_stack_is_the_three_services_the_deploy_step_and_every_worker() -> None:
-    assert set(compose()["services"]) == INFRA | DEPLOY_STEPS | set(topics.WORKERS)
+    assert set(compose()["services"]) == INFRA | set(CLUSTER_NODES) | DEPLOY_STEPS | set(
+        topics.WORKERS
+    )
 
 
 def test_the_topology_is_applied_by_the_admin_before_any_worker_starts() -> None:
@@ -243,7 +257,7 @@ def test_a_missing_worker_is_caught() -> None:
 def test_a_shared_or_wrong_credential_is_caught() -> None:
     spec = copy.deepcopy(compose())
     env = spec["services"][topics.ORDER_INTAKE]["environment"]
-    env["ONE_AMQP_URL"] = "amqp://guest:guest@rabbitmq:5672/"
+    env["ONE_AMQP_URLS"] = "amqp://guest:guest@rabbitmq:5672/"
     env["ONE_DATABASE_ADMIN_URL"] = "postgresql://postgres@postgres:5432/postgres"
     spec["services"][topics.ORDER_INTAKE]["deploy"] = {"replicas": 1}
     problems = worker_problems(spec, topics.ORDER_INTAKE)
@@ -254,9 +268,7 @@ def test_a_shared_or_wrong_credential_is_caught() -> None:
 
 def test_workers_share_no_credentials() -> None:
     services = compose()["services"]
-    urls = [
-        urlsplit(interpolate(services[w]["environment"]["ONE_AMQP_URL"])) for w in topics.WORKERS
-    ]
+    urls = [first_address(services[w]) for w in topics.WORKERS]
     envs = [services[w]["environment"] for w in topics.WORKERS]
     assert len({u.username for u in urls}) == len(topics.WORKERS)
     assert len({u.password for u in urls}) == len(topics.WORKERS)
@@ -269,6 +281,23 @@ def test_replicas_follow_the_environment() -> None:
         replicas = compose()["services"][worker]["deploy"]["replicas"]
         assert interpolate(replicas) == "1"
         assert interpolate(replicas, {dc.replicas_var(worker): "3"}) == "3"
+
+
+def test_the_cluster_profile_adds_two_nodes_that_join_the_first() -> None:
+    services = compose()["services"]
+    conf = (ROOT / "deploy" / "rabbitmq" / "cluster.conf").read_text()
+    peers = re.findall(
+        r"^cluster_formation\.classic_config\.nodes\.\d+ = rabbit@(\S+)$", conf, re.M
+    )
+    assert peers == list(CLUSTER_NODES)
+    cookies = set()
+    for node in CLUSTER_NODES:
+        service = services[node]
+        assert service["hostname"] == node  # the node name rabbit@<hostname> peers look for
+        assert service.get("profiles") == (None if node == "rabbitmq" else ["cluster"])
+        assert any("cluster.conf:/etc/rabbitmq/conf.d/" in v for v in service["volumes"]), node
+        cookies.add(interpolate(service["environment"]["RABBITMQ_ERLANG_COOKIE"]))
+    assert len(cookies) == 1  # one cookie, or the nodes cannot talk
 
 
 def test_every_service_has_a_healthcheck_and_a_restart_policy() -> None:
@@ -415,7 +444,7 @@ def test_users_and_their_dev_passwords() -> None:
         user = users[dc.amqp_user(worker)]
         assert user["tags"] == []
         assert user["hashing_algorithm"] == dc.HASHING
-        password = urlsplit(interpolate(services[worker]["environment"]["ONE_AMQP_URL"])).password
+        password = first_address(services[worker]).password
         assert password and dc.hash_matches(user["password_hash"], password), worker
     assert users[dc.ADMIN_USER]["tags"] == ["administrator"]
     assert dc.hash_matches(users[dc.ADMIN_USER]["password_hash"], dc.DEV_ADMIN_SECRET)
