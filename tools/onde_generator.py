@@ -848,6 +848,28 @@ def next_year(school: School, *, year: int = 2026) -> School:
     )
 
 
+def a_night_of_changes(school: School, *, night: int = 1) -> School:
+    """The same school a night later, as an ordinary night changes it: a new pupil with his
+    mother in the first class; the last pupil gone, with the parents all of whose children
+    are gone; the first parent with an email on a new address. ``school`` is left as it
+    was."""
+    rng = _Rng(f"onde:{school.uai}:night:{night}")
+    gone = school.pupils[-1]
+    pupils = school.pupils[:-1]
+    parents = []
+    for parent in school.parents:
+        children = [c for c in parent.children if c is not gone]
+        if children:
+            parents.append(replace(parent, children=children))
+    moved = next((i for i, p in enumerate(parents) if p.email), None)
+    if moved is not None:
+        parents[moved] = replace(parents[moved], email=f"n{night}." + parents[moved].email)
+    taken = {(fold(p.first_name), fold(p.last_name)) for p in [*school.pupils, *school.parents]}
+    family = max((p.family for p in school.pupils), default=0) + 1
+    newcomer, mother = _newcomer(rng, school.uai, 1000 + night, family, school.classes[0][0], taken)
+    return replace(school, pupils=[*pupils, newcomer], parents=[*parents, mother])
+
+
 def _newcomer(
     rng: _Rng, uai: str, n: int, family: int, class_name: str, taken: set[tuple[str, str]]
 ) -> tuple[GenPupil, GenParent]:

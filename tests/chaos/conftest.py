@@ -1,11 +1,19 @@
-"""The chaos suite's pipeline: two replicas of every worker as processes, an SMTP sink that
-can go down, a feed folder; sized by ``ONE_CHAOS_ORDERS`` (40 by default, the short run of
-``make test``; ``make test-chaos`` runs 500)."""
+"""The chaos suite's pipelines: replicas of the workers as processes, an SMTP sink that can
+go down, a feed folder; on the local broker (``chaos``), on the three-node cluster of
+scripts/cluster.sh (``cluster_chaos``), or the feed's two workers alone (``feed_chaos``).
+
+Sizes: ``ONE_CHAOS_ORDERS`` (40 by default, the short run of ``make test``; ``make
+test-chaos`` runs 500), ``ONE_CHAOS_CLUSTER_ORDERS`` (40; 200) and
+``ONE_CHAOS_FEED_SCHOOLS`` (30; 200)."""
 
 import os
-from collections.abc import AsyncIterator
+import random
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aio_pika
 import pytest
@@ -13,8 +21,10 @@ import pytest
 from shared import topics
 from shared.messaging.topology import all_queue_names
 from tests.chaos import harness
-from tests.conftest import TEST_RETRY_DELAYS, Stack
+from tests.conftest import TEST_RETRY_DELAYS, Stack, _forget
 from tests.e2e.conftest import ENT_URL, free_port
+from tests.support.cluster import BrokerCluster, start_cluster
+from tests.support.services import Services
 
 # Retries spaced as in production, only shorter: an outage of a few seconds must not
 # exhaust a message's attempts (the database watch pauses consuming meanwhile).
@@ -22,11 +32,20 @@ CHAOS_RETRY_DELAYS = [0.5, 1.0, 2.0, 5.0]
 CHAOS_MAX_ATTEMPTS = 8
 
 
-def chaos_orders() -> int:
-    return int(os.environ.get("ONE_CHAOS_ORDERS", "40"))
+def _size(variable: str, short: int) -> int:
+    return int(os.environ.get(variable, str(short)))
 
 
-PLAN = harness.Plan.for_size(chaos_orders())
+PLAN = harness.Plan.for_size(_size("ONE_CHAOS_ORDERS", 40))
+CLUSTER_PLAN = harness.Plan.for_size(_size("ONE_CHAOS_CLUSTER_ORDERS", 40), kills_per_worker=2)
+FEED_SCHOOLS = _size("ONE_CHAOS_FEED_SCHOOLS", 30)
+
+
+def seeded(label: str) -> random.Random:
+    """The run's random faults, replayable with ``ONE_CHAOS_SEED``."""
+    seed = int(os.environ.get("ONE_CHAOS_SEED") or random.randrange(1 << 30))
+    print(f"\n{label}, seed {seed}", flush=True)
+    return random.Random(seed)
 
 
 @dataclass
@@ -37,6 +56,7 @@ class Chaos:
     mail: harness.Mail
     feed_dir: Path
     logs: Path
+    amqp_urls: list[str]
 
     @property
     def amqp_url(self) -> str:
@@ -46,9 +66,17 @@ class Chaos:
         return all_queue_names(self.stack.names, CHAOS_RETRY_DELAYS)
 
 
-@pytest.fixture
-async def chaos(stack: Stack, tmp_path: Path) -> AsyncIterator[Chaos]:
-    plan = PLAN
+@asynccontextmanager
+async def running(
+    stack: Stack,
+    tmp_path: Path,
+    plan: harness.Plan,
+    *,
+    workers: tuple[str, ...] = topics.WORKERS,
+    amqp_urls: list[str] | None = None,
+    replica_env: Callable[[str, int], dict[str, str]] = lambda worker, index: {},
+    **settings: Any,
+) -> AsyncIterator[Chaos]:
     port = free_port()
     mail = harness.Mail(harness.TimedSink(tmp_path / "mail"), port)
     mail.up()
@@ -66,10 +94,12 @@ async def chaos(stack: Stack, tmp_path: Path) -> AsyncIterator[Chaos]:
         db_pool_max=5,
         delivery_retry_base_seconds=0.5,
         delivery_lease_seconds=4.0,
+        **settings,
     )
     logs = tmp_path / "logs"
-    swarm = harness.make_swarm(topics.WORKERS, env, plan, logs)
-    chaos = Chaos(plan, stack, swarm, mail, feed_dir, logs)
+    swarm = harness.make_swarm(workers, env, plan, logs, replica_env)
+    urls = amqp_urls or [stack.services.amqp_url]
+    chaos = Chaos(plan, stack, swarm, mail, feed_dir, logs, urls)
     try:
         await swarm.start_all()
         yield chaos
@@ -84,3 +114,37 @@ async def chaos(stack: Stack, tmp_path: Path) -> AsyncIterator[Chaos]:
             channel = await connection.channel()
             for name in sorted(extra):
                 await channel.queue_delete(name)
+
+
+@pytest.fixture
+async def chaos(stack: Stack, tmp_path: Path) -> AsyncIterator[Chaos]:
+    async with running(stack, tmp_path, PLAN) as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def broker_cluster() -> Iterator[BrokerCluster]:
+    yield start_cluster()
+
+
+@pytest.fixture
+async def cluster_chaos(
+    services: Services, broker_cluster: BrokerCluster, tmp_path: Path
+) -> AsyncIterator[Chaos]:
+    await broker_cluster.ensure_all()
+    tag = uuid.uuid4().hex[:10]
+    on_cluster = Services(broker_cluster.url(1), services.admin_url, "cluster")
+    stack = Stack(on_cluster, database=f"one_test_{tag}", prefix=f"t{tag}")
+    urls = list(broker_cluster.urls)
+
+    def spread(worker: str, index: int) -> dict[str, str]:
+        # Each replica its own first node, as a deployment spreads its clients.
+        turn = (topics.WORKERS.index(worker) + index) % len(urls)
+        return {"ONE_AMQP_URLS": ",".join(urls[turn:] + urls[:turn])}
+
+    try:
+        async with running(stack, tmp_path, CLUSTER_PLAN, amqp_urls=urls, replica_env=spread) as c:
+            yield c
+    finally:
+        await broker_cluster.ensure_all()
+        await _forget(stack)

@@ -11,6 +11,7 @@ import os
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import aio_pika
 import asyncpg
 from aiosmtpd.controller import Controller
 
+from shared.messaging import cluster
 from tools import smtp_sink
 from tools.waits import eventually
 from tools.workers import ROOT, WorkerProcess
@@ -43,11 +45,12 @@ class Plan:
     drop_pupils_per_class: int = 5
 
     @classmethod
-    def for_size(cls, orders: int) -> "Plan":
+    def for_size(cls, orders: int, **fixed: Any) -> "Plan":
         if orders <= 100:
-            return cls(orders)
+            return cls(orders, **fixed)
         return cls(
             orders,
+            **fixed,
             gap=(4.0, 10.0),
             publish_seconds=max(60.0, orders / 3),
             smtp_down_after=(30.0, 90.0),
@@ -223,10 +226,20 @@ class Swarm:
         return found
 
 
-def make_swarm(workers: tuple[str, ...], env: dict[str, str], plan: Plan, logs: Path) -> Swarm:
+def make_swarm(
+    workers: tuple[str, ...],
+    env: dict[str, str],
+    plan: Plan,
+    logs: Path,
+    replica_env: Callable[[str, int], dict[str, str]] = lambda worker, index: {},
+) -> Swarm:
     logs.mkdir(parents=True, exist_ok=True)
     replicas = [
-        Replica(name, i, WorkerProcess(name, env, log_file=logs / f"{name}-{i}.log"))
+        Replica(
+            name,
+            i,
+            WorkerProcess(name, {**env, **replica_env(name, i)}, log_file=logs / f"{name}-{i}.log"),
+        )
         for name in workers
         for i in range(1, plan.replicas + 1)
     ]
@@ -327,15 +340,16 @@ class Publisher:
     """Publishes with confirms on a robust connection; retries until confirmed (an order
     sent twice is the same event: the workers' inboxes ignore the second)."""
 
-    def __init__(self, amqp_url: str, exchange: str) -> None:
-        self._url = amqp_url
+    def __init__(self, amqp_urls: list[str], exchange: str) -> None:
+        self._urls = amqp_urls
         self._exchange_name = exchange
         self._connection: aio_pika.abc.AbstractRobustConnection | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
         self.retries = 0
 
     async def open(self) -> None:
-        self._connection = await aio_pika.connect_robust(self._url, reconnect_interval=1)
+        # Over every node given, as the order system would: it follows the cluster.
+        self._connection = await cluster.connect(self._urls, name="chaos-publisher")
         channel = await self._connection.channel(publisher_confirms=True)
         self._exchange = await channel.get_exchange(self._exchange_name)
 
@@ -411,11 +425,16 @@ async def read_dead_letters(amqp_url: str, queue_name: str) -> list[dict[str, An
     return found
 
 
-def shuffled_faults(workers: tuple[str, ...], kills: int, rng: random.Random) -> list[str]:
-    """Every worker ``kills`` times, RabbitMQ once and Postgres once, in a random order where
-    neither restart comes first nor late (they fall while orders are still coming)."""
+def shuffled_faults(
+    workers: tuple[str, ...],
+    kills: int,
+    rng: random.Random,
+    services: tuple[str, ...] = ("rabbitmq", "postgres"),
+) -> list[str]:
+    """Every worker ``kills`` times and each of ``services`` once, in a random order where
+    no service comes first nor late (it falls while the work is still coming)."""
     faults = [w for w in workers for _ in range(kills)]
     rng.shuffle(faults)
-    for service in ("rabbitmq", "postgres"):
+    for service in services:
         faults.insert(rng.randint(1, max(1, len(faults) * 2 // 3)), service)
     return faults
