@@ -96,6 +96,14 @@ class Metrics:
             registry=r,
         )
         self._paused.labels(worker).set(0)
+        self._ready = Gauge(
+            "ready",
+            "1 while the worker is ready (/readyz answers 200), 0 while it is not",
+            ["worker"],
+            namespace=ns,
+            registry=r,
+        )
+        self._ready.labels(worker).set(0)
 
     def consumed(self, topic: str, outcome: str, seconds: float | None = None) -> None:
         self._consumed.labels(self.worker, topic, outcome).inc()
@@ -121,6 +129,9 @@ class Metrics:
 
     def paused(self, paused: bool) -> None:
         self._paused.labels(self.worker).set(1 if paused else 0)
+
+    def ready(self, ready: bool) -> None:
+        self._ready.labels(self.worker).set(1 if ready else 0)
 
     def render(self) -> bytes:
         """The registry in the Prometheus text format."""

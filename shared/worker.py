@@ -60,6 +60,8 @@ class Wiring(Generic[S]):
     loops: list[Loop] = field(default_factory=list)
     after_commit: list[Callable[[], None]] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Set the worker's own gauges just before a scrape of /metrics.
+    before_scrape: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
 def unit_of_work(
@@ -92,6 +94,7 @@ class Worker:
         self._consumer: QueueConsumer | None = None
         self._relay: OutboxRelay | None = None
         self._closers: list[Callable[[], Awaitable[None]]] = []
+        self._scrape_hooks: list[Callable[[], Awaitable[None]]] = []
         self._stopping = False
         # Poked by the consume wrapper when a handler lost its connection: check now.
         self._database_check = Waker(settings.database_check_seconds)
@@ -172,6 +175,7 @@ class Worker:
         self.context = Context(s, self._pool, publisher, self.names, self._relay, self.database)
         wiring = await self._wire(self.context)
         self._closers = wiring.closers
+        self._scrape_hooks = wiring.before_scrape
 
         relay = self._relay
         wakers = [relay.waker.wake, *wiring.after_commit]
@@ -244,16 +248,19 @@ class Worker:
         return problems
 
     async def refresh_metrics(self) -> None:
-        """Set the gauges a scrape reads: pool use, outbox lag."""
+        """Set the gauges a scrape reads: readiness, pool use, outbox lag, the worker's own."""
+        self.metrics.ready(not await self.readiness())
         pool = self._pool
         if pool is None:
             return
         size = pool.get_size()
         self.metrics.pool(size, size - pool.get_idle_size())
-        if self._relay is not None:
-            async with asyncio.timeout(DATABASE_TIMEOUT):
+        async with asyncio.timeout(DATABASE_TIMEOUT):
+            if self._relay is not None:
                 lag, oldest = await self._relay.backlog()
-            self.metrics.outbox(lag, oldest)
+                self.metrics.outbox(lag, oldest)
+            for refresh in self._scrape_hooks:
+                await refresh()
 
     async def _database_problem(self) -> str | None:
         if self._pool is None:
