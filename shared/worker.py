@@ -51,6 +51,7 @@ class Context:
     names: topology.Names
     relay: OutboxRelay
     database: db.Database  # for a worker that needs a pool of its own beside ``pool``
+    metrics: Metrics  # a worker's own series go in ``metrics.registry``
 
 
 @dataclass
@@ -172,7 +173,9 @@ class Worker:
             retention_hours=s.outbox_retention_hours,
             metrics=self.metrics,
         )
-        self.context = Context(s, self._pool, publisher, self.names, self._relay, self.database)
+        self.context = Context(
+            s, self._pool, publisher, self.names, self._relay, self.database, self.metrics
+        )
         wiring = await self._wire(self.context)
         self._closers = wiring.closers
         self._scrape_hooks = wiring.before_scrape

@@ -4,6 +4,7 @@ import asyncio
 from pathlib import Path
 
 from services.directory_sync.handlers import routes
+from services.directory_sync.metrics import FeedGauges, refresher
 from services.directory_sync.processes import run_processes
 from services.directory_sync.runs import Clock, NightlyScheduler, RunLoop, utc_now
 from services.directory_sync.settings import DirectorySyncSettings
@@ -32,12 +33,14 @@ def build(settings: DirectorySyncSettings | None = None, *, clock: Clock = utc_n
         nightly = NightlyScheduler(
             queries, settings=settings, clock=clock, on_queued=runs.waker.wake
         )
+        gauges = FeedGauges(context.metrics.registry, topics.DIRECTORY_SYNC)
         return Wiring(
             routes=routes(settings),
             store=DirectoryStore,
             loops=[runs.run, nightly.run],
             after_commit=[runs.waker.wake],
             closers=[close_processes],
+            before_scrape=[refresher(gauges, queries.figures, settings, clock)],
         )
 
     return Worker(topics.DIRECTORY_SYNC, settings, MIGRATIONS, wire)

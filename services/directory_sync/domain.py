@@ -842,11 +842,17 @@ def parse_hh_mm(text: str) -> time:
     return time(int(found[1]), int(found[2]))
 
 
+def last_scheduled(now: datetime, at: time, zone: ZoneInfo) -> datetime:
+    """When the last nightly run was due at ``now``: the last local ``at`` passed, in UTC."""
+    local = now.astimezone(zone)
+    night = local.date() if local.time() >= at else local.date() - timedelta(days=1)
+    return datetime.combine(night, at, tzinfo=zone).astimezone(UTC)
+
+
 def night_due(now: datetime, at: time, zone: ZoneInfo, window: timedelta) -> date | None:
     """The night whose run is due at ``now``: the last local date whose ``at`` has passed,
     if it passed less than ``window`` ago (a replica that was down at that time catches
     up; one started in the afternoon does not run last night's feed)."""
-    local = now.astimezone(zone)
-    night = local.date() if local.time() >= at else local.date() - timedelta(days=1)
-    start = datetime.combine(night, at, tzinfo=zone).astimezone(UTC)
+    start = last_scheduled(now, at, zone)
+    night = start.astimezone(zone).date()
     return night if timedelta(0) <= now.astimezone(UTC) - start < window else None

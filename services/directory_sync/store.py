@@ -247,6 +247,17 @@ def _findings(findings: Any) -> str:
     return json.dumps([f.model_dump(mode="json") for f in findings])
 
 
+@dataclass(frozen=True)
+class FeedFigures:
+    schools: int  # registered for the feed
+    night_started: float  # epoch seconds of the last night's start, 0 if none
+    held: int  # runs held for an operator
+    oldest_held_seconds: float  # how long the oldest of them has waited, 0 if none
+    waiting: int  # runs queued, not claimed
+    running: int  # runs claimed under a live lease
+    last_night: dict[str, int]  # the last night's runs by status ("queued" until done)
+
+
 class RunQueries:
     """The run loop's and the nightly scheduler's statements, each in its own transaction."""
 
@@ -375,6 +386,38 @@ class RunQueries:
                 )
             await TransactionStore(conn).emit_all(events)
             return True
+
+    async def figures(self) -> "FeedFigures":
+        """What operators watch of the feed (directory_sync's gauges)."""
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT"
+                " (SELECT count(*) FROM feed_registrations) AS schools,"
+                " (SELECT extract(epoch FROM max(started_at)) FROM nightly_runs) AS night_started,"
+                " (SELECT count(*) FROM sync_runs WHERE status = 'held') AS held,"
+                " (SELECT extract(epoch FROM now() - min(finished_at)) FROM sync_runs"
+                "   WHERE status = 'held') AS oldest_held,"
+                " (SELECT count(*) FROM sync_runs WHERE state = 'queued'"
+                "   AND (lease_until IS NULL OR lease_until < now())) AS waiting,"
+                " (SELECT count(*) FROM sync_runs WHERE state = 'queued'"
+                "   AND lease_until >= now()) AS running"
+            )
+            last_night = await conn.fetch(
+                "SELECT coalesce(status, 'queued') AS status, count(*) AS runs FROM sync_runs"
+                " WHERE trigger = 'nightly'"
+                "  AND created_at >= (SELECT max(started_at) FROM nightly_runs)"
+                " GROUP BY 1"
+            )
+        assert row is not None
+        return FeedFigures(
+            schools=row["schools"],
+            night_started=float(row["night_started"] or 0),
+            held=row["held"],
+            oldest_held_seconds=float(row["oldest_held"] or 0),
+            waiting=row["waiting"],
+            running=row["running"],
+            last_night={r["status"]: r["runs"] for r in last_night},
+        )
 
     async def start_night(self, night: date) -> int:
         """Queue the night's runs of every académie whose night has not started yet.

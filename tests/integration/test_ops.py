@@ -237,6 +237,7 @@ async def test_database_outage_pauses_consuming_and_loses_nothing(
     assert status == 503
     assert json.loads(body)["problems"]["consumer"].startswith("paused")
     assert (await get(worker, "/healthz"))[0] == 200  # alive all along
+    assert await metric(worker, "one_ready") == 0  # what WorkerNotReady alerts on
 
     for n in (2, 3, 4):
         await send_order(channel, stack, n)
@@ -257,6 +258,7 @@ async def test_database_outage_pauses_consuming_and_loses_nothing(
     invoices = await spy.wait_for("invoice.issued", count=4)
     assert sorted(i["data"]["order_id"] for i in invoices) == [f"OPS-{n}" for n in (1, 2, 3, 4)]
     assert await metric(worker, "one_consumer_paused") == 0
+    assert await metric(worker, "one_ready") == 1
     topic = {"topic": "order.received"}
     assert await metric(worker, "one_consumed_total", **topic, outcome="applied") == 4
     assert await metric(worker, "one_retried_total", **topic) == 0
