@@ -10,7 +10,7 @@ PYTEST_FLAGS ?=
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
 
-install: $(STAMP) /usr/bin/chromium tools/asyncapi/node_modules ## Create .venv and install everything (Chromium and Node.js from Debian where missing)
+install: $(STAMP) /usr/bin/chromium /usr/bin/promtool /usr/sbin/rabbitmq-server tools/asyncapi/node_modules ## Create .venv and install everything (Chromium, promtool, RabbitMQ and Node.js from Debian where missing)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,18 @@ $(STAMP): pyproject.toml
 /usr/bin/chromium:
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core
+
+# Prometheus's rule checker, for the tests of deploy/prometheus/alerts.yml (the server that
+# comes with it is not started).
+/usr/bin/promtool:
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
+	-systemctl disable --now prometheus 2>/dev/null
+
+# RabbitMQ's programs, for the three-node cluster of scripts/cluster.sh.
+/usr/sbin/rabbitmq-server:
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server
 
 # The AsyncAPI Initiative's parser, which validates docs/asyncapi.json in the tests.
 tools/asyncapi/node_modules: tools/asyncapi/package-lock.json | /usr/bin/npm
