@@ -71,20 +71,35 @@ EOF
   echo "[]." >"$home/enabled_plugins"
 }
 
-running() { ctl "$1" status >/dev/null 2>&1; }
+# The node's Erlang VM answers (its RabbitMQ may still be booting, or paused in a minority:
+# cluster_partition_handling = pause_minority stops it while two nodes are away).
+running() {
+  (node_env "$1" && "$RABBIT_BIN/rabbitmq-diagnostics" -n "$(node_name "$1")" -q ping) >/dev/null 2>&1
+}
 
-start_node() {
+launch_node() {
   local n=$1
   prepare "$n"
-  if running "$n"; then return 0; fi
+  running "$n" && return 0
   echo "cluster: starting $(node_name "$n") on 127.0.0.1:$(node_port "$n")"
   (node_env "$n" && "$RABBIT_BIN/rabbitmq-server" -detached >/dev/null 2>&1)
-  for _ in $(seq 1 120); do
+}
+
+await_node() {
+  local n=$1
+  for _ in $(seq 1 180); do
     listening "$(node_port "$n")" && ctl "$n" await_startup >/dev/null 2>&1 && return 0
     sleep 1
   done
   echo "cluster: $(node_name "$n") did not start; see $DIR/node$n/log" >&2
   return 1
+}
+
+# Nodes that were clustered wait at boot for the peer that stopped last: all are launched
+# before any is awaited.
+start_nodes() {
+  for n in "$@"; do launch_node "$n"; done
+  for n in "$@"; do await_node "$n"; done
 }
 
 joined() { ctl 1 cluster_status --formatter json 2>/dev/null | grep -q "\"$(node_name "$1")\""; }
@@ -102,7 +117,15 @@ stop_node() {
   local n=$1
   running "$n" || return 0
   echo "cluster: stopping $(node_name "$n")"
-  ctl "$n" shutdown >/dev/null 2>&1 || ctl "$n" stop >/dev/null 2>&1 || true
+  local pid
+  pid=$(cat "$DIR/node$n/pid" 2>/dev/null || true)
+  ctl "$n" stop >/dev/null 2>&1 || true
+  for _ in $(seq 1 60); do
+    if ! running "$n" && { [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; }; then return 0; fi
+    sleep 0.5
+  done
+  echo "cluster: $(node_name "$n") still answers after stop" >&2
+  return 1
 }
 
 urls() {
@@ -114,11 +137,11 @@ urls() {
 case "${1:-start}" in
 start)
   mkdir -p "$DIR"
-  for n in "${NODES[@]}"; do start_node "$n"; done
+  start_nodes "${NODES[@]}"
   for n in 2 3; do join "$n"; done
   echo "cluster: up; ONE_AMQP_URLS=$(urls)"
   ;;
-start-node) start_node "${2:?node number}" ;;
+start-node) start_nodes "${2:?node number}" ;;
 stop)
   if [ -n "${2:-}" ]; then stop_node "$2"; else for n in 3 2 1; do stop_node "$n"; done; fi
   ;;
