@@ -66,8 +66,11 @@ lint: install ## ruff and mypy
 test: install services lint ## Every test tier against real services (slow fault suites and a short chaos run included)
 	ONE_CHAOS_ORDERS=$${ONE_CHAOS_ORDERS:-40} $(BIN)/pytest $(PYTEST_FLAGS)
 
-test-chaos: install services ## The full chaos suite: 500 orders through worker kills and restarts of RabbitMQ and Postgres
-	ONE_CHAOS_ORDERS=$${ONE_CHAOS_ORDERS:-500} $(BIN)/pytest -m chaos -s tests/chaos $(PYTEST_FLAGS)
+test-chaos: install services ## The full chaos suite: 500 orders on one broker, 200 on a cluster losing a node, 200 schools' feed nights, through kills and restarts
+	ONE_CHAOS_ORDERS=$${ONE_CHAOS_ORDERS:-500} \
+	ONE_CHAOS_CLUSTER_ORDERS=$${ONE_CHAOS_CLUSTER_ORDERS:-200} \
+	ONE_CHAOS_FEED_SCHOOLS=$${ONE_CHAOS_FEED_SCHOOLS:-200} \
+	$(BIN)/pytest -m chaos -s tests/chaos $(PYTEST_FLAGS)
 
 test-fast: install services ## Unit and integration tiers only
 	$(BIN)/pytest -m "not slow" tests/unit tests/integration $(PYTEST_FLAGS)
