@@ -37,6 +37,9 @@ PLAN = harness.Plan(FEED_SCHOOLS, kills_per_worker=3, gap=(0.5, 2.5), outage_sec
 # Schools of ~90 persons: the night's departures stay under the safety hold's share.
 SHAPE = {"classes": 3, "pupils_per_class": 12}
 LEASE_SECONDS = 5.0
+# Past the lease: the other replica's next look (0.5 s), running the school, and the retry
+# delay of a run that failed while Postgres restarted (1 s, then 2 s).
+TAKEOVER_MARGIN = 10.0
 ZONE = "Europe/Paris"
 pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.timeout(900 + 6 * FEED_SCHOOLS)]
 
@@ -169,8 +172,8 @@ async def test_a_night_of_the_feed_under_faults_applies_everything_once(
     conn = await stack.admin()
     try:
         runs = await conn.fetch(
-            "SELECT uai, trigger, state, status, attempts, lease_until"
-            " FROM directory_sync.sync_runs"
+            "SELECT uai, trigger, state, status, attempts, lease_until,"
+            " extract(epoch FROM finished_at) AS finished FROM directory_sync.sync_runs"
         )
         nights = await conn.fetchval("SELECT count(*) FROM directory_sync.nightly_runs")
         changed_emails = await conn.fetchval(
@@ -198,6 +201,7 @@ async def test_a_night_of_the_feed_under_faults_applies_everything_once(
         chaos.amqp_url, [stack.names.work_queue(w) for w in WORKERS]
     )
     retried = Counter(r["attempts"] for r in runs)
+    late = taken_over_late(swarm, [r for r in runs if r["attempts"] > 1])
     print(
         f"feed night figures: {FEED_SCHOOLS} schools; night 1 {night_one:.0f}s, night 2 "
         f"{night_two:.0f}s; faults {dict(counts)}; outages (s) {outages}; "
@@ -206,6 +210,27 @@ async def test_a_night_of_the_feed_under_faults_applies_everything_once(
     )
     assert all(ready == 0 for ready, _ in depths.values()), depths
     assert not swarm.deaths, swarm.deaths
+    assert not late, f"runs finished long after the fault that interrupted them: {late}"
+
+
+def taken_over_late(swarm: harness.Swarm, retried: list[Any]) -> list[str]:
+    """Runs claimed more than once that finished later than a lease (plus the time to run
+    one school) after the last fault before them: a run held by a killed replica must be
+    taken over by the other one as soon as its lease ends, not when the killed one is back
+    nor at the end of the night."""
+    offset = time.time() - time.monotonic()  # the swarm's events are in monotonic time
+    faults = [
+        e.at + offset
+        for e in swarm.events
+        if (e.kind == "kill" and e.target.startswith(topics.DIRECTORY_SYNC))
+        or (e.kind == "postgres" and e.target == "back")
+    ]
+    late = []
+    for run in retried:
+        before = [at for at in faults if at <= run["finished"]]
+        if not before or run["finished"] - max(before) > LEASE_SECONDS + TAKEOVER_MARGIN:
+            late.append(f"{run['uai']} {run['trigger']} ({run['attempts']} attempts)")
+    return late
 
 
 async def restart(swarm: harness.Swarm, replica: harness.Replica) -> None:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from prometheus_client import CollectorRegistry
 
 from services.directory_sync.metrics import FeedGauges
 from shared.metrics import Metrics
