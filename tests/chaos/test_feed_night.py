@@ -227,8 +227,9 @@ def taken_over_late(swarm: harness.Swarm, retried: list[Any]) -> list[str]:
     ]
     late = []
     for run in retried:
-        before = [at for at in faults if at <= run["finished"]]
-        if not before or run["finished"] - max(before) > LEASE_SECONDS + TAKEOVER_MARGIN:
+        finished = float(run["finished"])  # Postgres's extract(epoch ...) is a numeric
+        before = [at for at in faults if at <= finished]
+        if not before or finished - max(before) > LEASE_SECONDS + TAKEOVER_MARGIN:
             late.append(f"{run['uai']} {run['trigger']} ({run['attempts']} attempts)")
     return late
 
