@@ -25,11 +25,20 @@ The scheduler wakes its replica's run lanes when it queues a night; the benchmar
 the night from outside, so directory_sync looks for queued runs every 0.2 s instead of 2 s
 (an idle look is one short statement a lane).
 
+credential_dispatch runs beside them, as in production: it consumes every accounts.created
+to build the copy it checks scopes and prints from. Each phase is timed twice: until the
+accounts are there (above), and until the sheets could be printed: credential_dispatch has
+consumed every message routed to its queue (its inbox holds as many as the benchmark saw
+published on its bindings). Its first-access mails to the directors go to an SMTP sink
+that keeps nothing.
+
 Baseline in the same run: the rows/s of a raw COPY of as many person rows into a bare
-table; the ratio persons/s ÷ COPY rows/s is printed.
+table. For each phase: persons/s (the académie's persons ÷ the time to printable), its
+ratio to the COPY's rows/s, and the CPU µs a person by process (each worker, its worker
+processes, Postgres, RabbitMQ, the benchmark itself) and summed.
 
     python -m bench.feed [--schools 2000] [--pupils-per-class 25] [--trigger nightly]
-        [--layout classic|be1d|ine|2021|2022]
+        [--layout classic|be1d|ine|2021|2022] [--dispatch-replicas 1]
 """
 
 import argparse
@@ -47,6 +56,7 @@ from typing import Any
 
 import aio_pika
 import asyncpg
+from aiosmtpd.controller import Controller
 
 from bench.common import (
     ADMIN_URL,
@@ -62,13 +72,14 @@ from services.directory_sync.store import RunQueries
 from shared import topics
 from shared.envelope import CONTENT_TYPE
 from tools import onde_generator
+from tools.ports import free_port
 from tools.waits import eventually
 from tools.workers import WorkerProcess
 
 CLASSES = 4
 DEPARTMENT = "074"  # Haute-Savoie: fed by ONDE
 ACADEMIE = "Grenoble"
-TARGETS = {"first_import_s": 60.0, "unchanged_s": 10.0, "one_percent_s": 15.0, "rss_mib": 1024}
+DISPATCH_TOPICS = topics.SUBSCRIPTIONS[topics.CREDENTIAL_DISPATCH]
 
 
 # --- drops ----------------------------------------------------------------------------------
@@ -187,9 +198,12 @@ class Tally:
         self.reports: dict[str, dict[str, dict[str, Any]]] = {}
         self.held: list[dict[str, Any]] = []
         self.last_report_at = 0.0
+        self.for_dispatch = 0  # messages routed to credential_dispatch's queue
 
     async def record(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
         kind = message.routing_key
+        if kind in DISPATCH_TOPICS:
+            self.for_dispatch += 1
         if kind in (topics.ACCOUNTS_CREATED, topics.ACCOUNTS_UPDATED):
             # Counted in the bytes: parsing 527,194 accounts cost the benchmark's own
             # process ~13 CPU seconds, taken from the two cores it measures.
@@ -197,6 +211,8 @@ class Tally:
                 b'"profile":"administrator"'
             )
             self.accounts[kind] = self.accounts.get(kind, 0) + people
+            return
+        if kind not in (topics.DIRECTORY_SYNC_REPORTED, topics.DIRECTORY_SYNC_HELD):
             return
         event = json.loads(message.body)
         data = event["data"]
@@ -266,6 +282,33 @@ async def stored_persons(database_url: str) -> int:
         await conn.close()
 
 
+async def dispatch_consumed(database_url: str) -> int:
+    """Messages credential_dispatch has consumed (its inbox: one row per message)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM credential_dispatch.inbox"))
+    finally:
+        await conn.close()
+
+
+class NullSink:
+    """An SMTP server that takes every mail and keeps nothing (the directors' mails)."""
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        return "250 OK"
+
+
+async def printable(database_url: str, tally: Tally, started: float, label: str) -> float:
+    """Seconds from ``started`` until credential_dispatch has consumed every message the
+    benchmark saw routed to it: the sheets of every account could be printed."""
+
+    async def caught_up() -> bool:
+        return await dispatch_consumed(database_url) >= tally.for_dispatch
+
+    await eventually(caught_up, timeout=1800, interval=0.2, what=f"the {label} printable")
+    return time.monotonic() - started
+
+
 async def run(
     schools: int,
     pupils_per_class: int,
@@ -273,6 +316,7 @@ async def run(
     sync_replicas: int,
     trigger: str,
     layout: str,
+    dispatch_replicas: int = 1,
 ) -> dict[str, Any]:
     # Cached per size and per version of the generator (a change of it writes them again).
     generator = hashlib.sha256(Path(onde_generator.__file__).read_bytes()).hexdigest()[:8]
@@ -293,12 +337,20 @@ async def run(
     }
     for i in range(replicas):
         workers[f"account_manager#{i + 1}"] = WorkerProcess(topics.ACCOUNT_MANAGER, env)
+    mail = Controller(NullSink(), hostname="127.0.0.1", port=free_port())
+    mail.start()
+    dispatch_env = {**env, "ONE_SMTP_PORT": str(mail.port), "ONE_SMTP_TLS": "none"}
+    for i in range(dispatch_replicas):
+        workers[f"credential_dispatch#{i + 1}"] = WorkerProcess(
+            topics.CREDENTIAL_DISPATCH, dispatch_env
+        )
     tally = Tally()
     results: dict[str, Any] = {
         "schools": schools,
         "persons": persons,
         "replicas": replicas,
         "sync_replicas": sync_replicas,
+        "dispatch_replicas": dispatch_replicas,
         "trigger": trigger,
         "layout": layout,
     }
@@ -312,12 +364,13 @@ async def run(
             running(workers, every=1.0) as watch,
             spying(
                 ns.exchange,
-                (
+                {
                     topics.ACCOUNTS_CREATED,
                     topics.ACCOUNTS_UPDATED,
                     topics.DIRECTORY_SYNC_REPORTED,
                     topics.DIRECTORY_SYNC_HELD,
-                ),
+                    *DISPATCH_TOPICS,
+                },
             ) as (exchange, spy),
         ):
             await spy.consume(tally.record, no_ack=True)
@@ -349,8 +402,15 @@ async def run(
             results["first_import_s"] = time.monotonic() - started
             results["first_import_persons_per_s"] = persons / results["first_import_s"]
             results["first_import_reports_done_s"] = tally.last_report_at - started
+            results["first_import_printable_s"] = await printable(
+                database_url, tally, started, "first import"
+            )
             results["first_import_cpu_s"] = cpu_spent(cpu_before, watch.cpu_by_process())
-            print(f"first import: {results['first_import_s']:.1f} s", flush=True)
+            print(
+                f"first import: {results['first_import_s']:.1f} s, printable "
+                f"{results['first_import_printable_s']:.1f} s",
+                flush=True,
+            )
             # Between an import and the next night, autovacuum has long analysed the new
             # rows; stand in for it (this machine's Postgres runs with autovacuum off).
             await vacuum_analyze(database_url)
@@ -387,6 +447,9 @@ async def run(
 
                 await eventually(done, timeout=1800, interval=0.2, what=f"the {label} run")
                 results[f"{label}_s"] = time.monotonic() - started
+                results[f"{label}_printable_s"] = await printable(
+                    database_url, tally, started, label
+                )
                 results[f"{label}_cpu_s"] = cpu_spent(cpu_before, watch.cpu_by_process())
                 results[f"{label}_statuses"] = _statuses(tally.reported(request))
                 print(f"{label}: {results[f'{label}_s']:.1f} s", flush=True)
@@ -428,6 +491,9 @@ async def run(
 
             await eventually(turned_over, timeout=1800, interval=0.2, what="la rentrée")
             results["rentree_s"] = time.monotonic() - started
+            results["rentree_printable_s"] = await printable(
+                database_url, tally, started, "rentrée"
+            )
             results["rentree_cpu_s"] = cpu_spent(cpu_before, watch.cpu_by_process())
             results["rentree_statuses"] = _statuses(tally.reported(request))
             results["rentree_turnover"] = sum(
@@ -436,6 +502,7 @@ async def run(
             print(f"rentrée: {results['rentree_s']:.1f} s", flush=True)
             results["held"] = len(tally.held)
     finally:
+        mail.stop()
         await ns.drop()
         await autovacuum(None)
     results["peak_rss_mib"] = {k: round(v) for k, v in watch.peak.items()}
@@ -483,49 +550,66 @@ def _cpu(r: dict[str, Any], phase: str) -> float:
     return float(sum(r[f"{phase}_cpu_s"].values()))
 
 
+def phase_rows(r: dict[str, Any], phase: str) -> list[tuple[str, str, str]]:
+    """What every phase prints beside its own figures: the time to printable sheets, the
+    rate and its ratio to the COPY baseline, the CPU a person by process and summed."""
+    persons, copy = r["persons"], r["raw_copy_rows_per_s"]
+    rate = persons / r[f"{phase}_printable_s"]
+    by_process = {k: round(v / persons * 1e6) for k, v in r[f"{phase}_cpu_s"].items() if v}
+    return [
+        ("  printable: credential_dispatch caught up (s)", f"{r[f'{phase}_printable_s']:.1f}", ""),
+        ("  persons/s (to printable)", f"{rate:,.0f}", ""),
+        ("  ÷ raw COPY rows/s", f"{rate / copy:.4f}", ""),
+        ("  CPU µs a person, all processes", f"{_cpu(r, phase) / persons * 1e6:,.0f}", ""),
+        ("  CPU µs a person by process", json.dumps(by_process), ""),
+    ]
+
+
 def report(r: dict[str, Any]) -> None:
     copy = r["raw_copy_rows_per_s"]
-    persons, schools = r["persons"], r["schools"]
+    schools = r["schools"]
     print(
         f"\nONDE feed benchmark — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {r['schools']:,} "
         f"schools, {r['persons']:,} persons, replicas: directory_sync {r['sync_replicas']}, "
-        f"account_manager {r['replicas']}; re-runs by {r['trigger']}; layout {r['layout']}; "
+        f"account_manager {r['replicas']}, credential_dispatch {r['dispatch_replicas']}; "
+        f"re-runs by {r['trigger']}; layout {r['layout']}; "
         f"autovacuum on for the run (it was {'on' if r['autovacuum_was_on'] else 'off'})"
     )
     rows = [
-        ("first import (s)", f"{r['first_import_s']:.1f}", "≤ 60"),
-        ("  persons/s", f"{r['first_import_persons_per_s']:,.0f}", ""),
+        ("first import: accounts stored (s)", f"{r['first_import_s']:.1f}", ""),
         ("  directory_sync's last report at (s)", f"{r['first_import_reports_done_s']:.1f}", ""),
-        ("  ÷ raw COPY rows/s", f"{r['first_import_persons_per_s'] / copy:.4f}", ""),
-        ("  CPU s by process", json.dumps(r["first_import_cpu_s"]), ""),
-        ("  CPU µs a person, all processes", f"{_cpu(r, 'first_import') / persons * 1e6:,.0f}", ""),
-        ("unchanged re-run (s)", f"{r['unchanged_s']:.1f}", "≤ 10"),
+        *phase_rows(r, "first_import"),
+        ("unchanged re-run: reports (s)", f"{r['unchanged_s']:.1f}", ""),
         ("  reports", json.dumps(r["unchanged_statuses"]), ""),
         ("  CPU ms a school, all processes", f"{_cpu(r, 'unchanged') / schools * 1e3:.1f}", ""),
+        *phase_rows(r, "unchanged"),
         (
-            f"1% of changes ({r['one_percent_persons_changed']:,} persons) (s)",
+            f"1% of changes ({r['one_percent_persons_changed']:,} persons): applied (s)",
             f"{r['one_percent_s']:.1f}",
-            "≤ 15",
+            "",
         ),
         ("  reports", json.dumps(r["one_percent_statuses"]), ""),
-        ("  CPU s by process", json.dumps(r["one_percent_cpu_s"]), ""),
-        ("  CPU ms a school, all processes", f"{_cpu(r, 'one_percent') / schools * 1e3:.1f}", ""),
-        ("la rentrée (s)", f"{r['rentree_s']:.1f}", f"≤ first import ({r['first_import_s']:.0f})"),
+        *phase_rows(r, "one_percent"),
+        ("la rentrée: applied (s)", f"{r['rentree_s']:.1f}", ""),
         (
             "  pupils up a level / persons arriving",
             f"{r['rentree_continuing']:,} / {r['rentree_arriving']:,}",
             "",
         ),
-        ("  ÷ first import", f"{r['rentree_s'] / r['first_import_s']:.2f}", ""),
         ("  reports", json.dumps(r["rentree_statuses"]), ""),
         ("  turnover runs", str(r["rentree_turnover"]), f"= {schools}"),
-        ("  CPU s by process", json.dumps(r["rentree_cpu_s"]), ""),
+        *phase_rows(r, "rentree"),
         ("held runs", str(r["held"]), ""),
         ("peak RSS (MiB)", json.dumps(r["peak_rss_mib"]), "< 1024 each"),
         ("CPU seconds", json.dumps(r["cpu_s"]), ""),
         ("baseline: raw COPY (rows/s)", f"{copy:,.0f}", ""),
     ]
-    report_rows("feed", rows, r, widths=(44, 30))
+    # The targets (docs/performance.md): to printable, on this 2-core machine.
+    targets = {"first_import": 60.0, "unchanged": 10.0, "one_percent": 15.0, "rentree": 60.0}
+    for phase, target in targets.items():
+        met = "met" if r[f"{phase}_printable_s"] <= target else "missed"
+        rows.append((f"target {phase} printable ≤ {target:.0f} s", met, ""))
+    report_rows("feed", rows, r, widths=(52, 30))
 
 
 def main() -> None:
@@ -534,6 +618,9 @@ def main() -> None:
     parser.add_argument("--pupils-per-class", type=int, default=25)
     parser.add_argument("--replicas", type=int, default=1, help="account_manager replicas")
     parser.add_argument("--sync-replicas", type=int, default=1, help="directory_sync replicas")
+    parser.add_argument(
+        "--dispatch-replicas", type=int, default=1, help="credential_dispatch replicas"
+    )
     parser.add_argument(
         "--trigger",
         choices=("nightly", "request"),
@@ -556,6 +643,7 @@ def main() -> None:
                 args.sync_replicas,
                 args.trigger,
                 args.layout,
+                args.dispatch_replicas,
             )
         )
     )

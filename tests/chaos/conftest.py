@@ -22,9 +22,10 @@ from shared import topics
 from shared.messaging.topology import all_queue_names
 from tests.chaos import harness
 from tests.conftest import TEST_RETRY_DELAYS, Stack, _forget
-from tests.e2e.conftest import ENT_URL, free_port
+from tests.e2e.conftest import ENT_URL
 from tests.support.cluster import BrokerCluster, start_cluster
 from tests.support.services import Services
+from tools.ports import free_port
 
 # Retries spaced as in production, only shorter: an outage of a few seconds must not
 # exhaust a message's attempts (the database watch pauses consuming meanwhile).

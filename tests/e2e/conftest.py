@@ -1,7 +1,6 @@
 """The whole pipeline as processes: four workers, a real SMTP server, real Chromium."""
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,16 +13,11 @@ from shared import topics
 from tests.conftest import Stack
 from tests.support.broker import EventSpy
 from tools import smtp_sink
+from tools.ports import free_port
 from tools.waits import eventually
 from tools.workers import WorkerProcess
 
 ENT_URL = "https://ent.example.org"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass

@@ -35,10 +35,10 @@ from shared.messaging.topology import Names
 from shared.settings import CommonSettings
 from shared.worker import Worker
 from tests.conftest import Stack
-from tests.e2e.conftest import free_port
 from tests.support.orders import cloudevent, order_data, uai
 from tools import deploy_config as dc
 from tools import onde_generator, smtp_sink
+from tools.ports import free_port
 from tools.waits import eventually
 
 NAMES = Names()  # the definitions' names, inside the test's own vhost

@@ -20,11 +20,11 @@ from services.credential_dispatch.bootstrap import build as build_dispatch
 from services.credential_dispatch.settings import CredentialDispatchSettings
 from shared import topics
 from tests.conftest import Stack
-from tests.e2e.conftest import free_port
 from tests.support.broker import EventSpy
 from tests.support.commands import School, open_school
 from tests.support.pdf import decode_qr_codes, page_count, pdf_text
 from tools import smtp_sink
+from tools.ports import free_port
 from tools.waits import eventually
 
 ENT = "https://ent.example.org"

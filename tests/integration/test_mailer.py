@@ -11,7 +11,8 @@ import pytest
 from services.credential_dispatch.documents import MailContent
 from services.credential_dispatch.mailer import Mailer, build_message
 from shared.errors import PermanentError, TransientError
-from tests.support.smtp import SmtpSink, free_port, running_sink
+from tests.support.smtp import SmtpSink, running_sink
+from tools.ports import free_port
 
 PDF = b"%PDF-1.7\n% fake but binary \xe2\xe3\xcf\xd3\n%%EOF\n"
 CONTENT = MailContent(

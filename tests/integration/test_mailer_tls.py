@@ -18,7 +18,8 @@ from services.credential_dispatch.documents import MailContent
 from services.credential_dispatch.mailer import Mailer, TlsMode, build_message
 from services.credential_dispatch.settings import CredentialDispatchSettings
 from shared.errors import TransientError
-from tests.support.smtp import RecordingHandler, free_port
+from tests.support.smtp import RecordingHandler
+from tools.ports import free_port
 
 USER, PASSWORD = "one", "s3cret-pass"
 

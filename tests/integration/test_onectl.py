@@ -24,12 +24,12 @@ from services.order_intake.settings import OrderIntakeSettings
 from shared import topics
 from shared.worker import Worker
 from tests.conftest import Stack
-from tests.e2e.conftest import free_port
 from tests.support.broker import EventSpy, publish_raw
 from tests.support.onectl import ROOT, Cli
 from tests.support.orders import cloudevent, order_data, uai
 from tools import schemas, smtp_sink
 from tools.onde_generator import write_drop
+from tools.ports import free_port
 from tools.waits import eventually
 
 
