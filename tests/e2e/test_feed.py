@@ -139,3 +139,45 @@ async def test_an_onde_download_of_the_2021_layout_gives_every_account_once(
     [two_classes] = [t for t in school.teachers if len(t.classes) == 2]
     [teacher] = [a for a in accounts if a["last_name"] == two_classes.usage_name]
     assert sorted(teacher["classes"]) == sorted(two_classes.classes)
+
+
+async def test_an_import_of_twenty_schools_is_in_credential_dispatch_s_copy(
+    pipeline: Pipeline, channel: AbstractChannel
+):
+    """What bench/feed.py times as "printable": every account of an import, with its login
+    and code, in the copy credential_dispatch prints from."""
+    shape = {"classes": 2, "pupils_per_class": 6}
+    numbers = range(5001, 5021)
+    persons = 0
+    for n in numbers:
+        school = onde_generator.build_school(uai("074", n), seed=n, **shape)
+        onde_generator.write_drop(pipeline.feed_dir, uai("074", n), seed=n, **shape)
+        persons += len(school.pupils) + len(school.parents) + len(school.teachers)
+    for n in numbers:
+        order = cloudevent(order_data(f"BC-TWENTY-{n}", number=n), event_id=f"o-twenty-{n}")
+        await publish_raw(
+            channel, pipeline.stack.exchange, "order.received", json.dumps(order).encode()
+        )
+
+    admin_db = await pipeline.stack.admin()
+    query = (
+        "SELECT account_id, school_id, profile, login, activation_code FROM {}.accounts"
+        " WHERE profile <> 'administrator'"
+    )
+    try:
+
+        async def copied() -> bool:
+            found = await admin_db.fetchval(
+                "SELECT count(*) FROM credential_dispatch.accounts WHERE profile <> 'administrator'"
+            )
+            return found >= persons
+
+        await eventually(copied, timeout=120, interval=0.5, what="credential_dispatch's copy")
+        stored = {tuple(r) for r in await admin_db.fetch(query.format("account_manager"))}
+        copy = {tuple(r) for r in await admin_db.fetch(query.format("credential_dispatch"))}
+    finally:
+        await admin_db.close()
+    assert len(stored) == persons
+    assert all(code for *_, code in stored)  # every login with its activation code
+    assert copy == stored
+    assert len({school for _, school, *_ in stored}) == len(numbers)
