@@ -317,6 +317,7 @@ async def run(
     trigger: str,
     layout: str,
     dispatch_replicas: int = 1,
+    keep_database: bool = False,
 ) -> dict[str, Any]:
     # Cached per size and per version of the generator (a change of it writes them again).
     generator = hashlib.sha256(Path(onde_generator.__file__).read_bytes()).hexdigest()[:8]
@@ -503,7 +504,10 @@ async def run(
             results["held"] = len(tally.held)
     finally:
         mail.stop()
-        await ns.drop()
+        if keep_database:  # for EXPLAIN on the académie's rows
+            print(f"database kept: {ns.database}", flush=True)
+        else:
+            await ns.drop()
         await autovacuum(None)
     results["peak_rss_mib"] = {k: round(v) for k, v in watch.peak.items()}
     results["cpu_s"] = {k: round(v, 1) for k, v in watch.cpu.items()}
@@ -622,6 +626,9 @@ def main() -> None:
         "--dispatch-replicas", type=int, default=1, help="credential_dispatch replicas"
     )
     parser.add_argument(
+        "--keep-database", action="store_true", help="leave the database, to look into it"
+    )
+    parser.add_argument(
         "--trigger",
         choices=("nightly", "request"),
         default="nightly",
@@ -644,6 +651,7 @@ def main() -> None:
                 args.trigger,
                 args.layout,
                 args.dispatch_replicas,
+                args.keep_database,
             )
         )
     )

@@ -3,7 +3,9 @@ parent's classes), a deactivated leaver (no sheet handed out, no request from hi
 restoration, and removal."""
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+
+import asyncpg
 
 from services.credential_dispatch.bootstrap import build as build_dispatch
 from services.credential_dispatch.settings import CredentialDispatchSettings
@@ -145,3 +147,69 @@ async def test_the_copy_follows_moves_leavers_and_returns(stack: Stack, channel)
     finally:
         await dispatch.stop()
         await admin.close()
+
+
+async def test_the_copy_holds_each_account_as_its_event_gave_it(stack: Stack):
+    """upsert_accounts and update_accounts: the names, the classes in their order (names
+    that need quoting in an array), the children, the codes; an account given twice in one
+    message (the last one wins, its classes joined). What any other way of writing these
+    rows must keep (bench/feed.py, docs/performance.md)."""
+    dispatch = build_dispatch(stack.settings(CredentialDispatchSettings, smtp_port=9))
+    await dispatch.start()  # its schema
+    await dispatch.stop()
+    conn = await asyncpg.connect(
+        stack.database_url.replace("postgresql://", "postgresql://postgres@"),
+        server_settings={"search_path": "credential_dispatch"},
+    )
+    a, b, k1, k2 = (uuid.uuid4() for _ in range(4))
+    c1, c2, c3 = (uuid.uuid4() for _ in range(3))
+    odd = ['CE1 "les grands"', "CP, B", "{CM2}", "Moyenne section\\2", "Élèves d'Émile"]
+    first = created(a, "relative", "Anne", classes=odd[:3], class_ids=[c1, c2], children=[k2, k1])
+    again = created(
+        a, "relative", "Annie", classes=odd[2:], class_ids=[c3], children=[k1], email="a@x.fr"
+    )
+    other = created(b, "student", "Bob", birth_date=date(2018, 3, 14))
+
+    async def rows() -> dict[uuid.UUID, tuple]:
+        found = await conn.fetch(
+            "SELECT account_id, school_id, profile, first_name, last_name, login, email,"
+            " birth_date, classes, children, activation_code FROM accounts"
+        )
+        return {r["account_id"]: tuple(r) for r in found}
+
+    def expected(account: Account, code: str | None) -> tuple:
+        return (
+            account.account_id,
+            SCHOOL,
+            account.profile,
+            account.first_name,
+            account.last_name,
+            account.login,
+            account.email,
+            account.birth_date,
+            account.classes,
+            account.children,
+            code,
+        )
+
+    try:
+        async with conn.transaction():
+            store = DispatchStore(conn)
+            await store.upsert_accounts(SCHOOL, [first, other, again])
+            await store.link_accounts([first, other, again])
+        assert await rows() == {a: expected(again, "abcd3456"), b: expected(other, "abcd3456")}
+        links = await conn.fetch("SELECT account_id, class_id FROM account_classes")
+        assert {tuple(r) for r in links} == {(a, c1), (a, c2), (a, c3)}  # as row by row
+        family = await conn.fetch("SELECT parent_id, child_id FROM parent_children")
+        assert {tuple(r) for r in family} == {(a, k1), (a, k2)}
+
+        moved = Account(**{**first.model_dump(), "classes": odd[3:], "class_ids": [c3]})
+        async with conn.transaction():
+            await DispatchStore(conn).update_accounts(SCHOOL, [moved])
+        assert (await rows())[a] == expected(moved, "abcd3456")  # the code stays
+        links = await conn.fetch("SELECT account_id, class_id FROM account_classes")
+        assert {tuple(r) for r in links} == {(a, c3)}
+        family = await conn.fetch("SELECT parent_id, child_id FROM parent_children")
+        assert {tuple(r) for r in family} == {(a, k1), (a, k2)}
+    finally:
+        await conn.close()
