@@ -257,12 +257,15 @@ class AccountStore(TransactionStore):
         return {(r["profile"], r["first_folded"], r["last_folded"], r["birth_date"]) for r in rows}
 
     async def lock_people(self, school_id: UUID, keys: list[tuple[Any, ...]]) -> None:
-        """Transaction locks on each person about to be created (in a fixed order, so two
-        requests never deadlock): a concurrent request for the same person waits."""
-        for key in keys:
-            await self.conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"{school_id}:{key}"
-            )
+        """Transaction locks on each person about to be created (in the order given, the
+        same for every request, so two requests never deadlock): a concurrent request for
+        the same person waits. One statement for all of them: a round trip a person was
+        a fifth of a command's statements."""
+        await self.conn.execute(
+            "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0)))"
+            " FROM unnest($1::text[]) AS k",
+            [f"{school_id}:{key}" for key in keys],
+        )
 
     async def archive_classes(
         self, class_ids: list[UUID], at: datetime
