@@ -47,6 +47,8 @@ node_env() {
   export RABBITMQ_LOG_BASE="$home/log"
   export RABBITMQ_PID_FILE="$home/pid"
   export ERL_EPMD_ADDRESS=127.0.0.1
+  # A node that fails to boot writes its crash dump here, not in the caller's folder.
+  export ERL_CRASH_DUMP="$home/erl_crash.dump"
 }
 
 ctl() { # ctl N args...: rabbitmqctl aimed at node N
