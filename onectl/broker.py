@@ -19,6 +19,7 @@ from onectl.validate import Checked
 from shared.envelope import CONTENT_TYPE
 from shared.messaging import topology
 from shared.messaging.publisher import Outgoing, to_amqp
+from shared.settings import without_password
 
 CONFIRM_TIMEOUT = 15.0
 REPLAYED_HEADER = "x-one-replayed-at"
@@ -47,18 +48,8 @@ async def _first_node(settings: OnectlSettings) -> AbstractConnection:
                 timeout=settings.connect_timeout,
             )
         except (OSError, AMQPError, TimeoutError) as exc:
-            failures.append(f"{_safe(address)}: {exc or type(exc).__name__}")
+            failures.append(f"{without_password(address)}: {exc or type(exc).__name__}")
     raise unreachable(f"RabbitMQ unreachable at {'; '.join(failures)}")
-
-
-def _safe(url: str) -> str:
-    """The URL without its password."""
-    if "@" not in url:
-        return url
-    scheme, rest = url.split("://", 1) if "://" in url else ("", url)
-    credentials, host = rest.rsplit("@", 1)
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}@{host}" if scheme else f"{user}@{host}"
 
 
 async def _events_exchange(

@@ -13,6 +13,7 @@ import asyncpg
 from onectl.config import OnectlSettings
 from onectl.errors import not_found, unreachable
 from shared import topics
+from shared.settings import without_password
 
 UAI_RE = re.compile(r"^\d{7}[A-Z]$")
 
@@ -48,7 +49,7 @@ async def reader(settings: OnectlSettings) -> AsyncIterator[Reader]:
     try:
         conn = await asyncpg.connect(url, timeout=settings.connect_timeout)
     except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        raise unreachable(f"Postgres unreachable ({_safe(url)}): {exc}") from exc
+        raise unreachable(f"Postgres unreachable ({without_password(url)}): {exc}") from exc
     try:
         await conn.execute("SET default_transaction_read_only = on")
         for codec in ("json", "jsonb"):
@@ -62,14 +63,6 @@ async def reader(settings: OnectlSettings) -> AsyncIterator[Reader]:
         yield Reader(conn, {r["nspname"] for r in present})
     finally:
         await conn.close()
-
-
-def _safe(url: str) -> str:
-    if "@" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    credentials, host = rest.rsplit("@", 1)
-    return f"{scheme}://{credentials.split(':', 1)[0]}@{host}"
 
 
 # ---------------------------------------------------------------------------------------

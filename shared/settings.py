@@ -111,3 +111,13 @@ def broker_addresses(value: str) -> list[str]:
     if wrong:
         raise ValueError(f"not an amqp:// or amqps:// URL: {', '.join(wrong)}")
     return addresses
+
+
+def without_password(url: str) -> str:
+    """``url`` as a log line or a message may show it: the user kept, the password gone."""
+    if "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1) if "://" in url else ("", url)
+    credentials, host = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}@{host}" if scheme else f"{user}@{host}"

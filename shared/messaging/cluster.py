@@ -21,6 +21,7 @@ from aio_pika.robust_connection import RobustConnection
 from yarl import URL
 
 from shared.logs import get_logger
+from shared.settings import without_password
 
 log = get_logger(__name__)
 
@@ -58,12 +59,6 @@ class AddressRing:
         self._moving_on = True
 
 
-def safe_address(url: str) -> str:
-    """The address without its password, for logs."""
-    parsed = URL(url)
-    return str(parsed.with_password(None)) if parsed.password else url
-
-
 class ClusterConnection(RobustConnection):
     """A robust connection that reconnects to the next node of ``ring``."""
 
@@ -74,7 +69,7 @@ class ClusterConnection(RobustConnection):
     @property
     def node(self) -> str:
         """The address of the node of the current (or last) attempt, without password."""
-        return safe_address(str(self.url))
+        return without_password(str(self.url))
 
     # aio-pika's robust connection makes each attempt in this (name-mangled) method; its
     # version is pinned in pyproject.toml, and tests/integration/test_cluster.py fails if
@@ -112,7 +107,7 @@ async def connect(
             await connection.connect()
         except (OSError, aio_pika.exceptions.AMQPError) as exc:
             last = exc
-            log.warning("broker_unreachable", node=safe_address(ring.current), error=str(exc))
+            log.warning("broker_unreachable", node=without_password(ring.current), error=str(exc))
             ring.lost()
             await connection.close()
             continue
