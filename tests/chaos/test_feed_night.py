@@ -12,7 +12,6 @@ is left claimed by a killed replica.
 import asyncio
 import json
 import time
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
@@ -27,6 +26,7 @@ from shared import topics
 from tests.chaos import harness
 from tests.chaos.conftest import FEED_SCHOOLS, Chaos, running, seeded
 from tests.conftest import Stack
+from tests.support.feed import school_initialised
 from tests.support.orders import cloudevent
 from tools import onde_generator
 from tools.onde_generator import fold
@@ -58,24 +58,6 @@ async def feed_chaos(stack: Stack, tmp_path: Path) -> AsyncIterator[Chaos]:
         timezone=ZONE,
     ) as started:
         yield started
-
-
-def school_data(n: int, uai: str) -> dict[str, Any]:
-    return {
-        "school_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"one-chaos-feed-{uai}")),
-        "order_id": f"BC-FEED-{n}",
-        "uai": uai,
-        "name": f"École élémentaire {n}",
-        "academie": "GRENOBLE",
-        "department": "074",
-        "provisioning": "automatic",
-        "classes": SHAPE["classes"],
-        "administrator": {
-            "first_name": "Claire",
-            "last_name": f"Directrice{n}",
-            "email": f"direction{n}@example.org",
-        },
-    }
 
 
 def people(school: onde_generator.School) -> Counter[tuple[str, str, str]]:
@@ -133,7 +115,7 @@ async def test_a_night_of_the_feed_under_faults_applies_everything_once(
 
     async def open_schools() -> None:
         for n, uai in enumerate(uais, start=1):
-            data = school_data(n, uai)
+            data = school_initialised(uai, "GRENOBLE")
             event = cloudevent(
                 data,
                 event_id=f"feed-school-{n}",
