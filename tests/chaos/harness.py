@@ -11,7 +11,7 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -423,6 +423,25 @@ async def read_dead_letters(amqp_url: str, queue_name: str) -> list[dict[str, An
                 }
             )
     return found
+
+
+async def inject_faults(
+    swarm: Swarm,
+    faults: list[str],
+    *,
+    gap: tuple[float, float],
+    rng: random.Random,
+    other_fault: Callable[[str], Awaitable[None]],
+) -> None:
+    """Each of ``faults`` in turn, after a random gap: a worker's name SIGKILLs one of its
+    replicas (restarted at once), any other is run by ``other_fault``."""
+    for fault in faults:
+        await asyncio.sleep(rng.uniform(*gap))  # spacing the faults
+        replicas = swarm.of(fault)
+        if replicas:
+            await swarm.kill_and_restart(rng.choice(replicas))
+        else:
+            await other_fault(fault)
 
 
 def shuffled_faults(

@@ -119,12 +119,7 @@ async def orders_through_faults(
         swarm.note("smtp_up")
 
     async def inject_faults() -> None:
-        for fault in faults:
-            await asyncio.sleep(rng.uniform(*plan.gap))  # spacing the faults
-            if fault in topics.WORKERS:
-                await swarm.kill_and_restart(rng.choice(swarm.of(fault)))
-            else:
-                await other_fault(fault)
+        await harness.inject_faults(swarm, faults, gap=plan.gap, rng=rng, other_fault=other_fault)
         swarm.note("faults", "done")
 
     try:

@@ -91,22 +91,20 @@ async def test_a_night_of_the_feed_under_faults_applies_everything_once(
         write(chaos.feed_dir, school)
     postgres_night = rng.choice((1, 2))
     outages: dict[str, float] = {}
-    counts: Counter[str] = Counter()
+
+    async def restart_postgres(_: str) -> None:
+        swarm.note("postgres", "restart", f"night {postgres_night}")
+        outages[f"postgres night {postgres_night}"] = await harness.restart_postgres(
+            PLAN.outage_seconds, stack.services.admin_url
+        )
+        swarm.note("postgres", "back")
 
     async def faults(night: int) -> None:
         services = ("postgres",) if night == postgres_night else ()
-        for fault in harness.shuffled_faults(WORKERS, PLAN.kills_per_worker, rng, services):
-            await asyncio.sleep(rng.uniform(*PLAN.gap))  # spacing the faults
-            if fault == "postgres":
-                swarm.note("postgres", "restart", f"night {night}")
-                outages[f"postgres night {night}"] = await harness.restart_postgres(
-                    PLAN.outage_seconds, stack.services.admin_url
-                )
-                swarm.note("postgres", "back")
-                counts["postgres restarts"] += 1
-            else:
-                await swarm.kill_and_restart(rng.choice(swarm.of(fault)))
-                counts[f"{fault} kills"] += 1
+        faults = harness.shuffled_faults(WORKERS, PLAN.kills_per_worker, rng, services)
+        await harness.inject_faults(
+            swarm, faults, gap=PLAN.gap, rng=rng, other_fault=restart_postgres
+        )
         swarm.note("faults", f"night {night} done")
 
     # ---- night 1: every school's first import ------------------------------------------
@@ -183,10 +181,11 @@ async def test_a_night_of_the_feed_under_faults_applies_everything_once(
         chaos.amqp_url, [stack.names.work_queue(w) for w in WORKERS]
     )
     retried = Counter(r["attempts"] for r in runs)
+    kills = Counter(e.target.split("#")[0] for e in swarm.events if e.kind == "kill")
     late = taken_over_late(swarm, [r for r in runs if r["attempts"] > 1])
     print(
         f"feed night figures: {FEED_SCHOOLS} schools; night 1 {night_one:.0f}s, night 2 "
-        f"{night_two:.0f}s; faults {dict(counts)}; outages (s) {outages}; "
+        f"{night_two:.0f}s; kills {dict(kills)}; outages (s) {outages}; "
         f"runs by attempts {dict(sorted(retried.items()))}; queues {depths}; "
         f"unexpected deaths {len(swarm.deaths)}"
     )
