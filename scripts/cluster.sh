@@ -23,7 +23,7 @@ RABBIT_BIN=${RABBITMQ_BIN:-/usr/lib/rabbitmq/bin}
 NODES=(1 2 3)
 
 [ -x "$RABBIT_BIN/rabbitmq-server" ] || {
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >/dev/null
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >/dev/null
 }
 
 node_name() { echo "one-cluster-$1@localhost"; }
