@@ -12,6 +12,7 @@ from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
 from shared.messaging.topology import Names, all_exchange_names, all_queue_names
 from shared.settings import CommonSettings
+from tests.support.cluster import BrokerCluster, start_cluster
 from tests.support.services import Services, discover
 
 S = TypeVar("S", bound=CommonSettings)
@@ -104,6 +105,24 @@ async def _forget(stack: Stack) -> None:
         await admin.execute(f'DROP DATABASE IF EXISTS "{stack.database}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+@pytest.fixture(scope="session")
+def broker_cluster() -> Iterator[BrokerCluster]:
+    """The three-node RabbitMQ cluster of scripts/cluster.sh, started once."""
+    yield start_cluster()
+
+
+@pytest.fixture
+async def cluster_stack(services: Services, broker_cluster: BrokerCluster) -> AsyncIterator[Stack]:
+    """A stack whose broker is the cluster (node 1 for the test's own connections)."""
+    await broker_cluster.ensure_all()
+    tag = uuid.uuid4().hex[:10]
+    on_cluster = Services(broker_cluster.url(1), services.admin_url, "cluster")
+    stack = Stack(on_cluster, database=f"one_test_{tag}", prefix=f"t{tag}")
+    yield stack
+    await broker_cluster.ensure_all()  # a test that failed half-way leaves a node down
+    await _forget(stack)
 
 
 @pytest.fixture

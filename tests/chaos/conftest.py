@@ -8,8 +8,7 @@ test-chaos`` runs 500), ``ONE_CHAOS_CLUSTER_ORDERS`` (40; 200) and
 
 import os
 import random
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +20,9 @@ import pytest
 from shared import topics
 from shared.messaging.topology import all_queue_names
 from tests.chaos import harness
-from tests.conftest import TEST_RETRY_DELAYS, Stack, _forget
+from tests.conftest import TEST_RETRY_DELAYS, Stack
 from tests.e2e.conftest import ENT_URL
-from tests.support.cluster import BrokerCluster, start_cluster
-from tests.support.services import Services
+from tests.support.cluster import BrokerCluster
 from tools.ports import free_port
 
 # Retries spaced as in production, only shorter: an outage of a few seconds must not
@@ -123,19 +121,10 @@ async def chaos(stack: Stack, tmp_path: Path) -> AsyncIterator[Chaos]:
         yield started
 
 
-@pytest.fixture(scope="session")
-def broker_cluster() -> Iterator[BrokerCluster]:
-    yield start_cluster()
-
-
 @pytest.fixture
 async def cluster_chaos(
-    services: Services, broker_cluster: BrokerCluster, tmp_path: Path
+    cluster_stack: Stack, broker_cluster: BrokerCluster, tmp_path: Path
 ) -> AsyncIterator[Chaos]:
-    await broker_cluster.ensure_all()
-    tag = uuid.uuid4().hex[:10]
-    on_cluster = Services(broker_cluster.url(1), services.admin_url, "cluster")
-    stack = Stack(on_cluster, database=f"one_test_{tag}", prefix=f"t{tag}")
     urls = list(broker_cluster.urls)
 
     def spread(worker: str, index: int) -> dict[str, str]:
@@ -143,9 +132,7 @@ async def cluster_chaos(
         turn = (topics.WORKERS.index(worker) + index) % len(urls)
         return {"ONE_AMQP_URLS": ",".join(urls[turn:] + urls[:turn])}
 
-    try:
-        async with running(stack, tmp_path, CLUSTER_PLAN, amqp_urls=urls, replica_env=spread) as c:
-            yield c
-    finally:
-        await broker_cluster.ensure_all()
-        await _forget(stack)
+    async with running(
+        cluster_stack, tmp_path, CLUSTER_PLAN, amqp_urls=urls, replica_env=spread
+    ) as started:
+        yield started

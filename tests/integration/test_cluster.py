@@ -6,8 +6,6 @@ ONE_AMQP_URLS by itself and goes on consuming what is published through another 
 """
 
 import json
-import uuid
-from collections.abc import AsyncIterator, Iterator
 
 import aio_pika
 import asyncpg
@@ -17,30 +15,13 @@ from services.order_intake.bootstrap import build
 from services.order_intake.settings import OrderIntakeSettings
 from shared import topics
 from shared.messaging.topology import all_queue_names
-from tests.conftest import TEST_RETRY_DELAYS, Stack, _forget
+from tests.conftest import TEST_RETRY_DELAYS, Stack
 from tests.support.broker import publish_raw
-from tests.support.cluster import BrokerCluster, start_cluster
+from tests.support.cluster import BrokerCluster
 from tests.support.orders import cloudevent, order_data
-from tests.support.services import Services
 from tools.waits import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
-
-
-@pytest.fixture(scope="session")
-def broker_cluster() -> Iterator[BrokerCluster]:
-    yield start_cluster()
-
-
-@pytest.fixture
-async def cluster_stack(services: Services, broker_cluster: BrokerCluster) -> AsyncIterator[Stack]:
-    await broker_cluster.ensure_all()
-    tag = uuid.uuid4().hex[:10]
-    on_cluster = Services(broker_cluster.url(1), services.admin_url, "cluster")
-    stack = Stack(on_cluster, database=f"one_test_{tag}", prefix=f"t{tag}")
-    yield stack
-    await broker_cluster.ensure_all()  # a test that failed half-way leaves a node down
-    await _forget(stack)
 
 
 async def test_quorum_queues_keep_a_replica_on_each_node(
