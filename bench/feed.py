@@ -116,12 +116,7 @@ def write_drops(root: Path, schools: int, pupils_per_class: int, layout: str) ->
 
 
 def write_school(root: Path, school: onde_generator.School, layout: str) -> None:
-    folder = root / school.uai
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, content in onde_generator.render_school(
-        school, onde_generator.LAYOUTS[layout]
-    ).items():
-        (folder / name).write_bytes(content)
+    onde_generator.write_school(root, school, onde_generator.LAYOUTS[layout])
 
 
 def turn_the_year(root: Path, schools: int, pupils_per_class: int, layout: str) -> dict[str, int]:

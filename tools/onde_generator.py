@@ -1098,6 +1098,15 @@ def generate_school(
     return render_school(school, layout)
 
 
+def write_school(root: Path, school: School, layout: Layout = CLASSIC) -> Path:
+    """Write ``school``'s three files in ``root/<uai>/`` (over last night's); the folder."""
+    folder = root / school.uai
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, content in render_school(school, layout).items():
+        (folder / name).write_bytes(content)
+    return folder
+
+
 def write_drop(
     root: Path,
     uai: str,
@@ -1108,14 +1117,10 @@ def write_drop(
     layout: Layout = CLASSIC,
 ) -> Path:
     """Write ``root/<uai>/`` with the three files; return the folder."""
-    folder = root / uai
-    folder.mkdir(parents=True, exist_ok=True)
-    files = generate_school(
+    school = build_school(
         uai, classes=classes, pupils_per_class=pupils_per_class, seed=seed, layout=layout
     )
-    for name, content in files.items():
-        (folder / name).write_bytes(content)
-    return folder
+    return write_school(root, school, layout)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

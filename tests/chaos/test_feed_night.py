@@ -71,15 +71,6 @@ def people(school: onde_generator.School) -> Counter[tuple[str, str, str]]:
     return found
 
 
-def write(root: Path, school: onde_generator.School) -> None:
-    folder = root / school.uai
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in list(folder.iterdir()):
-        name.unlink()
-    for name, content in onde_generator.render_school(school).items():
-        (folder / name).write_bytes(content)
-
-
 async def test_a_night_of_the_feed_under_faults_applies_everything_once(
     feed_chaos: Chaos,
 ) -> None:
@@ -88,7 +79,7 @@ async def test_a_night_of_the_feed_under_faults_applies_everything_once(
     uais = [onde_generator.uai_for("074", n) for n in range(1, FEED_SCHOOLS + 1)]
     june = {u: onde_generator.build_school(u, seed=i, **SHAPE) for i, u in enumerate(uais)}
     for school in june.values():
-        write(chaos.feed_dir, school)
+        onde_generator.write_school(chaos.feed_dir, school)
     postgres_night = rng.choice((1, 2))
     outages: dict[str, float] = {}
 
@@ -136,7 +127,7 @@ async def test_a_night_of_the_feed_under_faults_applies_everything_once(
     # ---- night 2: the nightly scheduler runs every school, with changes ------------------
     september = {u: onde_generator.a_night_of_changes(school) for u, school in june.items()}
     for school in september.values():
-        write(chaos.feed_dir, school)
+        onde_generator.write_school(chaos.feed_dir, school)
     due = (datetime.now(ZoneInfo(ZONE)) - timedelta(minutes=1)).strftime("%H:%M")
     for replica in swarm.of(topics.DIRECTORY_SYNC):
         replica.process.env.update(
