@@ -57,7 +57,7 @@ async def handle_accounts_create(
     requester = await store.requester(command.requested_by)
     classes = await store.school_classes(command.school_id)
     named = [UUID(c) for a in command.accounts for c in a.children if _is_uuid(c)]
-    children = await store.account_rows(named)
+    children = await store.account_rows(named) if named else {}
     reasons = scope.check_create(command, requester, classes, children)
     if not reasons:
         reasons = await _duplicates(command, store=store)
@@ -68,21 +68,9 @@ async def handle_accounts_create(
         )
         return
 
-    created: dict[int, CreatedAccount] = {}
-    by_ref: dict[str, UUID] = {}
-    # Pupils before parents, so that a parent can name a pupil of the same request.
-    for index, wanted in sorted(
-        enumerate(command.accounts), key=lambda pair: pair[1].profile == "relative"
-    ):
-        account, login = await _create(
-            wanted, command.school_id, activation_ttl, now, store=store, reserve=reserve_ranks
-        )
-        if wanted.ref:
-            by_ref[wanted.ref] = account.account_id
-        child_ids = [by_ref[c] if c in by_ref else UUID(c) for c in wanted.children]
-        class_ids = await _place(account.account_id, wanted, child_ids, store=store)
-        created[index] = created_account(account, login, class_ids, classes, child_ids)
-    accounts = [created[i] for i in range(len(command.accounts))]
+    accounts = await _create_all(
+        command, classes, activation_ttl, now, store=store, reserve=reserve_ranks
+    )
     await store.emit(follow(event, accounts_created(school, accounts), source=SOURCE))
     log.info("accounts_created", count=len(accounts))
 
@@ -132,16 +120,41 @@ async def _duplicates(command: AccountsCreateRequested, *, store: AccountStore) 
     return reasons
 
 
-async def _create(
-    wanted: AccountToCreate,
-    school_id: UUID,
+async def _create_all(
+    command: AccountsCreateRequested,
+    classes: Mapping[UUID, scope.ClassRow],
     ttl: timedelta,
     now: datetime,
     *,
     store: AccountStore,
     reserve: ReserveRanks | None,
-) -> tuple[NewAccount, str]:
-    account = NewAccount(
+) -> list[CreatedAccount]:
+    """The request's accounts, created together: one rank reservation, one insert, one
+    statement for the class links and one for the children, whatever their number (a
+    class's worth of pupils was ten times each). In the request's order."""
+    wanted = command.accounts
+    made = [_new_account(w, command.school_id, ttl, now) for w in wanted]
+    by_ref = {w.ref: a.account_id for w, a in zip(wanted, made, strict=True) if w.ref}
+    children = [[by_ref[c] if c in by_ref else UUID(c) for c in w.children] for w in wanted]
+    # Pupils before parents, as when they were created one by one: which of two namesakes
+    # of a request gets the smaller rank does not change.
+    order = sorted(range(len(wanted)), key=lambda i: wanted[i].profile == "relative")
+    logins = await store.add_accounts(
+        [made[i] for i in order],
+        [domain.login_base(wanted[i].first_name, wanted[i].last_name) for i in order],
+        reserve,
+    )
+    placed = await _place_all(made, wanted, children, store=store)
+    return [
+        created_account(a, logins[a.account_id], placed[a.account_id], classes, kids)
+        for a, kids in zip(made, children, strict=True)
+    ]
+
+
+def _new_account(
+    wanted: AccountToCreate, school_id: UUID, ttl: timedelta, now: datetime
+) -> NewAccount:
+    return NewAccount(
         account_id=uuid.uuid4(),
         school_id=school_id,
         profile=wanted.profile,
@@ -154,28 +167,44 @@ async def _create(
         first_folded=domain.fold_name_part(wanted.first_name),
         last_folded=domain.fold_name_part(wanted.last_name),
     )
-    base = domain.login_base(wanted.first_name, wanted.last_name)
-    return account, await store.add_account(account, login_base=base, reserve=reserve)
 
 
-async def _place(
-    account_id: UUID, wanted: AccountToCreate, child_ids: list[UUID], *, store: AccountStore
-) -> list[UUID]:
-    """Attach the new account to its classes; the classes it ends up in."""
-    if wanted.profile == "teacher":
-        for class_id in wanted.class_ids:
-            await store.set_class_teachers(
-                class_id, sorted({*await store.class_teachers(class_id), account_id}, key=str)
-            )
-        return list(wanted.class_ids)
-    class_ids = set(wanted.class_ids)
-    if child_ids:  # a parent is attached to the classes of his children
-        await store.link_children(account_id, child_ids)
-        for classes in (await store.classes_of(child_ids)).values():
-            class_ids |= classes
-    ordered = sorted(class_ids, key=str)
-    await store.link_classes(account_id, ordered)
-    return ordered
+async def _place_all(
+    made: list[NewAccount],
+    wanted: list[AccountToCreate],
+    children: list[list[UUID]],
+    *,
+    store: AccountStore,
+) -> dict[UUID, list[UUID]]:
+    """Attach the new accounts to their classes: a teacher as one of its teachers, a
+    parent to the classes of his children (whom the request may have just placed); the
+    classes each ends up in."""
+    own = {a.account_id: w.class_ids for a, w in zip(made, wanted, strict=True)}
+    for account, w in zip(made, wanted, strict=True):
+        for class_id in w.class_ids if w.profile == "teacher" else []:
+            teachers = {*await store.class_teachers(class_id), account.account_id}
+            await store.set_class_teachers(class_id, sorted(teachers, key=str))
+    links = [(a.account_id, c) for a, kids in zip(made, children, strict=True) for c in kids]
+    known = await store.classes_of(sorted({c for _, c in links if c not in own}, key=str))
+    joined: dict[UUID, set[UUID]] = {a: set(cs) for a, cs in own.items()}
+    for parent, child in links:
+        joined[parent] |= set(own[child]) if child in own else known[child]
+    placed = {
+        a.account_id: list(w.class_ids)
+        if w.profile == "teacher"
+        else sorted(joined[a.account_id], key=str)
+        for a, w in zip(made, wanted, strict=True)
+    }
+    await store.link_children_pairs(links)
+    await store.link_class_pairs(
+        [
+            (a.account_id, c)
+            for a, w in zip(made, wanted, strict=True)
+            if w.profile != "teacher"
+            for c in placed[a.account_id]
+        ]
+    )
+    return placed
 
 
 def accounts_created(school: SchoolInfo, accounts: list[CreatedAccount]) -> AccountsCreated:

@@ -334,21 +334,29 @@ class AccountStore(TransactionStore):
             class_id,
         )
 
-    async def link_classes(self, account_id: UUID, class_ids: list[UUID]) -> None:
-        await self.conn.executemany(
-            "INSERT INTO account_classes (account_id, class_id) VALUES ($1, $2)"
-            " ON CONFLICT DO NOTHING",
-            [(account_id, c) for c in class_ids],
-        )
+    async def link_class_pairs(self, links: list[tuple[UUID, UUID]]) -> None:
+        """(account, class) links, in one statement."""
+        if links:
+            await self.conn.execute(
+                "INSERT INTO account_classes (account_id, class_id)"
+                " SELECT * FROM unnest($1::uuid[], $2::uuid[]) ON CONFLICT DO NOTHING",
+                [a for a, _ in links],
+                [c for _, c in links],
+            )
 
-    async def link_children(self, parent_id: UUID, child_ids: list[UUID]) -> None:
-        await self.conn.executemany(
-            "INSERT INTO parent_children (parent_id, child_id) VALUES ($1, $2)"
-            " ON CONFLICT DO NOTHING",
-            [(parent_id, c) for c in child_ids],
-        )
+    async def link_children_pairs(self, links: list[tuple[UUID, UUID]]) -> None:
+        """(parent, child) links, in one statement."""
+        if links:
+            await self.conn.execute(
+                "INSERT INTO parent_children (parent_id, child_id)"
+                " SELECT * FROM unnest($1::uuid[], $2::uuid[]) ON CONFLICT DO NOTHING",
+                [p for p, _ in links],
+                [c for _, c in links],
+            )
 
     async def classes_of(self, account_ids: list[UUID]) -> dict[UUID, set[UUID]]:
+        if not account_ids:
+            return {}
         rows = await self.conn.fetch(
             "SELECT account_id, class_id FROM account_classes WHERE account_id = ANY($1::uuid[])",
             account_ids,

@@ -1,6 +1,8 @@
 """account_manager's commands against real RabbitMQ and Postgres: each success path, each
 refusal (nothing changes, one command.rejected with reasons), duplicates, redelivery."""
 
+import uuid
+
 import pytest
 from aio_pika.abc import AbstractChannel
 
@@ -59,7 +61,7 @@ async def test_admin_creates_a_teacher_attached_to_a_class(school: School, stack
         assert (
             await conn.fetchval(
                 "SELECT count(*) FROM account_manager.class_teachers WHERE account_id = $1",
-                __import__("uuid").UUID(teacher["account_id"]),
+                uuid.UUID(teacher["account_id"]),
             )
             == 1
         )
@@ -94,6 +96,72 @@ async def test_teacher_creates_pupils_and_their_parents(school: School):
     assert leo["login"] == "leo.lefevre" and parent["login"] == "jeannoel.ndiaye"
     assert sorted(parent["children"]) == sorted([leo["account_id"], zoe])
     assert parent["classes"] == ["Classe 1"]  # the classes of his children
+
+
+async def test_a_mixed_request_is_stored_and_published_as_asked(school: School, stack: Stack):
+    """A request's accounts are created together (one insert, one statement for the
+    links): a parent listed before the pupils he names, namesakes, a teacher and a pupil
+    already there end as they did when each account was created in turn."""
+    c1, c2, c3 = school.class_ids
+    first = await school.create(school.admin_id, {**PUPIL, "class_ids": [c3]})
+    zoe = first["data"]["accounts"][0]["account_id"]
+    twin = {**PUPIL, "first_name": "Léo", "birth_date": "2016-05-02", "different_person": True}
+    event = await school.create(
+        school.admin_id,
+        {
+            "profile": "relative",
+            "first_name": "Léo",
+            "last_name": "Lefèvre",
+            "email": "leo.pere@example.org",
+            "children": ["a", "b", zoe],
+        },
+        {**twin, "ref": "a", "class_ids": [c1]},
+        {**twin, "ref": "b", "class_ids": [c2]},
+        {
+            "profile": "teacher",
+            "first_name": "Marie",
+            "last_name": "Curie",
+            "class_ids": [c2, c1],
+        },
+    )
+    assert event["type"] == topics.ACCOUNTS_CREATED, event
+    parent, a, b, teacher = event["data"]["accounts"]
+    # Pupils take the first ranks of a shared login, in the request's order; the parent
+    # comes after them.
+    assert [a["login"], b["login"], parent["login"]] == [
+        "leo.lefevre",
+        "leo.lefevre2",
+        "leo.lefevre3",
+    ]
+    assert parent["children"] == [a["account_id"], b["account_id"], zoe]
+    names = dict(zip(school.class_ids, ["Classe 1", "Classe 2", "Classe 3"], strict=True))
+    assert parent["class_ids"] == sorted([c1, c2, c3])
+    assert parent["classes"] == [names[c] for c in parent["class_ids"]]
+    assert (a["class_ids"], b["class_ids"]) == ([c1], [c2])
+    assert teacher["class_ids"] == [c2, c1] and teacher["classes"] == ["Classe 2", "Classe 1"]
+    conn = await stack.admin()
+    try:
+        rows = await conn.fetch(
+            "SELECT account_id::text, class_id::text FROM account_manager.account_classes"
+            " WHERE account_id = ANY($1::uuid[])",
+            [parent["account_id"], a["account_id"], b["account_id"], teacher["account_id"]],
+        )
+        children = await conn.fetch(
+            "SELECT child_id::text FROM account_manager.parent_children WHERE parent_id = $1",
+            uuid.UUID(parent["account_id"]),
+        )
+        taught = await conn.fetch(
+            "SELECT class_id::text FROM account_manager.class_teachers WHERE account_id = $1",
+            uuid.UUID(teacher["account_id"]),
+        )
+    finally:
+        await conn.close()
+    assert sorted((r["account_id"], r["class_id"]) for r in rows) == sorted(
+        [(parent["account_id"], c) for c in (c1, c2, c3)]
+        + [(a["account_id"], c1), (b["account_id"], c2)]
+    )
+    assert sorted(r["child_id"] for r in children) == sorted(parent["children"])
+    assert sorted(r["class_id"] for r in taught) == sorted([c1, c2])
 
 
 async def test_teacher_cannot_act_outside_his_classes(school: School, stack: Stack):
