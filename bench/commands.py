@@ -2,7 +2,10 @@
 ``accounts.create.requested`` (10 per command, a class's worth at a time), with one and
 with two account_manager replicas.
 
-Prints accounts/s and the latency from request to ``accounts.created`` (p50, p99), and,
+Prints accounts/s and the latency from request to ``accounts.created`` (p50, p99) with
+every command published at once (the throughput; its latency is the queue's length), then
+with one replica at an offered pace (``--rate``, 2,000 accounts/s: the latency a school
+waits at that load), and,
 as a baseline measured in the same run, the rows/s of a raw COPY of as many account rows
 into a bare table.
 
@@ -141,7 +144,11 @@ def pupil(i: int, class_id: str) -> dict[str, Any]:
     }
 
 
-async def run_once(replicas: int, accounts: int, per_command: int) -> dict[str, Any]:
+async def run_once(
+    replicas: int, accounts: int, per_command: int, rate: float | None = None
+) -> dict[str, Any]:
+    """``rate``: accounts/s offered, the commands published at that pace (the latency a
+    school waits at that load); none: all at once (the throughput)."""
     ns = Namespace()
     workers = {
         f"account_manager#{i + 1}": WorkerProcess(topics.ACCOUNT_MANAGER, ns.env())
@@ -203,11 +210,15 @@ async def run_once(replicas: int, accounts: int, per_command: int) -> dict[str, 
                 timeout=60,
                 what="schools opened",
             )
-            setup = {e["data"]["school_id"]: e for _, e in seen.values()}
+            await eventually(
+                lambda: ready(sum(k.startswith("accounts.created") for k in seen) == SCHOOLS),
+                timeout=60,
+                what="administrators created",
+            )
             admins = {
-                s: setup[s]["data"]["accounts"][0]["account_id"]
-                for s in schools
-                if setup[s]["type"] == topics.ACCOUNTS_CREATED
+                e["data"]["school_id"]: e["data"]["accounts"][0]["account_id"]
+                for _, e in seen.values()
+                if e["type"] == topics.ACCOUNTS_CREATED
             }
             classes = {
                 e["data"]["school_id"]: [c["class_id"] for c in e["data"]["classes"]]
@@ -222,6 +233,10 @@ async def run_once(replicas: int, accounts: int, per_command: int) -> dict[str, 
                 school = schools[c % SCHOOLS]
                 class_id = classes[school][(c // SCHOOLS) % len(classes[school])]
                 request = f"req-{c}"
+                if rate:  # open loop: each command at its time, whatever the answers
+                    await asyncio.sleep(
+                        max(0.0, started + c * per_command / rate - time.monotonic())
+                    )
                 sent[request] = time.monotonic()
                 await publish(
                     topics.ACCOUNTS_CREATE_REQUESTED,
@@ -260,6 +275,7 @@ async def run_once(replicas: int, accounts: int, per_command: int) -> dict[str, 
         await ns.drop()
     return {
         "replicas": replicas,
+        "offered": f"{rate:,.0f} accounts/s" if rate else "all at once",
         "accounts": commands * per_command,
         "commands": commands,
         "rejected": rejected,
@@ -299,21 +315,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--accounts", type=int, default=10_000)
     parser.add_argument("--per-command", type=int, default=10)
+    parser.add_argument(
+        "--rate", type=float, default=2_000, help="accounts/s offered in the paced run"
+    )
     args = parser.parse_args()
-    results = [asyncio.run(run_once(n, args.accounts, args.per_command)) for n in (1, 2)]
+    runs = [(1, None), (2, None), (1, args.rate)]
+    results = [asyncio.run(run_once(n, args.accounts, args.per_command, r)) for n, r in runs]
     copy_rate = asyncio.run(raw_copy_rows_per_s(ACCOUNT_COLUMNS, account_records(args.accounts)))
     print(
         f"\nAccount creation by command — {args.accounts} accounts, {args.per_command} per "
         f"command, {SCHOOLS} schools, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     )
     print(
-        f"  {'replicas':<10}{'accounts/s':>12}{'p50 (s)':>10}{'p99 (s)':>10}{'rejected':>10}"
-        f"{'÷ raw COPY':>12}   peak RSS (MiB)"
+        f"  {'replicas':<10}{'commands':<22}{'accounts/s':>12}{'p50 (s)':>10}{'p99 (s)':>10}"
+        f"{'rejected':>10}{'÷ raw COPY':>12}   peak RSS (MiB)"
     )
     for r in results:
         print(
-            f"  {r['replicas']:<10}{r['accounts_per_s']:>12.0f}{r['latency_p50_s']:>10.2f}"
-            f"{r['latency_p99_s']:>10.2f}{r['rejected']:>10}"
+            f"  {r['replicas']:<10}{r['offered']:<22}{r['accounts_per_s']:>12.0f}"
+            f"{r['latency_p50_s']:>10.2f}{r['latency_p99_s']:>10.2f}{r['rejected']:>10}"
             f"{r['accounts_per_s'] / copy_rate:>12.4f}   {r['peak_rss_mib']}"
         )
     print(f"  baseline: raw COPY of {args.accounts} account rows: {copy_rate:.0f} rows/s")
