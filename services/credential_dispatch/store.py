@@ -140,16 +140,24 @@ class DispatchStore(TransactionStore):
         )
 
     async def link_accounts(self, accounts: Sequence[Account]) -> None:
-        await self.conn.executemany(
-            "INSERT INTO account_classes (account_id, class_id) VALUES ($1, $2)"
-            " ON CONFLICT DO NOTHING",
-            [(a.account_id, c) for a in accounts for c in a.class_ids],
-        )
-        await self.conn.executemany(
-            "INSERT INTO parent_children (parent_id, child_id) VALUES ($1, $2)"
-            " ON CONFLICT DO NOTHING",
-            [(a.account_id, c) for a in accounts for c in a.children],
-        )
+        """The accounts' classes and children, one statement each whatever their number
+        (a statement a link: Postgres bound and ran three a person)."""
+        classes = [(a.account_id, c) for a in accounts for c in a.class_ids]
+        children = [(a.account_id, c) for a in accounts for c in a.children]
+        if classes:
+            await self.conn.execute(
+                "INSERT INTO account_classes (account_id, class_id)"
+                " SELECT * FROM unnest($1::uuid[], $2::uuid[]) ON CONFLICT DO NOTHING",
+                [a for a, _ in classes],
+                [c for _, c in classes],
+            )
+        if children:
+            await self.conn.execute(
+                "INSERT INTO parent_children (parent_id, child_id)"
+                " SELECT * FROM unnest($1::uuid[], $2::uuid[]) ON CONFLICT DO NOTHING",
+                [p for p, _ in children],
+                [c for _, c in children],
+            )
 
     async def update_accounts(self, school_id: UUID, accounts: list[Account]) -> None:
         """Follow account_manager's changes: names, address, classes and children (a moved
