@@ -35,7 +35,8 @@ that keeps nothing.
 Baseline in the same run: the rows/s of a raw COPY of as many person rows into a bare
 table. For each phase: persons/s (the académie's persons ÷ the time to printable), its
 ratio to the COPY's rows/s, and the CPU µs a person by process (each worker, its worker
-processes, Postgres, RabbitMQ, the benchmark itself) and summed.
+processes, Postgres, RabbitMQ, the benchmark itself) and summed over the pipeline's
+processes (the benchmark's own apart).
 
     python -m bench.feed [--schools 2000] [--pupils-per-class 25] [--trigger nightly]
         [--layout classic|be1d|ine|2021|2022] [--dispatch-replicas 1]
@@ -546,20 +547,28 @@ def person_records(rows: int) -> list[tuple[Any, ...]]:
 
 
 def _cpu(r: dict[str, Any], phase: str) -> float:
-    return float(sum(r[f"{phase}_cpu_s"].values()))
+    """CPU seconds of the pipeline's processes in ``phase``: the benchmark's own (it hears
+    a copy of every accounts.created to count them) is shown apart, not in the sum."""
+    return float(sum(v for k, v in r[f"{phase}_cpu_s"].items() if k != "benchmark"))
 
 
 def phase_rows(r: dict[str, Any], phase: str) -> list[tuple[str, str, str]]:
     """What every phase prints beside its own figures: the time to printable sheets, the
-    rate and its ratio to the COPY baseline, the CPU a person by process and summed."""
+    rate and its ratio to the COPY baseline, the CPU a person by process and summed over
+    the pipeline's."""
     persons, copy = r["persons"], r["raw_copy_rows_per_s"]
     rate = persons / r[f"{phase}_printable_s"]
     by_process = {k: round(v / persons * 1e6) for k, v in r[f"{phase}_cpu_s"].items() if v}
+    first = phase == "first_import"  # the phase issue 19 sets CPU and ratio targets for
     return [
         ("  printable: credential_dispatch caught up (s)", f"{r[f'{phase}_printable_s']:.1f}", ""),
         ("  persons/s (to printable)", f"{rate:,.0f}", ""),
-        ("  ÷ raw COPY rows/s", f"{rate / copy:.4f}", ""),
-        ("  CPU µs a person, all processes", f"{_cpu(r, phase) / persons * 1e6:,.0f}", ""),
+        ("  ÷ raw COPY rows/s", f"{rate / copy:.4f}", "≥ 0.0100" if first else ""),
+        (
+            "  CPU µs a person, the pipeline's processes",
+            f"{_cpu(r, phase) / persons * 1e6:,.0f}",
+            "≤ 90" if first else "",
+        ),
         ("  CPU µs a person by process", json.dumps(by_process), ""),
     ]
 
@@ -580,7 +589,11 @@ def report(r: dict[str, Any]) -> None:
         *phase_rows(r, "first_import"),
         ("unchanged re-run: reports (s)", f"{r['unchanged_s']:.1f}", ""),
         ("  reports", json.dumps(r["unchanged_statuses"]), ""),
-        ("  CPU ms a school, all processes", f"{_cpu(r, 'unchanged') / schools * 1e3:.1f}", ""),
+        (
+            "  CPU ms a school, the pipeline's processes",
+            f"{_cpu(r, 'unchanged') / schools * 1e3:.1f}",
+            "",
+        ),
         *phase_rows(r, "unchanged"),
         (
             f"1% of changes ({r['one_percent_persons_changed']:,} persons): applied (s)",
