@@ -90,6 +90,7 @@ class Worker:
         self._wire = wire
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopped_loops: dict[str, str] = {}  # loop -> why it ended before the worker
         self._connection: cluster.ClusterConnection | None = None
         self._pool: asyncpg.Pool | None = None
         self._consumer: QueueConsumer | None = None
@@ -205,8 +206,25 @@ class Worker:
             metrics=self.metrics,
         )
         for loop in [relay.run, self._watch_database, *wiring.loops]:
-            self._tasks.append(asyncio.create_task(loop(self._stop)))
+            name = getattr(loop, "__qualname__", repr(loop))
+            task = asyncio.create_task(loop(self._stop), name=name)
+            task.add_done_callback(self._loop_ended)
+            self._tasks.append(task)
         await self._consumer.start()
+
+    def _loop_ended(self, task: "asyncio.Task[None]") -> None:
+        """A loop ends when the worker stops, or at once when it has nothing to do. One
+        that ends on an error it did not catch leaves its work undone: the worker says so
+        and is no longer ready, so that its orchestrator restarts it rather than let it
+        run on without the loop."""
+        if task.cancelled() or self._stop.is_set():
+            return
+        error = task.exception()
+        if error is None:
+            return  # a loop with nothing to do here (the nightly one, switched off)
+        why = describe(error)
+        self._stopped_loops[task.get_name()] = why
+        log.error("loop_stopped", loop=task.get_name(), error=why)
 
     async def stop(self) -> None:
         self._stopping = True
@@ -248,6 +266,8 @@ class Worker:
             problems["consumer"] = "paused while the database does not answer"
         elif not consumer.consuming:
             problems["consumer"] = "not consuming"
+        for loop, why in self._stopped_loops.items():
+            problems[f"loop {loop}"] = f"stopped: {why}"
         return problems
 
     async def refresh_metrics(self) -> None:

@@ -291,3 +291,38 @@ async def test_a_busy_relay_publishes_a_stream_of_commits_in_one_batch(stack, em
         await running
         await connection.close()
         await pool.close()
+
+
+async def test_a_loop_that_dies_makes_the_worker_not_ready(stack, empty_migrations):
+    """A worker's own loop (the delivery loop, the purge) ending on an error it did not
+    catch is reported by readiness, not left to die in silence."""
+    failing = asyncio.Event()
+
+    async def fragile_loop(stop: asyncio.Event) -> None:
+        await failing.wait()
+        raise RuntimeError("template missing")
+
+    async def wire(_: Context) -> Wiring[TransactionStore]:
+        return Wiring(
+            routes={topics.ORDER_RECEIVED: Route(OrderReceived, Recorder(lambda _: None))},
+            store=TransactionStore,
+            loops=[fragile_loop],
+        )
+
+    worker = Worker(topics.ORDER_INTAKE, stack.settings(CommonSettings), empty_migrations, wire)
+    await worker.start()
+    try:
+        await eventually(lambda: _ready(worker), timeout=10, what="the worker ready")
+        failing.set()
+
+        async def reported() -> bool:
+            problems = await worker.readiness()
+            return any("fragile_loop" in k and "template missing" in v for k, v in problems.items())
+
+        await eventually(reported, timeout=10, what="the dead loop reported")
+    finally:
+        await worker.stop()
+
+
+async def _ready(worker: Worker) -> bool:
+    return await worker.readiness() == {}
