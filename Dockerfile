@@ -9,9 +9,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # Chromium from Debian renders credential_dispatch's PDFs (Playwright drives it through
-# ONE_CHROMIUM_PATH; `playwright install` is not used).
+# ONE_CHROMIUM_PATH; `playwright install` is not used); Ghostscript makes the invoices
+# PDF/A-3 for Factur-X.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends chromium fonts-dejavu-core \
+ && apt-get install -y --no-install-recommends chromium fonts-dejavu-core ghostscript \
  && rm -rf /var/lib/apt/lists/*
 
 # A non-root user with a home: Chromium and Playwright's driver write under $HOME.

@@ -10,7 +10,7 @@ PYTEST_FLAGS ?=
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
 
-install: $(STAMP) /usr/bin/chromium /usr/bin/promtool /usr/sbin/rabbitmq-server tools/asyncapi/node_modules ## Create .venv and install everything (Chromium, promtool, RabbitMQ and Node.js from Debian where missing)
+install: $(STAMP) /usr/bin/chromium /usr/bin/gs /usr/bin/promtool /usr/sbin/rabbitmq-server tools/asyncapi/node_modules ## Create .venv and install everything (Chromium, Ghostscript, promtool, RabbitMQ and Node.js from Debian where missing)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ $(STAMP): pyproject.toml
 /usr/bin/chromium:
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core
+
+# Ghostscript makes the invoices PDF/A-3 for Factur-X.
+/usr/bin/gs:
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ghostscript
 
 # Prometheus's rule checker, for the tests of deploy/prometheus/alerts.yml (the server that
 # comes with it is not started).

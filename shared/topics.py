@@ -12,6 +12,9 @@ ORDER_REJECTED: Final = "order.rejected"
 SCHOOL_INITIALISED: Final = "school.initialised"
 INVOICE_ISSUED: Final = "invoice.issued"
 INVOICE_DELIVERED: Final = "invoice.delivered"
+ORDER_CANCELLED: Final = "order.cancelled"
+CREDIT_NOTE_ISSUED: Final = "credit_note.issued"
+CREDIT_NOTE_DELIVERED: Final = "credit_note.delivered"
 
 # Step 2: classes and accounts.
 CLASSES_CREATED: Final = "classes.created"
@@ -53,7 +56,7 @@ WORKERS: Final = (ORDER_INTAKE, DIRECTORY_SYNC, ACCOUNT_MANAGER, CREDENTIAL_DISP
 
 # Binding keys of each worker's queue. A worker's routing table must cover exactly these.
 SUBSCRIPTIONS: Final[dict[str, tuple[str, ...]]] = {
-    ORDER_INTAKE: (ORDER_RECEIVED,),
+    ORDER_INTAKE: (ORDER_RECEIVED, ORDER_CANCELLED),
     DIRECTORY_SYNC: (
         SCHOOL_INITIALISED,
         DIRECTORY_SYNC_REQUESTED,
@@ -77,6 +80,7 @@ SUBSCRIPTIONS: Final[dict[str, tuple[str, ...]]] = {
         ACCOUNTS_DEACTIVATED,
         ACCOUNTS_DELETED,
         INVOICE_ISSUED,
+        CREDIT_NOTE_ISSUED,
         ACTIVATION_CODE_RENEWED,
         ACCOUNT_ACTIVATED,
         CLASSES_CREATED,
@@ -93,7 +97,7 @@ SUBSCRIPTIONS: Final[dict[str, tuple[str, ...]]] = {
 # write these and nothing else (topic permissions, tools/deploy_config.py), so that no
 # worker can forge another's event or a command.
 PUBLICATIONS: Final[dict[str, tuple[str, ...]]] = {
-    ORDER_INTAKE: (SCHOOL_INITIALISED, INVOICE_ISSUED, ORDER_REJECTED),
+    ORDER_INTAKE: (SCHOOL_INITIALISED, INVOICE_ISSUED, CREDIT_NOTE_ISSUED, ORDER_REJECTED),
     DIRECTORY_SYNC: (
         DIRECTORY_SYNCED,
         DIRECTORY_SYNC_REPORTED,
@@ -113,7 +117,12 @@ PUBLICATIONS: Final[dict[str, tuple[str, ...]]] = {
         CLASS_TEACHERS_ASSIGNED,
         COMMAND_REJECTED,
     ),
-    CREDENTIAL_DISPATCH: (CREDENTIALS_DISPATCHED, INVOICE_DELIVERED, COMMAND_REJECTED),
+    CREDENTIAL_DISPATCH: (
+        CREDENTIALS_DISPATCHED,
+        INVOICE_DELIVERED,
+        CREDIT_NOTE_DELIVERED,
+        COMMAND_REJECTED,
+    ),
 }
 
 # What the ENT sends (the broker user one_ent may write these only): every command (the
@@ -134,7 +143,7 @@ ENT_COMMANDS: Final = (
     ACCOUNT_ACTIVATED,
 )
 # What the order system sends (the broker user one_orders may write these only).
-ORDER_COMMANDS: Final = (ORDER_RECEIVED,)
+ORDER_COMMANDS: Final = (ORDER_RECEIVED, ORDER_CANCELLED)
 
 # Events that upstream systems read; all of them are also bound to the integration queue,
 # so a publish with ``mandatory`` is always routable and nothing is silently dropped.
@@ -143,6 +152,8 @@ UPSTREAM_EVENTS: Final = (
     SCHOOL_INITIALISED,
     INVOICE_ISSUED,
     INVOICE_DELIVERED,
+    CREDIT_NOTE_ISSUED,
+    CREDIT_NOTE_DELIVERED,
     CLASSES_CREATED,
     CLASSES_ARCHIVED,
     SCHOOL_YEAR_TURNED,

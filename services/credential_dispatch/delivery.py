@@ -14,7 +14,7 @@ from email.message import EmailMessage
 from typing import Any
 from uuid import UUID
 
-from services.credential_dispatch import domain
+from services.credential_dispatch import domain, einvoice
 from services.credential_dispatch.documents import (
     NO_CLASS,
     ClassGroup,
@@ -28,7 +28,7 @@ from services.credential_dispatch.mailer import Mailer, build_message
 from services.credential_dispatch.renderer import PdfRenderer
 from services.credential_dispatch.settings import CredentialDispatchSettings
 from services.credential_dispatch.store import Delivery, DeliveryQueries, Dispatch
-from shared.contracts.orders import InvoiceIssued
+from shared.contracts.orders import CreditNoteIssued, InvoiceIssued
 from shared.errors import Failure, PermanentError, classify, describe
 from shared.logs import get_logger
 from shared.runtime import Waker, keep_leases
@@ -76,6 +76,11 @@ class DeliveryLoop:
             renewing = asyncio.create_task(self._keep_leases([d.delivery_id for d in batch]))
             try:
                 await self.deliver_batch(batch)
+            except Exception as exc:
+                # A fault outside any one delivery (a template, the database) must not end
+                # the lane: the batch's leases lapse and its deliveries are claimed again.
+                log.error("delivery_batch_failed", deliveries=len(batch), error=describe(exc))
+                await self.waker.sleep(2.0, stop)
             finally:
                 renewing.cancel()
 
@@ -103,6 +108,10 @@ class DeliveryLoop:
                 raise document
             if document.pdf is None and document.filename is not None:
                 document.pdf = await self._renderer.render(self._html([document.subject]))
+            if isinstance(document.subject, BILLING) and document.pdf is not None:
+                document.pdf = await einvoice.facturx_pdf(
+                    document.pdf, document.subject, ghostscript=self._settings.ghostscript_path
+                )
             await self._mailer.send(self._message(delivery, document))
         except Exception as exc:
             await self._failed(delivery, exc)
@@ -118,13 +127,14 @@ class DeliveryLoop:
     async def _render_together(self, documents: list["Document"]) -> None:
         """Render the batch's sheets in one Chromium call and its invoices in another;
         where that fails, each document is rendered on its own when it is sent."""
-        for kind in (SheetAccount, InvoiceIssued):
+        for kind in (SheetAccount, BILLING):
             group = [d for d in documents if isinstance(d.subject, kind)]
             if len(group) > 1:
-                await self._render_group(group, self._html([d.subject for d in group]))
+                await self._render_group(group)
 
-    async def _render_group(self, group: list["Document"], html: str) -> None:
+    async def _render_group(self, group: list["Document"]) -> None:
         try:
+            html = self._html([d.subject for d in group])
             pages = await self._renderer.render_one_page_each(html, len(group))
         except Exception as exc:
             log.warning("batch_render_failed", documents=len(group), error=describe(exc))
@@ -188,19 +198,30 @@ class DeliveryLoop:
             )
         if delivery.kind == "print":
             return await self._print(delivery)
-        if delivery.kind == "invoice" and delivery.invoice_number is not None:
-            stored = await self._queries.invoice_document(delivery.invoice_number)
-            if stored is None:
-                raise PermanentError(f"invoice {delivery.invoice_number} is unknown here")
-            invoice = InvoiceIssued.model_validate_json(stored)
-            return Document(
-                subject=invoice,
-                content=self._documents.invoice_email(invoice),
-                filename=f"facture-{invoice.invoice_number}.pdf",
-            )
+        if delivery.kind in ("invoice", "credit_note") and delivery.invoice_number is not None:
+            return await self._billing(delivery.kind, delivery.invoice_number)
         if delivery.kind == "year_turned":
             return await self._year_turned(delivery)
         raise PermanentError(f"delivery of unknown kind {delivery.kind!r}")
+
+    async def _billing(self, kind: str, number: str) -> "Document":
+        """An invoice or a credit note, mailed with its Factur-X PDF."""
+        stored = await self._queries.invoice_document(number)
+        if stored is None:
+            raise PermanentError(f"{kind.replace('_', ' ')} {number} is unknown here")
+        if kind == "credit_note":
+            note = CreditNoteIssued.model_validate_json(stored)
+            return Document(
+                subject=note,
+                content=self._documents.credit_note_email(note),
+                filename=f"avoir-{number}.pdf",
+            )
+        invoice = InvoiceIssued.model_validate_json(stored)
+        return Document(
+            subject=invoice,
+            content=self._documents.invoice_email(invoice),
+            filename=f"facture-{number}.pdf",
+        )
 
     async def _year_turned(self, delivery: Delivery) -> "Document":
         """The administrator's notice of the new year: a mail, nothing attached."""
@@ -286,12 +307,12 @@ class DeliveryLoop:
         pdf = await self._renderer.render_parts(parts)
         return f"fiches-de-connexion-{stamp:%Y%m%d-%H%M}.pdf", "application/pdf", pdf
 
-    def _html(self, subjects: "list[SheetAccount | InvoiceIssued | PrintJob | Notice]") -> str:
-        """Sheets or invoices (never both) laid one per page."""
+    def _html(self, subjects: "list[Subject]") -> str:
+        """Sheets, or invoices and credit notes (never both), laid one per page."""
         sheets = [s for s in subjects if isinstance(s, SheetAccount)]
         if sheets:
             return self._documents.detailed_sheets_html(sheets)
-        return self._documents.invoices_html([s for s in subjects if isinstance(s, InvoiceIssued)])
+        return self._documents.invoices_html([s for s in subjects if isinstance(s, BILLING)])
 
     def _message(self, delivery: Delivery, document: "Document") -> EmailMessage:
         assert delivery.recipient is not None
@@ -313,7 +334,7 @@ class DeliveryLoop:
 class Document:
     """What one delivery sends: its mail, and its PDF once rendered."""
 
-    subject: "SheetAccount | InvoiceIssued | PrintJob | Notice"
+    subject: "Subject"
     content: MailContent
     filename: str | None  # of the attachment; None: a mail alone
     pdf: bytes | None = None  # the attachment, once made
@@ -328,3 +349,9 @@ class PrintJob:
 @dataclass(frozen=True)
 class Notice:
     kind: str
+
+
+# What a delivery's document is about; invoices and credit notes are billing documents,
+# printed alike and sent as Factur-X.
+Subject = SheetAccount | InvoiceIssued | CreditNoteIssued | PrintJob | Notice
+BILLING = (InvoiceIssued, CreditNoteIssued)

@@ -30,7 +30,7 @@ import jinja2
 import segno
 from markupsafe import Markup
 
-from shared.contracts.orders import InvoiceIssued, Party
+from shared.contracts.orders import CreditNoteIssued, InvoiceIssued, Party
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 PARIS = ZoneInfo("Europe/Paris")
@@ -352,11 +352,16 @@ class Documents:
     def invoice_html(self, invoice: InvoiceIssued) -> str:
         return self.invoices_html([invoice])
 
-    def invoices_html(self, invoices: Sequence[InvoiceIssued]) -> str:
-        """Each invoice from a new page, in the given order."""
+    def invoices_html(self, invoices: Sequence[InvoiceIssued | CreditNoteIssued]) -> str:
+        """Each invoice or credit note from a new page, in the given order."""
         documents = [
             {
                 "invoice": invoice,
+                "credit_note": isinstance(invoice, CreditNoteIssued),
+                "title": "Avoir" if isinstance(invoice, CreditNoteIssued) else "Facture",
+                "number": invoice.credit_note_number
+                if isinstance(invoice, CreditNoteIssued)
+                else invoice.invoice_number,
                 "seller_lines": _address_lines(invoice.seller),
                 "buyer_lines": _address_lines(invoice.billing),
             }
@@ -450,6 +455,14 @@ class Documents:
             subject=_one_line(f"Nouvelle année scolaire dans ONE — {school_name}"),
             text=self._render("mail_year_turned.txt.j2", **context),
             html=self._render("mail_year_turned.html.j2", **context),
+        )
+
+    def credit_note_email(self, note: CreditNoteIssued) -> MailContent:
+        context = {"note": note, "support_email": self.support_email}
+        return MailContent(
+            subject=_one_line(f"Avoir {note.credit_note_number} — {note.school_name}"),
+            text=self._render("mail_credit_note.txt.j2", **context),
+            html=self._render("mail_credit_note.html.j2", **context),
         )
 
     def invoice_email(self, invoice: InvoiceIssued) -> MailContent:

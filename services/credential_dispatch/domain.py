@@ -13,7 +13,7 @@ from shared.contracts.commands import (
 )
 from shared.contracts.common import Reason
 from shared.contracts.credentials import CredentialsDispatched, Delivered, Undeliverable
-from shared.contracts.orders import InvoiceDelivered
+from shared.contracts.orders import CreditNoteDelivered, InvoiceDelivered
 from shared.envelope import Contract, Envelope, new_event
 
 SOURCE = "urn:one:credential_dispatch"
@@ -35,15 +35,20 @@ def outcome_event(outcome: DispatchOutcome) -> Envelope[Contract] | None:
     data: Contract
     if dispatch.purpose == "notice":
         return None
-    if dispatch.purpose == "invoice":
+    if dispatch.purpose in ("invoice", "credit_note"):
         delivered = outcome.delivered[0][1] if outcome.delivered else None
-        data = InvoiceDelivered(
-            invoice_number=outcome.invoice_number or "",
-            order_id=dispatch.correlationid,
-            school_id=dispatch.school_id,
-            to=delivered or "",
-            delivered=delivered is not None,
-            reason=None if delivered else (outcome.undeliverable or [(None, "")])[0][1],
+        fate = {
+            "order_id": dispatch.correlationid,
+            "school_id": dispatch.school_id,
+            "to": delivered or "",
+            "delivered": delivered is not None,
+            "reason": None if delivered else (outcome.undeliverable or [(None, "")])[0][1],
+        }
+        number = outcome.invoice_number or ""
+        data = (
+            InvoiceDelivered(invoice_number=number, **fate)
+            if dispatch.purpose == "invoice"
+            else CreditNoteDelivered(credit_note_number=number, **fate)
         )
     elif dispatch.channel == "print":
         # One document for the requester: every account in it shares its fate.

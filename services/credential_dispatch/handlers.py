@@ -33,7 +33,7 @@ from shared.contracts.commands import (
 )
 from shared.contracts.common import Reason
 from shared.contracts.directory import AccountsDeactivated, AccountsDeleted, AccountsUpdated
-from shared.contracts.orders import InvoiceIssued
+from shared.contracts.orders import CreditNoteIssued, InvoiceIssued
 from shared.envelope import Envelope
 from shared.logs import get_logger
 from shared.messaging.consumer import Route
@@ -104,6 +104,18 @@ async def handle_invoice_issued(event: Envelope[InvoiceIssued], *, store: Dispat
         "invoice", recipient=invoice.billing.email, invoice_number=invoice.invoice_number
     )
     await _open_dispatch(event, "invoice", invoice.school_id, [delivery], store=store)
+
+
+async def handle_credit_note_issued(
+    event: Envelope[CreditNoteIssued], *, store: DispatchStore
+) -> None:
+    """The credit note to the billing address, as its invoice went."""
+    note = event.data
+    await store.add_invoice(note)
+    delivery = new_delivery(
+        "credit_note", recipient=note.billing.email, invoice_number=note.credit_note_number
+    )
+    await _open_dispatch(event, "credit_note", note.school_id, [delivery], store=store)
 
 
 async def _open_dispatch(
@@ -343,6 +355,7 @@ def routes() -> dict[str, Route[DispatchStore]]:
         topics.ACCOUNTS_DEACTIVATED: Route(AccountsDeactivated, handle_accounts_deactivated),
         topics.ACCOUNTS_DELETED: Route(AccountsDeleted, handle_accounts_deleted),
         topics.INVOICE_ISSUED: Route(InvoiceIssued, handle_invoice_issued),
+        topics.CREDIT_NOTE_ISSUED: Route(CreditNoteIssued, handle_credit_note_issued),
         topics.ACTIVATION_CODE_RENEWED: Route(ActivationCodeRenewed, handle_code_renewed),
         topics.ACCOUNT_ACTIVATED: Route(AccountActivated, handle_account_activated),
         topics.CLASSES_CREATED: Route(ClassesCreated, handle_classes_created),

@@ -26,6 +26,7 @@ class CredentialDispatchSettings(CommonSettings):
     mail_from: str = "ONE <ne-pas-repondre@one.opendigitaleducation.com>"
     ent_url: str = "https://one.opendigitaleducation.com"
     chromium_path: str = "/usr/bin/chromium"
+    ghostscript_path: str = "/usr/bin/gs"  # makes the invoices PDF/A-3 (Factur-X)
     render_concurrency: int = 3
     # Deliveries: claimed in batches under a lease, retried with exponential backoff.
     delivery_batch: int = 16

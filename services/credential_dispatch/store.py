@@ -13,7 +13,7 @@ import asyncpg
 from shared.contracts.accounts import Account, CreatedAccount
 from shared.contracts.commands import ActivationCodeRenewed
 from shared.contracts.common import Reason
-from shared.contracts.orders import InvoiceIssued
+from shared.contracts.orders import CreditNoteIssued, InvoiceIssued
 from shared.db import Connection
 from shared.envelope import Contract, Envelope
 from shared.store import TransactionStore
@@ -338,11 +338,14 @@ class DispatchStore(TransactionStore):
             at,
         )
 
-    async def add_invoice(self, invoice: InvoiceIssued) -> None:
+    async def add_invoice(self, invoice: InvoiceIssued | CreditNoteIssued) -> None:
+        """An invoice or a credit note, kept to be printed when its mail is sent."""
         await self.conn.execute(
             "INSERT INTO invoices (invoice_number, order_id, school_id, document)"
             " VALUES ($1, $2, $3, $4::jsonb) ON CONFLICT (invoice_number) DO NOTHING",
-            invoice.invoice_number,
+            invoice.credit_note_number
+            if isinstance(invoice, CreditNoteIssued)
+            else invoice.invoice_number,
             invoice.order_id,
             invoice.school_id,
             invoice.model_dump_json(),

@@ -17,7 +17,10 @@ from pydantic_core import to_jsonable_python
 
 from shared.contracts.common import Reason
 from shared.contracts.orders import (
+    CreditNoteIssued,
+    InvoiceIssued,
     InvoiceLine,
+    OrderCancelled,
     OrderLine,
     OrderReceived,
     Provisioning,
@@ -139,11 +142,20 @@ def order_fingerprint(order: OrderReceived) -> str:
 
 def invoice_number(year: int, seq: int) -> str:
     """``ONE-<year>-<6-digit sequence>``: ``(2026, 1)`` -> ``ONE-2026-000001``."""
+    return _document_number("ONE", "invoice", year, seq)
+
+
+def credit_note_number(year: int, seq: int) -> str:
+    """``AVOIR-<year>-<6-digit sequence>``: ``(2026, 1)`` -> ``AVOIR-2026-000001``."""
+    return _document_number("AVOIR", "credit note", year, seq)
+
+
+def _document_number(prefix: str, kind: str, year: int, seq: int) -> str:
     if not 1000 <= year <= 9999:
-        raise ValueError(f"invoice year {year} is not a 4-digit year")
+        raise ValueError(f"{kind} year {year} is not a 4-digit year")
     if seq < 1:
-        raise ValueError(f"invoice sequence numbers start at 1, got {seq}")
-    return f"ONE-{year:04d}-{seq:06d}"
+        raise ValueError(f"{kind} sequence numbers start at 1, got {seq}")
+    return f"{prefix}-{year:04d}-{seq:06d}"
 
 
 @dataclass(frozen=True)
@@ -207,3 +219,29 @@ def compute_totals(lines: Sequence[OrderLine]) -> InvoiceTotals:
             total_vat=total_vat,
             total_incl_tax=total_excl_tax + total_vat,
         )
+
+
+def credit_note(
+    invoice: InvoiceIssued, number: str, cancel: OrderCancelled, now: datetime
+) -> CreditNoteIssued:
+    """The credit note cancelling the whole of ``invoice``: its parties, lines, VAT and
+    totals as they were invoiced."""
+    return CreditNoteIssued(
+        credit_note_number=number,
+        invoice_number=invoice.invoice_number,
+        invoice_issued_at=invoice.issued_at,
+        order_id=invoice.order_id,
+        order_reference=invoice.order_reference,
+        school_id=invoice.school_id,
+        school_name=invoice.school_name,
+        uai=invoice.uai,
+        issued_at=now,
+        reason=cancel.reason,
+        seller=invoice.seller,
+        billing=invoice.billing,
+        lines=invoice.lines,
+        vat=invoice.vat,
+        total_excl_tax=invoice.total_excl_tax,
+        total_vat=invoice.total_vat,
+        total_incl_tax=invoice.total_incl_tax,
+    )

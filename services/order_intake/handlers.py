@@ -14,6 +14,7 @@ from shared.contracts.common import Address, Reason
 from shared.contracts.orders import (
     Administrator,
     InvoiceIssued,
+    OrderCancelled,
     OrderReceived,
     OrderRejected,
     Party,
@@ -170,6 +171,37 @@ async def _issue_invoice(
     return invoice
 
 
+async def handle_order_cancelled(
+    event: Envelope[OrderCancelled],
+    *,
+    store: OrderStore,
+    settings: OrderIntakeSettings,
+    now: datetime,
+) -> None:
+    """A credit note for the whole invoice of the order, once: a second cancellation of
+    the same order is acknowledged without effect, one of an unknown order refused."""
+    cancel = event.data
+    invoice = await store.invoice_of_order(cancel.order_id)
+    if invoice is None:
+        unknown = Reason(field="order_id", message=f"order {cancel.order_id} is not known here")
+        await _reject(event, cancel.order_id, [unknown], store=store)
+        return
+    if (already := await store.credit_note_of_order(cancel.order_id)) is not None:
+        log.info("cancellation_already_applied", order_id=cancel.order_id, credit_note=already)
+        return
+    year = now.astimezone(ZoneInfo(settings.invoice_timezone)).year
+    seq = await store.next_credit_note_seq(year)
+    note = domain.credit_note(invoice, domain.credit_note_number(year, seq), cancel, now)
+    await store.add_credit_note(note, year=year, seq=seq, cancelled_at=cancel.cancelled_at)
+    await store.emit(follow(event, note, source=SOURCE))
+    log.info(
+        "order_cancelled",
+        order_id=cancel.order_id,
+        invoice_number=invoice.invoice_number,
+        credit_note=note.credit_note_number,
+    )
+
+
 def _school_initialised(
     order: OrderReceived, school: SchoolRow, policy: domain.FeedPolicy
 ) -> SchoolInitialised:
@@ -197,6 +229,10 @@ def routes(
     async def on_order(event: Envelope[OrderReceived], *, store: OrderStore) -> None:
         await handle_order_received(event, store=store, settings=settings, now=clock())
 
+    async def on_cancel(event: Envelope[OrderCancelled], *, store: OrderStore) -> None:
+        await handle_order_cancelled(event, store=store, settings=settings, now=clock())
+
     return {
         topics.ORDER_RECEIVED: Route(OrderReceived, on_order, on_invalid=reject_invalid_order),
+        topics.ORDER_CANCELLED: Route(OrderCancelled, on_cancel, on_invalid=reject_invalid_order),
     }

@@ -2,10 +2,11 @@
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 from shared.contracts.common import Reason
-from shared.contracts.orders import InvoiceIssued, Provisioning
+from shared.contracts.orders import CreditNoteIssued, InvoiceIssued, Provisioning
 from shared.store import TransactionStore
 
 
@@ -85,6 +86,57 @@ class OrderStore(TransactionStore):
             invoice.total_vat,
             invoice.total_incl_tax,
             invoice.model_dump_json(),
+        )
+
+    async def invoice_of_order(self, order_id: str) -> InvoiceIssued | None:
+        """The order's invoice, as it was issued; the order is locked until commit (two
+        cancellations of it never both pass)."""
+        document = await self.conn.fetchval(
+            "SELECT i.document FROM orders o JOIN invoices i USING (order_id)"
+            " WHERE o.order_id = $1 FOR UPDATE OF o",
+            order_id,
+        )
+        return None if document is None else InvoiceIssued.model_validate_json(document)
+
+    async def credit_note_of_order(self, order_id: str) -> str | None:
+        number: str | None = await self.conn.fetchval(
+            "SELECT credit_note_number FROM credit_notes WHERE order_id = $1", order_id
+        )
+        return number
+
+    async def next_credit_note_seq(self, year: int) -> int:
+        """As ``next_invoice_seq``, for credit notes."""
+        return int(
+            await self.conn.fetchval(
+                "INSERT INTO credit_note_counters (year, last_seq) VALUES ($1, 1)"
+                " ON CONFLICT (year)"
+                " DO UPDATE SET last_seq = credit_note_counters.last_seq + 1"
+                " RETURNING last_seq",
+                year,
+            )
+        )
+
+    async def add_credit_note(
+        self, note: CreditNoteIssued, *, year: int, seq: int, cancelled_at: datetime
+    ) -> None:
+        await self.conn.execute(
+            "INSERT INTO credit_notes (credit_note_number, year, seq, invoice_number,"
+            " order_id, school_id, reason, cancelled_at, issued_at, total_excl_tax,"
+            " total_vat, total_incl_tax, document)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb)",
+            note.credit_note_number,
+            year,
+            seq,
+            note.invoice_number,
+            note.order_id,
+            note.school_id,
+            note.reason,
+            cancelled_at,
+            note.issued_at,
+            note.total_excl_tax,
+            note.total_vat,
+            note.total_incl_tax,
+            note.model_dump_json(),
         )
 
     async def add_rejection(

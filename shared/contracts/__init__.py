@@ -35,8 +35,11 @@ from shared.contracts.directory import (
     DirectorySyncRevertRequested,
 )
 from shared.contracts.orders import (
+    CreditNoteDelivered,
+    CreditNoteIssued,
     InvoiceDelivered,
     InvoiceIssued,
+    OrderCancelled,
     OrderReceived,
     OrderRejected,
     SchoolInitialised,
@@ -51,6 +54,9 @@ CONTRACTS: dict[str, type[Contract]] = {
         SchoolInitialised,
         InvoiceIssued,
         InvoiceDelivered,
+        OrderCancelled,
+        CreditNoteIssued,
+        CreditNoteDelivered,
         ClassesCreated,
         ClassesArchived,
         SchoolYearTurned,

@@ -131,6 +131,57 @@ class InvoiceIssued(Contract):
     currency: Literal["EUR"] = "EUR"
 
 
+class OrderCancelled(Contract):
+    """The order system cancels an order: its invoice is cancelled by a credit note. The
+    school's space stays open (closing one is not a billing matter)."""
+
+    topic = topics.ORDER_CANCELLED
+
+    order_id: Annotated[str, Field(min_length=1, max_length=60, pattern=r"^[A-Za-z0-9._/-]+$")]
+    reason: Text
+    cancelled_at: datetime
+
+
+class CreditNoteIssued(Contract):
+    """A credit note cancelling the whole of ``invoice_number``: the same lines, VAT and
+    totals, as positive amounts (what a credit note's type says)."""
+
+    topic = topics.CREDIT_NOTE_ISSUED
+
+    credit_note_number: str
+    invoice_number: str  # the invoice it cancels
+    invoice_issued_at: datetime
+    order_id: str
+    order_reference: str | None
+    school_id: UUID
+    school_name: str
+    uai: str
+    issued_at: datetime
+    reason: str
+    seller: Party
+    billing: Party
+    lines: list[InvoiceLine]
+    vat: list[VatBreakdown]
+    total_excl_tax: Decimal
+    total_vat: Decimal
+    total_incl_tax: Decimal
+    currency: Literal["EUR"] = "EUR"
+
+
+class CreditNoteDelivered(Contract):
+    """The credit note's PDF was handed to the billing address's mail server (or could
+    not be)."""
+
+    topic = topics.CREDIT_NOTE_DELIVERED
+
+    credit_note_number: str
+    order_id: str
+    school_id: UUID
+    to: str
+    delivered: bool
+    reason: str | None = None
+
+
 class InvoiceDelivered(Contract):
     """The invoice PDF was handed to the billing address's mail server (or could not be)."""
 
@@ -147,9 +198,12 @@ class InvoiceDelivered(Contract):
 __all__ = [
     "Administrator",
     "Billing",
+    "CreditNoteDelivered",
+    "CreditNoteIssued",
     "InvoiceDelivered",
     "InvoiceIssued",
     "InvoiceLine",
+    "OrderCancelled",
     "OrderLine",
     "OrderReceived",
     "OrderRejected",

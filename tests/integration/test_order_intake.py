@@ -9,10 +9,12 @@ from aio_pika.abc import AbstractChannel
 
 from services.order_intake.bootstrap import build
 from services.order_intake.settings import OrderIntakeSettings
+from services.order_intake.store import OrderStore
 from shared.worker import Worker
 from tests.conftest import Stack
 from tests.support.broker import EventSpy, publish_raw, wait_for_queue
 from tests.support.orders import cloudevent, order_data
+from tools.waits import eventually
 
 
 @pytest.fixture
@@ -110,3 +112,81 @@ async def test_poison_messages_are_dead_lettered_and_worker_goes_on(stack, chann
     assert all(m.headers["x-one-worker"] == "order_intake" for m in dead)
     [initialised] = await spy.wait_for("school.initialised")
     assert initialised["data"]["order_id"] == "BC-8"
+
+
+def cancellation(order_id: str, event_id: str, reason: str = "Commande passée en double"):
+    return cloudevent(
+        {"order_id": order_id, "reason": reason, "cancelled_at": "2026-09-15T10:00:00Z"},
+        event_id=event_id,
+        event_type="order.cancelled",
+    )
+
+
+async def test_a_cancelled_order_gets_one_credit_note_for_its_whole_invoice(stack, channel, spy):
+    await send(channel, stack, cloudevent(order_data("BC-C1"), event_id="e-c1"))
+    [invoice] = await spy.wait_for("invoice.issued")
+    await send(channel, stack, cancellation("BC-C1", "x-c1"))
+    [note] = await spy.wait_for("credit_note.issued")
+    data, billed = note["data"], invoice["data"]
+    assert note["correlationid"] == "BC-C1" and note["causationid"] == "x-c1"
+    assert data["credit_note_number"].startswith("AVOIR-")
+    assert data["credit_note_number"].endswith("-000001")
+    assert data["invoice_number"] == billed["invoice_number"]
+    assert data["reason"] == "Commande passée en double"
+    for same in ("order_id", "school_id", "lines", "vat", "seller", "billing", "order_reference"):
+        assert data[same] == billed[same], same
+    for total in ("total_excl_tax", "total_vat", "total_incl_tax"):
+        assert data[total] == billed[total], total
+
+    # The same cancellation again, or another one for the order: acknowledged, no effect.
+    await send(channel, stack, cancellation("BC-C1", "x-c1"))
+    await send(channel, stack, cancellation("BC-C1", "x-c1-again", reason="Autre motif"))
+    await send(channel, stack, cloudevent(order_data("BC-C2"), event_id="e-c2"))
+    await spy.wait_for("invoice.issued", count=2)
+    await send(channel, stack, cancellation("BC-C2", "x-c2"))
+    await spy.wait_for("credit_note.issued", count=2)
+
+    async def all_consumed() -> bool:
+        conn = await stack.admin()
+        try:
+            seen = await conn.fetchval(
+                "SELECT count(*) FROM order_intake.inbox WHERE message_id LIKE 'x-c%'"
+            )
+        finally:
+            await conn.close()
+        return bool(seen == 3)  # x-c1 (once), x-c1-again, x-c2
+
+    await eventually(all_consumed, timeout=20, what="every cancellation consumed")
+    notes = spy.of_type("credit_note.issued")
+    assert [n["data"]["order_id"] for n in notes] == ["BC-C1", "BC-C2"]
+    assert notes[1]["data"]["credit_note_number"].endswith("-000002")
+
+
+async def test_cancelling_an_unknown_order_is_rejected_with_a_reason(stack, channel, spy):
+    await send(channel, stack, cancellation("BC-NOWHERE", "x-u1"))
+    [rejected] = await spy.wait_for("order.rejected")
+    assert rejected["causationid"] == "x-u1"
+    assert rejected["data"]["order_id"] == "BC-NOWHERE"
+    assert [r["field"] for r in rejected["data"]["reasons"]] == ["order_id"]
+    assert "not known" in rejected["data"]["reasons"][0]["message"]
+    assert spy.of_type("credit_note.issued") == []
+
+
+async def test_a_rolled_back_credit_note_leaves_no_gap(stack, channel, spy):
+    """A number taken by a cancellation whose transaction does not commit is taken
+    again by the next one."""
+    conn = await stack.admin()
+    try:
+        with pytest.raises(RuntimeError):
+            async with conn.transaction():
+                await conn.execute("SET LOCAL search_path = order_intake")
+                assert await OrderStore(conn).next_credit_note_seq(2026) == 1
+                raise RuntimeError("the cancellation fails after its number was taken")
+    finally:
+        await conn.close()
+    for n in (1, 2):
+        await send(channel, stack, cloudevent(order_data(f"BC-R{n}"), event_id=f"e-r{n}"))
+        await spy.wait_for("invoice.issued", count=n)
+        await send(channel, stack, cancellation(f"BC-R{n}", f"x-r{n}"))
+    notes = await spy.wait_for("credit_note.issued", count=2)
+    assert sorted(n["data"]["credit_note_number"][-6:] for n in notes) == ["000001", "000002"]

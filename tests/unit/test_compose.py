@@ -559,7 +559,7 @@ def test_a_worker_publishes_its_own_events_only(worker: str) -> None:
     assert allowed == set(topics.PUBLICATIONS[worker])
 
 
-def test_the_ent_publishes_its_commands_and_the_order_system_its_orders_only() -> None:
+def test_the_ent_publishes_its_commands_and_the_order_system_its_orders_and_cancellations() -> None:
     ent = {t for t in EVERY_TOPIC if rabbit_allows(topic_write(dc.ENT_USER), t)}
     assert ent == set(topics.ENT_COMMANDS)
     # Every command (*.requested) and account.activated; no event, no order.
@@ -567,7 +567,7 @@ def test_the_ent_publishes_its_commands_and_the_order_system_its_orders_only() -
     assert ent == commands | {topics.ACCOUNT_ACTIVATED}
     assert topics.ACCOUNTS_CREATED not in ent and topics.ORDER_RECEIVED not in ent
     orders = {t for t in EVERY_TOPIC if rabbit_allows(topic_write(dc.ORDERS_USER), t)}
-    assert orders == {topics.ORDER_RECEIVED}
+    assert orders == {topics.ORDER_RECEIVED, topics.ORDER_CANCELLED}
     for user in (dc.ENT_USER, dc.ORDERS_USER):
         perms = user_permissions(definitions(), user)
         assert perms == {"configure": "^$", "write": "^one\\.events$", "read": "^$"}
