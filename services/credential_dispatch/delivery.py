@@ -109,9 +109,7 @@ class DeliveryLoop:
             if document.pdf is None and document.filename is not None:
                 document.pdf = await self._renderer.render(self._html([document.subject]))
             if isinstance(document.subject, BILLING) and document.pdf is not None:
-                document.pdf = await einvoice.facturx_pdf(
-                    document.pdf, document.subject, ghostscript=self._settings.ghostscript_path
-                )
+                document.pdf = await self._facturx(document)
             await self._mailer.send(self._message(delivery, document))
         except Exception as exc:
             await self._failed(delivery, exc)
@@ -124,6 +122,17 @@ class DeliveryLoop:
             attempts=delivery.attempts,
         )
 
+    async def _facturx(self, document: "Document") -> bytes:
+        """The billing document's PDF as Factur-X: made PDF/A-3 here unless its batch
+        already was, then given its XML."""
+        assert document.pdf is not None and isinstance(document.subject, BILLING)
+        if document.pdf_a:
+            xml = einvoice.invoice_xml(document.subject)
+            return await asyncio.to_thread(einvoice.attach, document.pdf, xml, document.subject)
+        return await einvoice.facturx_pdf(
+            document.pdf, document.subject, ghostscript=self._settings.ghostscript_path
+        )
+
     async def _render_together(self, documents: list["Document"]) -> None:
         """Render the batch's sheets in one Chromium call and its invoices in another;
         where that fails, each document is rendered on its own when it is sent."""
@@ -133,14 +142,21 @@ class DeliveryLoop:
                 await self._render_group(group)
 
     async def _render_group(self, group: list["Document"]) -> None:
+        billing = isinstance(group[0].subject, BILLING)
         try:
             html = self._html([d.subject for d in group])
-            pages = await self._renderer.render_one_page_each(html, len(group))
+            if billing:  # made PDF/A-3 together too: one Ghostscript run for the batch
+                whole = await self._renderer.render(html)
+                pages = await einvoice.pdf_a3_each(
+                    whole, len(group), ghostscript=self._settings.ghostscript_path
+                )
+            else:
+                pages = await self._renderer.render_one_page_each(html, len(group))
         except Exception as exc:
             log.warning("batch_render_failed", documents=len(group), error=describe(exc))
             return
         for document, pdf in zip(group, pages or [], strict=False):
-            document.pdf = pdf
+            document.pdf, document.pdf_a = pdf, billing
 
     async def _failed(self, delivery: Delivery, exc: Exception) -> None:
         reason = describe(exc)
@@ -338,6 +354,7 @@ class Document:
     content: MailContent
     filename: str | None  # of the attachment; None: a mail alone
     pdf: bytes | None = None  # the attachment, once made
+    pdf_a: bool = False  # already PDF/A-3 (a billing document rendered with its batch)
     content_type: str = "application/pdf"
 
 

@@ -8,6 +8,7 @@ attached; the library's Schematron checks need a Saxon server and are not run he
 """
 
 import asyncio
+import io
 import tempfile
 from datetime import date, datetime
 from decimal import Decimal
@@ -17,6 +18,8 @@ from zoneinfo import ZoneInfo
 
 import facturx
 from facturx.generate_xml import generate_xml
+from pypdf import PdfReader, PdfWriter
+from pypdf.generic import NameObject
 
 from services.credential_dispatch.documents import format_date
 from shared.contracts.common import Address
@@ -202,6 +205,10 @@ async def pdf_a3(pdf: bytes, *, ghostscript: str, timeout: float = 60.0) -> byte
             "-q",
             "-dSAFER",
             f"--permit-file-read={SRGB}",
+            # Ghostscript 10.0's former PDF interpreter reads Chromium's pages for a
+            # fraction of the new one's CPU (bench/facturx.py). It is deprecated: with a
+            # Ghostscript that no longer has it, drop this switch and measure again.
+            "-dNEWPDF=false",
             "-dPDFA=3",
             "-dPDFACompatibilityPolicy=1",
             "-dBATCH",
@@ -256,3 +263,31 @@ async def facturx_pdf(pdf: bytes, invoice: Billing, *, ghostscript: str) -> byte
     """The printed invoice or credit note as a Factur-X PDF."""
     xml = invoice_xml(invoice)
     return attach(await pdf_a3(pdf, ghostscript=ghostscript), xml, invoice)
+
+
+async def pdf_a3_each(
+    pdf: bytes, documents: int, *, ghostscript: str, timeout: float = 120.0
+) -> list[bytes] | None:
+    """A batch of one-page documents (``PdfRenderer.render_one_page_each``'s merged PDF)
+    made PDF/A-3 in one Ghostscript run, then split into one PDF/A-3 each, the output
+    intent carried into every part; None when the page count is not ``documents``.
+    Ghostscript's cost is mostly per page, but Chromium's pages cost it less together."""
+    whole = await pdf_a3(pdf, ghostscript=ghostscript, timeout=timeout)
+    return await asyncio.to_thread(_split_keeping_intent, whole, documents)
+
+
+def _split_keeping_intent(pdf: bytes, pages: int) -> list[bytes] | None:
+    reader = PdfReader(io.BytesIO(pdf))
+    if len(reader.pages) != pages:
+        return None
+    intents = reader.root_object.get("/OutputIntents")
+    parts = []
+    for page in reader.pages:
+        writer = PdfWriter()
+        writer.add_page(page)
+        if intents is not None:
+            writer.root_object[NameObject("/OutputIntents")] = intents.clone(writer)
+        out = io.BytesIO()
+        writer.write(out)
+        parts.append(out.getvalue())
+    return parts

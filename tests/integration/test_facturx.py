@@ -142,3 +142,30 @@ async def test_the_pdf_is_pdf_a3_with_its_fonts_and_output_intent(facturx_pdf):
     # Ghostscript's rewrite keeps the page's text: what the XML says is still printed.
     [page] = pdf_text(facturx_pdf)
     assert "Total TTC 1 524,78 €" in page and "ONE-2026-000001" in page
+
+
+async def test_a_batch_made_pdf_a3_at_once_splits_into_one_factur_x_each():
+    """The delivery loop renders a batch of invoices in one Chromium call and makes it
+    PDF/A-3 in one Ghostscript run: each part keeps its page, its fonts and the output
+    intent, and takes its own XML."""
+    issued = [invoice(invoice_number=f"ONE-2026-00000{n}") for n in (1, 2, 3)]
+    async with PdfRenderer(CHROMIUM, concurrency=1) as renderer:
+        whole = await renderer.render(
+            Documents(ent_url="https://ent.example.org").invoices_html(issued)
+        )
+    parts = await einvoice.pdf_a3_each(whole, 3, ghostscript=GHOSTSCRIPT)
+    assert parts is not None and len(parts) == 3
+    assert await einvoice.pdf_a3_each(whole, 2, ghostscript=GHOSTSCRIPT) is None
+    for part, one in zip(parts, issued, strict=True):
+        made = einvoice.attach(part, einvoice.invoice_xml(one), one)
+        reader = PdfReader(BytesIO(made))
+        assert len(reader.pages) == 1
+        assert [i.get_object()["/S"] for i in reader.root_object["/OutputIntents"]] == [
+            "/GTS_PDFA1"
+        ]
+        _, xml = facturx.get_xml_from_pdf(made, check_xsd=True)
+        assert values(etree.fromstring(xml), "//rsm:ExchangedDocument/ram:ID/text()") == [
+            one.invoice_number
+        ]
+        [page] = pdf_text(made)
+        assert one.invoice_number in page
