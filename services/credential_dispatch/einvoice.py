@@ -175,6 +175,8 @@ def invoice_data(invoice: Billing) -> dict[str, Any]:
         data["BG-3"] = [
             {"BT-25": invoice.invoice_number, "BT-26": issue_date_of(invoice.invoice_issued_at)}
         ]
+    if invoice.service_code:  # the public buyer's service, which Chorus Pro routes to
+        data["BT-10"] = invoice.service_code
     if invoice.order_reference:
         # The buyer's purchase order: the "engagement juridique" Chorus Pro asks for.
         data["BT-13"] = invoice.order_reference

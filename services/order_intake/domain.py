@@ -237,6 +237,7 @@ def credit_note(
         uai=invoice.uai,
         issued_at=now,
         reason=cancel.reason,
+        service_code=invoice.service_code,
         seller=invoice.seller,
         billing=invoice.billing,
         lines=invoice.lines,

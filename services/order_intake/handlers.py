@@ -143,6 +143,7 @@ async def _issue_invoice(
         invoice_number=domain.invoice_number(local.year, seq),
         order_id=order.order_id,
         order_reference=order.billing.order_reference,
+        service_code=order.billing.service_code,
         school_id=school.school_id,
         school_name=school.name,
         uai=school.uai,

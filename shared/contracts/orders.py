@@ -37,6 +37,9 @@ class Billing(Model):
     address: Address
     siret: Siret | None = None
     order_reference: Annotated[str, Field(max_length=100)] | None = None
+    # The public buyer's service to invoice, as Chorus Pro names it ("code service"):
+    # optional, minor addition.
+    service_code: Annotated[str, Field(min_length=1, max_length=100)] | None = None
 
 
 class OrderLine(Model):
@@ -121,6 +124,7 @@ class InvoiceIssued(Contract):
     uai: str
     issued_at: datetime
     due_on: date
+    service_code: str | None = None  # the buyer's service (Chorus Pro), when the order gave one
     seller: Party
     billing: Party
     lines: list[InvoiceLine]
@@ -158,6 +162,7 @@ class CreditNoteIssued(Contract):
     uai: str
     issued_at: datetime
     reason: str
+    service_code: str | None = None
     seller: Party
     billing: Party
     lines: list[InvoiceLine]

@@ -190,3 +190,16 @@ async def test_a_rolled_back_credit_note_leaves_no_gap(stack, channel, spy):
         await send(channel, stack, cancellation(f"BC-R{n}", f"x-r{n}"))
     notes = await spy.wait_for("credit_note.issued", count=2)
     assert sorted(n["data"]["credit_note_number"][-6:] for n in notes) == ["000001", "000002"]
+
+
+async def test_the_order_s_service_code_reaches_the_invoice_and_its_credit_note(
+    stack, channel, spy
+):
+    order = order_data("BC-S1")
+    order["billing"]["service_code"] = "SERV-ECOLES"
+    await send(channel, stack, cloudevent(order, event_id="e-s1"))
+    [invoice] = await spy.wait_for("invoice.issued")
+    assert invoice["data"]["service_code"] == "SERV-ECOLES"
+    await send(channel, stack, cancellation("BC-S1", "x-s1"))
+    [note] = await spy.wait_for("credit_note.issued")
+    assert note["data"]["service_code"] == "SERV-ECOLES"

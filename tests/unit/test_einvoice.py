@@ -97,3 +97,14 @@ def test_the_buyer_is_filed_under_his_siret_and_the_seller_under_his_siren():
     assert issued.seller.siret is not None
     assert [(e.text, e.get("schemeID")) for e in seller] == [(issued.seller.siret[:9], "0002")]
     assert [(e.text, e.get("schemeID")) for e in buyer] == [(issued.billing.siret, "0009")]
+
+
+def test_the_service_code_is_the_buyer_reference_chorus_pro_routes_by():
+    tree = etree.fromstring(einvoice.invoice_xml(invoice(service_code="SERV-ECOLES")))
+    assert tree.xpath("//ram:BuyerReference/text()", namespaces=NS) == ["SERV-ECOLES"]
+    assert (
+        etree.fromstring(einvoice.invoice_xml(invoice())).xpath(
+            "//ram:BuyerReference", namespaces=NS
+        )
+        == []
+    )
