@@ -15,13 +15,15 @@ can be cut between any two pages, rendered in parts and merged.
 """
 
 import itertools
+import math
 import re
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
@@ -60,7 +62,17 @@ _MONTHS = (
 _CENT = Decimal("0.01")
 CARDS_PER_PAGE = 8
 LONG_NAME = 50
-LONG_LOGIN = 26
+# A login and a code are set in DejaVu Sans Mono, whose every glyph is 0.602 em wide: the
+# type of each is the largest (up to the layout's) that keeps it on one line in the width
+# it has, down to a readable minimum; a longer login then breaks at its dots only.
+MONO_ADVANCE_EM = 0.602
+MM_PER_PT = 25.4 / 72
+LOGIN_TYPE: Mapping[str, tuple[float, float, float]] = MappingProxyType(
+    {  # layout -> (width in mm, largest and smallest size in pt)
+        "detailed": (104.0, 17.0, 8.0),
+        "compact": (80.0, 11.0, 6.5),
+    }
+)
 QR_MASK = 0
 NO_CLASS = "Sans classe"  # the group of accounts attached to no class
 PAGES_PER_PART = 100  # pages per HTML document when a print job is cut in parts
@@ -241,7 +253,10 @@ class Documents:
             "full_name": full_name,
             # Extreme lengths get a smaller type, so that a sheet always fits its page.
             "long_name": len(full_name) > LONG_NAME,
-            "long_login": len(account.login) > LONG_LOGIN,
+            "login_pt": {layout: fitting_pt(account.login, *t) for layout, t in LOGIN_TYPE.items()},
+            "login_html": breakable(account.login, after="."),
+            "url_html": breakable(url, after="/?&") if url else None,
+            "page_url_html": breakable(f"{self.ent_url}/auth/activation", after="/?&"),
             "profile_label": PROFILE_LABELS.get(account.profile, account.profile),
             "code": code,
             "url": url,
@@ -315,7 +330,8 @@ class Documents:
         for start in range(0, len(accounts), per_page):
             sheets = [self._sheet(account) for account in accounts[start : start + per_page]]
             if layout == "compact":
-                yield {"kind": "cards", "cards": sheets}
+                # The grid (and its cut lines) as tall as its rows of cards.
+                yield {"kind": "cards", "cards": sheets, "rows": -(-len(sheets) // 2)}
             else:
                 yield {"kind": "sheet", "sheet": sheets[0]}
 
@@ -488,6 +504,22 @@ _PATH_STEPS = _PathSteps()
 _MODULE_DIGITS = bytes.maketrans(b"\x00\x01", b"01")
 _DARK_RUNS = re.compile("(0*)(1+)")
 QR_BORDER = 4  # modules of light quiet zone around the symbol
+
+
+def fitting_pt(text: str, width_mm: float, largest: float, smallest: float) -> float:
+    """The largest type size, in half points from ``largest`` down to ``smallest``, at
+    which ``text`` in the monospaced face fits on one line ``width_mm`` wide."""
+    fits = width_mm / (max(len(text), 1) * MONO_ADVANCE_EM * MM_PER_PT)
+    return max(smallest, min(largest, math.floor(fits * 2) / 2))
+
+
+def breakable(text: str, *, after: str) -> Markup:
+    """``text`` that a line may break only after one of the characters of ``after``: the
+    pieces between are kept whole (``nowrap``), with a break opportunity between them."""
+    pieces = re.findall(rf"[^{re.escape(after)}]*[{re.escape(after)}]|[^{re.escape(after)}]+", text)
+    return Markup("<wbr>").join(
+        Markup('<span class="nobr">{}</span>').format(piece) for piece in pieces
+    )
 
 
 def _qr_svg(url: str) -> Markup:

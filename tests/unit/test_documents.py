@@ -132,9 +132,15 @@ class _Visible(HTMLParser):
             self.text.append(data)
 
 
+def unbroken(html: str) -> str:
+    """``html`` without the break opportunities of ``documents.breakable``: a login or a
+    link read as one piece of text."""
+    return re.sub(r'<span class="nobr">([^<]*)</span>(<wbr>)?', r"\1", html)
+
+
 def visible(html: str) -> tuple[str, list[str]]:
     parser = _Visible()
-    parser.feed(html)
+    parser.feed(unbroken(html))
     return " ".join(" ".join(parser.text).split()), parser.tags
 
 
@@ -203,7 +209,7 @@ def test_sheet_shows_everything_needed_to_activate():
         "mot de passe",
     ):
         assert expected in text, expected
-    assert url in html
+    assert url in unbroken(html)
     assert tags.count("svg") == 1 and html.count('class="qr"') == 1
     assert tags.count("section") == 1
 
@@ -595,3 +601,28 @@ def test_year_closed_by_hand_mail_tells_teachers_to_place_their_pupils():
     assert "L'année scolaire est close" in mail.text and "ONDE" not in mail.text
     assert "placer ses" in mail.text and "Paramétrage de la classe" in mail.html
     assert "2 classes n'ont pas encore d'enseignant" in mail.text
+
+
+def test_a_login_s_type_is_the_largest_that_keeps_it_on_one_line():
+    from services.credential_dispatch.documents import MM_PER_PT, MONO_ADVANCE_EM, fitting_pt
+
+    assert fitting_pt("lea.martin", 80.0, 11.0, 6.5) == 11.0  # short: the layout's size
+    size = fitting_pt("x" * 40, 80.0, 11.0, 6.5)
+    assert 6.5 < size < 11.0
+    assert 40 * MONO_ADVANCE_EM * size * MM_PER_PT <= 80.0  # fits
+    assert 40 * MONO_ADVANCE_EM * (size + 0.5) * MM_PER_PT > 80.0  # the largest that does
+    assert fitting_pt("x" * 400, 80.0, 11.0, 6.5) == 6.5  # never below the minimum
+
+
+def test_a_breakable_text_breaks_only_after_the_characters_given():
+    from html import unescape
+
+    from services.credential_dispatch.documents import breakable
+
+    html = str(breakable("https://e.org/a?login=l<b>&code=c", after="/?&"))
+    assert "&lt;b&gt;" in html and "<b>" not in html  # the text is escaped
+    pieces = [
+        unescape(p.removeprefix('<span class="nobr">').removesuffix("</span>"))
+        for p in html.split("<wbr>")
+    ]
+    assert pieces == ["https:/", "/", "e.org/", "a?", "login=l<b>&", "code=c"]
