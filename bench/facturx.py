@@ -20,52 +20,13 @@ from services.credential_dispatch import einvoice
 from services.credential_dispatch.documents import Documents
 from services.credential_dispatch.renderer import PdfRenderer
 from shared.contracts.orders import InvoiceIssued
+from tools.samples import invoice
 
 GHOSTSCRIPT = "/usr/bin/gs"
 
 
 def sample_invoice(n: int) -> InvoiceIssued:
-    return InvoiceIssued.model_validate(
-        {
-            "invoice_number": f"ONE-2026-{n:06d}",
-            "order_id": f"BC-{n}",
-            "order_reference": "EJ-123",
-            "school_id": "6f1c3e0a-7d1e-4c3b-9a51-1b2c3d4e5f60",
-            "school_name": "École primaire du Lac",
-            "uai": "0741234P",
-            "issued_at": "2026-09-01T08:30:00Z",
-            "due_on": "2026-10-01",
-            "seller": {
-                "name": "Open Digital Education",
-                "address": {"line1": "2 rue du Port", "postal_code": "75001", "city": "Paris"},
-                "siret": "81234567800011",
-                "vat_number": "FR12812345678",
-            },
-            "billing": {
-                "name": "Mairie d'Annecy",
-                "address": {
-                    "line1": "1 place de l'Hôtel de Ville",
-                    "postal_code": "74000",
-                    "city": "Annecy",
-                },
-                "siret": "21740010600019",
-            },
-            "lines": [
-                {
-                    "sku": "ONE-SCHOOL-1Y",
-                    "label": "Abonnement ONE — 1 an",
-                    "quantity": 1,
-                    "unit_price": "150.00",
-                    "vat_rate": "0.20",
-                    "total_excl_tax": "150.00",
-                }
-            ],
-            "vat": [{"rate": "0.20", "base": "150.00", "amount": "30.00"}],
-            "total_excl_tax": "150.00",
-            "total_vat": "30.00",
-            "total_incl_tax": "180.00",
-        }
-    )
+    return invoice(invoice_number=f"ONE-2026-{n:06d}", order_id=f"BC-{n}")
 
 
 def cpu_s() -> float:
@@ -94,14 +55,14 @@ async def run(count: int) -> None:
     assert pages is not None
 
     async def one_at_a_time() -> None:
-        for invoice, page in zip(invoices, pages, strict=True):
-            await einvoice.facturx_pdf(page, invoice, ghostscript=GHOSTSCRIPT)
+        for issued, page in zip(invoices, pages, strict=True):
+            await einvoice.facturx_pdf(page, issued, ghostscript=GHOSTSCRIPT)
 
     async def batch() -> None:
         parts = await einvoice.pdf_a3_each(merged, count, ghostscript=GHOSTSCRIPT)
         assert parts is not None
-        for invoice, part in zip(invoices, parts, strict=True):
-            einvoice.attach(part, einvoice.invoice_xml(invoice), invoice)
+        for issued, part in zip(invoices, parts, strict=True):
+            einvoice.attach(part, einvoice.invoice_xml(issued), issued)
 
     print(
         f"\nFactur-X — {count} invoices, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC;"

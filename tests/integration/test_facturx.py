@@ -17,7 +17,7 @@ from services.credential_dispatch import einvoice
 from services.credential_dispatch.documents import Documents, format_date
 from services.credential_dispatch.renderer import PdfRenderer
 from tests.support.pdf import pdf_text
-from tests.unit.test_documents import invoice
+from tools.samples import invoice
 
 CHROMIUM = os.environ.get("ONE_CHROMIUM_PATH", "/usr/bin/chromium")
 GHOSTSCRIPT = shutil.which("gs") or "/usr/bin/gs"

@@ -27,7 +27,7 @@ from tests.support.pdf import (
     squash,
     write_png,
 )
-from tests.unit.test_documents import invoice
+from tools.samples import invoice
 
 CHROMIUM = os.environ.get("ONE_CHROMIUM_PATH", "/usr/bin/chromium")
 ENT = "https://ent.example.org"

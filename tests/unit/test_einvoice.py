@@ -10,7 +10,7 @@ from facturx.parse_xml import parse_ubl_cii_xml
 from lxml import etree
 
 from services.credential_dispatch import einvoice
-from tests.unit.test_documents import invoice
+from tools.samples import invoice
 
 NS = {"ram": "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100"}
 
