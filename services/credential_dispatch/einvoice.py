@@ -1,9 +1,9 @@
-"""An invoice as Factur-X at the EN 16931 level, the form Chorus Pro takes a public
-buyer's invoices in: the printed page made PDF/A-3 by Ghostscript, with the invoice's
-UN/CEFACT CII XML attached as ``factur-x.xml`` and declared in its XMP metadata.
+"""An invoice or a credit note as Factur-X at the EN 16931 level, the form Chorus Pro
+takes a public buyer's invoices in: the printed page made PDF/A-3 by Ghostscript, with the
+document's UN/CEFACT CII XML attached as ``factur-x.xml`` and declared in its XMP metadata.
 
-The XML is built by the ``factur-x`` library from the very ``invoice.issued`` the page is
-printed from (the same Decimals), and checked against the Factur-X XSD before it is
+The XML is built by the ``factur-x`` library from the very ``invoice.issued`` or
+``credit_note.issued`` the page is printed from (the same Decimals), and checked against the Factur-X XSD before it is
 attached; the library's Schematron checks need a Saxon server and are not run here.
 """
 
