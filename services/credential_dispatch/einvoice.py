@@ -3,8 +3,9 @@ takes a public buyer's invoices in: the printed page made PDF/A-3 by Ghostscript
 document's UN/CEFACT CII XML attached as ``factur-x.xml`` and declared in its XMP metadata.
 
 The XML is built by the ``factur-x`` library from the very ``invoice.issued`` or
-``credit_note.issued`` the page is printed from (the same Decimals), and checked against the Factur-X XSD before it is
-attached; the library's Schematron checks need a Saxon server and are not run here.
+``credit_note.issued`` the page is printed from (the same Decimals), and checked against
+the Factur-X XSD before it is attached; the library's Schematron checks need a Saxon
+server and are not run here.
 """
 
 import asyncio
