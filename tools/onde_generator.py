@@ -622,7 +622,7 @@ class _Builder:
 
     # -- families -------------------------------------------------------------------------
 
-    def family(
+    def family(  # noqa: C901 - one branch a kind of family ONDE exports
         self,
         size: int,
         *,

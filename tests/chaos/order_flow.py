@@ -63,7 +63,7 @@ def poison_messages() -> list[tuple[str, str, bytes]]:
     ]
 
 
-async def orders_through_faults(
+async def orders_through_faults(  # noqa: C901 - one scenario, read top to bottom
     chaos: Chaos,
     *,
     faults: list[str],
