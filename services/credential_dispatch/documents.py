@@ -219,6 +219,8 @@ class Documents:
     def __init__(self, ent_url: str, *, support_email: str = SUPPORT_EMAIL) -> None:
         self.ent_url = ent_url.rstrip("/")
         self.support_email = support_email
+        # The activation page as a compact card names it: the same on every card.
+        self._activation_page = breakable(f"{self.ent_url}/auth/activation", after="/?&")
         self._env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
             autoescape=jinja2.select_autoescape(
@@ -240,7 +242,9 @@ class Documents:
         )
 
     def _render(self, name: str, **context: Any) -> str:
-        return self._env.get_template(name).render(ent_url=self.ent_url, **context)
+        return self._env.get_template(name).render(
+            ent_url=self.ent_url, activation_page=self._activation_page, **context
+        )
 
     # Sheets ------------------------------------------------------------------------------
 
@@ -256,7 +260,6 @@ class Documents:
             "login_pt": {layout: fitting_pt(account.login, *t) for layout, t in LOGIN_TYPE.items()},
             "login_html": breakable(account.login, after="."),
             "url_html": breakable(url, after="/?&") if url else None,
-            "page_url_html": breakable(f"{self.ent_url}/auth/activation", after="/?&"),
             "profile_label": PROFILE_LABELS.get(account.profile, account.profile),
             "code": code,
             "url": url,
