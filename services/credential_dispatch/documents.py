@@ -377,10 +377,8 @@ class Documents:
             {
                 "invoice": invoice,
                 "credit_note": isinstance(invoice, CreditNoteIssued),
-                "title": "Avoir" if isinstance(invoice, CreditNoteIssued) else "Facture",
-                "number": invoice.credit_note_number
-                if isinstance(invoice, CreditNoteIssued)
-                else invoice.invoice_number,
+                "title": billing_title(invoice),
+                "number": invoice.document_number,
                 "seller_lines": _address_lines(invoice.seller),
                 "buyer_lines": _address_lines(invoice.billing),
             }
@@ -507,6 +505,11 @@ _PATH_STEPS = _PathSteps()
 _MODULE_DIGITS = bytes.maketrans(b"\x00\x01", b"01")
 _DARK_RUNS = re.compile("(0*)(1+)")
 QR_BORDER = 4  # modules of light quiet zone around the symbol
+
+
+def billing_title(document: InvoiceIssued | CreditNoteIssued) -> str:
+    """What a billing document is called on its page and in its PDF's metadata."""
+    return "Avoir" if isinstance(document, CreditNoteIssued) else "Facture"
 
 
 def fitting_pt(text: str, width_mm: float, largest: float, smallest: float) -> float:

@@ -22,7 +22,7 @@ from facturx.generate_xml import generate_xml
 from pypdf import PdfReader, PdfWriter
 from pypdf.generic import NameObject
 
-from services.credential_dispatch.documents import format_date
+from services.credential_dispatch.documents import billing_title, format_date
 from shared.contracts.common import Address
 from shared.contracts.orders import CreditNoteIssued, InvoiceIssued, Party
 from shared.errors import TransientError
@@ -106,12 +106,6 @@ def issue_date_of(moment: datetime) -> date:
     return moment.astimezone(PARIS).date()
 
 
-def number(document: Billing) -> str:
-    if isinstance(document, CreditNoteIssued):
-        return document.credit_note_number
-    return document.invoice_number
-
-
 def payment_terms(invoice: Billing) -> str:
     """The printed page's conditions of payment, in one paragraph."""
     if isinstance(invoice, CreditNoteIssued):
@@ -131,14 +125,14 @@ def invoice_data(invoice: Billing) -> dict[str, Any]:
     """The invoice or credit note in the ``factur-x`` library's terms (keys are EN
     16931's business terms), every amount the one of ``invoice``."""
     data: dict[str, Any] = {
-        "BT-1": number(invoice),
+        "BT-1": invoice.document_number,
         "BT-2": issue_date(invoice),
         "BT-3": CREDIT_NOTE if isinstance(invoice, CreditNoteIssued) else INVOICE,
         "BT-5": invoice.currency,
         # The service is delivered when the school's space opens, the day it is invoiced.
         "BT-72": issue_date(invoice),
         "BT-20": payment_terms(invoice),
-        "BT-83": number(invoice),  # what the transfer recalls
+        "BT-83": invoice.document_number,  # what the transfer recalls
         "BG-4": _seller(invoice.seller),
         "BG-7": _buyer(invoice.billing),
         "BG-25": [
@@ -250,16 +244,14 @@ def attach(pdf_a: bytes, xml: bytes, invoice: Billing) -> bytes:
         pdf_metadata={
             "author": invoice.seller.name,
             "keywords": "Factur-X, facture",
-            "title": f"{_title(invoice)} {number(invoice)}",
-            "subject": f"{_title(invoice)} {number(invoice)} — {invoice.school_name}",
+            "title": f"{billing_title(invoice)} {invoice.document_number}",
+            "subject": (
+                f"{billing_title(invoice)} {invoice.document_number} — {invoice.school_name}"
+            ),
         },
         lang="fr-FR",
     )
     return made
-
-
-def _title(invoice: Billing) -> str:
-    return "Avoir" if isinstance(invoice, CreditNoteIssued) else "Facture"
 
 
 async def facturx_pdf(pdf: bytes, invoice: Billing, *, ghostscript: str) -> bytes:

@@ -343,9 +343,7 @@ class DispatchStore(TransactionStore):
         await self.conn.execute(
             "INSERT INTO invoices (invoice_number, order_id, school_id, document)"
             " VALUES ($1, $2, $3, $4::jsonb) ON CONFLICT (invoice_number) DO NOTHING",
-            invoice.credit_note_number
-            if isinstance(invoice, CreditNoteIssued)
-            else invoice.invoice_number,
+            invoice.document_number,
             invoice.order_id,
             invoice.school_id,
             invoice.model_dump_json(),

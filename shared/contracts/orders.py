@@ -134,6 +134,10 @@ class InvoiceIssued(Contract):
     total_incl_tax: Decimal
     currency: Literal["EUR"] = "EUR"
 
+    @property
+    def document_number(self) -> str:
+        return self.invoice_number
+
 
 class OrderCancelled(Contract):
     """The order system cancels an order: its invoice is cancelled by a credit note. The
@@ -171,6 +175,11 @@ class CreditNoteIssued(Contract):
     total_vat: Decimal
     total_incl_tax: Decimal
     currency: Literal["EUR"] = "EUR"
+
+    @property
+    def document_number(self) -> str:
+        """Its number, filed beside the invoices' (``InvoiceIssued.document_number``)."""
+        return self.credit_note_number
 
 
 class CreditNoteDelivered(Contract):
