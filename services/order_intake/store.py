@@ -60,12 +60,16 @@ class OrderStore(TransactionStore):
         )
 
     async def next_invoice_seq(self, year: int) -> int:
-        """The next number of ``year``; the counter row stays locked until commit, which
-        is what keeps the sequence free of gaps and duplicates across replicas."""
+        return await self._next_seq("invoice_counters", year)
+
+    async def _next_seq(self, counters: str, year: int) -> int:
+        """The next number of ``year`` in ``counters`` (a table of this module's own); the
+        counter row stays locked until commit, which is what keeps the sequence free of
+        gaps and duplicates across replicas."""
         return int(
             await self.conn.fetchval(
-                "INSERT INTO invoice_counters (year, last_seq) VALUES ($1, 1)"
-                " ON CONFLICT (year) DO UPDATE SET last_seq = invoice_counters.last_seq + 1"
+                f"INSERT INTO {counters} (year, last_seq) VALUES ($1, 1)"
+                f" ON CONFLICT (year) DO UPDATE SET last_seq = {counters}.last_seq + 1"
                 " RETURNING last_seq",
                 year,
             )
@@ -105,16 +109,7 @@ class OrderStore(TransactionStore):
         return number
 
     async def next_credit_note_seq(self, year: int) -> int:
-        """As ``next_invoice_seq``, for credit notes."""
-        return int(
-            await self.conn.fetchval(
-                "INSERT INTO credit_note_counters (year, last_seq) VALUES ($1, 1)"
-                " ON CONFLICT (year)"
-                " DO UPDATE SET last_seq = credit_note_counters.last_seq + 1"
-                " RETURNING last_seq",
-                year,
-            )
-        )
+        return await self._next_seq("credit_note_counters", year)
 
     async def add_credit_note(
         self, note: CreditNoteIssued, *, year: int, seq: int, cancelled_at: datetime
