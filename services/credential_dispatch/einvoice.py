@@ -9,7 +9,6 @@ server and are not run here.
 """
 
 import asyncio
-import io
 import tempfile
 from datetime import date, datetime
 from decimal import Decimal
@@ -19,10 +18,9 @@ from zoneinfo import ZoneInfo
 
 import facturx
 from facturx.generate_xml import generate_xml
-from pypdf import PdfReader, PdfWriter
-from pypdf.generic import NameObject
 
 from services.credential_dispatch.documents import billing_title, format_date
+from services.credential_dispatch.renderer import split_pages
 from shared.contracts.common import Address
 from shared.contracts.orders import CreditNoteIssued, InvoiceIssued, Party
 from shared.errors import TransientError
@@ -268,21 +266,4 @@ async def pdf_a3_each(
     intent carried into every part; None when the page count is not ``documents``.
     Ghostscript's cost is mostly per page, but Chromium's pages cost it less together."""
     whole = await pdf_a3(pdf, ghostscript=ghostscript, timeout=timeout)
-    return await asyncio.to_thread(_split_keeping_intent, whole, documents)
-
-
-def _split_keeping_intent(pdf: bytes, pages: int) -> list[bytes] | None:
-    reader = PdfReader(io.BytesIO(pdf))
-    if len(reader.pages) != pages:
-        return None
-    intents = reader.root_object.get("/OutputIntents")
-    parts = []
-    for page in reader.pages:
-        writer = PdfWriter()
-        writer.add_page(page)
-        if intents is not None:
-            writer.root_object[NameObject("/OutputIntents")] = intents.clone(writer)
-        out = io.BytesIO()
-        writer.write(out)
-        parts.append(out.getvalue())
-    return parts
+    return await asyncio.to_thread(split_pages, whole, documents, keep=("/OutputIntents",))

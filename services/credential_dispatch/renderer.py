@@ -40,6 +40,7 @@ from playwright.async_api import (
 )
 from playwright.async_api import Error as PlaywrightError
 from pypdf import PdfReader, PdfWriter
+from pypdf.generic import NameObject
 
 from shared.errors import TransientError
 from shared.logs import get_logger
@@ -254,7 +255,7 @@ class PdfRenderer:
         call for a batch of sheets or invoices costs a fraction of one call each.
         """
         pdf = await self.render(html)
-        return await asyncio.to_thread(_split_if, pdf, documents)
+        return await asyncio.to_thread(split_pages, pdf, documents)
 
     async def render_parts(self, parts: Iterable[str]) -> bytes:
         """One PDF from HTML documents rendered in parallel and merged in order.
@@ -422,14 +423,19 @@ async def _merge_in_order(renders: "asyncio.Queue[asyncio.Task[bytes] | None]") 
     return await asyncio.to_thread(_written, writer)
 
 
-def _split_if(pdf: bytes, pages: int) -> list[bytes] | None:
+def split_pages(pdf: bytes, pages: int, *, keep: tuple[str, ...] = ()) -> list[bytes] | None:
+    """One PDF a page of ``pdf``, None when it has not ``pages`` pages. ``keep``: entries
+    of the document's catalog every part carries too (a PDF/A's ``/OutputIntents``)."""
     reader = PdfReader(io.BytesIO(pdf))
     if len(reader.pages) != pages:
         return None
+    kept = {key: reader.root_object[key] for key in keep if key in reader.root_object}
     parts = []
     for page in reader.pages:
         writer = PdfWriter()
         writer.add_page(page)
+        for key, value in kept.items():
+            writer.root_object[NameObject(key)] = value.clone(writer)
         out = io.BytesIO()
         writer.write(out)
         parts.append(out.getvalue())
