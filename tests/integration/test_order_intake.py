@@ -203,3 +203,20 @@ async def test_the_order_s_service_code_reaches_the_invoice_and_its_credit_note(
     await send(channel, stack, cancellation("BC-S1", "x-s1"))
     [note] = await spy.wait_for("credit_note.issued")
     assert note["data"]["service_code"] == "SERV-ECOLES"
+
+
+async def test_a_malformed_cancellation_is_rejected_field_by_field(stack, channel, spy):
+    """A careless or hostile order system: no reason, a date that is none, an order id
+    with SQL in it. Refused with the fields named; nothing is cancelled."""
+    event = cloudevent(
+        {"order_id": "BC-1; DROP TABLE orders", "cancelled_at": "yesterday"},
+        event_id="x-bad",
+        event_type="order.cancelled",
+        correlationid="BC-1",
+    )
+    await send(channel, stack, event)
+    [rejected] = await spy.wait_for("order.rejected")
+    assert rejected["causationid"] == "x-bad"
+    fields = {r["field"] for r in rejected["data"]["reasons"]}
+    assert {"order_id", "reason", "cancelled_at"} <= fields, fields
+    assert spy.of_type("credit_note.issued") == []
