@@ -5,18 +5,24 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_FLAGS ?=
 
-.PHONY: help install services cluster cluster-stop run demo test test-fast test-chaos lint bench clean
+.PHONY: help install lock services cluster cluster-stop run demo test test-fast test-pythons test-chaos lint bench clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
 
 install: $(STAMP) /usr/bin/chromium /usr/bin/gs /usr/bin/promtool /usr/sbin/rabbitmq-server tools/asyncapi/node_modules ## Create .venv and install everything (Chromium, Ghostscript, promtool, RabbitMQ and Node.js from Debian where missing)
 
-$(STAMP): pyproject.toml
+# Every package, transitive ones included, at the version and hash requirements.lock holds;
+# then the project itself, whose dependencies are all in the lock already.
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --require-hashes -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
 	touch $(STAMP)
+
+lock: $(STAMP) ## Re-resolve requirements.lock from pyproject.toml (one lock for Python 3.11 to 3.13)
+	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --extra dev --generate-hashes \
+		--no-emit-package one-onboarding --upgrade pyproject.toml -o requirements.lock
 
 /usr/bin/chromium:
 	apt-get update -qq
@@ -68,8 +74,25 @@ lint: install ## ruff and mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: install services lint ## Every test tier against real services (slow fault suites and a short chaos run included)
+test: install services lint test-pythons ## Every test tier against real services (slow fault suites and a short chaos run included), and the unit tier on Python 3.12 and 3.13
 	ONE_CHAOS_ORDERS=$${ONE_CHAOS_ORDERS:-40} $(BIN)/pytest $(PYTEST_FLAGS)
+
+# The full suite runs on $(PYTHON); the unit tier also runs on each other supported Python,
+# in its own venv installed from the same lock.
+OTHER_PYTHONS ?= 3.12 3.13
+test-pythons: ## The unit tier on Python 3.12 and 3.13
+	@for version in $(OTHER_PYTHONS); do \
+		venv=.venv-$$version; \
+		if [ ! -f $$venv/.installed-stamp ] || [ requirements.lock -nt $$venv/.installed-stamp ]; then \
+			interpreter=$$(scripts/python-for.sh $$version) || exit 1; \
+			$$interpreter -m venv $$venv && \
+			$$venv/bin/pip install -q --require-hashes -r requirements.lock && \
+			$$venv/bin/pip install -q --no-deps -e . && \
+			touch $$venv/.installed-stamp || exit 1; \
+		fi; \
+		echo "unit tier on Python $$version"; \
+		$$venv/bin/pytest -q -p no:cacheprovider tests/unit || exit 1; \
+	done
 
 test-chaos: install services ## The full chaos suite: 500 orders on one broker, 200 on a cluster losing a node, 200 schools' feed nights, through kills and restarts
 	ONE_CHAOS_ORDERS=$${ONE_CHAOS_ORDERS:-500} \
