@@ -8,6 +8,7 @@ Exceptions of neither kind are classified by ``classify``.
 
 import asyncio
 from enum import Enum
+from typing import Literal, get_args
 
 import asyncpg
 
@@ -15,6 +16,11 @@ import asyncpg
 class Failure(Enum):
     TRANSIENT = "transient"
     PERMANENT = "permanent"
+
+
+# What became of one message: the consume wrapper's result, its metrics' label, its counts.
+OutcomeKind = Literal["applied", "duplicate", "retry", "dead"]
+OUTCOME_KINDS: tuple[OutcomeKind, ...] = get_args(OutcomeKind)
 
 
 class PipelineError(Exception):

@@ -6,6 +6,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared import topics
+from shared.retry import RetryPolicy
 
 # Each worker's default ops port, so that the four run side by side on one host; a second
 # replica of one on the same host is given another (ONE_OPS_PORT), or 0 for any free one.
@@ -59,9 +60,13 @@ class CommonSettings(BaseSettings):
     # Delays of the retry tiers, in seconds; the n-th retry waits the n-th delay (the last
     # one repeats) until ``max_attempts`` is reached and the message is dead-lettered.
     retry_delays: list[float] = Field(default_factory=lambda: [1.0, 5.0, 30.0, 120.0, 600.0])
-    max_attempts: int = 8
+    max_attempts: int = Field(default=8, ge=1)
     delivery_limit: int = 5
     outbox_poll_seconds: float = 1.0
+    # A batch the relay could not publish (broker or database away) is tried again after
+    # base, 2·base, … up to the ceiling, for as long as it takes: a committed event must go.
+    outbox_retry_base_seconds: float = Field(default=0.2, gt=0)
+    outbox_retry_max_seconds: float = Field(default=5.0, gt=0)
     # Under a stream of commits the outbox relay waits this long before publishing, to
     # publish several commits' events in one batch; after a quiet spell it publishes at once.
     outbox_linger_seconds: float = Field(default=0.05, ge=0, le=5)
@@ -93,6 +98,19 @@ class CommonSettings(BaseSettings):
             broker_addresses(value)  # raises on a malformed list
             return value
         return None
+
+    @property
+    def message_retry(self) -> RetryPolicy:
+        """When the consume wrapper retries a message, and when it dead-letters it."""
+        return RetryPolicy(tuple(self.retry_delays), self.max_attempts)
+
+    @property
+    def outbox_retry(self) -> RetryPolicy:
+        return RetryPolicy.exponential(
+            base=self.outbox_retry_base_seconds,
+            ceiling=self.outbox_retry_max_seconds,
+            max_attempts=None,
+        )
 
     @field_validator("retry_delays")
     @classmethod

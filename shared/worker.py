@@ -172,6 +172,7 @@ class Worker:
             poll_seconds=s.outbox_poll_seconds,
             linger_seconds=s.outbox_linger_seconds,
             retention_hours=s.outbox_retention_hours,
+            retry_policy=s.outbox_retry,
             metrics=self.metrics,
         )
         self.context = Context(
@@ -201,8 +202,7 @@ class Worker:
             publisher,
             names=self.names,
             worker=self.name,
-            retry_delays=s.retry_delays,
-            max_attempts=s.max_attempts,
+            retry_policy=s.message_retry,
             metrics=self.metrics,
         )
         for loop in [relay.run, self._watch_database, *wiring.loops]:

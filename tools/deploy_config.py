@@ -247,8 +247,7 @@ async def _trace(worker: str, names: Names, settings: CommonSettings) -> list[Ac
         publisher,
         names=names,
         worker=worker,
-        retry_delays=settings.retry_delays,
-        max_attempts=settings.max_attempts,
+        retry_policy=settings.message_retry,
     )
     await consumer.start()
     # The outbox relay publishes every event with Publisher.publish; QueueConsumer parks a

@@ -29,8 +29,9 @@ from services.credential_dispatch.renderer import PdfRenderer
 from services.credential_dispatch.settings import CredentialDispatchSettings
 from services.credential_dispatch.store import Delivery, DeliveryQueries, Dispatch
 from shared.contracts.orders import CreditNoteIssued, InvoiceIssued
-from shared.errors import Failure, PermanentError, classify, describe
+from shared.errors import PermanentError, describe
 from shared.logs import get_logger
+from shared.retry import Retry
 from shared.runtime import Waker, keep_leases
 
 log = get_logger(__name__)
@@ -160,24 +161,21 @@ class DeliveryLoop:
 
     async def _failed(self, delivery: Delivery, exc: Exception) -> None:
         reason = describe(exc)
-        s = self._settings
-        if classify(exc) is Failure.TRANSIENT and delivery.attempts < s.delivery_max_attempts:
-            delay = domain.retry_delay(
-                delivery.attempts,
-                base=s.delivery_retry_base_seconds,
-                ceiling=s.delivery_retry_max_seconds,
-            )
+        decision = self._settings.delivery_retry.decide_on(exc, delivery.attempts)
+        if isinstance(decision, Retry):
             log.warning(
                 "delivery_retry",
                 delivery_id=str(delivery.delivery_id),
                 attempts=delivery.attempts,
-                delay_s=delay,
+                delay_s=decision.delay,
                 reason=reason,
             )
-            await self._queries.reschedule(delivery.delivery_id, delay_seconds=delay, error=reason)
+            await self._queries.reschedule(
+                delivery.delivery_id, delay_seconds=decision.delay, error=reason
+            )
             return
-        log.error("delivery_failed", delivery_id=str(delivery.delivery_id), reason=reason)
-        await self._settle(delivery, sent=False, error=reason)
+        log.error("delivery_failed", delivery_id=str(delivery.delivery_id), reason=decision.reason)
+        await self._settle(delivery, sent=False, error=decision.reason)
 
     async def _settle(self, delivery: Delivery, *, sent: bool, error: str | None) -> None:
         outcome = await self._queries.settle(

@@ -19,11 +19,6 @@ from shared.envelope import Contract, Envelope, new_event
 SOURCE = "urn:one:credential_dispatch"
 
 
-def retry_delay(attempts: int, *, base: float, ceiling: float) -> float:
-    """Exponential backoff: base, 2·base, 4·base, … capped at ``ceiling``."""
-    return float(min(base * 2 ** max(attempts - 1, 0), ceiling))
-
-
 def message_id(delivery_id: UUID, domain: str = "one.onboarding") -> str:
     """The same delivery always carries the same Message-ID, so a resend is recognisable."""
     return f"<{delivery_id}@{domain}>"

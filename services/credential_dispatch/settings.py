@@ -5,6 +5,7 @@ from typing import Literal
 from pydantic import Field
 
 from shared import topics
+from shared.retry import RetryPolicy
 from shared.settings import CommonSettings, own_ops_port
 
 
@@ -35,14 +36,22 @@ class CredentialDispatchSettings(CommonSettings):
     # A claim lasts this long unless renewed (every third of it while sending): how soon a
     # crashed worker's deliveries are taken up again.
     delivery_lease_seconds: float = 30.0
-    delivery_retry_base_seconds: float = 2.0
-    delivery_retry_max_seconds: float = 600.0
-    delivery_max_attempts: int = 12
+    delivery_retry_base_seconds: float = Field(default=2.0, gt=0)
+    delivery_retry_max_seconds: float = Field(default=600.0, gt=0)
+    delivery_max_attempts: int = Field(default=12, ge=1)
     # Printed documents (they hold activation codes) are deleted after this; a request to
     # send one again then finds no document. The audit of hand-outs holds no code.
     document_retention_days: float = Field(default=30.0, gt=0)
     audit_retention_days: float = Field(default=400.0, gt=0)
     retention_interval_seconds: float = Field(default=3600.0, gt=0)
+
+    @property
+    def delivery_retry(self) -> RetryPolicy:
+        return RetryPolicy.exponential(
+            base=self.delivery_retry_base_seconds,
+            ceiling=self.delivery_retry_max_seconds,
+            max_attempts=self.delivery_max_attempts,
+        )
 
     def smtp_tls_context(self) -> ssl.SSLContext | None:
         if self.smtp_ca_file is None:

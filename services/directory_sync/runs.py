@@ -26,6 +26,7 @@ from shared.contracts.directory import (
 from shared.envelope import Contract, Envelope, new_event
 from shared.errors import describe
 from shared.logs import get_logger
+from shared.retry import Retry
 from shared.runtime import Waker, keep_leases
 
 log = get_logger(__name__)
@@ -182,21 +183,22 @@ class RunLoop:
     async def _failed(self, run: QueuedRun, exc: Exception) -> None:
         """Tried again later with backoff; after the last attempt, reported as rejected."""
         reason = describe(exc)
-        s = self._settings
-        if run.attempts < s.run_max_attempts:
-            delay = s.run_retry_base_seconds * 2 ** (run.attempts - 1)
+        decision = self._settings.run_retry.decide_on(exc, run.attempts)
+        if isinstance(decision, Retry):
             log.warning("run_retry", run_id=str(run.run_id), attempts=run.attempts, reason=reason)
             try:
-                await self._queries.reschedule(run.run_id, delay_seconds=delay, error=reason)
+                await self._queries.reschedule(
+                    run.run_id, delay_seconds=decision.delay, error=reason
+                )
             except Exception as again:  # the lease runs out and the run comes back anyway
                 log.warning("run_reschedule_failed", error=describe(again))
             return
-        log.error("run_failed", run_id=str(run.run_id), reason=reason)
+        log.error("run_failed", run_id=str(run.run_id), reason=decision.reason)
         result = domain.RunResult(
             status="rejected",
             counts=SyncCounts(),
             base_version=0,
-            errors=(Finding(message=f"the run failed {run.attempts} times: {reason}"),),
+            errors=(Finding(message=f"the run failed: {decision.reason}"),),
         )
         try:
             await self._queries.finish(run, result, self._events(run, result))

@@ -7,6 +7,7 @@ from pydantic import Field, field_validator
 from services.directory_sync.domain import parse_hh_mm
 from services.directory_sync.onde import Limits
 from shared import topics
+from shared.retry import RetryPolicy
 from shared.settings import CommonSettings, own_ops_port
 
 
@@ -43,6 +44,17 @@ class DirectorySyncSettings(CommonSettings):
     run_poll_seconds: float = Field(default=2.0, gt=0)
     run_max_attempts: int = Field(default=5, ge=1)
     run_retry_base_seconds: float = Field(default=5.0, gt=0)
+    run_retry_max_seconds: float = Field(default=300.0, gt=0)
+
+    @property
+    def run_retry(self) -> RetryPolicy:
+        """A run that failed (a database away, a parsing process lost) is tried again;
+        a run that failed for good, or too often, is reported as rejected."""
+        return RetryPolicy.exponential(
+            base=self.run_retry_base_seconds,
+            ceiling=self.run_retry_max_seconds,
+            max_attempts=self.run_max_attempts,
+        )
 
     @field_validator("nightly_at")
     @classmethod

@@ -25,11 +25,12 @@ from pydantic import ValidationError
 
 from shared.contracts.common import Reason, reasons_from
 from shared.envelope import ATTRIBUTE_LENGTH, Contract, Envelope, RawEnvelope, schema_major
-from shared.errors import Failure, classify, describe
+from shared.errors import OUTCOME_KINDS, Failure, OutcomeKind, classify, describe
 from shared.logs import get_logger, message_context
 from shared.messaging.publisher import Publisher
 from shared.messaging.topology import Names
 from shared.metrics import Metrics
+from shared.retry import GiveUp, RetryPolicy
 from shared.settings import DEFAULT_MAX_MESSAGE_BYTES
 from shared.store import TransactionStore
 
@@ -64,7 +65,7 @@ class Route(Generic[S]):
 
 @dataclass(frozen=True)
 class Outcome:
-    kind: str  # applied | duplicate | retry | dead
+    kind: OutcomeKind
     reason: str | None = None
     topic: str | None = None
 
@@ -222,8 +223,7 @@ class QueueConsumer:
         *,
         names: Names,
         worker: str,
-        retry_delays: list[float],
-        max_attempts: int,
+        retry_policy: RetryPolicy,
         metrics: Metrics | None = None,
     ) -> None:
         self._queue = queue
@@ -231,15 +231,14 @@ class QueueConsumer:
         self._publisher = publisher
         self._names = names
         self._worker = worker
-        self._delays = retry_delays
-        self._max_attempts = max_attempts
+        self._policy = retry_policy
         self._metrics = metrics or Metrics(worker)
         self._tag: str | None = None
         self._paused = False
         self._stopping = False
         self._switch = asyncio.Lock()  # start, pause, resume and stop, one at a time
         self._in_flight: set[asyncio.Task[None]] = set()
-        self.counts: dict[str, int] = {"applied": 0, "duplicate": 0, "retry": 0, "dead": 0}
+        self.counts: dict[OutcomeKind, int] = dict.fromkeys(OUTCOME_KINDS, 0)
 
     @property
     def consuming(self) -> bool:
@@ -305,13 +304,13 @@ class QueueConsumer:
         elapsed = time.perf_counter() - started
         try:
             attempt = _attempts(message.headers.get(ATTEMPT_HEADER)) + 1
-            if outcome.kind == "retry" and attempt >= self._max_attempts:
-                outcome = Outcome.dead(
-                    f"gave up after {attempt} attempts: {outcome.reason}", outcome.topic
-                )
             if outcome.kind == "retry":
-                await self._retry_later(message, attempt, outcome)
-            elif outcome.kind == "dead":
+                decision = self._policy.decide(Failure.TRANSIENT, outcome.reason or "", attempt)
+                if isinstance(decision, GiveUp):
+                    outcome = Outcome.dead(decision.reason, outcome.topic)
+                else:
+                    await self._retry_later(message, attempt, decision.delay, outcome)
+            if outcome.kind == "dead":
                 await self._dead_letter(message, outcome)
             await message.ack()
         except Exception as exc:
@@ -323,9 +322,8 @@ class QueueConsumer:
         self._metrics.consumed(self._label(message), outcome.kind, elapsed)
 
     async def _retry_later(
-        self, message: AbstractIncomingMessage, attempt: int, outcome: Outcome
+        self, message: AbstractIncomingMessage, attempt: int, delay: float, outcome: Outcome
     ) -> None:
-        delay = self._delays[min(attempt, len(self._delays)) - 1]
         log.warning("retry_scheduled", attempt=attempt, delay_s=delay, reason=outcome.reason)
         headers = {
             **message.headers,

@@ -14,15 +14,19 @@ import time
 
 import asyncpg
 
+from shared.errors import describe
 from shared.logs import get_logger
 from shared.messaging.publisher import Outgoing, Publisher
 from shared.metrics import Metrics
+from shared.retry import GiveUp, RetryPolicy
 from shared.runtime import Waker
 
 log = get_logger(__name__)
 PURGE_EVERY_SECONDS = 300.0
 # The relay is busy when it published within this long: it then lingers (see ``run``).
 BUSY_WITHIN_SECONDS = 0.5
+# A committed event must go out: the relay never gives up, it only waits longer.
+FOR_EVER = RetryPolicy.exponential(base=0.2, ceiling=5.0, max_attempts=None)
 
 
 class OutboxRelay:
@@ -35,14 +39,18 @@ class OutboxRelay:
         poll_seconds: float = 1.0,
         linger_seconds: float = 0.0,
         retention_hours: float = 24.0,
+        retry_policy: RetryPolicy = FOR_EVER,
         metrics: Metrics | None = None,
     ) -> None:
+        if retry_policy.max_attempts is not None:
+            raise ValueError("the outbox relay's retry policy must never give up")
         self._pool = pool
         self._publisher = publisher
         self._batch = batch
         self._linger = linger_seconds
         self._retention_seconds = retention_hours * 3600
         self._metrics = metrics
+        self._policy = retry_policy
         self.waker = Waker(poll_seconds)
         self._last_purge = time.monotonic()
         self._last_published = float("-inf")
@@ -88,22 +96,25 @@ class OutboxRelay:
         return int(row["lag"]), float(row["oldest"])
 
     async def run(self, stop: asyncio.Event) -> None:
-        backoff = 0.2
+        failed = 0  # attempts in a row that failed
         while not stop.is_set():
             try:
                 published = await self.flush_once()
                 if published:
                     self._last_published = time.monotonic()
-                backoff = 0.2
+                failed = 0
                 if published >= self._batch:
                     continue
                 await self._maybe_purge()
             except Exception as exc:  # broker or database away: keep the rows, try again
-                log.warning(
-                    "outbox_publish_failed", error=f"{type(exc).__name__}: {exc}", retry_in=backoff
-                )
-                await self.waker.sleep(backoff, stop)
-                backoff = min(backoff * 2, 5.0)
+                failed += 1
+                delay = self._policy.delay(failed)
+                if isinstance(self._policy.decide_on(exc, failed), GiveUp):
+                    # Nothing here may drop a committed event: say it loud, keep trying.
+                    log.error("outbox_publish_failing", error=describe(exc), retry_in=delay)
+                else:
+                    log.warning("outbox_publish_failed", error=describe(exc), retry_in=delay)
+                await self.waker.sleep(delay, stop)
                 continue
             await self.waker.wait(stop)
             await self._linger_if_busy(stop)

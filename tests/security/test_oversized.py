@@ -23,6 +23,7 @@ from shared.envelope import Envelope
 from shared.messaging.consumer import MessageProcessor, Outcome, QueueConsumer, Route
 from shared.messaging.topology import Names
 from shared.metrics import Metrics
+from shared.retry import RetryPolicy
 from shared.settings import DEFAULT_MAX_MESSAGE_BYTES, CommonSettings
 from shared.store import TransactionStore
 from shared.worker import Context, Wiring, Worker
@@ -169,8 +170,7 @@ def settling(publisher: FakePublisher, metrics: Metrics | None = None) -> QueueC
         publisher,  # type: ignore[arg-type]
         names=Names(exchange="t.events", prefix="t"),
         worker=topics.ORDER_INTAKE,
-        retry_delays=[1.0],
-        max_attempts=3,
+        retry_policy=RetryPolicy((1.0,), max_attempts=3),
         metrics=metrics,
     )
 
