@@ -29,7 +29,7 @@ from typing import Any
 
 from bench.common import Namespace, report_rows
 from services.account_manager.bootstrap import build
-from services.account_manager.feed import FeedPolicy, handle_directory_synced
+from services.account_manager.feed import AccountLifetimes, handle_directory_synced
 from services.account_manager.feed_store import FeedStore
 from services.account_manager.settings import AccountManagerSettings
 from services.directory_sync import domain
@@ -37,7 +37,7 @@ from shared.contracts.directory import DirectorySynced
 from shared.envelope import new_event
 from tools import onde_generator
 
-POLICY = FeedPolicy(activation_ttl=timedelta(days=90), grace=timedelta(days=90))
+LIFETIMES = AccountLifetimes(activation_ttl=timedelta(days=90), grace=timedelta(days=90))
 UAI = onde_generator.uai_for("074", 1)
 
 
@@ -132,7 +132,7 @@ async def run(chunks: int) -> dict[str, Any]:
                 counted._conn = conn
                 store = FeedStore(counted)  # type: ignore[arg-type]
                 await handle_directory_synced(
-                    event, store=store, policy=POLICY, now=datetime.now(UTC)
+                    event, store=store, lifetimes=LIFETIMES, now=datetime.now(UTC)
                 )
                 for emitted in store.emitted:
                     emitted.to_json()

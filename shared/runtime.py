@@ -5,6 +5,7 @@ import gc
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
 from pydantic import ValidationError
@@ -16,6 +17,12 @@ from shared.ops import OpsPortTaken
 
 log = get_logger(__name__)
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+# What a handler or a loop asks the time of: ``utc_now`` in a worker, a settable one in tests.
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class Waker:

@@ -54,6 +54,12 @@ ACCOUNT_MANAGER: Final = "account_manager"
 CREDENTIAL_DISPATCH: Final = "credential_dispatch"
 WORKERS: Final = (ORDER_INTAKE, DIRECTORY_SYNC, ACCOUNT_MANAGER, CREDENTIAL_DISPATCH)
 
+
+def source_of(worker: str) -> str:
+    """The CloudEvents ``source`` of what a worker (or a tool) publishes."""
+    return f"urn:one:{worker}"
+
+
 # Binding keys of each worker's queue. A worker's routing table must cover exactly these.
 SUBSCRIPTIONS: Final[dict[str, tuple[str, ...]]] = {
     ORDER_INTAKE: (ORDER_RECEIVED, ORDER_CANCELLED),

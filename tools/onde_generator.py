@@ -49,11 +49,12 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Literal, TypeVar
 
+from shared.contracts.common import UAI_LETTERS, uai_check_letter
+
 PUPILS_FILE = "CSVExtraction-eleves.csv"
 PARENTS_FILE = "CSVExtraction-responsables.csv"
 TEACHERS_FILE = "enseignants.csv"
 ENCODING = "iso-8859-1"
-UAI_LETTERS = "ABCDEFGHJKLMNPRSTUVWXYZ"
 T = TypeVar("T")
 
 LEVELS = ("CP", "CE1", "CE2", "CM1", "CM2")
@@ -315,7 +316,7 @@ def uai_for(department: str, number: int) -> str:
     digits = f"{department}{number:04d}"
     if len(digits) != 7 or not digits.isdigit():
         raise ValueError(f"cannot make a UAI from department {department!r} and {number}")
-    return digits + UAI_LETTERS[int(digits) % 23]
+    return digits + uai_check_letter(digits)
 
 
 def _distinct(names: Sequence[str]) -> list[str]:

@@ -4,12 +4,13 @@ from datetime import timedelta
 from pathlib import Path
 
 from services.account_manager.feed_store import FeedStore
-from services.account_manager.handlers import routes, utc_now
+from services.account_manager.handlers import routes
 from services.account_manager.purge import PurgeLoop
 from services.account_manager.settings import AccountManagerSettings
 from services.account_manager.statistics import StatisticsLoop
 from services.account_manager.store import RankReserver
 from shared import db, topics
+from shared.runtime import utc_now
 from shared.worker import Context, Wiring, Worker
 
 MIGRATIONS = Path(__file__).parent / "migrations"

@@ -6,11 +6,12 @@ success event, or ``command.rejected`` with reasons field by field and nothing c
 
 import uuid
 from collections.abc import Mapping
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from services.account_manager import domain, scope
+from services.account_manager.feed_rules import MatchKey, match_key
 from services.account_manager.store import AccountStore, NewAccount, ReserveRanks, SchoolInfo
 from shared.commands import reject_command
 from shared.contracts.accounts import AccountsCreated, CreatedAccount
@@ -31,12 +32,10 @@ from shared.errors import PermanentError
 from shared.logs import get_logger
 
 log = get_logger(__name__)
-SOURCE = "urn:one:account_manager"
-MatchKey = tuple[str, str, str, date | None]
 
 
 async def reject(event: Envelope[Any], reasons: list[Reason], *, store: AccountStore) -> None:
-    await reject_command(event, reasons, store=store, source=SOURCE)
+    await reject_command(event, reasons, store=store, source=domain.SOURCE)
 
 
 reject_invalid = reject
@@ -71,7 +70,7 @@ async def handle_accounts_create(
     accounts = await _create_all(
         command, classes, activation_ttl, now, store=store, reserve=reserve_ranks
     )
-    await store.emit(follow(event, accounts_created(school, accounts), source=SOURCE))
+    await store.emit(follow(event, accounts_created(school, accounts), source=domain.SOURCE))
     log.info("accounts_created", count=len(accounts))
 
 
@@ -84,13 +83,7 @@ def _is_uuid(text: str) -> bool:
 
 
 def _key(wanted: AccountToCreate) -> MatchKey:
-    birth = wanted.birth_date if wanted.profile == "student" else None
-    return (
-        wanted.profile,
-        domain.fold_name_part(wanted.first_name),
-        domain.fold_name_part(wanted.last_name),
-        birth,
-    )
+    return match_key(wanted.profile, wanted.first_name, wanted.last_name, wanted.birth_date)
 
 
 async def _duplicates(command: AccountsCreateRequested, *, store: AccountStore) -> list[Reason]:
@@ -267,7 +260,7 @@ async def handle_class_rename(
                 name=name,
                 request_id=command.request_id,
             ),
-            source=SOURCE,
+            source=domain.SOURCE,
         )
     )
 
@@ -296,7 +289,7 @@ async def handle_class_teachers_assign(
                 teachers=teachers,
                 request_id=command.request_id,
             ),
-            source=SOURCE,
+            source=domain.SOURCE,
         )
     )
 
@@ -331,7 +324,7 @@ async def handle_activation_code_renew(
                 activation_expires_at=expires,
                 request_id=command.request_id,
             ),
-            source=SOURCE,
+            source=domain.SOURCE,
         )
     )
 

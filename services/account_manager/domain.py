@@ -9,8 +9,10 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from types import MappingProxyType
 
+from shared import topics
 from shared.names import fold_name
 
+SOURCE = topics.source_of(topics.ACCOUNT_MANAGER)
 ACTIVATION_ALPHABET = "abcdefghjkmnprstvwxyz3456789"
 ACTIVATION_CODE_LENGTH = 8
 

@@ -45,11 +45,10 @@ from shared.errors import PermanentError, TransientError
 from shared.logs import get_logger
 
 log = get_logger(__name__)
-SOURCE = "urn:one:account_manager"
 
 
 @dataclass(frozen=True)
-class FeedPolicy:
+class AccountLifetimes:
     activation_ttl: timedelta
     grace: timedelta  # how long a deactivated leaver is kept (and can be restored)
 
@@ -82,7 +81,7 @@ async def handle_directory_synced(
     event: Envelope[DirectorySynced],
     *,
     store: FeedStore,
-    policy: FeedPolicy,
+    lifetimes: AccountLifetimes,
     now: datetime,
     reserve_ranks: ReserveRanks | None = None,
 ) -> None:
@@ -111,7 +110,7 @@ async def handle_directory_synced(
         known,
         applied,
         store=store,
-        policy=policy,
+        lifetimes=lifetimes,
         now=now,
         reserve_ranks=reserve_ranks,
     )
@@ -278,7 +277,7 @@ async def _identify(
     applied: Applied,
     *,
     store: FeedStore,
-    policy: FeedPolicy,
+    lifetimes: AccountLifetimes,
     now: datetime,
     reserve_ranks: ReserveRanks | None,
 ) -> dict[UUID, UUID]:
@@ -293,7 +292,7 @@ async def _identify(
         keys = sorted({key for _, key in newcomers}, key=str)
         candidates = {c.account_id: c for c in await store.match_candidates(school_id, keys)}
         found = feed_rules.choose_matches(
-            newcomers, candidates.values(), now=now, grace=policy.grace
+            newcomers, candidates.values(), now=now, grace=lifetimes.grace
         )
         applied.restored |= {a for a in found.values() if candidates[a].deactivated_at}
         fresh = [people[f] for f, _ in newcomers if f not in found]
@@ -302,7 +301,7 @@ async def _identify(
             fresh,
             applied,
             store=store,
-            policy=policy,
+            lifetimes=lifetimes,
             now=now,
             reserve_ranks=reserve_ranks,
         )
@@ -340,12 +339,12 @@ async def _create(
     applied: Applied,
     *,
     store: FeedStore,
-    policy: FeedPolicy,
+    lifetimes: AccountLifetimes,
     now: datetime,
     reserve_ranks: ReserveRanks | None,
 ) -> dict[UUID, UUID]:
     """New accounts, logins and codes for ``fresh``; feed id -> account id."""
-    expires = domain.activation_expiry(now, policy.activation_ttl)
+    expires = domain.activation_expiry(now, lifetimes.activation_ttl)
     made: dict[UUID, NewAccount] = {}
     bases: list[str] = []
     codes = domain.new_activation_codes(len(fresh))
@@ -515,7 +514,7 @@ async def _publish(
         out.append(
             SchoolYearTurned(school_id=school_id, classes=classes, classes_without_teacher=untaught)
         )
-    await store.emit_all([follow(event, data, source=SOURCE) for data in out])
+    await store.emit_all([follow(event, data, source=domain.SOURCE) for data in out])
 
 
 def _fields(view: AccountView) -> dict[str, Any]:

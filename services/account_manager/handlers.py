@@ -1,11 +1,10 @@
 """account_manager's handlers and routing table."""
 
 import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from services.account_manager import commands, domain, year
-from services.account_manager.feed import FeedPolicy, handle_directory_synced
+from services.account_manager.feed import AccountLifetimes, handle_directory_synced
 from services.account_manager.feed_store import FeedStore
 from services.account_manager.settings import AccountManagerSettings
 from services.account_manager.store import AccountStore, NewAccount, ReserveRanks, SchoolInfo
@@ -29,9 +28,9 @@ from shared.envelope import Envelope, follow
 from shared.errors import PermanentError
 from shared.logs import get_logger
 from shared.messaging.consumer import Route
+from shared.runtime import Clock, utc_now
 
 log = get_logger(__name__)
-SOURCE = "urn:one:account_manager"
 
 
 async def handle_school_initialised(
@@ -75,12 +74,14 @@ async def handle_school_initialised(
                     school_id=school.school_id,
                     classes=[ClassInfo(class_id=class_id, name=name) for class_id, name in classes],
                 ),
-                source=SOURCE,
+                source=domain.SOURCE,
             )
         )
     info = SchoolInfo(school.school_id, school.uai, school.name, school.provisioning)
     admin_account = commands.created_account(account, login, [], {}, [])
-    await store.emit(follow(event, commands.accounts_created(info, [admin_account]), source=SOURCE))
+    await store.emit(
+        follow(event, commands.accounts_created(info, [admin_account]), source=domain.SOURCE)
+    )
     log.info(
         "school_opened",
         school_id=str(school.school_id),
@@ -89,17 +90,15 @@ async def handle_school_initialised(
     )
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def routes(
     settings: AccountManagerSettings,
-    clock: Callable[[], datetime] = utc_now,
+    clock: Clock = utc_now,
     reserve_ranks: ReserveRanks | None = None,
 ) -> dict[str, Route[FeedStore]]:
     ttl = timedelta(days=settings.activation_ttl_days)
-    policy = FeedPolicy(activation_ttl=ttl, grace=timedelta(days=settings.deactivation_grace_days))
+    lifetimes = AccountLifetimes(
+        activation_ttl=ttl, grace=timedelta(days=settings.deactivation_grace_days)
+    )
 
     async def on_school(event: Envelope[SchoolInitialised], *, store: AccountStore) -> None:
         await handle_school_initialised(
@@ -123,7 +122,7 @@ def routes(
 
     async def on_synced(event: Envelope[DirectorySynced], *, store: FeedStore) -> None:
         await handle_directory_synced(
-            event, store=store, policy=policy, now=clock(), reserve_ranks=reserve_ranks
+            event, store=store, lifetimes=lifetimes, now=clock(), reserve_ranks=reserve_ranks
         )
 
     async def on_year_close(event: Envelope[SchoolYearCloseRequested], *, store: FeedStore) -> None:

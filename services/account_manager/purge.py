@@ -15,7 +15,8 @@ from uuid import UUID
 import asyncpg
 
 from services.account_manager import feed_rules
-from services.account_manager.feed import SOURCE, published_account
+from services.account_manager.domain import SOURCE
+from services.account_manager.feed import published_account
 from services.account_manager.feed_store import FeedStore
 from shared.contracts.directory import AccountsDeleted
 from shared.envelope import new_event

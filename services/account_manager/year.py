@@ -15,7 +15,8 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from services.account_manager import domain, scope
-from services.account_manager.commands import SOURCE, reject
+from services.account_manager.commands import reject
+from services.account_manager.domain import SOURCE
 from services.account_manager.feed import published_account
 from services.account_manager.feed_store import FeedStore
 from shared.contracts.accounts import ClassesArchived, ClassesCreated, ClassInfo, SchoolYearTurned

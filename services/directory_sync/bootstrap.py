@@ -6,10 +6,11 @@ from pathlib import Path
 from services.directory_sync.handlers import routes
 from services.directory_sync.metrics import FeedGauges, refresher
 from services.directory_sync.processes import run_processes
-from services.directory_sync.runs import Clock, NightlyScheduler, RunLoop, utc_now
+from services.directory_sync.runs import NightlyScheduler, RunLoop
 from services.directory_sync.settings import DirectorySyncSettings
 from services.directory_sync.store import DirectoryStore, RunQueries
 from shared import topics
+from shared.runtime import Clock, utc_now
 from shared.worker import Context, Wiring, Worker
 
 MIGRATIONS = Path(__file__).parent / "migrations"

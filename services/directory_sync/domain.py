@@ -18,6 +18,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from services.directory_sync import turnover
 from services.directory_sync.onde import Drop, Export, Kind, Limits, Problem, read_drop
+from shared import topics
 from shared.contracts.common import Model, Uai
 from shared.contracts.directory import (
     DirectorySynced,
@@ -32,7 +33,7 @@ from shared.contracts.directory import (
 from shared.envelope import Contract
 from shared.names import fold_name
 
-SOURCE = "urn:one:directory_sync"
+SOURCE = topics.source_of(topics.DIRECTORY_SYNC)
 Trigger = Literal["first_sync", "nightly", "request", "revert"]
 
 # ---------------------------------------------------------------------------------------
@@ -648,8 +649,8 @@ class RunResult:
     # ``persons`` as JSON, when computed in a worker process (which then leaves ``persons``
     # out: the text crosses back cheaper than the models, and is what the database stores).
     persons_json: str | None = None
-    # ``chunks`` as JSON, likewise: pickling 260 persons' models cost 8 ms a school across
-    # the two processes, their JSON 1.6 ms (see ``compute`` and ``revived``).
+    # ``chunks`` as JSON, likewise: pickling the persons' models across the two processes
+    # cost several times their JSON (see ``compute`` and ``revived``).
     chunks_json: tuple[str, ...] = ()
     next_snapshot_size: int = 0  # persons in the snapshot an applied run stores
     turnover: bool = False  # the school's year turned over in this run (la rentrée)

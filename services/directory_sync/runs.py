@@ -10,7 +10,7 @@ import contextlib
 import functools
 from collections.abc import Callable
 from concurrent.futures import Executor
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from uuid import UUID
 
 from services.directory_sync import domain
@@ -27,14 +27,9 @@ from shared.envelope import Contract, Envelope, new_event
 from shared.errors import describe
 from shared.logs import get_logger
 from shared.retry import Retry
-from shared.runtime import Waker, keep_leases
+from shared.runtime import Clock, Waker, keep_leases, utc_now
 
 log = get_logger(__name__)
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class RunLoop:

@@ -35,11 +35,11 @@ class DirectorySyncSettings(CommonSettings):
     # runs are taken up again.
     run_lease_seconds: float = Field(default=60.0, gt=0)
     # Runs at once per replica: an unchanged run mostly waits on the database, a changed one
-    # on a worker process; more lanes than processes keep both busy (measured: 3 -> 6 lanes,
-    # 600 unchanged schools 2.9 s -> 2.0 s).
+    # on a worker process; more lanes than processes keep both busy (docs/performance.md).
     run_concurrency: int = Field(default=6, ge=1, le=32)
     # Worker processes that parse and compare the drops (0: threads of the worker). A
-    # school is ~10 ms of pure Python: processes let a replica use more than one core.
+    # school's parse and compare is pure Python: processes let a replica use more than one
+    # core.
     run_processes: int = Field(default=2, ge=0, le=16)
     run_poll_seconds: float = Field(default=2.0, gt=0)
     run_max_attempts: int = Field(default=5, ge=1)

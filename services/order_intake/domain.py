@@ -52,7 +52,7 @@ def _department_key(code: str) -> str:
 
 
 @dataclass(frozen=True)
-class FeedPolicy:
+class FeedCoverage:
     """Which departments the automatic ONDE feed covers (from configuration)."""
 
     academies: Mapping[str, str] = field(default_factory=lambda: DEFAULT_ACADEMIES, hash=False)
@@ -85,7 +85,7 @@ def department_of(uai: str) -> str:
     return value[:3]
 
 
-def decide_provisioning(order: OrderReceived, policy: FeedPolicy) -> Provisioning | list[Reason]:
+def decide_provisioning(order: OrderReceived, policy: FeedCoverage) -> Provisioning | list[Reason]:
     """The provisioning mode of an order's school, or why the one asked is refused.
 
     Not given: ``automatic`` where the department is fed by ONDE, ``manual`` elsewhere.

@@ -1,8 +1,7 @@
 """order_intake's handlers: one async function per message type, and the routing table."""
 
 import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,9 +23,10 @@ from shared.contracts.orders import (
 from shared.envelope import Envelope, RawEnvelope, follow
 from shared.logs import get_logger
 from shared.messaging.consumer import Route
+from shared.runtime import Clock, utc_now
 
 log = get_logger(__name__)
-SOURCE = "urn:one:order_intake"
+SOURCE = topics.source_of(topics.ORDER_INTAKE)
 
 
 async def handle_order_received(
@@ -53,7 +53,7 @@ async def handle_order_received(
         await _reject(event, order.order_id, [conflict], store=store)
         return
 
-    policy = domain.FeedPolicy(settings.feed_academies)
+    policy = domain.FeedCoverage(settings.feed_academies)
     provisioning = domain.decide_provisioning(order, policy)
     if isinstance(provisioning, list):
         await _reject(event, order.order_id, provisioning, store=store)
@@ -100,7 +100,7 @@ async def _reject(
 async def _school_for(
     order: OrderReceived,
     provisioning: Provisioning,
-    policy: domain.FeedPolicy,
+    policy: domain.FeedCoverage,
     *,
     store: OrderStore,
 ) -> tuple[SchoolRow, bool]:
@@ -204,7 +204,7 @@ async def handle_order_cancelled(
 
 
 def _school_initialised(
-    order: OrderReceived, school: SchoolRow, policy: domain.FeedPolicy
+    order: OrderReceived, school: SchoolRow, policy: domain.FeedCoverage
 ) -> SchoolInitialised:
     department = domain.department_of(school.uai)
     return SchoolInitialised(
@@ -220,13 +220,7 @@ def _school_initialised(
     )
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def routes(
-    settings: OrderIntakeSettings, clock: Callable[[], datetime] = utc_now
-) -> dict[str, Route[OrderStore]]:
+def routes(settings: OrderIntakeSettings, clock: Clock = utc_now) -> dict[str, Route[OrderStore]]:
     async def on_order(event: Envelope[OrderReceived], *, store: OrderStore) -> None:
         await handle_order_received(event, store=store, settings=settings, now=clock())
 

@@ -24,6 +24,16 @@ def uai_check_letter(digits: str) -> str:
     return UAI_LETTERS[int(digits) % 23]
 
 
+def valid_uai(value: str) -> bool:
+    """Seven ASCII digits and their check letter, exactly (no trimming, no case folding)."""
+    return (
+        len(value) == 8
+        and value[:7].isascii()
+        and value[:7].isdigit()
+        and uai_check_letter(value[:7]) == value[7]
+    )
+
+
 def _check_uai(value: str) -> str:
     value = value.strip().upper()
     if not _UAI_RE.match(value):

@@ -15,7 +15,11 @@ import pytest
 from aio_pika.abc import AbstractChannel
 
 from services.account_manager.bootstrap import build
-from services.account_manager.feed import FeedPolicy, handle_directory_synced, published_account
+from services.account_manager.feed import (
+    AccountLifetimes,
+    handle_directory_synced,
+    published_account,
+)
 from services.account_manager.feed_store import FeedStore
 from services.account_manager.settings import AccountManagerSettings
 from shared import topics
@@ -84,7 +88,7 @@ async def fetch(stack: Stack, sql: str, *args: Any) -> list[dict[str, Any]]:
         await conn.close()
 
 
-POLICY = FeedPolicy(activation_ttl=timedelta(days=90), grace=timedelta(days=90))
+LIFETIMES = AccountLifetimes(activation_ttl=timedelta(days=90), grace=timedelta(days=90))
 
 
 async def apply_directly(
@@ -100,7 +104,9 @@ async def apply_directly(
     )
     async with worker.context.pool.acquire() as conn, conn.transaction():
         store = FeedStore(conn)
-        await handle_directory_synced(event, store=store, policy=POLICY, now=datetime.now(UTC))
+        await handle_directory_synced(
+            event, store=store, lifetimes=LIFETIMES, now=datetime.now(UTC)
+        )
     return store.emitted
 
 
@@ -528,7 +534,7 @@ async def test_rate_of_a_500_person_first_import_chunk(
         async with worker.context.pool.acquire() as conn, conn.transaction():
             started = time.perf_counter()
             await handle_directory_synced(
-                event, store=FeedStore(conn), policy=POLICY, now=datetime.now(UTC)
+                event, store=FeedStore(conn), lifetimes=LIFETIMES, now=datetime.now(UTC)
             )
             elapsed = time.perf_counter() - started
         rates.append(len(persons) / elapsed)

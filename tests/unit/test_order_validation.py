@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from services.order_intake.domain import (
     DEFAULT_ACADEMIES,
-    FeedPolicy,
+    FeedCoverage,
     decide_provisioning,
     department_of,
 )
@@ -293,8 +293,8 @@ def test_default_academies() -> None:
     }
 
 
-def test_feed_policy_lookup() -> None:
-    policy = FeedPolicy(DEFAULT_ACADEMIES)
+def test_feed_coverage_lookup() -> None:
+    policy = FeedCoverage(DEFAULT_ACADEMIES)
     assert policy.is_eligible("074")
     assert policy.is_eligible("057")
     assert not policy.is_eligible("075")
@@ -304,8 +304,8 @@ def test_feed_policy_lookup() -> None:
     assert policy.academie_of("075") is None
 
 
-def test_feed_policy_accepts_department_codes_without_leading_zero() -> None:
-    policy = FeedPolicy({"74": "Haute-Savoie"})
+def test_feed_coverage_accepts_department_codes_without_leading_zero() -> None:
+    policy = FeedCoverage({"74": "Haute-Savoie"})
     assert policy.is_eligible("074")
     assert policy.academie_of("074") == "Haute-Savoie"
 
@@ -316,32 +316,32 @@ NOT_ELIGIBLE = ["0751234J", "0010001W", "0131234W"]
 
 @pytest.mark.parametrize("uai", ELIGIBLE)
 def test_default_provisioning_is_automatic_where_eligible(uai: str) -> None:
-    assert decide_provisioning(order(school__uai=uai, provisioning=None), FeedPolicy()) == (
+    assert decide_provisioning(order(school__uai=uai, provisioning=None), FeedCoverage()) == (
         "automatic"
     )
 
 
 @pytest.mark.parametrize("uai", NOT_ELIGIBLE)
 def test_default_provisioning_is_manual_elsewhere(uai: str) -> None:
-    assert decide_provisioning(order(school__uai=uai, provisioning=None), FeedPolicy()) == (
+    assert decide_provisioning(order(school__uai=uai, provisioning=None), FeedCoverage()) == (
         "manual"
     )
 
 
 @pytest.mark.parametrize("uai", ELIGIBLE + NOT_ELIGIBLE)
 def test_manual_is_always_allowed(uai: str) -> None:
-    assert decide_provisioning(order(school__uai=uai, provisioning="manual"), FeedPolicy()) == (
+    assert decide_provisioning(order(school__uai=uai, provisioning="manual"), FeedCoverage()) == (
         "manual"
     )
 
 
 def test_automatic_where_eligible() -> None:
-    assert decide_provisioning(order(provisioning="automatic"), FeedPolicy()) == "automatic"
+    assert decide_provisioning(order(provisioning="automatic"), FeedCoverage()) == "automatic"
 
 
 def test_automatic_for_a_non_eligible_school_is_refused() -> None:
     decided = decide_provisioning(
-        order(school__uai="0751234J", provisioning="automatic"), FeedPolicy()
+        order(school__uai="0751234J", provisioning="automatic"), FeedCoverage()
     )
     assert isinstance(decided, list)
     assert [r.field for r in decided] == ["provisioning"]
@@ -352,7 +352,7 @@ def test_automatic_for_a_non_eligible_school_is_refused() -> None:
 
 
 def test_eligibility_comes_from_the_policy_not_a_hard_coded_list() -> None:
-    policy = FeedPolicy({"075": "Paris"})
+    policy = FeedCoverage({"075": "Paris"})
     assert decide_provisioning(order(school__uai="0751234J", provisioning=None), policy) == (
         "automatic"
     )

@@ -18,7 +18,7 @@ Every error and warning is located by file and line; ``suspicious`` findings hol
 for an operator (DESIGN §4 "Safety hold").
 """
 
-from services.directory_sync.onde.drop import read_drop, valid_uai
+from services.directory_sync.onde.drop import read_drop
 from services.directory_sync.onde.model import (
     DEFAULT_LIMITS,
     ChildRef,
@@ -46,5 +46,4 @@ __all__ = [
     "Pupil",
     "Teacher",
     "read_drop",
-    "valid_uai",
 ]

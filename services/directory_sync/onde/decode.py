@@ -30,8 +30,8 @@ _ENCODING_CHECKS = {
     "replacement": "replacement characters U+FFFD (data already lost)",
 }
 # Every suspicious sequence starts with one of these: a single scan of a character class
-# (5 ns a character) finds them all, where one regular expression per check, the mojibake
-# one an alternation, took ~0.4 ms a file.
+# finds them all, far cheaper than one regular expression per check (the mojibake one an
+# alternation).
 _SUSPECT_CHARACTER = re.compile("[ÂÃÅâ\x00\u0080-\u009f\ufffd]")
 
 

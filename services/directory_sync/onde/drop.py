@@ -24,18 +24,8 @@ from services.directory_sync.onde.pupils import parse_pupils
 from services.directory_sync.onde.recognise import LABELS, SPECS, recognise, refusal
 from services.directory_sync.onde.table import Table, read_table
 from services.directory_sync.onde.teachers import parse_teachers, unknown_classes
+from shared.contracts.common import valid_uai
 from shared.names import fold_name
-
-_UAI_LETTERS = "ABCDEFGHJKLMNPRSTUVWXYZ"
-
-
-def valid_uai(uai: str) -> bool:
-    return (
-        len(uai) == 8
-        and uai[:7].isdigit()
-        and uai[:7].isascii()
-        and _UAI_LETTERS[int(uai[:7]) % 23] == uai[7]
-    )
 
 
 @dataclass
