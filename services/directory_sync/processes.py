@@ -1,5 +1,5 @@
 """Worker processes that parse and compare drops, so that a replica uses more than one core
-(a school is ~10 ms of pure Python, and the GIL keeps threads on one core).
+(parsing and comparing a school is pure Python, and the GIL keeps threads on one core).
 
 Spawned, not forked: the parent runs an event loop and threads. Each child watches its
 parent: should the worker die without shutting them down (SIGKILL, the OOM killer), they

@@ -94,7 +94,8 @@ Money = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)]
 
 
 class Model(BaseModel):
-    """Nested value objects: strict about unknown shapes, frozen once read."""
+    """Nested value objects: each field validated, fields this version does not know
+    ignored (a newer sender may add some: a minor version), frozen once read."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
