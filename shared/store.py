@@ -1,10 +1,24 @@
 """What every worker's store does inside a message's transaction: inbox and outbox."""
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from shared.db import Connection
 from shared.envelope import Contract, Envelope
+
+
+class EventStore(Protocol):
+    """What the consume wrapper and every handler need of a store, whatever holds it:
+    the inbox claim and the outbox. A worker's own store protocol extends it; its Postgres
+    store and its in-memory fake (tests/fakes) both satisfy it."""
+
+    emitted: list[Envelope[Any]]
+
+    async def claim(self, message_id: str, topic: str) -> bool: ...
+
+    async def emit(self, event: Envelope[Contract]) -> None: ...
+
+    async def emit_all(self, events: Sequence[Envelope[Contract]]) -> None: ...
 
 
 class TransactionStore:

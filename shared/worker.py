@@ -32,10 +32,10 @@ from shared.metrics import Metrics
 from shared.ops import OpsServer
 from shared.runtime import Waker
 from shared.settings import CommonSettings
-from shared.store import TransactionStore
+from shared.store import EventStore
 
 log = get_logger(__name__)
-S = TypeVar("S", bound=TransactionStore)
+S = TypeVar("S", bound=EventStore)
 Loop = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 # How long a readiness or outage check waits for ``SELECT 1``, and for the broker to
 # cancel or restart the consumer.

@@ -6,8 +6,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from services.order_intake import domain
+from services.order_intake.ports import OrderStore, SchoolRow
 from services.order_intake.settings import OrderIntakeSettings
-from services.order_intake.store import OrderStore, SchoolRow
 from shared import topics
 from shared.contracts.common import Address, Reason
 from shared.contracts.orders import (

@@ -1,24 +1,18 @@
-"""Every SQL statement of order_intake."""
+"""Every SQL statement of order_intake: ``ports.OrderStore`` in Postgres."""
 
 import json
-from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
+from services.order_intake.ports import SchoolRow
 from shared.contracts.common import Reason
-from shared.contracts.orders import CreditNoteIssued, InvoiceIssued, Provisioning
+from shared.contracts.orders import CreditNoteIssued, InvoiceIssued
 from shared.store import TransactionStore
 
 
-@dataclass(frozen=True)
-class SchoolRow:
-    school_id: UUID
-    uai: str
-    name: str
-    provisioning: Provisioning
+class PostgresOrderStore(TransactionStore):
+    """``ports.OrderStore`` in Postgres."""
 
-
-class OrderStore(TransactionStore):
     async def order_fingerprint(self, order_id: str) -> str | None:
         found = await self.conn.fetchval(
             "SELECT fingerprint FROM orders WHERE order_id = $1", order_id

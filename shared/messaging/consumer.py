@@ -32,12 +32,12 @@ from shared.messaging.topology import Names
 from shared.metrics import Metrics
 from shared.retry import GiveUp, RetryPolicy
 from shared.settings import DEFAULT_MAX_MESSAGE_BYTES
-from shared.store import TransactionStore
+from shared.store import EventStore
 
 log = get_logger(__name__)
 
-S = TypeVar("S", bound=TransactionStore)
-S_contra = TypeVar("S_contra", bound=TransactionStore, contravariant=True)
+S = TypeVar("S", bound=EventStore)
+S_contra = TypeVar("S_contra", bound=EventStore, contravariant=True)
 ATTEMPT_HEADER = "x-one-attempt"
 TOPIC_HEADER = "x-one-topic"
 REASON_HEADER = "x-one-reason"

@@ -9,7 +9,7 @@ from aio_pika.abc import AbstractChannel
 
 from services.order_intake.bootstrap import build
 from services.order_intake.settings import OrderIntakeSettings
-from services.order_intake.store import OrderStore
+from services.order_intake.store import PostgresOrderStore
 from shared.worker import Worker
 from tests.conftest import Stack
 from tests.support.broker import EventSpy, publish_raw, wait_for_queue
@@ -180,7 +180,7 @@ async def test_a_rolled_back_credit_note_leaves_no_gap(stack, channel, spy):
         with pytest.raises(RuntimeError):
             async with conn.transaction():
                 await conn.execute("SET LOCAL search_path = order_intake")
-                assert await OrderStore(conn).next_credit_note_seq(2026) == 1
+                assert await PostgresOrderStore(conn).next_credit_note_seq(2026) == 1
                 raise RuntimeError("the cancellation fails after its number was taken")
     finally:
         await conn.close()

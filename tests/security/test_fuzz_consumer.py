@@ -36,7 +36,7 @@ from services.directory_sync.settings import DirectorySyncSettings
 from services.directory_sync.store import DirectoryStore
 from services.order_intake.handlers import routes as order_routes
 from services.order_intake.settings import OrderIntakeSettings
-from services.order_intake.store import OrderStore
+from services.order_intake.store import PostgresOrderStore
 from shared import topics
 from shared.contracts import CONTRACTS
 from shared.envelope import Envelope, RawEnvelope, schema_major
@@ -166,7 +166,7 @@ def _probes(feed_dir: Path) -> dict[str, Probe]:
     common = {"ops_port": 0, "nightly_enabled": False}
     return {
         topics.ORDER_INTAKE: _probe(
-            topics.ORDER_INTAKE, order_routes(OrderIntakeSettings(**common)), OrderStore
+            topics.ORDER_INTAKE, order_routes(OrderIntakeSettings(**common)), PostgresOrderStore
         ),
         topics.DIRECTORY_SYNC: _probe(
             topics.DIRECTORY_SYNC,
