@@ -5,10 +5,11 @@ from pathlib import Path
 
 from services.directory_sync.handlers import routes
 from services.directory_sync.metrics import FeedGauges, refresher
+from services.directory_sync.ports import DirectoryStore
 from services.directory_sync.processes import run_processes
 from services.directory_sync.runs import NightlyScheduler, RunLoop
 from services.directory_sync.settings import DirectorySyncSettings
-from services.directory_sync.store import DirectoryStore, RunQueries
+from services.directory_sync.store import PostgresDirectoryStore, RunQueries
 from shared import topics
 from shared.runtime import Clock, utc_now
 from shared.worker import Context, Wiring, Worker
@@ -37,7 +38,7 @@ def build(settings: DirectorySyncSettings | None = None, *, clock: Clock = utc_n
         gauges = FeedGauges(context.metrics.registry, topics.DIRECTORY_SYNC)
         return Wiring(
             routes=routes(settings),
-            store=DirectoryStore,
+            store=PostgresDirectoryStore,
             loops=[runs.run, nightly.run],
             after_commit=[runs.waker.wake],
             closers=[close_processes],

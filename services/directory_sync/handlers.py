@@ -7,8 +7,8 @@ from typing import Any
 
 from services.directory_sync import domain, revert
 from services.directory_sync.domain import PERSONS, StoredSnapshot
+from services.directory_sync.ports import DirectoryStore, HeldRun, QueuedRun
 from services.directory_sync.settings import DirectorySyncSettings
-from services.directory_sync.store import DirectoryStore, HeldRun, QueuedRun
 from shared import topics
 from shared.commands import reject_command
 from shared.contracts.common import Reason

@@ -15,8 +15,9 @@ from uuid import UUID
 
 from services.directory_sync import domain
 from services.directory_sync.feed_folder import read_folder
+from services.directory_sync.ports import QueuedRun
 from services.directory_sync.settings import DirectorySyncSettings
-from services.directory_sync.store import QueuedRun, RunQueries
+from services.directory_sync.store import RunQueries
 from shared.contracts.directory import (
     DirectorySyncHeld,
     DirectorySyncReported,

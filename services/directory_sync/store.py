@@ -17,10 +17,9 @@ from services.directory_sync.domain import (
     PERSONS,
     RunResult,
     SnapshotHead,
-    SnapshotPerson,
     StoredSnapshot,
-    Trigger,
 )
+from services.directory_sync.ports import HeldRun, QueuedRun, Registration
 from services.directory_sync.revert import RunToUndo, Snapshots
 from shared.contracts.directory import DirectorySynced, FeedClass, SyncCounts
 from shared.db import Connection
@@ -30,50 +29,15 @@ from shared.store import TransactionStore
 _CHUNKS = TypeAdapter(list[DirectorySynced])
 
 
-@dataclass(frozen=True)
-class Registration:
-    school_id: UUID
-    uai: str
-    academie: str | None
-
-
-@dataclass(frozen=True)
-class QueuedRun:
-    run_id: UUID
-    school_id: UUID
-    uai: str
-    trigger: Trigger
-    dry_run: bool
-    correlationid: str
-    causationid: str | None = None
-    request_id: str | None = None
-    requested_by: str | None = None
-    attempts: int = 0
-
-
-@dataclass(frozen=True)
-class HeldRun:
-    """A run as an approval finds it, with what it would apply when held."""
-
-    run_id: UUID
-    school_id: UUID
-    uai: str
-    status: str | None
-    base_version: int | None
-    digest: str | None
-    counts: SyncCounts
-    persons: list[SnapshotPerson]
-    classes: list[FeedClass]
-    chunks: list[DirectorySynced]
-
-
 _RUN_COLUMNS = (
     "run_id, school_id, uai, trigger, dry_run, correlationid, causationid, request_id,"
     " requested_by, attempts"
 )
 
 
-class DirectoryStore(TransactionStore):
+class PostgresDirectoryStore(TransactionStore):
+    """``ports.DirectoryStore`` in Postgres."""
+
     async def register_school(
         self, school_id: UUID, *, uai: str, name: str, academie: str | None, order_id: str
     ) -> bool:

@@ -3,19 +3,29 @@ calls give the same results, so that what the unit tier proves on the fakes hold
 
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from services.directory_sync.bootstrap import build as build_directory_sync
+from services.directory_sync.domain import PERSONS, SnapshotPerson
+from services.directory_sync.ports import DirectoryStore, HeldRun, QueuedRun
+from services.directory_sync.settings import DirectorySyncSettings
+from services.directory_sync.store import PostgresDirectoryStore
 from services.order_intake.bootstrap import build as build_order_intake
 from services.order_intake.ports import OrderStore, SchoolRow
 from services.order_intake.settings import OrderIntakeSettings
 from services.order_intake.store import PostgresOrderStore
 from shared import topics
 from shared.contracts.common import Reason
+from shared.contracts.directory import FeedClass, SyncCounts
 from shared.contracts.orders import CreditNoteIssued, InvoiceIssued
 from shared.worker import Worker
 from tests.conftest import Stack
+from tests.fakes.directory_sync import FakeDirectoryStore
 from tests.fakes.order_intake import FakeOrderStore, OrderIntake
 from tests.support.orders import order_data
 
@@ -113,3 +123,73 @@ async def test_the_fake_order_store_refuses_what_postgres_refuses(order_intake: 
     documents = await billing_documents()
     fake = await duplicate_refusals(FakeOrderStore(), documents)
     assert fake == await on_postgres(order_intake, duplicate_refusals, documents) == [True]
+
+
+@pytest.fixture
+async def directory_sync(stack: Stack, tmp_path: Path) -> AsyncIterator[Worker]:
+    running = build_directory_sync(
+        stack.settings(DirectorySyncSettings, feed_dir=tmp_path, run_processes=0)
+    )
+    await running.start()
+    yield running
+    await running.stop()
+
+
+UAI = "0740001Z"
+
+
+async def directory_script(store: DirectoryStore, ids: list[uuid.UUID]) -> list[Any]:
+    """Every method of ``ports.DirectoryStore``, and what each returns."""
+    school_id, first, second = ids[:3]
+    lea = SnapshotPerson(
+        feed_id=ids[3], profile="student", first_name="Léa", last_name="MARTIN",
+        birth_date=date(2018, 3, 1), classes=["CP"],
+    )  # fmt: skip
+    persons, classes = PERSONS.dump_json([lea]).decode(), [FeedClass(name="CP")]
+    seen: list[Any] = [await store.school_by_uai(UAI)]
+    register = store.register_school
+    seen.append(await register(school_id, uai=UAI, name="École", academie="A", order_id="o"))
+    seen.append(await register(school_id, uai=UAI, name="École", academie="A", order_id="o"))
+    seen.append(await register(ids[4], uai=UAI, name="Autre", academie=None, order_id="p"))
+    seen.append(await store.school_by_uai(UAI))
+    await store.queue_run(QueuedRun(first, school_id, UAI, "nightly", False, "c", attempts=3))
+    seen += [await store.run_school(first), await store.run_school(ids[5])]
+    seen += [await store.lock_school(school_id), await store.snapshots(school_id)]
+    seen += [await store.run_to_undo(first), await store.held_run(first)]
+    await store.replace_snapshot(
+        school_id, version=1, digest="d1", run_id=first, persons_json=persons,
+        persons_count=1, classes=classes,
+    )  # fmt: skip
+    seen += [await store.lock_school(school_id), await store.snapshots(school_id)]
+    reverting = QueuedRun(second, school_id, UAI, "revert", False, "c", "e", "r", "ops")
+    await store.record_revert(
+        reverting, undone=first, base_version=1, digest="d1", counts=SyncCounts(left=1)
+    )
+    await store.replace_snapshot(
+        school_id, version=2, digest="d1", run_id=second, persons_json="[]",
+        persons_count=0, classes=[],
+    )  # fmt: skip
+    seen += [await store.run_to_undo(second), await store.snapshots(school_id)]
+    held = HeldRun(second, school_id, UAI, "held", 2, "d3", SyncCounts(), [lea], classes, [])
+    await store.approve(held, approved_by="Mme Dupont", request_id="r2", version=2)
+    seen += [await store.held_run(second), await store.snapshots(school_id)]
+    seen += [await store.claim("m-1", "x"), await store.claim("m-1", "x")]
+    # Last: in Postgres a refused statement ends the transaction.
+    queued = replace(held, run_id=first)  # a run not done has no status
+    approve = store.approve
+    seen.append(await refuses(lambda: approve(queued, approved_by="x", request_id="r", version=3)))
+    return seen
+
+
+async def test_the_fake_directory_store_answers_as_postgres_does(directory_sync: Worker) -> None:
+    ids = [uuid.uuid4() for _ in range(6)]
+    fake = await directory_script(FakeDirectoryStore(), ids)
+    async with directory_sync.context.pool.acquire() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            real = await directory_script(PostgresDirectoryStore(conn), ids)
+        finally:
+            await transaction.rollback()
+    assert fake == real
+    assert fake[-3:] == [True, False, True]  # the script reached its end on both

@@ -26,14 +26,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from services.account_manager.feed_store import FeedStore
+from services.account_manager.feed_store import PostgresFeedStore
 from services.account_manager.handlers import routes as account_routes
 from services.account_manager.settings import AccountManagerSettings
 from services.credential_dispatch.handlers import routes as dispatch_routes
 from services.credential_dispatch.store import DispatchStore
 from services.directory_sync.handlers import routes as directory_routes
 from services.directory_sync.settings import DirectorySyncSettings
-from services.directory_sync.store import DirectoryStore
+from services.directory_sync.store import PostgresDirectoryStore
 from services.order_intake.handlers import routes as order_routes
 from services.order_intake.settings import OrderIntakeSettings
 from services.order_intake.store import PostgresOrderStore
@@ -171,10 +171,12 @@ def _probes(feed_dir: Path) -> dict[str, Probe]:
         topics.DIRECTORY_SYNC: _probe(
             topics.DIRECTORY_SYNC,
             directory_routes(DirectorySyncSettings(**common, feed_dir=str(feed_dir))),
-            DirectoryStore,
+            PostgresDirectoryStore,
         ),
         topics.ACCOUNT_MANAGER: _probe(
-            topics.ACCOUNT_MANAGER, account_routes(AccountManagerSettings(**common)), FeedStore
+            topics.ACCOUNT_MANAGER,
+            account_routes(AccountManagerSettings(**common)),
+            PostgresFeedStore,
         ),
         topics.CREDENTIAL_DISPATCH: _probe(
             topics.CREDENTIAL_DISPATCH, dispatch_routes(), DispatchStore

@@ -9,12 +9,12 @@ from uuid import UUID, uuid4
 import pytest
 
 from services.credential_dispatch.delivery import DeliveryLoop
+from services.credential_dispatch.model import Delivery
 from services.credential_dispatch.settings import CredentialDispatchSettings
-from services.credential_dispatch.store import Delivery
 from services.directory_sync import domain
+from services.directory_sync.ports import QueuedRun
 from services.directory_sync.runs import RunLoop
 from services.directory_sync.settings import DirectorySyncSettings
-from services.directory_sync.store import QueuedRun
 from shared.errors import Failure, PermanentError, TransientError
 from shared.retry import GiveUp, Retry, RetryPolicy
 from shared.runtime import Waker
