@@ -1,7 +1,8 @@
-"""order_intake's pure rules: eligibility for the ONDE feed, fingerprints, invoice amounts.
+"""order_intake's pure rules: eligibility for the ONDE feed, fingerprints, invoice amounts,
+and what an order or a cancellation decides given what the store already holds.
 
-Nothing here does I/O or awaits; the handlers feed it validated orders and store what it
-returns.
+Nothing here does I/O or awaits; the handlers load what a message needs, ask here, and
+save what it returns (the events it makes are built in ``events``).
 """
 
 import hashlib
@@ -12,15 +13,14 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from types import MappingProxyType
 from typing import Any
+from uuid import UUID
 
 from pydantic_core import to_jsonable_python
 
 from shared.contracts.common import Reason
 from shared.contracts.orders import (
-    CreditNoteIssued,
     InvoiceIssued,
     InvoiceLine,
-    OrderCancelled,
     OrderLine,
     OrderReceived,
     Provisioning,
@@ -221,28 +221,77 @@ def compute_totals(lines: Sequence[OrderLine]) -> InvoiceTotals:
         )
 
 
-def credit_note(
-    invoice: InvoiceIssued, number: str, cancel: OrderCancelled, now: datetime
-) -> CreditNoteIssued:
-    """The credit note cancelling the whole of ``invoice``: its parties, lines, VAT and
-    totals as they were invoiced."""
-    return CreditNoteIssued(
-        credit_note_number=number,
-        invoice_number=invoice.invoice_number,
-        invoice_issued_at=invoice.issued_at,
-        order_id=invoice.order_id,
-        order_reference=invoice.order_reference,
-        school_id=invoice.school_id,
-        school_name=invoice.school_name,
-        uai=invoice.uai,
-        issued_at=now,
-        reason=cancel.reason,
-        service_code=invoice.service_code,
-        seller=invoice.seller,
-        billing=invoice.billing,
-        lines=invoice.lines,
-        vat=invoice.vat,
-        total_excl_tax=invoice.total_excl_tax,
-        total_vat=invoice.total_vat,
-        total_incl_tax=invoice.total_incl_tax,
-    )
+@dataclass(frozen=True)
+class SchoolRow:
+    school_id: UUID
+    uai: str
+    name: str
+    provisioning: Provisioning
+
+
+@dataclass(frozen=True)
+class AlreadyApplied:
+    """The same message content was applied before: acknowledged without effect."""
+
+
+@dataclass(frozen=True)
+class Refused:
+    reasons: list[Reason]
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """An order to record and invoice; ``opened``: it opens the school's space (a UAI
+    already known is a renewal, invoiced without opening it again)."""
+
+    school: SchoolRow
+    opened: bool
+    department: str
+    academie: str | None
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """A cancellation to answer with a credit note for the whole of ``invoice``."""
+
+    invoice: InvoiceIssued
+
+
+def decide_order(
+    order: OrderReceived,
+    *,
+    fingerprint: str,
+    known_fingerprint: str | None,
+    known_school: SchoolRow | None,
+    coverage: FeedCoverage,
+    new_school_id: UUID,
+) -> AlreadyApplied | Refused | Accepted:
+    if known_fingerprint == fingerprint:
+        return AlreadyApplied()
+    if known_fingerprint is not None:
+        message = (
+            f"order {order.order_id} was already received with other content; "
+            "send a new order id for a new order"
+        )
+        return Refused([Reason(field="order_id", message=message)])
+    provisioning = decide_provisioning(order, coverage)
+    if isinstance(provisioning, list):
+        return Refused(provisioning)
+    department = department_of(order.school.uai)
+    academie = coverage.academie_of(department)
+    if known_school is not None:
+        return Accepted(known_school, opened=False, department=department, academie=academie)
+    school = SchoolRow(new_school_id, order.school.uai, order.school.name, provisioning)
+    return Accepted(school, opened=True, department=department, academie=academie)
+
+
+def decide_cancellation(
+    order_id: str, *, invoice: InvoiceIssued | None, credit_note: str | None
+) -> AlreadyApplied | Refused | Cancel:
+    """A credit note once per order: a second cancellation is acknowledged without
+    effect, one of an order unknown here refused."""
+    if invoice is None:
+        return Refused([Reason(field="order_id", message=f"order {order_id} is not known here")])
+    if credit_note is not None:
+        return AlreadyApplied()
+    return Cancel(invoice)

@@ -4,22 +4,14 @@
 one that records state, so that the handlers run without Postgres in the unit tier.
 """
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
+from services.order_intake.domain import SchoolRow
 from shared.contracts.common import Reason
-from shared.contracts.orders import CreditNoteIssued, InvoiceIssued, Provisioning
+from shared.contracts.orders import CreditNoteIssued, InvoiceIssued
 from shared.store import EventStore
-
-
-@dataclass(frozen=True)
-class SchoolRow:
-    school_id: UUID
-    uai: str
-    name: str
-    provisioning: Provisioning
 
 
 class OrderStore(EventStore, Protocol):

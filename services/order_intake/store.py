@@ -4,7 +4,7 @@ import json
 from datetime import datetime
 from uuid import UUID
 
-from services.order_intake.ports import SchoolRow
+from services.order_intake.domain import SchoolRow
 from shared.contracts.common import Reason
 from shared.contracts.orders import CreditNoteIssued, InvoiceIssued
 from shared.store import TransactionStore

@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from services.order_intake.domain import SchoolRow
 from services.order_intake.handlers import routes
-from services.order_intake.ports import OrderStore, SchoolRow
+from services.order_intake.ports import OrderStore
 from services.order_intake.settings import OrderIntakeSettings
 from shared import topics
 from shared.contracts.common import Reason

@@ -16,7 +16,8 @@ from services.directory_sync.ports import DirectoryStore, HeldRun, QueuedRun
 from services.directory_sync.settings import DirectorySyncSettings
 from services.directory_sync.store import PostgresDirectoryStore
 from services.order_intake.bootstrap import build as build_order_intake
-from services.order_intake.ports import OrderStore, SchoolRow
+from services.order_intake.domain import SchoolRow
+from services.order_intake.ports import OrderStore
 from services.order_intake.settings import OrderIntakeSettings
 from services.order_intake.store import PostgresOrderStore
 from shared import topics

@@ -71,6 +71,15 @@ async def test_an_invalid_order_is_rejected_field_by_field(worker: OrderIntake):
     assert worker.store.orders == {}
 
 
+async def test_automatic_provisioning_outside_the_fed_departments_is_rejected(
+    worker: OrderIntake,
+):
+    await worker.take(order_data("BC-1", department="075", provisioning="automatic"))
+    [rejected] = worker.data_of(topics.ORDER_REJECTED)
+    assert [r.field for r in rejected.reasons] == ["provisioning"]
+    assert worker.store.schools == {} and worker.store.counters == {}
+
+
 async def test_a_cancellation_issues_one_credit_note(worker: OrderIntake):
     await worker.take(order_data("BC-1"))
     await worker.take(cancellation("BC-1"), topics.ORDER_CANCELLED)
