@@ -5,8 +5,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from services.directory_sync import domain, revert
-from services.directory_sync.domain import PERSONS, StoredSnapshot
+from services.directory_sync import domain, events, revert
+from services.directory_sync.domain import PERSONS
 from services.directory_sync.ports import DirectoryStore, HeldRun, QueuedRun
 from services.directory_sync.settings import DirectorySyncSettings
 from shared import topics
@@ -14,7 +14,6 @@ from shared.commands import reject_command
 from shared.contracts.common import Reason
 from shared.contracts.directory import (
     DirectorySyncApproveRequested,
-    DirectorySyncReported,
     DirectorySyncRequested,
     DirectorySyncRevertRequested,
 )
@@ -108,19 +107,10 @@ async def handle_approve_requested(
     await store.approve(
         held, approved_by=command.approved_by, request_id=command.request_id, version=version
     )
-    for chunk in held.chunks:
-        await store.emit(follow(event, chunk, source=domain.SOURCE))
-    reported = DirectorySyncReported(
-        uai=held.uai,
-        school_id=held.school_id,
-        run_id=held.run_id,
-        request_id=command.request_id,
-        trigger="approval",
-        approved_by=command.approved_by,
-        status="applied",
-        counts=held.counts,
+    reported = events.approval_reported(held, command)
+    await store.emit_all(
+        [follow(event, data, source=domain.SOURCE) for data in [*held.chunks, reported]]
     )
-    await store.emit(follow(event, reported, source=domain.SOURCE))
     log.info("held_run_approved", uai=held.uai, run_id=str(held.run_id))
 
 
@@ -145,14 +135,7 @@ async def handle_revert_requested(
         await reject_request(event, [reason], store=store)
         return
     assert school_id is not None and snapshots is not None and run is not None
-    current = StoredSnapshot(version, snapshots.digest, snapshots.persons, snapshots.classes)
-    previous = StoredSnapshot(
-        snapshots.previous_version or 0,
-        None,
-        snapshots.previous_persons or "[]",
-        snapshots.previous_classes or "[]",
-    ).parsed()
-    changes = revert.undo(current.parsed(), previous)
+    planned = revert.plan(snapshots, version)
     reverting = QueuedRun(
         run_id=new_id(),
         school_id=school_id,
@@ -164,39 +147,29 @@ async def handle_revert_requested(
         request_id=command.request_id,
         requested_by=command.requested_by,
     )
+    counts = planned.changes.counts
     await store.record_revert(
-        reverting,
-        undone=run.run_id,
-        base_version=version,
-        digest=snapshots.digest,
-        counts=changes.counts,
+        reverting, undone=run.run_id, base_version=version, digest=snapshots.digest, counts=counts
     )
+    persons = list(planned.previous.persons)
     await store.replace_snapshot(
         school_id,
         version=version + 1,
         digest=snapshots.digest,
         run_id=reverting.run_id,
-        persons_json=PERSONS.dump_json(list(previous.persons)).decode(),
-        persons_count=len(previous.persons),
-        classes=previous.classes,
+        persons_json=PERSONS.dump_json(persons).decode(),
+        persons_count=len(persons),
+        classes=planned.previous.classes,
     )
     made = domain.chunks(
-        changes,
+        planned.changes,
         run_id=reverting.run_id,
         school_id=school_id,
         uai=run.uai,
         version=version + 1,
         size=chunk_size,
     )
-    reported = DirectorySyncReported(
-        uai=run.uai,
-        school_id=school_id,
-        run_id=reverting.run_id,
-        request_id=command.request_id,
-        trigger="revert",
-        status="applied",
-        counts=changes.counts,
-    )
+    reported = events.revert_reported(reverting, command, counts)
     await store.emit_all([follow(event, data, source=domain.SOURCE) for data in [*made, reported]])
     log.info("run_reverted", uai=run.uai, run_id=str(run.run_id), by=command.requested_by)
 

@@ -11,7 +11,7 @@ undone: its snapshot is the one the run made, and the one before it is kept.
 from dataclasses import dataclass
 from uuid import UUID
 
-from services.directory_sync.domain import Diff, Snapshot, SnapshotPerson
+from services.directory_sync.domain import Diff, Snapshot, SnapshotPerson, StoredSnapshot
 from shared.contracts.common import Reason
 from shared.contracts.directory import DirectorySyncRevertRequested
 
@@ -95,3 +95,21 @@ def undo(current: Snapshot, previous: Snapshot) -> Diff:
         classes_changed=current.classes != previous.classes,
         warnings=(),
     )
+
+
+@dataclass(frozen=True)
+class RevertPlan:
+    previous: Snapshot  # what the school becomes again
+    changes: Diff  # from the current snapshot to it, person by person
+
+
+def plan(snapshots: Snapshots, version: int) -> RevertPlan:
+    """What undoing the school's last applied run changes (``refusal`` said it can)."""
+    current = StoredSnapshot(version, snapshots.digest, snapshots.persons, snapshots.classes)
+    previous = StoredSnapshot(
+        snapshots.previous_version or 0,
+        None,
+        snapshots.previous_persons or "[]",
+        snapshots.previous_classes or "[]",
+    ).parsed()
+    return RevertPlan(previous, undo(current.parsed(), previous))

@@ -13,14 +13,12 @@ from concurrent.futures import Executor
 from datetime import timedelta
 from uuid import UUID
 
-from services.directory_sync import domain
+from services.directory_sync import domain, events
 from services.directory_sync.feed_folder import read_folder
 from services.directory_sync.ports import QueuedRun
 from services.directory_sync.settings import DirectorySyncSettings
 from services.directory_sync.store import RunQueries
 from shared.contracts.directory import (
-    DirectorySyncHeld,
-    DirectorySyncReported,
     Finding,
     SyncCounts,
 )
@@ -143,38 +141,7 @@ class RunLoop:
                 causationid=run.causationid,
             )
 
-        events = [event(chunk) for chunk in result.payloads()] if result.status == "applied" else []
-        if result.status == "held":
-            events.append(
-                event(
-                    DirectorySyncHeld(
-                        uai=run.uai,
-                        school_id=run.school_id,
-                        run_id=run.run_id,
-                        request_id=run.request_id,
-                        reasons=list(result.hold_reasons),
-                        counts=result.counts,
-                    )
-                )
-            )
-        events.append(
-            event(
-                DirectorySyncReported(
-                    uai=run.uai,
-                    school_id=run.school_id,
-                    run_id=run.run_id,
-                    request_id=run.request_id,
-                    dry_run=run.dry_run,
-                    trigger=run.trigger,
-                    status=result.status,
-                    counts=result.counts,
-                    errors=list(result.errors),
-                    warnings=list(result.warnings),
-                    turnover=result.turnover,
-                )
-            )
-        )
-        return events
+        return [event(data) for data in events.run_finished(run, result)]
 
     async def _failed(self, run: QueuedRun, exc: Exception) -> None:
         """Tried again later with backoff; after the last attempt, reported as rejected."""
