@@ -15,10 +15,8 @@ from services.directory_sync.domain import PERSONS, SnapshotPerson
 from services.directory_sync.ports import DirectoryStore, HeldRun, QueuedRun
 from services.directory_sync.settings import DirectorySyncSettings
 from services.directory_sync.store import PostgresDirectoryStore
-from services.order_intake.bootstrap import build as build_order_intake
 from services.order_intake.domain import SchoolRow
 from services.order_intake.ports import OrderStore
-from services.order_intake.settings import OrderIntakeSettings
 from services.order_intake.store import PostgresOrderStore
 from shared import topics
 from shared.contracts.common import Reason
@@ -29,14 +27,6 @@ from tests.conftest import Stack
 from tests.fakes.directory_sync import FakeDirectoryStore
 from tests.fakes.order_intake import FakeOrderStore, OrderIntake
 from tests.support.orders import order_data
-
-
-@pytest.fixture
-async def order_intake(stack: Stack) -> AsyncIterator[Worker]:
-    running = build_order_intake(stack.settings(OrderIntakeSettings))
-    await running.start()
-    yield running
-    await running.stop()
 
 
 async def billing_documents() -> tuple[InvoiceIssued, CreditNoteIssued]:
