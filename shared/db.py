@@ -16,6 +16,8 @@ log = get_logger(__name__)
 # What a pool hands out, or a connection of its own: the stores accept either.
 Connection: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
 BACKBONE_MIGRATIONS = Path(__file__).parent / "migrations"
+# The group role of those who read the pipeline (onectl), and only its ``_ops`` views.
+OPS_ROLE = "one_ops"
 
 
 @dataclass(frozen=True)
@@ -53,50 +55,81 @@ def _with_database(url: str, database: str) -> str:
     return urlunsplit(parts._replace(path=f"/{database}"))
 
 
+def ops_schema(schema: str) -> str:
+    """Where a worker's schema shows operators what they read: read-only, versioned views."""
+    return f"{schema}_ops"
+
+
 def quote_ident(name: str) -> str:
     """``name`` as a SQL identifier, quoted."""
     return '"' + name.replace('"', '""') + '"'
 
 
 async def provision(admin_url: str, db: Database) -> None:
-    """Create the database, the worker's role and its schema when missing.
+    """Create the database, the worker's role and its schema when missing, and what onectl
+    reads it through: the group role ``one_ops`` and the worker's ``<schema>_ops`` schema
+    of read-only views (its migrations make the views).
 
     Safe when several replicas start together: creation races are absorbed, and the
     role/schema part runs under an advisory lock.
     """
-    admin = await asyncpg.connect(admin_url)
-    try:
-        exists = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", db.name)
-        if not exists:
-            with contextlib.suppress(*_ALREADY_THERE):  # another replica created it first
-                await admin.execute(f"CREATE DATABASE {quote_ident(db.name)}")
-    finally:
-        await admin.close()
-
+    await _create_database(admin_url, db.name)
     conn = await asyncpg.connect(_with_database(admin_url, db.name))
     try:
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key("one:provision"))
-            role = quote_ident(db.role)
-            if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", db.role):
-                try:
-                    async with conn.transaction():
-                        await conn.execute(f"CREATE ROLE {role} LOGIN")
-                except _ALREADY_THERE:
-                    pass  # roles are cluster-wide: a replica in another database won
+            await _create_role(conn, db.role, "LOGIN")
             if db.password:
+                role = quote_ident(db.role)
                 await conn.execute(f"ALTER ROLE {role} PASSWORD {_literal(db.password)}")
-            await conn.execute(
-                f"CREATE SCHEMA IF NOT EXISTS {quote_ident(db.schema)} AUTHORIZATION {role}"
-            )
-            await conn.execute(f"REVOKE ALL ON SCHEMA {quote_ident(db.schema)} FROM PUBLIC")
-            # As deploy/postgres/init.sql: no role but the workers' connects (PUBLIC's
-            # default CONNECT and TEMP would let any login role of the cluster in).
-            await conn.execute(f"REVOKE ALL ON DATABASE {quote_ident(db.name)} FROM PUBLIC")
-            await conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
-            await conn.execute(f"GRANT CONNECT ON DATABASE {quote_ident(db.name)} TO {role}")
+            await _own_schema(conn, db)
+            await _ops_schema(conn, db)
     finally:
         await conn.close()
+
+
+async def _create_database(admin_url: str, name: str) -> None:
+    admin = await asyncpg.connect(admin_url)
+    try:
+        if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            with contextlib.suppress(*_ALREADY_THERE):  # another replica created it first
+                await admin.execute(f"CREATE DATABASE {quote_ident(name)}")
+    finally:
+        await admin.close()
+
+
+async def _create_role(conn: "asyncpg.Connection[Any]", name: str, options: str) -> None:
+    if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", name):
+        return
+    try:
+        async with conn.transaction():
+            await conn.execute(f"CREATE ROLE {quote_ident(name)} {options}")
+    except _ALREADY_THERE:
+        pass  # roles are cluster-wide: a replica in another database won
+
+
+async def _own_schema(conn: "asyncpg.Connection[Any]", db: Database) -> None:
+    role, schema = quote_ident(db.role), quote_ident(db.schema)
+    await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {role}")
+    await conn.execute(f"REVOKE ALL ON SCHEMA {schema} FROM PUBLIC")
+    # As deploy/postgres/init.sql: no role but the workers' connects (PUBLIC's
+    # default CONNECT and TEMP would let any login role of the cluster in).
+    await conn.execute(f"REVOKE ALL ON DATABASE {quote_ident(db.name)} FROM PUBLIC")
+    await conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    await conn.execute(f"GRANT CONNECT ON DATABASE {quote_ident(db.name)} TO {role}")
+
+
+async def _ops_schema(conn: "asyncpg.Connection[Any]", db: Database) -> None:
+    """``one_ops`` (no login: operators log in as themselves, members of it) may connect
+    and read the ``_ops`` views, nothing else. The worker's role owns the schema, since it
+    may not create one, and its migrations make the views and grant them. Views already
+    there are granted again, for a one_ops made after they were."""
+    role, ops = quote_ident(db.role), quote_ident(ops_schema(db.schema))
+    await _create_role(conn, OPS_ROLE, "NOLOGIN")
+    await conn.execute(f"GRANT CONNECT ON DATABASE {quote_ident(db.name)} TO {OPS_ROLE}")
+    await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {ops} AUTHORIZATION {role}")
+    await conn.execute(f"GRANT USAGE ON SCHEMA {ops} TO {OPS_ROLE}")
+    await conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {ops} TO {OPS_ROLE}")
 
 
 def _literal(text: str) -> str:

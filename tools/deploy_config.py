@@ -9,7 +9,9 @@
   ``order.received`` only) and ``one_integration`` for the upstream systems (may read
   the integration feed only).
 - ``deploy/postgres/init.sql``: one login role ``one_<worker>`` and one schema per worker,
-  nothing for PUBLIC, passwords taken from the container's environment.
+  nothing for PUBLIC, passwords taken from the container's environment; the group role
+  ``one_ops`` (onectl's readers) and, per worker, the ``<worker>_ops`` schema it may read,
+  owned by the worker, whose migrations put read-only views in it.
 
     python -m tools.deploy_config            # rewrite both files (dev passwords)
     python -m tools.deploy_config --check    # exit 1 when they differ from what the code says
@@ -56,6 +58,7 @@ from typing import Any
 import aio_pika
 
 from shared import topics
+from shared.db import OPS_ROLE, ops_schema
 from shared.messaging import topology
 from shared.messaging.consumer import QueueConsumer
 from shared.messaging.publisher import Outgoing, open_publisher
@@ -493,20 +496,42 @@ def init_sql() -> str:
         "",
         f"REVOKE ALL ON DATABASE {db} FROM PUBLIC;",
         "REVOKE CREATE ON SCHEMA public FROM PUBLIC;",
+        *_ops_role_sql(db),
     ]
     for worker in topics.WORKERS:
-        role, schema, var = _ident(db_role(worker)), _ident(worker), f"{worker}_password"
-        lines += [
-            "",
-            f"-- {worker}",
-            f"\\getenv {var} {db_secret_var(worker)}",
-            f"CREATE ROLE {role} LOGIN PASSWORD :'{var}';",
-            f"GRANT CONNECT ON DATABASE {db} TO {role};",
-            f"CREATE SCHEMA {schema} AUTHORIZATION {role};",
-            f"REVOKE ALL ON SCHEMA {schema} FROM PUBLIC;",
-            f"ALTER ROLE {role} SET search_path = {schema};",
-        ]
+        lines += ["", *_worker_sql(db, worker)]
     return "\n".join(lines) + "\n"
+
+
+def _ops_role_sql(db: str) -> list[str]:
+    ops = _ident(OPS_ROLE)
+    return [
+        "",
+        "-- onectl's readers. No login of its own: each operator logs in as themselves, a",
+        "-- member of it (their name in the server's log and pg_stat_activity, no shared",
+        "-- password to change when one leaves):",
+        f"--   CREATE ROLE alice LOGIN PASSWORD '...' IN ROLE {ops};",
+        "-- It may read the <worker>_ops views (the workers' migrations grant them), and no",
+        "-- worker's own schema.",
+        f"CREATE ROLE {ops} NOLOGIN;",
+        f"GRANT CONNECT ON DATABASE {db} TO {ops};",
+    ]
+
+
+def _worker_sql(db: str, worker: str) -> list[str]:
+    role, schema, var = _ident(db_role(worker)), _ident(worker), f"{worker}_password"
+    ops_views = _ident(ops_schema(worker))
+    return [
+        f"-- {worker}",
+        f"\\getenv {var} {db_secret_var(worker)}",
+        f"CREATE ROLE {role} LOGIN PASSWORD :'{var}';",
+        f"GRANT CONNECT ON DATABASE {db} TO {role};",
+        f"CREATE SCHEMA {schema} AUTHORIZATION {role};",
+        f"REVOKE ALL ON SCHEMA {schema} FROM PUBLIC;",
+        f"ALTER ROLE {role} SET search_path = {schema};",
+        f"CREATE SCHEMA {ops_views} AUTHORIZATION {role};",
+        f"GRANT USAGE ON SCHEMA {ops_views} TO {_ident(OPS_ROLE)};",
+    ]
 
 
 # --- command line -------------------------------------------------------------------------

@@ -9,6 +9,15 @@
 REVOKE ALL ON DATABASE one FROM PUBLIC;
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 
+-- onectl's readers. No login of its own: each operator logs in as themselves, a
+-- member of it (their name in the server's log and pg_stat_activity, no shared
+-- password to change when one leaves):
+--   CREATE ROLE alice LOGIN PASSWORD '...' IN ROLE one_ops;
+-- It may read the <worker>_ops views (the workers' migrations grant them), and no
+-- worker's own schema.
+CREATE ROLE one_ops NOLOGIN;
+GRANT CONNECT ON DATABASE one TO one_ops;
+
 -- order_intake
 \getenv order_intake_password ORDER_INTAKE_DB_PASSWORD
 CREATE ROLE one_order_intake LOGIN PASSWORD :'order_intake_password';
@@ -16,6 +25,8 @@ GRANT CONNECT ON DATABASE one TO one_order_intake;
 CREATE SCHEMA order_intake AUTHORIZATION one_order_intake;
 REVOKE ALL ON SCHEMA order_intake FROM PUBLIC;
 ALTER ROLE one_order_intake SET search_path = order_intake;
+CREATE SCHEMA order_intake_ops AUTHORIZATION one_order_intake;
+GRANT USAGE ON SCHEMA order_intake_ops TO one_ops;
 
 -- directory_sync
 \getenv directory_sync_password DIRECTORY_SYNC_DB_PASSWORD
@@ -24,6 +35,8 @@ GRANT CONNECT ON DATABASE one TO one_directory_sync;
 CREATE SCHEMA directory_sync AUTHORIZATION one_directory_sync;
 REVOKE ALL ON SCHEMA directory_sync FROM PUBLIC;
 ALTER ROLE one_directory_sync SET search_path = directory_sync;
+CREATE SCHEMA directory_sync_ops AUTHORIZATION one_directory_sync;
+GRANT USAGE ON SCHEMA directory_sync_ops TO one_ops;
 
 -- account_manager
 \getenv account_manager_password ACCOUNT_MANAGER_DB_PASSWORD
@@ -32,6 +45,8 @@ GRANT CONNECT ON DATABASE one TO one_account_manager;
 CREATE SCHEMA account_manager AUTHORIZATION one_account_manager;
 REVOKE ALL ON SCHEMA account_manager FROM PUBLIC;
 ALTER ROLE one_account_manager SET search_path = account_manager;
+CREATE SCHEMA account_manager_ops AUTHORIZATION one_account_manager;
+GRANT USAGE ON SCHEMA account_manager_ops TO one_ops;
 
 -- credential_dispatch
 \getenv credential_dispatch_password CREDENTIAL_DISPATCH_DB_PASSWORD
@@ -40,3 +55,5 @@ GRANT CONNECT ON DATABASE one TO one_credential_dispatch;
 CREATE SCHEMA credential_dispatch AUTHORIZATION one_credential_dispatch;
 REVOKE ALL ON SCHEMA credential_dispatch FROM PUBLIC;
 ALTER ROLE one_credential_dispatch SET search_path = credential_dispatch;
+CREATE SCHEMA credential_dispatch_ops AUTHORIZATION one_credential_dispatch;
+GRANT USAGE ON SCHEMA credential_dispatch_ops TO one_ops;
