@@ -10,11 +10,14 @@ MAINTENANCE_DATABASES = ("", "postgres", "template1")
 
 
 class OnectlSettings(CommonSettings):
-    """Same variables as the workers. ``ONE_DATABASE_ADMIN_URL`` gives the operator's
-    credentials; when it names the maintenance database (as the workers' does), the
-    pipeline's database is taken from ``ONE_DATABASE_URL``."""
+    """Same variables as the workers, and ``ONE_OPS_DATABASE_URL``: the operator's own
+    login, a member of the role ``one_ops``, which may read the workers' ``_ops`` views
+    and nothing else. Without it ``ONE_DATABASE_ADMIN_URL`` gives the operator's
+    credentials. When the URL names the maintenance database (as the workers' admin URL
+    does), the pipeline's database is taken from ``ONE_DATABASE_URL``."""
 
     connect_timeout: float = 5.0
+    ops_database_url: str | None = None
 
     @property
     def names(self) -> Names:
@@ -22,18 +25,19 @@ class OnectlSettings(CommonSettings):
 
     @property
     def reader_url(self) -> str:
-        return reader_url(self.database_admin_url, self.database_url)
+        return reader_url(self.ops_database_url or self.database_admin_url, self.database_url)
 
 
-def reader_url(admin_url: str | None, database_url: str) -> str:
-    """The URL onectl reads the workers' schemas with (see ``OnectlSettings``)."""
-    if not admin_url:
+def reader_url(login_url: str | None, database_url: str) -> str:
+    """The URL onectl reads the workers' views with: ``login_url``'s credentials on the
+    pipeline's database (see ``OnectlSettings``)."""
+    if not login_url:
         return database_url
-    admin = urlsplit(admin_url)
-    if admin.path.lstrip("/") not in MAINTENANCE_DATABASES:
-        return admin_url
+    login = urlsplit(login_url)
+    if login.path.lstrip("/") not in MAINTENANCE_DATABASES:
+        return login_url
     database = urlsplit(database_url).path.lstrip("/") or "postgres"
-    return urlunsplit(admin._replace(path=f"/{database}"))
+    return urlunsplit(login._replace(path=f"/{database}"))
 
 
 def load() -> OnectlSettings:

@@ -1,4 +1,7 @@
-"""Read-only queries over the workers' schemas (one database, one schema per worker)."""
+"""Read-only queries over the views each worker keeps for operators in its ``<worker>_ops``
+schema, made by its migrations and readable by the role ``one_ops``. No query here names
+a worker's own tables (tests/unit/test_onectl_views.py holds it so): each names its views
+in full, with their version, as ``account_manager_ops.accounts_v1``."""
 
 import contextlib
 import json
@@ -13,33 +16,39 @@ import asyncpg
 from onectl.config import OnectlSettings
 from onectl.errors import not_found, unreachable
 from shared import topics
+from shared.db import ops_schema
 from shared.settings import without_password
 
 UAI_RE = re.compile(r"^\d{7}[A-Z]$")
+# A view as a query names it: its worker's _ops schema, its name, its version.
+VIEW_RE = re.compile(r"\b[a-z_]+_ops\.[a-z_]+_v\d+\b")
 
 
 class Reader:
-    """One read-only connection, and which worker schemas exist in the database."""
+    """One read-only connection, and which operators' views exist in the database."""
 
-    def __init__(self, conn: "asyncpg.Connection[Any]", schemas: set[str]) -> None:
+    def __init__(self, conn: "asyncpg.Connection[Any]", views: set[str]) -> None:
         self.conn = conn
-        self.schemas = schemas
+        self.views = views
 
-    def has(self, schema: str) -> bool:
-        return schema in self.schemas
+    def can_read(self, query: str) -> bool:
+        """Whether every view ``query`` names exists (its worker ran, at a version that
+        has it)."""
+        return set(VIEW_RE.findall(query)) <= self.views
 
-    async def rows(self, schema: str, query: str, *args: Any) -> list[dict[str, Any]]:
-        """``query`` with ``{s}`` as the schema; nothing when that worker never ran."""
-        if not self.has(schema):
+    async def rows(self, query: str, *args: Any) -> list[dict[str, Any]]:
+        """``query``'s rows; nothing when a view it names is missing, as when that worker
+        never ran."""
+        if not self.can_read(query):
             return []
-        return [dict(r) for r in await self.conn.fetch(query.format(s=schema), *args)]
+        return [dict(r) for r in await self.conn.fetch(query, *args)]
 
-    async def row(self, schema: str, query: str, *args: Any) -> dict[str, Any] | None:
-        found = await self.rows(schema, query, *args)
+    async def row(self, query: str, *args: Any) -> dict[str, Any] | None:
+        found = await self.rows(query, *args)
         return found[0] if found else None
 
-    async def value(self, schema: str, query: str, *args: Any) -> Any:
-        found = await self.row(schema, query, *args)
+    async def value(self, query: str, *args: Any) -> Any:
+        found = await self.row(query, *args)
         return next(iter(found.values())) if found else None
 
 
@@ -56,13 +65,19 @@ async def reader(settings: OnectlSettings) -> AsyncIterator[Reader]:
             await conn.set_type_codec(
                 codec, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
             )
-        present = await conn.fetch(
-            "SELECT nspname FROM pg_namespace WHERE nspname = ANY($1::text[])",
-            list(topics.WORKERS),
-        )
-        yield Reader(conn, {r["nspname"] for r in present})
+        yield Reader(conn, await _ops_views(conn))
     finally:
         await conn.close()
+
+
+async def _ops_views(conn: "asyncpg.Connection[Any]") -> set[str]:
+    found = await conn.fetch(
+        "SELECT n.nspname || '.' || c.relname AS view FROM pg_class c"
+        " JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE c.relkind = 'v' AND n.nspname = ANY($1::text[])",
+        [ops_schema(worker) for worker in topics.WORKERS],
+    )
+    return {r["view"] for r in found}
 
 
 # ---------------------------------------------------------------------------------------
@@ -75,57 +90,65 @@ def looks_like_uai(key: str) -> bool:
 
 
 async def find_school(db: Reader, key: str) -> dict[str, Any]:
-    """The school a UAI or an order id names; ``not_found`` (with the rejection's reasons
-    when the order was refused) otherwise."""
-    oi, am, ds = topics.ORDER_INTAKE, topics.ACCOUNT_MANAGER, topics.DIRECTORY_SYNC
+    """The school a UAI, a school id or an order id names; ``not_found`` (with the
+    rejection's reasons when the order was refused) otherwise."""
     if looks_like_uai(key):
         uai = key.strip().upper()
-        school = await db.row(
-            oi,
-            "SELECT school_id, uai, name, provisioning, order_id FROM {s}.schools WHERE uai = $1",
-            uai,
-        )
-        school = school or await db.row(
-            am,
-            "SELECT school_id, uai, name, provisioning, NULL AS order_id FROM {s}.schools "
-            "WHERE uai = $1",
-            uai,
-        )
-        school = school or await db.row(
-            ds,
-            "SELECT school_id, uai, name, 'automatic' AS provisioning, order_id "
-            "FROM {s}.feed_registrations WHERE uai = $1",
-            uai,
-        )
+        school = await _school_by_uai(db, uai)
         if school is None:
             raise not_found(f"no school with UAI {uai}")
         return school
-    if _is_uuid(key):  # a school id, as every event names it
-        school = await db.row(
-            am,
-            "SELECT school_id, uai, name, provisioning, NULL AS order_id FROM {s}.schools "
-            "WHERE school_id = $1::uuid",
-            key,
-        )
-        if school is not None:
-            return school
-    school = await db.row(
-        oi,
-        "SELECT s.school_id, s.uai, s.name, s.provisioning, o.order_id FROM {s}.orders o "
-        "JOIN {s}.schools s USING (school_id) WHERE o.order_id = $1",
-        key,
-    )
+    school = await _school_by_id(db, key) if _is_uuid(key) else None
+    school = school or await _school_by_order(db, key)
     if school is not None:
         return school
     rejected = await db.row(
-        oi,
-        "SELECT reasons, rejected_at FROM {s}.rejections WHERE order_id = $1 "
-        "ORDER BY rejected_at DESC LIMIT 1",
+        "SELECT reasons, rejected_at FROM order_intake_ops.rejections_v1 WHERE order_id = $1"
+        " ORDER BY rejected_at DESC LIMIT 1",
         key,
     )
     if rejected is not None:
         raise not_found(f"order {key} was rejected", details={"reasons": rejected["reasons"]})
     raise not_found(f"no school with UAI or order id {key!r}")
+
+
+async def _school_by_uai(db: Reader, uai: str) -> dict[str, Any] | None:
+    """As the order made it, else as account_manager or the feed know it."""
+    return (
+        await db.row(
+            "SELECT school_id, uai, name, provisioning, order_id"
+            " FROM order_intake_ops.schools_v1 WHERE uai = $1",
+            uai,
+        )
+        or await db.row(
+            "SELECT school_id, uai, name, provisioning, NULL AS order_id"
+            " FROM account_manager_ops.schools_v1 WHERE uai = $1",
+            uai,
+        )
+        or await db.row(
+            "SELECT school_id, uai, name, 'automatic' AS provisioning, order_id"
+            " FROM directory_sync_ops.feed_registrations_v1 WHERE uai = $1",
+            uai,
+        )
+    )
+
+
+async def _school_by_id(db: Reader, school_id: str) -> dict[str, Any] | None:
+    """A school id, as every event names it."""
+    return await db.row(
+        "SELECT school_id, uai, name, provisioning, NULL AS order_id"
+        " FROM account_manager_ops.schools_v1 WHERE school_id = $1::uuid",
+        school_id,
+    )
+
+
+async def _school_by_order(db: Reader, order_id: str) -> dict[str, Any] | None:
+    return await db.row(
+        "SELECT s.school_id, s.uai, s.name, s.provisioning, o.order_id"
+        " FROM order_intake_ops.orders_v1 o JOIN order_intake_ops.schools_v1 s"
+        " USING (school_id) WHERE o.order_id = $1",
+        order_id,
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -144,181 +167,20 @@ def item(
     return {"key": key, "label": label, "done": done, "count": count, "total": total, **more}
 
 
-async def _deliveries(db: Reader, school_id: Any, kinds: list[str]) -> dict[str, int]:
-    rows = await db.rows(
-        topics.CREDENTIAL_DISPATCH,
-        "SELECT v.status, count(*) AS n FROM {s}.deliveries v "
-        "JOIN {s}.dispatches d USING (dispatch_id) "
-        "WHERE d.school_id = $1 AND v.kind = ANY($2::text[]) GROUP BY v.status",
-        school_id,
-        kinds,
-    )
-    counts = {"sent": 0, "pending": 0, "failed": 0}
-    counts.update({r["status"]: r["n"] for r in rows})
-    return counts
-
-
 async def school_status(db: Reader, key: str) -> dict[str, Any]:
     school = await find_school(db, key)
     sid = school["school_id"]
-    oi, am, ds = topics.ORDER_INTAKE, topics.ACCOUNT_MANAGER, topics.DIRECTORY_SYNC
-
-    orders = await db.rows(
-        oi, "SELECT order_id, received_at FROM {s}.orders WHERE school_id = $1", sid
-    )
-    space = await db.row(am, "SELECT created_at FROM {s}.schools WHERE school_id = $1", sid)
-    invoices = await db.rows(
-        oi, "SELECT invoice_number FROM {s}.invoices WHERE school_id = $1 ORDER BY 1", sid
-    )
-    access = await _deliveries(db, sid, ["first_access"])
-    invoice = await _deliveries(db, sid, ["invoice"])
-    opening = [
-        item(
-            "order_received",
-            "Bon de commande reçu",
-            bool(orders),
-            len(orders),
-            orders=[o["order_id"] for o in orders],
-        ),
-        item(
-            "space_initialised",
-            "Espace initialisé par l'équipe ONE",
-            space is not None,
-            1 if space else 0,
-        ),
-        item(
-            "administrator_access_sent",
-            "Premier accès envoyé à l'administrateur",
-            access["sent"] > 0,
-            access["sent"],
-            pending=access["pending"],
-            failed=access["failed"],
-        ),
-        item(
-            "invoice_sent",
-            "Facture envoyée à l'adresse de facturation",
-            invoice["sent"] > 0,
-            invoice["sent"],
-            pending=invoice["pending"],
-            failed=invoice["failed"],
-            invoices=[i["invoice_number"] for i in invoices],
-        ),
-    ]
-
-    classes = await db.value(am, "SELECT count(*) FROM {s}.classes WHERE school_id = $1", sid) or 0
-    per_profile = {
-        r["profile"]: r["n"]
-        for r in await db.rows(
-            am,
-            "SELECT profile, count(*) AS n FROM {s}.accounts "
-            "WHERE school_id = $1 AND deactivated_at IS NULL GROUP BY profile ORDER BY profile",
-            sid,
-        )
-    }
-    deactivated = (
-        await db.value(
-            am,
-            "SELECT count(*) FROM {s}.accounts WHERE school_id = $1 AND deactivated_at IS NOT NULL",
-            sid,
-        )
-        or 0
-    )
-    teachers = per_profile.get("teacher", 0)
-    attached = (
-        await db.value(
-            am,
-            "SELECT count(DISTINCT a.account_id) FROM {s}.accounts a "
-            "JOIN {s}.class_teachers t USING (account_id) "
-            "WHERE a.school_id = $1 AND a.profile = 'teacher' AND a.deactivated_at IS NULL",
-            sid,
-        )
-        or 0
-    )
-    users = sum(n for profile, n in per_profile.items() if profile != "administrator")
-    accounts = [
-        item("classes_created", "Classes créées", classes > 0, classes),
-        item(
-            "accounts_created",
-            "Comptes créés (enseignants, parents, élèves)",
-            users > 0,
-            users,
-            per_profile=per_profile,
-            deactivated=deactivated,
-        ),
-        item(
-            "teachers_attached",
-            "Enseignants rattachés à leurs classes",
-            teachers > 0 and attached == teachers,
-            attached,
-            teachers,
-        ),
-    ]
-    if school["provisioning"] == "automatic":
-        last = await db.row(
-            ds,
-            "SELECT run_id, status, state, created_at, finished_at FROM {s}.sync_runs "
-            "WHERE school_id = $1 AND NOT dry_run ORDER BY created_at DESC LIMIT 1",
-            sid,
-        )
-        synced = await db.value(
-            ds,
-            "SELECT count(*) FROM {s}.sync_runs WHERE school_id = $1 "
-            "AND status IN ('applied', 'unchanged') AND NOT dry_run",
-            sid,
-        )
-        accounts.insert(
-            0,
-            item(
-                "directory_synced",
-                "Annuaire ONDE synchronisé",
-                bool(synced),
-                synced or 0,
-                last_run=last,
-            ),
-        )
-
-    sheets = await _deliveries(db, sid, ["sheet", "print"])
-    requests = (
-        await db.value(
-            topics.CREDENTIAL_DISPATCH,
-            "SELECT count(*) FROM {s}.dispatches WHERE school_id = $1 AND purpose = 'request'",
-            sid,
-        )
-        or 0
-    )
-    activation = await db.row(
-        am,
-        "SELECT count(*) FILTER (WHERE activated_at IS NOT NULL) AS activated, "
-        "count(*) AS total FROM {s}.accounts WHERE school_id = $1 AND deactivated_at IS NULL",
-        sid,
-    ) or {"activated": 0, "total": 0}
-    credentials = [
-        item(
-            "sheets_dispatched",
-            "Fiches de connexion distribuées",
-            sheets["sent"] > 0,
-            sheets["sent"],
-            requests=requests,
-            pending=sheets["pending"],
-            failed=sheets["failed"],
-        ),
-        item(
-            "accounts_activated",
-            "Comptes activés",
-            activation["total"] > 0 and activation["activated"] == activation["total"],
-            activation["activated"],
-            activation["total"],
-        ),
-    ]
     steps = [
-        _step("opening", "Demander l'ouverture de mon espace ONE", opening),
+        _step("opening", "Demander l'ouverture de mon espace ONE", await _opening(db, sid)),
         _step(
             "accounts",
             "Créer les classes et les comptes des utilisateurs (enseignants, parents et élèves)",
-            accounts,
+            await _accounts(db, sid, fed=school["provisioning"] == "automatic"),
         ),
         _step(
-            "credentials", "Distribuer les informations de connexion aux utilisateurs", credentials
+            "credentials",
+            "Distribuer les informations de connexion aux utilisateurs",
+            await _credentials(db, sid),
         ),
     ]
     return {
@@ -332,53 +194,275 @@ def _step(key: str, title: str, items: list[dict[str, Any]]) -> dict[str, Any]:
     return {"key": key, "title": title, "done": all(i["done"] for i in items), "items": items}
 
 
+async def _count(db: Reader, query: str, *args: Any) -> int:
+    """A ``count(*)`` query's answer; 0 when its worker never ran."""
+    return int(await db.value(query, *args) or 0)
+
+
+async def _deliveries(db: Reader, school_id: Any, kinds: list[str]) -> dict[str, int]:
+    rows = await db.rows(
+        "SELECT status, count(*) AS n FROM credential_dispatch_ops.deliveries_v1"
+        " WHERE school_id = $1 AND kind = ANY($2::text[]) GROUP BY status",
+        school_id,
+        kinds,
+    )
+    counts = {"sent": 0, "pending": 0, "failed": 0}
+    counts.update({r["status"]: r["n"] for r in rows})
+    return counts
+
+
+# Step 1: the order, the space, the administrator's access, the invoice.
+
+
+async def _opening(db: Reader, sid: Any) -> list[dict[str, Any]]:
+    return [
+        await _order_received(db, sid),
+        await _space_initialised(db, sid),
+        await _administrator_access_sent(db, sid),
+        await _invoice_sent(db, sid),
+    ]
+
+
+async def _order_received(db: Reader, sid: Any) -> dict[str, Any]:
+    orders = await db.rows(
+        "SELECT order_id, received_at FROM order_intake_ops.orders_v1 WHERE school_id = $1",
+        sid,
+    )
+    return item(
+        "order_received",
+        "Bon de commande reçu",
+        bool(orders),
+        len(orders),
+        orders=[o["order_id"] for o in orders],
+    )
+
+
+async def _space_initialised(db: Reader, sid: Any) -> dict[str, Any]:
+    space = await db.row(
+        "SELECT created_at FROM account_manager_ops.schools_v1 WHERE school_id = $1", sid
+    )
+    return item(
+        "space_initialised",
+        "Espace initialisé par l'équipe ONE",
+        space is not None,
+        1 if space else 0,
+    )
+
+
+async def _administrator_access_sent(db: Reader, sid: Any) -> dict[str, Any]:
+    access = await _deliveries(db, sid, ["first_access"])
+    return item(
+        "administrator_access_sent",
+        "Premier accès envoyé à l'administrateur",
+        access["sent"] > 0,
+        access["sent"],
+        pending=access["pending"],
+        failed=access["failed"],
+    )
+
+
+async def _invoice_sent(db: Reader, sid: Any) -> dict[str, Any]:
+    invoice = await _deliveries(db, sid, ["invoice"])
+    invoices = await db.rows(
+        "SELECT invoice_number FROM order_intake_ops.invoices_v1 WHERE school_id = $1 ORDER BY 1",
+        sid,
+    )
+    return item(
+        "invoice_sent",
+        "Facture envoyée à l'adresse de facturation",
+        invoice["sent"] > 0,
+        invoice["sent"],
+        pending=invoice["pending"],
+        failed=invoice["failed"],
+        invoices=[i["invoice_number"] for i in invoices],
+    )
+
+
+# Step 2: the feed (a school fed from ONDE), classes, accounts, teachers in their classes.
+
+
+async def _accounts(db: Reader, sid: Any, *, fed: bool) -> list[dict[str, Any]]:
+    per_profile = await _active_per_profile(db, sid)
+    items = [
+        await _classes_created(db, sid),
+        await _accounts_created(db, sid, per_profile),
+        await _teachers_attached(db, sid, per_profile.get("teacher", 0)),
+    ]
+    return [await _directory_synced(db, sid), *items] if fed else items
+
+
+async def _active_per_profile(db: Reader, sid: Any) -> dict[str, int]:
+    rows = await db.rows(
+        "SELECT profile, count(*) AS n FROM account_manager_ops.accounts_v1"
+        " WHERE school_id = $1 AND deactivated_at IS NULL GROUP BY profile ORDER BY profile",
+        sid,
+    )
+    return {r["profile"]: r["n"] for r in rows}
+
+
+async def _classes_created(db: Reader, sid: Any) -> dict[str, Any]:
+    classes = await _count(
+        db, "SELECT count(*) FROM account_manager_ops.classes_v1 WHERE school_id = $1", sid
+    )
+    return item("classes_created", "Classes créées", classes > 0, classes)
+
+
+async def _accounts_created(db: Reader, sid: Any, per_profile: dict[str, int]) -> dict[str, Any]:
+    deactivated = await _count(
+        db,
+        "SELECT count(*) FROM account_manager_ops.accounts_v1"
+        " WHERE school_id = $1 AND deactivated_at IS NOT NULL",
+        sid,
+    )
+    users = sum(n for profile, n in per_profile.items() if profile != "administrator")
+    return item(
+        "accounts_created",
+        "Comptes créés (enseignants, parents, élèves)",
+        users > 0,
+        users,
+        per_profile=per_profile,
+        deactivated=deactivated,
+    )
+
+
+async def _teachers_attached(db: Reader, sid: Any, teachers: int) -> dict[str, Any]:
+    attached = await _count(
+        db,
+        "SELECT count(DISTINCT a.account_id) FROM account_manager_ops.accounts_v1 a"
+        " JOIN account_manager_ops.class_teachers_v1 t USING (account_id)"
+        " WHERE a.school_id = $1 AND a.profile = 'teacher' AND a.deactivated_at IS NULL",
+        sid,
+    )
+    return item(
+        "teachers_attached",
+        "Enseignants rattachés à leurs classes",
+        teachers > 0 and attached == teachers,
+        attached,
+        teachers,
+    )
+
+
+async def _directory_synced(db: Reader, sid: Any) -> dict[str, Any]:
+    last = await db.row(
+        "SELECT run_id, status, state, created_at, finished_at"
+        " FROM directory_sync_ops.sync_runs_v1"
+        " WHERE school_id = $1 AND NOT dry_run ORDER BY created_at DESC LIMIT 1",
+        sid,
+    )
+    synced = await _count(
+        db,
+        "SELECT count(*) FROM directory_sync_ops.sync_runs_v1 WHERE school_id = $1"
+        " AND status IN ('applied', 'unchanged') AND NOT dry_run",
+        sid,
+    )
+    return item(
+        "directory_synced", "Annuaire ONDE synchronisé", bool(synced), synced, last_run=last
+    )
+
+
+# Step 3: sheets handed out, accounts activated.
+
+
+async def _credentials(db: Reader, sid: Any) -> list[dict[str, Any]]:
+    return [await _sheets_dispatched(db, sid), await _accounts_activated(db, sid)]
+
+
+async def _sheets_dispatched(db: Reader, sid: Any) -> dict[str, Any]:
+    sheets = await _deliveries(db, sid, ["sheet", "print"])
+    requests = await _count(
+        db,
+        "SELECT count(*) FROM credential_dispatch_ops.dispatches_v1"
+        " WHERE school_id = $1 AND purpose = 'request'",
+        sid,
+    )
+    return item(
+        "sheets_dispatched",
+        "Fiches de connexion distribuées",
+        sheets["sent"] > 0,
+        sheets["sent"],
+        requests=requests,
+        pending=sheets["pending"],
+        failed=sheets["failed"],
+    )
+
+
+async def _accounts_activated(db: Reader, sid: Any) -> dict[str, Any]:
+    activation = await db.row(
+        "SELECT count(*) FILTER (WHERE activated_at IS NOT NULL) AS activated,"
+        " count(*) AS total FROM account_manager_ops.accounts_v1"
+        " WHERE school_id = $1 AND deactivated_at IS NULL",
+        sid,
+    ) or {"activated": 0, "total": 0}
+    return item(
+        "accounts_activated",
+        "Comptes activés",
+        activation["total"] > 0 and activation["activated"] == activation["total"],
+        activation["activated"],
+        activation["total"],
+    )
+
+
 # ---------------------------------------------------------------------------------------
 # Trace
 # ---------------------------------------------------------------------------------------
 
 
+# Each worker's outbox and inbox, from its own views (one query per worker).
+SENT = "message_id, topic, causationid, created_at, published_at"
+OUTBOXES = {
+    topics.ORDER_INTAKE: f"SELECT {SENT} FROM order_intake_ops.outbox_v1",
+    topics.DIRECTORY_SYNC: f"SELECT {SENT} FROM directory_sync_ops.outbox_v1",
+    topics.ACCOUNT_MANAGER: f"SELECT {SENT} FROM account_manager_ops.outbox_v1",
+    topics.CREDENTIAL_DISPATCH: f"SELECT {SENT} FROM credential_dispatch_ops.outbox_v1",
+}
+GOT = "message_id, topic, received_at"
+INBOXES = {
+    topics.ORDER_INTAKE: f"SELECT {GOT} FROM order_intake_ops.inbox_v1",
+    topics.DIRECTORY_SYNC: f"SELECT {GOT} FROM directory_sync_ops.inbox_v1",
+    topics.ACCOUNT_MANAGER: f"SELECT {GOT} FROM account_manager_ops.inbox_v1",
+    topics.CREDENTIAL_DISPATCH: f"SELECT {GOT} FROM credential_dispatch_ops.inbox_v1",
+}
+
+
 async def trace(db: Reader, correlationid: str) -> list[dict[str, Any]]:
     """Every message of a conversation: what each worker published (its outbox) and which
     of those (and the message that started it) each worker received (its inbox)."""
-    sent: list[dict[str, Any]] = []
-    for worker in topics.WORKERS:
-        for row in await db.rows(
-            worker,
-            "SELECT message_id, topic, causationid, created_at, published_at "
-            "FROM {s}.outbox WHERE correlationid = $1",
-            correlationid,
-        ):
-            sent.append({"action": "published", "worker": worker, "at": row["created_at"], **row})
+    sent = await _published(db, correlationid)
     if not sent:
         raise not_found(f"no message with correlation id {correlationid!r}")
     ids = sorted(
         {r["message_id"] for r in sent} | {r["causationid"] for r in sent if r["causationid"]}
     )
-    received: list[dict[str, Any]] = []
-    for worker in topics.WORKERS:
-        for row in await db.rows(
-            worker,
-            "SELECT message_id, topic, received_at FROM {s}.inbox "
-            "WHERE message_id = ANY($1::text[])",
-            ids,
-        ):
-            received.append(
-                {
-                    "action": "received",
-                    "worker": worker,
-                    "at": row["received_at"],
-                    "message_id": row["message_id"],
-                    "topic": row["topic"],
-                    "causationid": None,
-                    "created_at": None,
-                    "published_at": None,
-                }
-            )
-    timeline = sent + received
+    timeline = sent + await _received(db, ids)
     # Receipts before publications at the same instant: a handler's events are written in
     # the transaction that records its receipt.
     timeline.sort(key=lambda e: (e["at"], e["action"] == "published"))
     return timeline
+
+
+async def _published(db: Reader, correlationid: str) -> list[dict[str, Any]]:
+    return [
+        {"action": "published", "worker": worker, "at": row["created_at"], **row}
+        for worker in topics.WORKERS
+        for row in await db.rows(OUTBOXES[worker] + " WHERE correlationid = $1", correlationid)
+    ]
+
+
+async def _received(db: Reader, ids: list[str]) -> list[dict[str, Any]]:
+    return [
+        {
+            "action": "received",
+            "worker": worker,
+            "at": row["received_at"],
+            "message_id": row["message_id"],
+            "topic": row["topic"],
+            "causationid": None,
+            "created_at": None,
+            "published_at": None,
+        }
+        for worker in topics.WORKERS
+        for row in await db.rows(INBOXES[worker] + " WHERE message_id = ANY($1::text[])", ids)
+    ]
 
 
 # ---------------------------------------------------------------------------------------
@@ -393,16 +477,14 @@ RUN_COLUMNS = (
 
 
 async def sync_runs(db: Reader, uai: str, limit: int) -> list[dict[str, Any]]:
-    ds = topics.DIRECTORY_SYNC
     registered = await db.row(
-        ds, "SELECT school_id FROM {s}.feed_registrations WHERE uai = $1", uai
+        "SELECT school_id FROM directory_sync_ops.feed_registrations_v1 WHERE uai = $1", uai
     )
     if registered is None:
         raise not_found(f"no school fed from ONDE has UAI {uai}")
     return await db.rows(
-        ds,
-        f"SELECT {RUN_COLUMNS} FROM {{s}}.sync_runs WHERE uai = $1 "
-        "ORDER BY created_at DESC LIMIT $2",
+        f"SELECT {RUN_COLUMNS} FROM directory_sync_ops.sync_runs_v1 WHERE uai = $1"
+        " ORDER BY created_at DESC LIMIT $2",
         uai,
         limit,
     )
@@ -410,8 +492,7 @@ async def sync_runs(db: Reader, uai: str, limit: int) -> list[dict[str, Any]]:
 
 async def sync_run(db: Reader, run_id: Any) -> dict[str, Any] | None:
     return await db.row(
-        topics.DIRECTORY_SYNC,
-        f"SELECT uai, {RUN_COLUMNS} FROM {{s}}.sync_runs WHERE run_id = $1",
+        f"SELECT uai, {RUN_COLUMNS} FROM directory_sync_ops.sync_runs_v1 WHERE run_id = $1",
         run_id,
     )
 
@@ -422,8 +503,7 @@ async def academie_named(db: Reader, name: str) -> str:
     known = [
         r["academie"]
         for r in await db.rows(
-            topics.DIRECTORY_SYNC,
-            "SELECT DISTINCT academie FROM {s}.feed_registrations"
+            "SELECT DISTINCT academie FROM directory_sync_ops.feed_registrations_v1"
             " WHERE academie IS NOT NULL ORDER BY 1",
         )
     ]
@@ -446,9 +526,9 @@ async def night_runs(db: Reader, academie: str, night: date) -> list[dict[str, A
     """The runs of an académie's night (the nightly scheduler's, one per school), with
     each school's UAI and name: held first, then rejected, then the rest, by UAI."""
     runs = await db.rows(
-        topics.DIRECTORY_SYNC,
         f"SELECT r.uai, f.name, {_prefixed('r', RUN_COLUMNS)}"
-        " FROM {s}.sync_runs r JOIN {s}.feed_registrations f USING (school_id)"
+        " FROM directory_sync_ops.sync_runs_v1 r"
+        " JOIN directory_sync_ops.feed_registrations_v1 f USING (school_id)"
         " WHERE r.trigger = 'nightly' AND r.correlationid = $1"
         " ORDER BY CASE r.status WHEN 'held' THEN 0 WHEN 'rejected' THEN 1 ELSE 2 END, r.uai",
         f"nightly:{night.isoformat()}:{academie}",
@@ -465,9 +545,8 @@ def _prefixed(alias: str, columns: str) -> str:
 async def last_applied_run(db: Reader, uai: str) -> Any:
     """The run that made the school's snapshot: the only one that can be undone."""
     return await db.value(
-        topics.DIRECTORY_SYNC,
-        "SELECT s.run_id FROM {s}.feed_snapshots s"
-        " JOIN {s}.feed_registrations r USING (school_id) WHERE r.uai = $1",
+        "SELECT s.run_id FROM directory_sync_ops.feed_snapshots_v1 s"
+        " JOIN directory_sync_ops.feed_registrations_v1 r USING (school_id) WHERE r.uai = $1",
         uai,
     )
 
@@ -497,10 +576,9 @@ async def audit(db: Reader, key: str, account_id: str | None = None) -> dict[str
     if account_id is not None and not _is_uuid(account_id):
         raise not_found(f"{account_id!r} is not an account id")
     entries = await db.rows(
-        topics.CREDENTIAL_DISPATCH,
         "SELECT at, purpose, request_id, requested_by, requester_profile, accounts, channel,"
         " layout, document_id, refused, completed_at, delivered, undeliverable"
-        " FROM {s}.audit WHERE school_id = $1"
+        " FROM credential_dispatch_ops.audit_v1 WHERE school_id = $1"
         " AND ($2::uuid IS NULL OR $2::uuid = ANY(accounts) OR requested_by = $2::uuid)"
         " ORDER BY at DESC",
         school["school_id"],

@@ -1,6 +1,7 @@
 """onectl against real RabbitMQ and Postgres, with the workers running in-process and the
-CLI run as its own process (as an operator runs it): publish, status, trace, the dead-letter
-queue and its replay, the feed, the schema export."""
+CLI run as its own process (as an operator runs it, reading the workers' views as a member
+of one_ops): publish, status, trace, the dead-letter queue and its replay, the feed, the
+schema export."""
 
 import asyncio
 import json
@@ -26,6 +27,7 @@ from shared.worker import Worker
 from tests.conftest import Stack
 from tests.support.broker import EventSpy, publish_raw
 from tests.support.onectl import ROOT, Cli
+from tests.support.operators import operator_login
 from tests.support.orders import cloudevent, order_data, uai
 from tools import schemas, smtp_sink
 from tools.onde_generator import write_drop
@@ -82,10 +84,21 @@ async def pipeline(stack: Stack, tmp_path: Path) -> AsyncIterator[Path]:
         controller.stop()
 
 
+@pytest.fixture
+async def operator_cli(stack: Stack, pipeline: Path) -> AsyncIterator[Cli]:
+    """onectl as an operator runs it: their own login, a member of one_ops (made by the
+    workers' start), and no superuser URL."""
+    async with operator_login(stack) as url:
+        cli = Cli(stack)
+        cli.env["ONE_OPS_DATABASE_URL"] = url
+        cli.env["ONE_DATABASE_ADMIN_URL"] = ""
+        yield cli
+
+
 async def test_an_order_from_file_to_status_trace_and_feed(
-    stack: Stack, pipeline: Path, channel: AbstractChannel, tmp_path: Path
+    stack: Stack, pipeline: Path, operator_cli: Cli, channel: AbstractChannel, tmp_path: Path
 ) -> None:
-    cli = Cli(stack)
+    cli = operator_cli
     spy = EventSpy()
     await spy.start(channel, stack.exchange)
     school = uai("074", 4321)  # Haute-Savoie: fed automatically from ONDE

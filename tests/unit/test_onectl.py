@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from onectl import render
 from onectl.broker import DeadLetter
 from onectl.cli import app
-from onectl.config import reader_url
+from onectl.config import OnectlSettings, reader_url
 from onectl.validate import Invalid, check_cloudevent, check_file_text, wrap
 from tests.support.orders import cloudevent, order_data
 
@@ -146,6 +146,21 @@ def test_reader_url_uses_the_pipeline_database_with_the_admin_credentials() -> N
     pointed = "postgresql://ops@db:5432/pipeline"
     assert reader_url(pointed, "postgresql://db:5432/one") == pointed
     assert reader_url(None, "postgresql://db/one") == "postgresql://db/one"
+
+
+def test_an_operators_own_login_wins_over_the_admin_url() -> None:
+    settings = OnectlSettings(
+        database_url="postgresql://db:5432/one",
+        database_admin_url="postgresql://postgres:pw@db:5432/postgres",
+        ops_database_url="postgresql://alice:pw@db:5432/postgres",
+    )
+    assert settings.reader_url == "postgresql://alice:pw@db:5432/one"
+    unset = OnectlSettings(
+        database_url="postgresql://db:5432/one",
+        database_admin_url="postgresql://postgres:pw@db:5432/postgres",
+        ops_database_url=None,
+    )
+    assert unset.reader_url == "postgresql://postgres:pw@db:5432/one"
 
 
 def test_counts_and_short_forms() -> None:
