@@ -30,7 +30,7 @@ from typing import Any
 from bench.common import Namespace, report_rows
 from services.account_manager.bootstrap import build
 from services.account_manager.feed import AccountLifetimes, handle_directory_synced
-from services.account_manager.feed_store import FeedStore
+from services.account_manager.feed_store import PostgresFeedStore
 from services.account_manager.settings import AccountManagerSettings
 from services.directory_sync import domain
 from shared.contracts.directory import DirectorySynced
@@ -130,7 +130,7 @@ async def run(chunks: int) -> dict[str, Any]:
             event = new_event(data, source="urn:one:bench", correlationid="bench")
             async with pool.acquire() as conn, conn.transaction():
                 counted._conn = conn
-                store = FeedStore(counted)  # type: ignore[arg-type]
+                store = PostgresFeedStore(counted)  # type: ignore[arg-type]
                 await handle_directory_synced(
                     event, store=store, lifetimes=LIFETIMES, now=datetime.now(UTC)
                 )

@@ -3,8 +3,9 @@
 from datetime import timedelta
 from pathlib import Path
 
-from services.account_manager.feed_store import FeedStore
+from services.account_manager.feed_store import PostgresFeedStore
 from services.account_manager.handlers import routes
+from services.account_manager.ports import FeedStore
 from services.account_manager.purge import PurgeLoop
 from services.account_manager.settings import AccountManagerSettings
 from services.account_manager.statistics import StatisticsLoop
@@ -42,7 +43,7 @@ def build(settings: AccountManagerSettings | None = None) -> Worker:
         )
         return Wiring(
             routes=routes(settings, reserve_ranks=RankReserver(ranks_pool)),
-            store=FeedStore,
+            store=PostgresFeedStore,
             loops=[purge.run, statistics.run],
             closers=[ranks_pool.close],
         )

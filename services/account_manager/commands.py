@@ -12,7 +12,7 @@ from uuid import UUID
 
 from services.account_manager import domain, scope
 from services.account_manager.feed_rules import MatchKey, match_key
-from services.account_manager.store import AccountStore, NewAccount, ReserveRanks, SchoolInfo
+from services.account_manager.ports import AccountStore, NewAccount, ReserveRanks, SchoolInfo
 from shared.commands import reject_command
 from shared.contracts.accounts import AccountsCreated, CreatedAccount
 from shared.contracts.commands import (

@@ -16,13 +16,15 @@ from typing import Any, NamedTuple
 from uuid import UUID
 
 from services.account_manager import commands, domain, feed_rules
-from services.account_manager.feed_store import (
+from services.account_manager.ports import (
     AccountView,
     FeedStore,
     MappedAccount,
+    NewAccount,
     PersonUpdate,
+    ReserveRanks,
+    SchoolInfo,
 )
-from services.account_manager.store import NewAccount, ReserveRanks, SchoolInfo
 from shared.contracts.accounts import (
     Account,
     ArchivedClass,

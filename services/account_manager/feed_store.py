@@ -4,67 +4,21 @@ A chunk of about 500 persons is applied in a fixed handful of set-based statemen
 (arrays passed through ``unnest``), never one statement per person.
 """
 
-from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
-from datetime import date, datetime
+from collections.abc import Collection, Mapping
+from datetime import datetime
 from uuid import UUID
 
 from services.account_manager.feed_rules import Candidate, MatchKey, RunProgress
-from services.account_manager.store import AccountStore, NewAccount, SchoolInfo
-
-
-@dataclass(frozen=True)
-class MappedAccount:
-    """The account a feed id already is."""
-
-    feed_id: UUID
-    account_id: UUID
-    profile: str
-    activated: bool
-    deactivated_at: datetime | None
-
-
-@dataclass(frozen=True)
-class PersonUpdate:
-    """What the feed says of an existing account, in full."""
-
-    account_id: UUID
-    first_name: str
-    last_name: str
-    email: str | None
-    birth_date: date | None
-    first_folded: str
-    last_folded: str
-
-
-@dataclass(frozen=True)
-class AccountView:
-    """An account as the accounts.* events publish it."""
-
-    account_id: UUID
-    school_id: UUID
-    profile: str
-    first_name: str
-    last_name: str
-    login: str
-    email: str | None
-    birth_date: date | None
-    class_ids: list[UUID]
-    class_names: list[str]
-    children: list[UUID]
-    activation_code: str | None
-    activation_expires_at: datetime | None
-
-
-@dataclass(frozen=True)
-class FeedClassRow:
-    class_id: UUID
-    name: str
-    level: str | None
-    archived: bool = False
-
-
-Pairs = Mapping[UUID, Iterable[UUID]]
+from services.account_manager.ports import (
+    AccountView,
+    FeedClassRow,
+    MappedAccount,
+    NewAccount,
+    Pairs,
+    PersonUpdate,
+    SchoolInfo,
+)
+from services.account_manager.store import PostgresAccountStore
 
 
 def _flatten(pairs: Pairs) -> tuple[list[UUID], list[UUID], list[UUID]]:
@@ -80,7 +34,9 @@ def _feed_lock(school_id: str) -> str:
     return f"pg_advisory_xact_lock(hashtextextended('feed:' || {school_id}::text, 0))"
 
 
-class FeedStore(AccountStore):
+class PostgresFeedStore(PostgresAccountStore):
+    """``ports.FeedStore`` in Postgres."""
+
     async def lock_school_feed(self, school_id: UUID) -> None:
         """Chunks of one school are applied one at a time, whichever replica has them:
         matching, logins within the school and pending links then never race."""

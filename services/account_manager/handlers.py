@@ -5,9 +5,14 @@ from datetime import datetime, timedelta
 
 from services.account_manager import commands, domain, year
 from services.account_manager.feed import AccountLifetimes, handle_directory_synced
-from services.account_manager.feed_store import FeedStore
+from services.account_manager.ports import (
+    AccountStore,
+    FeedStore,
+    NewAccount,
+    ReserveRanks,
+    SchoolInfo,
+)
 from services.account_manager.settings import AccountManagerSettings
-from services.account_manager.store import AccountStore, NewAccount, ReserveRanks, SchoolInfo
 from shared import topics
 from shared.contracts.accounts import (
     ClassesCreated,

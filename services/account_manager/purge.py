@@ -17,7 +17,8 @@ import asyncpg
 from services.account_manager import feed_rules
 from services.account_manager.domain import SOURCE
 from services.account_manager.feed import published_account
-from services.account_manager.feed_store import FeedStore
+from services.account_manager.feed_store import PostgresFeedStore
+from services.account_manager.ports import FeedStore
 from shared.contracts.directory import AccountsDeleted
 from shared.envelope import new_event
 from shared.logs import get_logger
@@ -52,10 +53,7 @@ class PurgeLoop:
         leavers."""
         cutoff = feed_rules.purge_cutoff(self._clock(), self._grace)
         async with self._pool.acquire() as conn:
-            if classes := await FeedStore(conn).delete_archived_classes(cutoff):
-                log.info("archived_classes_purged", count=classes)
-            await FeedStore(conn).forget_deleted_logins(cutoff)
-            schools = await FeedStore(conn).schools_with_expired(cutoff)
+            schools = await purge_aged(PostgresFeedStore(conn), cutoff)
         removed = 0
         for school_id in schools:
             while not (stop and stop.is_set()):
@@ -67,17 +65,31 @@ class PurgeLoop:
 
     async def _purge_batch(self, school_id: UUID, cutoff: datetime) -> int:
         async with self._pool.acquire() as conn, conn.transaction():
-            store = FeedStore(conn)
-            await store.lock_school_feed(school_id)
-            due = await store.claim_expired(school_id, cutoff, self._batch)
-            if not due:
-                return 0
-            views = await store.account_views(due)
-            await store.delete_accounts(due)
-            gone = AccountsDeleted(
-                school_id=school_id, accounts=[published_account(views[a]) for a in due]
-            )
-            await store.emit(new_event(gone, source=SOURCE, correlationid=f"purge:{school_id}"))
-        self._on_commit()
-        log.info("leavers_purged", school_id=str(school_id), count=len(due))
-        return len(due)
+            done = await purge_leavers(PostgresFeedStore(conn), school_id, cutoff, self._batch)
+        if done:
+            self._on_commit()
+            log.info("leavers_purged", school_id=str(school_id), count=done)
+        return done
+
+
+async def purge_aged(store: FeedStore, cutoff: datetime) -> list[UUID]:
+    """Forget the classes archived and the deleted leavers' logins kept since ``cutoff`` or
+    before; the schools with leavers due for removal."""
+    if classes := await store.delete_archived_classes(cutoff):
+        log.info("archived_classes_purged", count=classes)
+    await store.forget_deleted_logins(cutoff)
+    return await store.schools_with_expired(cutoff)
+
+
+async def purge_leavers(store: FeedStore, school_id: UUID, cutoff: datetime, limit: int) -> int:
+    """Up to ``limit`` leavers of the school due for removal removed and announced
+    (accounts.deleted), under the school's feed lock, in the store's transaction; how many."""
+    await store.lock_school_feed(school_id)
+    due = await store.claim_expired(school_id, cutoff, limit)
+    if not due:
+        return 0
+    views = await store.account_views(due)
+    await store.delete_accounts(due)
+    gone = AccountsDeleted(school_id=school_id, accounts=[published_account(views[a]) for a in due])
+    await store.emit(new_event(gone, source=SOURCE, correlationid=f"purge:{school_id}"))
+    return len(due)

@@ -1,8 +1,7 @@
-"""Every SQL statement of account_manager."""
+"""Every SQL statement of account_manager but the feed's (feed_store.py): ``ports.AccountStore``
+in Postgres, the login counters and the planner statistics."""
 
 from collections import Counter
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -10,13 +9,11 @@ from uuid import UUID
 import asyncpg
 
 from services.account_manager.feed_rules import logins_for
+from services.account_manager.ports import NewAccount, ReserveRanks, SchoolInfo
 from services.account_manager.scope import AccountRow, ClassRow, Requester
 from shared.contracts.accounts import ArchivedClass, ClassInfo
 from shared.db import Connection, quote_ident
 from shared.store import TransactionStore
-
-# Reserves ranks of login bases: base -> count wanted, to base -> last rank reserved.
-ReserveRanks = Callable[[Counter[str]], Awaitable[dict[str, int]]]
 
 
 async def reserve_login_ranks(conn: Connection, counts: Counter[str]) -> dict[str, int]:
@@ -54,31 +51,9 @@ class RankReserver:
             return await reserve_login_ranks(conn, counts)
 
 
-@dataclass(frozen=True)
-class NewAccount:
-    account_id: UUID
-    school_id: UUID
-    profile: str
-    first_name: str
-    last_name: str
-    email: str | None
-    birth_date: date | None
-    activation_code: str
-    activation_expires_at: datetime
-    first_folded: str = ""
-    last_folded: str = ""
-    feed_id: UUID | None = None  # the ONDE feed's id of the person, for a feed account
+class PostgresAccountStore(TransactionStore):
+    """``ports.AccountStore`` in Postgres."""
 
-
-@dataclass(frozen=True)
-class SchoolInfo:
-    school_id: UUID
-    uai: str
-    name: str
-    provisioning: str
-
-
-class AccountStore(TransactionStore):
     async def add_school(self, school_id: UUID, *, uai: str, name: str, provisioning: str) -> bool:
         """False if the school was already there."""
         added = await self.conn.fetchval(

@@ -18,7 +18,7 @@ from services.account_manager import domain, scope
 from services.account_manager.commands import reject
 from services.account_manager.domain import SOURCE
 from services.account_manager.feed import published_account
-from services.account_manager.feed_store import FeedStore
+from services.account_manager.ports import FeedStore
 from shared.contracts.accounts import ClassesArchived, ClassesCreated, ClassInfo, SchoolYearTurned
 from shared.contracts.commands import (
     ClassPupilsPlaceRequested,

@@ -20,7 +20,7 @@ from services.account_manager.feed import (
     handle_directory_synced,
     published_account,
 )
-from services.account_manager.feed_store import FeedStore
+from services.account_manager.feed_store import PostgresFeedStore
 from services.account_manager.settings import AccountManagerSettings
 from shared import topics
 from shared.contracts.commands import AccountActivated
@@ -103,7 +103,7 @@ async def apply_directly(
         correlationid="direct",
     )
     async with worker.context.pool.acquire() as conn, conn.transaction():
-        store = FeedStore(conn)
+        store = PostgresFeedStore(conn)
         await handle_directory_synced(
             event, store=store, lifetimes=LIFETIMES, now=datetime.now(UTC)
         )
@@ -534,7 +534,7 @@ async def test_rate_of_a_500_person_first_import_chunk(
         async with worker.context.pool.acquire() as conn, conn.transaction():
             started = time.perf_counter()
             await handle_directory_synced(
-                event, store=FeedStore(conn), lifetimes=LIFETIMES, now=datetime.now(UTC)
+                event, store=PostgresFeedStore(conn), lifetimes=LIFETIMES, now=datetime.now(UTC)
             )
             elapsed = time.perf_counter() - started
         rates.append(len(persons) / elapsed)
@@ -688,7 +688,7 @@ async def test_created_accounts_are_published_as_a_read_of_them_gives(
     assert any(a.login[-1].isdigit() for a in made.accounts)  # homonyms among them
     assert worker.context is not None
     async with worker.context.pool.acquire() as conn:
-        views = await FeedStore(conn).account_views([a.account_id for a in made.accounts])
+        views = await PostgresFeedStore(conn).account_views([a.account_id for a in made.accounts])
     for account in made.accounts:
         view = views[account.account_id]
         codes = (account.activation_code, account.activation_expires_at)

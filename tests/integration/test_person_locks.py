@@ -7,7 +7,7 @@ import uuid
 
 import asyncpg
 
-from services.account_manager.store import AccountStore
+from services.account_manager.store import PostgresAccountStore
 from shared.worker import Worker
 from tests.conftest import Stack
 
@@ -26,11 +26,11 @@ async def test_a_request_for_a_person_being_created_waits_for_the_first(
     try:
         holding = first.transaction()
         await holding.start()
-        await AccountStore(first).lock_people(SCHOOL, sorted([ANNE, BOB], key=str))
+        await PostgresAccountStore(first).lock_people(SCHOOL, sorted([ANNE, BOB], key=str))
 
         async def lock(conn: asyncpg.Connection, keys: list) -> None:
             async with conn.transaction():
-                await AccountStore(conn).lock_people(SCHOOL, sorted(keys, key=str))
+                await PostgresAccountStore(conn).lock_people(SCHOOL, sorted(keys, key=str))
 
         # Other people: no wait.
         await asyncio.wait_for(lock(third, [CLAIRE]), timeout=5)
