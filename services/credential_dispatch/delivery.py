@@ -11,7 +11,6 @@ import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from typing import Any
 from uuid import UUID
 
 from services.credential_dispatch import domain, einvoice
@@ -25,9 +24,10 @@ from services.credential_dispatch.documents import (
 )
 from services.credential_dispatch.exports import ExportRow, credentials_csv
 from services.credential_dispatch.mailer import Mailer, build_message
+from services.credential_dispatch.model import Delivery, DeliveryKind, Dispatch, YearTurnedNotice
 from services.credential_dispatch.renderer import PdfRenderer
 from services.credential_dispatch.settings import CredentialDispatchSettings
-from services.credential_dispatch.store import Delivery, DeliveryQueries, Dispatch
+from services.credential_dispatch.store import DeliveryQueries
 from shared.contracts.orders import CreditNoteIssued, InvoiceIssued
 from shared.errors import PermanentError, describe
 from shared.logs import get_logger
@@ -194,9 +194,7 @@ class DeliveryLoop:
             account = domain.sheet_account(row)
             return Document(
                 subject=account,
-                content=self._documents.first_access_email(
-                    account, provisioning=row.get("provisioning")
-                ),
+                content=self._documents.first_access_email(account, provisioning=row.provisioning),
                 filename=f"fiche-de-connexion-{account.login}.pdf",
             )
         if delivery.kind == "sheet" and delivery.account_id is not None:
@@ -216,9 +214,10 @@ class DeliveryLoop:
             return await self._billing(delivery.kind, delivery.invoice_number)
         if delivery.kind == "year_turned":
             return await self._year_turned(delivery)
-        raise PermanentError(f"delivery of unknown kind {delivery.kind!r}")
+        # Every kind is known (the store refuses others): what is missing is its subject.
+        raise PermanentError(f"a {delivery.kind} delivery without its account or document")
 
-    async def _billing(self, kind: str, number: str) -> "Document":
+    async def _billing(self, kind: DeliveryKind, number: str) -> "Document":
         """An invoice or a credit note, mailed with its Factur-X PDF."""
         stored = await self._queries.invoice_document(number)
         if stored is None:
@@ -239,14 +238,15 @@ class DeliveryLoop:
 
     async def _year_turned(self, delivery: Delivery) -> "Document":
         """The administrator's notice of the new year: a mail, nothing attached."""
-        notice = (await self._queries.dispatch(delivery.dispatch_id)).notice or {}
+        dispatch = await self._queries.dispatch(delivery.dispatch_id)
+        notice = dispatch.notice or YearTurnedNotice()
         return Document(
             subject=Notice(delivery.kind),
             content=self._documents.year_turned_email(
-                school_name=str(notice.get("school_name", "")),
-                classes=[str(c) for c in notice.get("classes", [])],
-                without_teacher=[str(c) for c in notice.get("without_teacher", [])],
-                closed_by_hand=bool(notice.get("closed_by_hand")),
+                school_name=notice.school_name,
+                classes=notice.classes,
+                without_teacher=notice.without_teacher,
+                closed_by_hand=notice.closed_by_hand,
             ),
             filename=None,
         )
@@ -262,7 +262,7 @@ class DeliveryLoop:
             else None
         )
         if stored is None:
-            filename, content_type, content = await self._make_print(dispatch, rows, accounts)
+            filename, content_type, content = await self._make_print(dispatch, accounts)
             document_id = await self._queries.store_document(
                 dispatch, filename=filename, content_type=content_type, content=content
             )
@@ -290,7 +290,7 @@ class DeliveryLoop:
         )
 
     async def _make_print(
-        self, dispatch: Dispatch, rows: list[dict[str, Any]], accounts: list[SheetAccount]
+        self, dispatch: Dispatch, accounts: list[SheetAccount]
     ) -> tuple[str, str, bytes]:
         stamp = datetime.now(UTC)
         if dispatch.layout == "csv":
@@ -315,7 +315,7 @@ class DeliveryLoop:
         parts = self._documents.print_parts(
             [ClassGroup(name, members) for name, members in groups.items()],
             "compact" if dispatch.layout == "compact" else "detailed",
-            school_name=rows[0]["school_name"] if rows else "",
+            school_name=accounts[0].school_name if accounts else "",
             requested_at=stamp,
         )
         pdf = await self._renderer.render_parts(parts)

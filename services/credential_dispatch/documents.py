@@ -32,7 +32,7 @@ import jinja2
 import segno
 from markupsafe import Markup
 
-from shared.contracts.orders import CreditNoteIssued, InvoiceIssued, Party
+from shared.contracts.orders import CreditNoteIssued, InvoiceIssued, Party, Provisioning
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 PARIS = ZoneInfo("Europe/Paris")
@@ -77,7 +77,6 @@ QR_MASK = 0
 NO_CLASS = "Sans classe"  # the group of accounts attached to no class
 PAGES_PER_PART = 100  # pages per HTML document when a print job is cut in parts
 
-Provisioning = Literal["automatic", "manual"]
 Layout = Literal["detailed", "compact"]
 
 

@@ -1,12 +1,16 @@
 """Pure decisions of credential_dispatch: who gets what, when to try again, what to report."""
 
 from collections.abc import Mapping
-from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 from services.credential_dispatch.documents import SheetAccount
-from services.credential_dispatch.store import DispatchOutcome, Printed, Requester, Selected
+from services.credential_dispatch.model import (
+    DispatchOutcome,
+    Printed,
+    Requester,
+    Selected,
+    SheetRow,
+)
 from shared.contracts.commands import (
     CredentialsDispatchRequested,
     CredentialsDocumentSendRequested,
@@ -75,22 +79,22 @@ def outcome_event(outcome: DispatchOutcome) -> Envelope[Contract] | None:
     )
 
 
-def sheet_account(row: Mapping[str, Any]) -> SheetAccount:
+def sheet_account(row: SheetRow) -> SheetAccount:
     """A connection sheet's view of an account row; a spent code is never shown."""
-    activated = row.get("activated_at") is not None
-    expires: datetime | None = row.get("activation_expires_at")
+    activated = row.activated_at is not None
     return SheetAccount(
-        account_id=str(row["account_id"]),
-        profile=row["profile"],
-        first_name=row["first_name"],
-        last_name=row["last_name"],
-        login=row["login"],
-        activation_code=None if activated else row.get("activation_code"),
-        activation_expires_at=None if activated else expires,
+        account_id=str(row.account_id),
+        profile=row.profile,
+        first_name=row.first_name,
+        last_name=row.last_name,
+        login=row.login,
+        activation_code=None if activated else row.activation_code,
+        activation_expires_at=None if activated else row.activation_expires_at,
         activated=activated,
-        school_name=row["school_name"],
-        classes=tuple(row.get("class_names") or row.get("classes") or ()),
-        children=tuple(row.get("children_names") or ()),
+        school_name=row.school_name,
+        # The classes it is attached to here; else those account_manager sent with it.
+        classes=row.class_names or row.classes,
+        children=row.children_names,
     )
 
 

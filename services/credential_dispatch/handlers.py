@@ -6,15 +6,17 @@ from typing import Any
 
 from services.credential_dispatch import domain
 from services.credential_dispatch.domain import outcome_event
-from services.credential_dispatch.store import (
+from services.credential_dispatch.model import (
     Audited,
+    AuditPurpose,
+    Channel,
+    Delivery,
     Dispatch,
-    DispatchStore,
+    DispatchPurpose,
     Requester,
-    audit,
-    complete_if_done,
-    new_delivery,
+    YearTurnedNotice,
 )
+from services.credential_dispatch.store import DispatchStore, audit, complete_if_done, new_delivery
 from shared import topics
 from shared.commands import reject_command
 from shared.contracts.accounts import (
@@ -120,20 +122,22 @@ async def handle_credit_note_issued(
 
 async def _open_dispatch(
     event: Envelope[Any],
-    purpose: str,
+    purpose: DispatchPurpose,
     school_id: uuid.UUID,
-    deliveries: list[Any],
+    deliveries: list[Delivery],
     *,
     store: DispatchStore,
     audited: Audited | None = None,
+    request_id: str | None = None,
+    channel: Channel = "email",
     **request: Any,
 ) -> None:
     dispatch = Dispatch(
         dispatch_id=uuid.uuid4(),
         purpose=purpose,
         school_id=school_id,
-        request_id=request.pop("request_id", None),
-        channel=request.pop("channel", "email"),
+        request_id=request_id,
+        channel=channel,
         correlationid=event.correlationid,
         causationid=event.id,
         **request,
@@ -178,12 +182,12 @@ async def handle_school_year_turned(
     their teachers (the guide: "l'administrateur doit à présent rattacher les enseignants
     à leurs classes")."""
     turned = event.data
-    notice = {
-        "school_name": await store.school_name(turned.school_id) or "",
-        "classes": [c.name for c in turned.classes],
-        "without_teacher": [c.name for c in turned.classes_without_teacher],
-        "closed_by_hand": turned.request_id is not None,
-    }
+    notice = YearTurnedNotice(
+        school_name=await store.school_name(turned.school_id) or "",
+        classes=tuple(c.name for c in turned.classes),
+        without_teacher=tuple(c.name for c in turned.classes_without_teacher),
+        closed_by_hand=turned.request_id is not None,
+    )
     deliveries = [
         new_delivery("year_turned", recipient=email, account_id=admin_id)
         for admin_id, email in await store.administrators(turned.school_id)
@@ -322,7 +326,7 @@ async def handle_document_send_requested(
 
 
 def _audited(
-    purpose: str,
+    purpose: AuditPurpose,
     school_id: uuid.UUID,
     request_id: str,
     requested_by: uuid.UUID,

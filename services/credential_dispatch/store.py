@@ -3,75 +3,42 @@
 import json
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import asyncpg
 
+from services.credential_dispatch.model import (
+    CHANNELS,
+    DELIVERY_KINDS,
+    DISPATCH_PURPOSES,
+    PROVISIONINGS,
+    Audited,
+    Delivery,
+    DeliveryKind,
+    Dispatch,
+    DispatchOutcome,
+    Printed,
+    Requester,
+    Selected,
+    SheetRow,
+    YearTurnedNotice,
+    one_of,
+)
 from shared.contracts.accounts import Account, CreatedAccount
 from shared.contracts.commands import ActivationCodeRenewed
-from shared.contracts.common import Reason
 from shared.contracts.orders import CreditNoteIssued, InvoiceIssued
 from shared.db import Connection
 from shared.envelope import Contract, Envelope
 from shared.store import TransactionStore
 
 
-@dataclass(frozen=True)
-class Dispatch:
-    dispatch_id: UUID
-    purpose: str
-    school_id: UUID
-    request_id: str | None
-    channel: str
-    correlationid: str
-    causationid: str | None
-    requested_by: UUID | None = None
-    layout: str | None = None
-    selection: list[UUID] | None = None
-    document_id: UUID | None = None
-    notice: dict[str, Any] | None = None  # what a notice says (its mail is made from it)
+class Row(Protocol):
+    """A fetched row: an asyncpg Record, or a mapping of its columns."""
 
-
-@dataclass(frozen=True)
-class Requester:
-    account_id: UUID
-    school_id: UUID
-    profile: str
-    email: str | None
-    class_ids: frozenset[UUID]
-
-
-@dataclass(frozen=True)
-class Selected:
-    account_id: UUID
-    school_id: UUID
-    profile: str
-    class_ids: frozenset[UUID]
-
-
-@dataclass(frozen=True)
-class Printed:
-    document_id: UUID
-    school_id: UUID
-    requested_by: UUID | None
-    layout: str | None
-    selection: list[UUID] | None
-
-
-@dataclass(frozen=True)
-class Delivery:
-    delivery_id: UUID
-    dispatch_id: UUID
-    kind: str
-    account_id: UUID | None
-    invoice_number: str | None
-    recipient: str | None
-    attempts: int
-    status: str = "pending"
-    last_error: str | None = None
+    def __getitem__(self, column: str, /) -> Any: ...
 
 
 class DispatchStore(TransactionStore):
@@ -243,15 +210,7 @@ class DispatchStore(TransactionStore):
             " FROM accounts a WHERE a.account_id = $1 AND a.deactivated_at IS NULL",
             account_id,
         )
-        if row is None:
-            return None
-        return Requester(
-            row["account_id"],
-            row["school_id"],
-            row["profile"],
-            row["email"],
-            frozenset(row["class_ids"]),
-        )
+        return None if row is None else requester_row(row)
 
     async def printed(self, document_id: UUID) -> Printed | None:
         """A stored document and the request that printed it."""
@@ -261,7 +220,7 @@ class DispatchStore(TransactionStore):
             " WHERE d.document_id = $1",
             document_id,
         )
-        return Printed(**row) if row else None
+        return printed_row(row) if row else None
 
     async def class_school(self, class_id: UUID) -> UUID | None:
         found = await self.conn.fetchval(
@@ -296,10 +255,7 @@ class DispatchStore(TransactionStore):
             profiles,
             not_activated,
         )
-        return [
-            Selected(r["account_id"], r["school_id"], r["profile"], frozenset(r["class_ids"]))
-            for r in rows
-        ]
+        return [selected_row(r) for r in rows]
 
     async def parents_of(self, child_ids: list[UUID]) -> dict[UUID, list[tuple[UUID, str | None]]]:
         rows = await self.conn.fetch(
@@ -365,7 +321,7 @@ class DispatchStore(TransactionStore):
             dispatch.layout,
             dispatch.selection,
             dispatch.document_id,
-            None if dispatch.notice is None else json.dumps(dispatch.notice),
+            None if dispatch.notice is None else json.dumps(asdict(dispatch.notice)),
         )
         await self.conn.executemany(
             "INSERT INTO deliveries (delivery_id, dispatch_id, kind, account_id, invoice_number,"
@@ -387,7 +343,7 @@ class DispatchStore(TransactionStore):
 
 
 def new_delivery(
-    kind: str,
+    kind: DeliveryKind,
     *,
     recipient: str | None,
     account_id: UUID | None = None,
@@ -407,16 +363,9 @@ def new_delivery(
     )
 
 
-@dataclass(frozen=True)
-class DispatchOutcome:
-    dispatch: Dispatch
-    delivered: list[tuple[UUID | None, str]]
-    undeliverable: list[tuple[UUID | None, str]]
-    invoice_number: str | None
-
-
 SHEET_ROWS = (
-    "SELECT a.*, s.name AS school_name, s.provisioning,"
+    "SELECT a.account_id, a.profile, a.first_name, a.last_name, a.login, a.activation_code,"
+    " a.activation_expires_at, a.activated_at, a.classes, s.name AS school_name, s.provisioning,"
     " array(SELECT c.first_name || ' ' || c.last_name FROM parent_children p"
     "       JOIN accounts c ON c.account_id = p.child_id WHERE p.parent_id = a.account_id"
     "       ORDER BY c.last_name, c.first_name) AS children_names,"
@@ -426,7 +375,7 @@ SHEET_ROWS = (
     " WHERE a.account_id = ANY($1::uuid[]) ORDER BY a.last_name, a.first_name"
 )
 
-OutcomeReport = Callable[["DispatchOutcome"], Envelope[Contract] | None]
+OutcomeReport = Callable[[DispatchOutcome], Envelope[Contract] | None]
 
 
 class DeliveryQueries:
@@ -449,7 +398,7 @@ class DeliveryQueries:
                 limit,
                 lease_seconds,
             )
-        return [Delivery(**row) for row in rows]
+        return [delivery_row(row) for row in rows]
 
     async def renew_leases(self, delivery_ids: list[UUID], lease_seconds: float) -> None:
         async with self._pool.acquire() as conn:
@@ -460,15 +409,15 @@ class DeliveryQueries:
                 lease_seconds,
             )
 
-    async def account_sheet(self, account_id: UUID) -> dict[str, Any] | None:
+    async def account_sheet(self, account_id: UUID) -> SheetRow | None:
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(SHEET_ROWS, [account_id])
-        return dict(rows[0]) if rows else None
+        return sheet_row(rows[0]) if rows else None
 
-    async def account_sheets(self, account_ids: list[UUID]) -> list[dict[str, Any]]:
+    async def account_sheets(self, account_ids: list[UUID]) -> list[SheetRow]:
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(SHEET_ROWS, account_ids)
-        return [dict(r) for r in rows]
+        return [sheet_row(r) for r in rows]
 
     async def dispatch(self, dispatch_id: UUID) -> Dispatch:
         async with self._pool.acquire() as conn:
@@ -479,7 +428,7 @@ class DeliveryQueries:
                 dispatch_id,
             )
         assert row is not None, f"dispatch {dispatch_id} of a claimed delivery is gone"
-        return _dispatch(row)
+        return dispatch_row(row)
 
     async def stored_document(self, document_id: UUID) -> tuple[str, str, bytes] | None:
         async with self._pool.acquire() as conn:
@@ -554,23 +503,6 @@ class DeliveryQueries:
             return outcome
 
 
-@dataclass(frozen=True)
-class Audited:
-    """A hand-out of credentials as the audit keeps it (never a code)."""
-
-    school_id: UUID
-    purpose: str  # first_access | request | resend
-    request_id: str | None
-    requested_by: UUID | None  # None: the system sent it (an administrator's first access)
-    requester_profile: str | None
-    accounts: list[UUID]
-    channel: str | None
-    layout: str | None
-    document_id: UUID | None = None
-    refused: list[Reason] | None = None
-    dispatch_id: UUID | None = None
-
-
 async def audit(conn: Connection, entry: Audited) -> None:
     await conn.execute(
         "INSERT INTO audit (audit_id, school_id, purpose, request_id, requested_by,"
@@ -591,7 +523,7 @@ async def audit(conn: Connection, entry: Audited) -> None:
     )
 
 
-async def _audit_outcome(conn: Connection, outcome: "DispatchOutcome") -> None:
+async def _audit_outcome(conn: Connection, outcome: DispatchOutcome) -> None:
     """What the hand-out delivered, once its last delivery is done."""
     await conn.execute(
         "UPDATE audit SET completed_at = now(), document_id = COALESCE(document_id, $2),"
@@ -603,10 +535,101 @@ async def _audit_outcome(conn: Connection, outcome: "DispatchOutcome") -> None:
     )
 
 
-def _dispatch(row: Any) -> Dispatch:
-    fields = dict(row)
-    notice = fields.pop("notice")
-    return Dispatch(**fields, notice=json.loads(notice) if notice else None)
+# Each row the store hands on is built by one of these, where a value outside its Literal
+# is refused (model.one_of) rather than carried on.
+
+
+def delivery_row(row: Row) -> Delivery:
+    """A claimed delivery (its status is pending, or it would not have been claimed)."""
+    return Delivery(
+        delivery_id=row["delivery_id"],
+        dispatch_id=row["dispatch_id"],
+        kind=one_of(DELIVERY_KINDS, row["kind"], what="deliveries.kind"),
+        account_id=row["account_id"],
+        invoice_number=row["invoice_number"],
+        recipient=row["recipient"],
+        attempts=row["attempts"],
+    )
+
+
+def dispatch_row(row: Row) -> Dispatch:
+    """A dispatch, its notice read from ``notice::text``."""
+    return Dispatch(
+        dispatch_id=row["dispatch_id"],
+        purpose=one_of(DISPATCH_PURPOSES, row["purpose"], what="dispatches.purpose"),
+        school_id=row["school_id"],
+        request_id=row["request_id"],
+        channel=one_of(CHANNELS, row["channel"], what="dispatches.channel"),
+        correlationid=row["correlationid"],
+        causationid=row["causationid"],
+        requested_by=row["requested_by"],
+        layout=row["layout"],
+        selection=row["selection"],
+        document_id=row["document_id"],
+        notice=_notice(row["notice"]),
+    )
+
+
+def _notice(text: str | None) -> YearTurnedNotice | None:
+    said = json.loads(text) if text else None
+    if said is None:
+        return None
+    return YearTurnedNotice(
+        school_name=str(said.get("school_name", "")),
+        classes=tuple(str(c) for c in said.get("classes", [])),
+        without_teacher=tuple(str(c) for c in said.get("without_teacher", [])),
+        closed_by_hand=bool(said.get("closed_by_hand")),
+    )
+
+
+def sheet_row(row: Row) -> SheetRow:
+    provisioning = row["provisioning"]
+    return SheetRow(
+        account_id=row["account_id"],
+        profile=row["profile"],
+        first_name=row["first_name"],
+        last_name=row["last_name"],
+        login=row["login"],
+        activation_code=row["activation_code"],
+        activation_expires_at=row["activation_expires_at"],
+        activated_at=row["activated_at"],
+        school_name=row["school_name"],
+        provisioning=None
+        if provisioning is None
+        else one_of(PROVISIONINGS, provisioning, what="schools.provisioning"),
+        classes=tuple(row["classes"] or ()),
+        class_names=tuple(row["class_names"] or ()),
+        children_names=tuple(row["children_names"] or ()),
+    )
+
+
+def requester_row(row: Row) -> Requester:
+    return Requester(
+        account_id=row["account_id"],
+        school_id=row["school_id"],
+        profile=row["profile"],
+        email=row["email"],
+        class_ids=frozenset(row["class_ids"]),
+    )
+
+
+def selected_row(row: Row) -> Selected:
+    return Selected(
+        account_id=row["account_id"],
+        school_id=row["school_id"],
+        profile=row["profile"],
+        class_ids=frozenset(row["class_ids"]),
+    )
+
+
+def printed_row(row: Row) -> Printed:
+    return Printed(
+        document_id=row["document_id"],
+        school_id=row["school_id"],
+        requested_by=row["requested_by"],
+        layout=row["layout"],
+        selection=row["selection"],
+    )
 
 
 def _text(value: UUID | None) -> str | None:
@@ -635,7 +658,7 @@ async def complete_if_done(conn: Connection, dispatch_id: UUID) -> DispatchOutco
         dispatch_id,
     )
     outcome = DispatchOutcome(
-        dispatch=_dispatch(row),
+        dispatch=dispatch_row(row),
         delivered=[(d["account_id"], d["recipient"]) for d in done if d["status"] == "sent"],
         undeliverable=[
             (d["account_id"], d["last_error"] or "not delivered")

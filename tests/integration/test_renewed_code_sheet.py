@@ -8,6 +8,7 @@ from services.account_manager.settings import AccountManagerSettings
 from services.credential_dispatch import domain
 from services.credential_dispatch.bootstrap import build as build_dispatch
 from services.credential_dispatch.documents import Documents
+from services.credential_dispatch.model import SheetRow
 from services.credential_dispatch.renderer import PdfRenderer
 from services.credential_dispatch.settings import CredentialDispatchSettings
 from services.credential_dispatch.store import DeliveryQueries
@@ -46,9 +47,9 @@ async def test_sheet_after_renewal_and_activation(stack, channel):
         assert dispatch.context is not None
         queries = DeliveryQueries(dispatch.context.pool)
 
-        async def copy_with(code: str | None) -> dict | None:
+        async def copy_with(code: str | None) -> SheetRow | None:
             row = await queries.account_sheet(__import__("uuid").UUID(pupil["account_id"]))
-            return row if row and row["activation_code"] == code else None
+            return row if row and row.activation_code == code else None
 
         row = await eventually(lambda: copy_with(new_code), what="copy renewed")
         documents = Documents("https://ent.example.org")

@@ -3,7 +3,7 @@
 from uuid import UUID, uuid4
 
 from services.credential_dispatch import domain
-from services.credential_dispatch.store import Printed, Requester, Selected
+from services.credential_dispatch.model import Printed, Requester, Selected
 from shared.contracts.commands import (
     CredentialsDispatchRequested,
     CredentialsDocumentSendRequested,
