@@ -23,7 +23,7 @@ from pathlib import Path
 import asyncpg
 
 from bench.common import ADMIN_URL, Namespace
-from services.credential_dispatch.store import DispatchStore
+from services.credential_dispatch.store import PostgresDispatchStore
 from shared import db
 from shared.contracts.accounts import CreatedAccount
 
@@ -106,7 +106,7 @@ async def run(count: int) -> None:
             " first_name text, last_name text, login text, email text, activation_code text);"
             " CREATE TABLE bare_links (a uuid, b uuid)"
         )
-        store = DispatchStore(conn)
+        store = PostgresDispatchStore(conn)
         school = uuid.uuid4()
 
         async def handler_writes(accounts: list[CreatedAccount]) -> None:

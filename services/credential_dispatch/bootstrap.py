@@ -6,10 +6,11 @@ from services.credential_dispatch.delivery import DeliveryLoop
 from services.credential_dispatch.documents import Documents
 from services.credential_dispatch.handlers import routes
 from services.credential_dispatch.mailer import Mailer
+from services.credential_dispatch.ports import DispatchStore
 from services.credential_dispatch.renderer import PdfRenderer
 from services.credential_dispatch.retention import RetentionLoop
 from services.credential_dispatch.settings import CredentialDispatchSettings
-from services.credential_dispatch.store import DeliveryQueries, DispatchStore
+from services.credential_dispatch.store import DeliveryQueries, PostgresDispatchStore
 from shared import topics
 from shared.worker import Context, Wiring, Worker
 
@@ -49,7 +50,7 @@ def build(settings: CredentialDispatchSettings | None = None) -> Worker:
         )
         return Wiring(
             routes=routes(),
-            store=DispatchStore,
+            store=PostgresDispatchStore,
             loops=[loop.run, retention.run],
             after_commit=[loop.waker.wake],
             closers=[renderer.stop, mailer.close],

@@ -15,8 +15,9 @@ from services.credential_dispatch.model import (
     DispatchPurpose,
     Requester,
     YearTurnedNotice,
+    new_delivery,
 )
-from services.credential_dispatch.store import DispatchStore, audit, complete_if_done, new_delivery
+from services.credential_dispatch.ports import DispatchStore
 from shared import topics
 from shared.commands import reject_command
 from shared.contracts.accounts import (
@@ -144,9 +145,9 @@ async def _open_dispatch(
     )
     await store.add_dispatch(dispatch, deliveries)
     if audited is not None:  # a hand-out of credentials (an invoice is none)
-        await audit(store.conn, replace(audited, dispatch_id=dispatch.dispatch_id))
+        await store.audit(replace(audited, dispatch_id=dispatch.dispatch_id))
     # Nothing to send (no address at all): the outcome is known now.
-    outcome = await complete_if_done(store.conn, dispatch.dispatch_id)
+    outcome = await store.complete_if_done(dispatch.dispatch_id)
     if outcome is not None and (reported := outcome_event(outcome)) is not None:
         await store.emit(reported)
     log.info("dispatch_opened", purpose=purpose, deliveries=len(deliveries))
@@ -238,7 +239,7 @@ async def handle_dispatch_requested(
         layout=command.layout if command.channel == "print" else None,
     )
     if reasons or requester is None:
-        await audit(store.conn, replace(audited, refused=reasons))
+        await store.audit(replace(audited, refused=reasons))
         await reject_request(event, reasons, store=store)
         return
     if command.channel == "print":
@@ -299,9 +300,8 @@ async def handle_document_send_requested(
     if reasons or requester is None or printed is None:
         # An unknown document and another school's look the same: neither is named.
         unknown = printed is None or printed.school_id != command.school_id
-        await audit(
-            store.conn,
-            replace(audited, refused=reasons, accounts=[] if unknown else audited.accounts),
+        await store.audit(
+            replace(audited, refused=reasons, accounts=[] if unknown else audited.accounts)
         )
         await reject_request(event, reasons, store=store)
         return

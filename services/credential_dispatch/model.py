@@ -6,6 +6,7 @@ its Literal is refused by ``one_of`` where the store builds the row: a schema ah
 code stops the row there, instead of flowing on as a bare string.
 """
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Literal, TypeVar, get_args
@@ -85,6 +86,28 @@ class Delivery:
     attempts: int
     status: DeliveryStatus = "pending"
     last_error: str | None = None
+
+
+def new_delivery(
+    kind: DeliveryKind,
+    *,
+    recipient: str | None,
+    account_id: UUID | None = None,
+    invoice_number: str | None = None,
+) -> Delivery:
+    """A delivery to make; one with no address is failed from the start, with the reason.
+    Its dispatch is the one it is added with (``ports.DispatchStore.add_dispatch``)."""
+    return Delivery(
+        delivery_id=uuid.uuid4(),
+        dispatch_id=uuid.uuid4(),
+        kind=kind,
+        account_id=account_id,
+        invoice_number=invoice_number,
+        recipient=recipient,
+        attempts=0,
+        status="pending" if recipient else "failed",
+        last_error=None if recipient else "no email address",
+    )
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Every SQL statement of credential_dispatch."""
+"""Every SQL statement of credential_dispatch: ``ports.DispatchStore`` in Postgres, and the
+delivery loop's queries."""
 
 import json
 import uuid
@@ -17,7 +18,6 @@ from services.credential_dispatch.model import (
     PROVISIONINGS,
     Audited,
     Delivery,
-    DeliveryKind,
     Dispatch,
     DispatchOutcome,
     Printed,
@@ -29,6 +29,7 @@ from services.credential_dispatch.model import (
 )
 from shared.contracts.accounts import Account, CreatedAccount
 from shared.contracts.commands import ActivationCodeRenewed
+from shared.contracts.common import Reason
 from shared.contracts.orders import CreditNoteIssued, InvoiceIssued
 from shared.db import Connection
 from shared.envelope import Contract, Envelope
@@ -41,7 +42,9 @@ class Row(Protocol):
     def __getitem__(self, column: str, /) -> Any: ...
 
 
-class DispatchStore(TransactionStore):
+class PostgresDispatchStore(TransactionStore):
+    """``ports.DispatchStore`` in Postgres."""
+
     async def archive_classes(self, class_ids: list[UUID]) -> None:
         """Classes the school no longer has: out of every scope and print."""
         await self.conn.execute(
@@ -341,26 +344,28 @@ class DispatchStore(TransactionStore):
             ],
         )
 
+    async def audit(self, entry: Audited) -> None:
+        await self.conn.execute(
+            "INSERT INTO audit (audit_id, school_id, purpose, request_id, requested_by,"
+            " requester_profile, accounts, channel, layout, document_id, refused, dispatch_id)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12)",
+            uuid.uuid4(),
+            entry.school_id,
+            entry.purpose,
+            entry.request_id,
+            entry.requested_by,
+            entry.requester_profile,
+            entry.accounts,
+            entry.channel,
+            entry.layout,
+            entry.document_id,
+            _reasons(entry.refused),
+            entry.dispatch_id,
+        )
 
-def new_delivery(
-    kind: DeliveryKind,
-    *,
-    recipient: str | None,
-    account_id: UUID | None = None,
-    invoice_number: str | None = None,
-) -> Delivery:
-    """A delivery to make; one with no address is failed from the start, with the reason."""
-    return Delivery(
-        delivery_id=uuid.uuid4(),
-        dispatch_id=uuid.uuid4(),
-        kind=kind,
-        account_id=account_id,
-        invoice_number=invoice_number,
-        recipient=recipient,
-        attempts=0,
-        status="pending" if recipient else "failed",
-        last_error=None if recipient else "no email address",
-    )
+    async def complete_if_done(self, dispatch_id: UUID) -> DispatchOutcome | None:
+        # The same statements as the delivery loop's, when it settles a last delivery.
+        return await complete_if_done(self.conn, dispatch_id)
 
 
 SHEET_ROWS = (
@@ -503,26 +508,6 @@ class DeliveryQueries:
             return outcome
 
 
-async def audit(conn: Connection, entry: Audited) -> None:
-    await conn.execute(
-        "INSERT INTO audit (audit_id, school_id, purpose, request_id, requested_by,"
-        " requester_profile, accounts, channel, layout, document_id, refused, dispatch_id)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12)",
-        uuid.uuid4(),
-        entry.school_id,
-        entry.purpose,
-        entry.request_id,
-        entry.requested_by,
-        entry.requester_profile,
-        entry.accounts,
-        entry.channel,
-        entry.layout,
-        entry.document_id,
-        None if entry.refused is None else json.dumps([r.model_dump() for r in entry.refused]),
-        entry.dispatch_id,
-    )
-
-
 async def _audit_outcome(conn: Connection, outcome: DispatchOutcome) -> None:
     """What the hand-out delivered, once its last delivery is done."""
     await conn.execute(
@@ -630,6 +615,10 @@ def printed_row(row: Row) -> Printed:
         layout=row["layout"],
         selection=row["selection"],
     )
+
+
+def _reasons(refused: list[Reason] | None) -> str | None:
+    return None if refused is None else json.dumps([r.model_dump() for r in refused])
 
 
 def _text(value: UUID | None) -> str | None:

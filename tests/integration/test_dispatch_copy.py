@@ -9,7 +9,7 @@ import asyncpg
 
 from services.credential_dispatch.bootstrap import build as build_dispatch
 from services.credential_dispatch.settings import CredentialDispatchSettings
-from services.credential_dispatch.store import DispatchStore
+from services.credential_dispatch.store import PostgresDispatchStore
 from shared.contracts.accounts import (
     Account,
     AccountsCreated,
@@ -118,7 +118,7 @@ async def test_the_copy_follows_moves_leavers_and_returns(stack: Stack, channel)
         await eventually(deactivated, what="the deactivation")
         assert dispatch.context is not None
         async with dispatch.context.pool.acquire() as conn:
-            store = DispatchStore(conn)
+            store = PostgresDispatchStore(conn)
             assert await store.requester(pupil) is None  # asks for nothing
             chosen = await store.select(SCHOOL, None, None, [], False)
             assert [s.account_id for s in chosen] == [parent]  # handed out to nobody
@@ -131,7 +131,7 @@ async def test_the_copy_follows_moves_leavers_and_returns(stack: Stack, channel)
 
         await eventually(restored, what="the restoration")
         async with dispatch.context.pool.acquire() as conn:
-            chosen = await DispatchStore(conn).select(SCHOOL, None, None, [], False)
+            chosen = await PostgresDispatchStore(conn).select(SCHOOL, None, None, [], False)
             assert {s.account_id for s in chosen} == {pupil, parent}
 
         await send(AccountsDeleted(school_id=SCHOOL, accounts=moved))
@@ -194,7 +194,7 @@ async def test_the_copy_holds_each_account_as_its_event_gave_it(stack: Stack):
 
     try:
         async with conn.transaction():
-            store = DispatchStore(conn)
+            store = PostgresDispatchStore(conn)
             await store.upsert_accounts(SCHOOL, [first, other, again])
             await store.link_accounts([first, other, again])
         assert await rows() == {a: expected(again, "abcd3456"), b: expected(other, "abcd3456")}
@@ -205,7 +205,7 @@ async def test_the_copy_holds_each_account_as_its_event_gave_it(stack: Stack):
 
         moved = Account(**{**first.model_dump(), "classes": odd[3:], "class_ids": [c3]})
         async with conn.transaction():
-            await DispatchStore(conn).update_accounts(SCHOOL, [moved])
+            await PostgresDispatchStore(conn).update_accounts(SCHOOL, [moved])
         assert (await rows())[a] == expected(moved, "abcd3456")  # the code stays
         links = await conn.fetch("SELECT account_id, class_id FROM account_classes")
         assert {tuple(r) for r in links} == {(a, c3)}

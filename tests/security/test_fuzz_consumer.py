@@ -30,7 +30,7 @@ from services.account_manager.feed_store import PostgresFeedStore
 from services.account_manager.handlers import routes as account_routes
 from services.account_manager.settings import AccountManagerSettings
 from services.credential_dispatch.handlers import routes as dispatch_routes
-from services.credential_dispatch.store import DispatchStore
+from services.credential_dispatch.store import PostgresDispatchStore
 from services.directory_sync.handlers import routes as directory_routes
 from services.directory_sync.settings import DirectorySyncSettings
 from services.directory_sync.store import PostgresDirectoryStore
@@ -179,7 +179,7 @@ def _probes(feed_dir: Path) -> dict[str, Probe]:
             PostgresFeedStore,
         ),
         topics.CREDENTIAL_DISPATCH: _probe(
-            topics.CREDENTIAL_DISPATCH, dispatch_routes(), DispatchStore
+            topics.CREDENTIAL_DISPATCH, dispatch_routes(), PostgresDispatchStore
         ),
     }
 
