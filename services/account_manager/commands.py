@@ -4,26 +4,23 @@ Each command ends in exactly one event with its request id as correlationid: its
 success event, or ``command.rejected`` with reasons field by field and nothing changed.
 """
 
-import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from services.account_manager import domain, scope
+from services.account_manager import domain, events, scope
+from services.account_manager.domain import NewAccount
 from services.account_manager.feed_rules import MatchKey, match_key
-from services.account_manager.ports import AccountStore, NewAccount, ReserveRanks, SchoolInfo
+from services.account_manager.ports import AccountStore, ReserveRanks
 from shared.commands import reject_command
-from shared.contracts.accounts import AccountsCreated, CreatedAccount
+from shared.contracts.accounts import CreatedAccount
 from shared.contracts.commands import (
     AccountActivated,
     AccountsCreateRequested,
     AccountToCreate,
-    ActivationCodeRenewed,
     ActivationCodeRenewRequested,
-    ClassRenamed,
     ClassRenameRequested,
-    ClassTeachersAssigned,
     ClassTeachersAssignRequested,
 )
 from shared.contracts.common import Reason
@@ -70,7 +67,7 @@ async def handle_accounts_create(
     accounts = await _create_all(
         command, classes, activation_ttl, now, store=store, reserve=reserve_ranks
     )
-    await store.emit(follow(event, accounts_created(school, accounts), source=domain.SOURCE))
+    await store.emit(follow(event, events.accounts_created(school, accounts), source=domain.SOURCE))
     log.info("accounts_created", count=len(accounts))
 
 
@@ -126,7 +123,19 @@ async def _create_all(
     statement for the class links and one for the children, whatever their number (a
     class's worth of pupils was ten times each). In the request's order."""
     wanted = command.accounts
-    made = [_new_account(w, command.school_id, ttl, now) for w in wanted]
+    expires = domain.activation_expiry(now, ttl)
+    made = [
+        domain.new_account(
+            command.school_id,
+            w.profile,
+            w.first_name,
+            w.last_name,
+            email=w.email,
+            birth_date=w.birth_date,
+            expires_at=expires,
+        )
+        for w in wanted
+    ]
     by_ref = {w.ref: a.account_id for w, a in zip(wanted, made, strict=True) if w.ref}
     children = [[by_ref[c] if c in by_ref else UUID(c) for c in w.children] for w in wanted]
     # Pupils before parents, as when they were created one by one: which of two namesakes
@@ -139,27 +148,9 @@ async def _create_all(
     )
     placed = await _place_all(made, wanted, children, store=store)
     return [
-        created_account(a, logins[a.account_id], placed[a.account_id], classes, kids)
+        events.created_account(a, logins[a.account_id], placed[a.account_id], classes, kids)
         for a, kids in zip(made, children, strict=True)
     ]
-
-
-def _new_account(
-    wanted: AccountToCreate, school_id: UUID, ttl: timedelta, now: datetime
-) -> NewAccount:
-    return NewAccount(
-        account_id=uuid.uuid4(),
-        school_id=school_id,
-        profile=wanted.profile,
-        first_name=wanted.first_name,
-        last_name=wanted.last_name,
-        email=wanted.email,
-        birth_date=wanted.birth_date,
-        activation_code=domain.new_activation_code(),
-        activation_expires_at=domain.activation_expiry(now, ttl),
-        first_folded=domain.fold_name_part(wanted.first_name),
-        last_folded=domain.fold_name_part(wanted.last_name),
-    )
 
 
 async def _place_all(
@@ -200,39 +191,6 @@ async def _place_all(
     return placed
 
 
-def accounts_created(school: SchoolInfo, accounts: list[CreatedAccount]) -> AccountsCreated:
-    return AccountsCreated(
-        school_id=school.school_id,
-        uai=school.uai,
-        school_name=school.name,
-        provisioning=school.provisioning,
-        accounts=accounts,
-    )
-
-
-def created_account(
-    account: NewAccount,
-    login: str,
-    class_ids: list[UUID],
-    classes: Mapping[UUID, scope.ClassRow],
-    children: list[UUID],
-) -> CreatedAccount:
-    return CreatedAccount(
-        account_id=account.account_id,
-        profile=account.profile,
-        first_name=account.first_name,
-        last_name=account.last_name,
-        login=login,
-        email=account.email,
-        birth_date=account.birth_date,
-        classes=[classes[c].name for c in class_ids],
-        class_ids=class_ids,
-        children=children,
-        activation_code=account.activation_code,
-        activation_expires_at=account.activation_expires_at,
-    )
-
-
 # class.rename.requested, class.teachers.assign.requested ---------------------------------
 
 
@@ -251,18 +209,8 @@ async def handle_class_rename(
         await reject(event, reasons, store=store)
         return
     await store.rename_class(klass.class_id, name)
-    await store.emit(
-        follow(
-            event,
-            ClassRenamed(
-                class_id=klass.class_id,
-                school_id=klass.school_id,
-                name=name,
-                request_id=command.request_id,
-            ),
-            source=domain.SOURCE,
-        )
-    )
+    renamed = events.class_renamed(klass, name, command.request_id)
+    await store.emit(follow(event, renamed, source=domain.SOURCE))
 
 
 async def handle_class_teachers_assign(
@@ -280,18 +228,10 @@ async def handle_class_teachers_assign(
         return
     teachers = scope.teachers_after(await store.class_teachers(klass.class_id), command)
     await store.set_class_teachers(klass.class_id, teachers)
-    await store.emit(
-        follow(
-            event,
-            ClassTeachersAssigned(
-                class_id=klass.class_id,
-                school_id=klass.school_id,
-                teachers=teachers,
-                request_id=command.request_id,
-            ),
-            source=domain.SOURCE,
-        )
+    assigned = events.teachers_assigned(
+        klass.class_id, klass.school_id, teachers, command.request_id
     )
+    await store.emit(follow(event, assigned, source=domain.SOURCE))
 
 
 # activation codes ------------------------------------------------------------------------
@@ -314,19 +254,10 @@ async def handle_activation_code_renew(
     code = domain.new_activation_code()
     expires = domain.activation_expiry(now, activation_ttl)
     await store.renew_code(account.account_id, code, expires)
-    await store.emit(
-        follow(
-            event,
-            ActivationCodeRenewed(
-                account_id=account.account_id,
-                school_id=account.school_id,
-                activation_code=code,
-                activation_expires_at=expires,
-                request_id=command.request_id,
-            ),
-            source=domain.SOURCE,
-        )
+    renewed = events.code_renewed(
+        account.account_id, account.school_id, code, expires, command.request_id
     )
+    await store.emit(follow(event, renewed, source=domain.SOURCE))
 
 
 async def handle_account_activated(

@@ -5,9 +5,12 @@ this module only says what the n-th candidate login is.
 """
 
 import secrets
+import uuid
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from types import MappingProxyType
+from uuid import UUID
 
 from shared import topics
 from shared.names import fold_name
@@ -98,3 +101,52 @@ def manual_class_names(count: int) -> list[str]:
     if count < 0:
         raise ValueError(f"a school cannot have {count} classes")
     return [f"Classe {n}" for n in range(1, count + 1)]
+
+
+@dataclass(frozen=True)
+class NewAccount:
+    """An account about to be written: built by ``new_account`` only."""
+
+    account_id: UUID
+    school_id: UUID
+    profile: str
+    first_name: str
+    last_name: str
+    email: str | None
+    birth_date: date | None
+    activation_code: str
+    activation_expires_at: datetime
+    first_folded: str = ""
+    last_folded: str = ""
+    feed_id: UUID | None = None  # the ONDE feed's id of the person, for a feed account
+
+
+def new_account(
+    school_id: UUID,
+    profile: str,
+    first_name: str,
+    last_name: str,
+    *,
+    email: str | None,
+    birth_date: date | None,
+    expires_at: datetime,
+    code: str | None = None,
+    feed_id: UUID | None = None,
+) -> NewAccount:
+    """The one way a new account is made, whoever asks (a school's opening, a command, the
+    feed): a fresh id, a new activation code (``code`` when one was drawn in a batch), its
+    expiry, and the folded names its matching uses."""
+    return NewAccount(
+        account_id=uuid.uuid4(),
+        school_id=school_id,
+        profile=profile,
+        first_name=first_name,
+        last_name=last_name,
+        email=email,
+        birth_date=birth_date,
+        activation_code=code if code is not None else new_activation_code(),
+        activation_expires_at=expires_at,
+        first_folded=fold_name_part(first_name),
+        last_folded=fold_name_part(last_name),
+        feed_id=feed_id,
+    )

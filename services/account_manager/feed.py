@@ -9,40 +9,31 @@ both sides have an account.
 """
 
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import NamedTuple
 from uuid import UUID
 
-from services.account_manager import commands, domain, feed_rules
+from services.account_manager import domain, events, feed_rules
+from services.account_manager.domain import NewAccount
 from services.account_manager.ports import (
     AccountView,
     FeedStore,
     MappedAccount,
-    NewAccount,
     PersonUpdate,
     ReserveRanks,
     SchoolInfo,
 )
 from shared.contracts.accounts import (
-    Account,
     ArchivedClass,
-    ClassesArchived,
-    ClassesCreated,
     ClassInfo,
-    CreatedAccount,
-    SchoolYearTurned,
 )
-from shared.contracts.commands import ClassTeachersAssigned
 from shared.contracts.directory import (
-    AccountsDeactivated,
-    AccountsDeleted,
-    AccountsUpdated,
     DirectorySynced,
     FeedPerson,
 )
-from shared.envelope import Contract, Envelope, follow
+from shared.envelope import Envelope, follow
 from shared.errors import PermanentError, TransientError
 from shared.logs import get_logger
 
@@ -55,28 +46,50 @@ class AccountLifetimes:
     grace: timedelta  # how long a deactivated leaver is kept (and can be restored)
 
 
-@dataclass
-class Applied:
-    """What a chunk did, for its events."""
+@dataclass(frozen=True)
+class Leavers:
+    """What the chunk's leavers became, as they were before they went."""
 
-    classes: list[ClassInfo] = field(default_factory=list)
-    archived: list[ArchivedClass] = field(default_factory=list)
-    detached: list[UUID] = field(default_factory=list)  # archived classes that lost teachers
-    # Classes back from the archive with the teachers they had, and those teachers.
-    reattached: dict[UUID, list[UUID]] = field(default_factory=dict)
-    year_turned: bool = False  # the chunk completed its school's turnover run
-    created: list[UUID] = field(default_factory=list)
-    # The rows just inserted for ``created``, with their logins: published as they are,
-    # not read back.
-    new_rows: dict[UUID, tuple[NewAccount, str]] = field(default_factory=dict)
-    changed: set[UUID] = field(default_factory=set)
-    restored: set[UUID] = field(default_factory=set)
-    movers: list[UUID] = field(default_factory=list)  # accounts there before, moved class
-    # Feed ids found to be existing accounts (a leaver back, an account made by hand).
-    matched: set[UUID] = field(default_factory=set)
-    deactivated: list[AccountView] = field(default_factory=list)
-    deleted: list[AccountView] = field(default_factory=list)
-    skipped: list[UUID] = field(default_factory=list)  # feed ids with no possible login
+    deleted: list[AccountView]
+    deactivated: list[AccountView]
+    parents: frozenset[UUID]  # their children (and classes) change
+
+    @property
+    def gone(self) -> set[UUID]:
+        return {v.account_id for v in [*self.deleted, *self.deactivated]}
+
+
+NO_LEAVERS = Leavers([], [], frozenset())
+
+
+@dataclass(frozen=True)
+class Created:
+    accounts: dict[UUID, UUID]  # feed id -> the new account's id, in the chunk's order
+    # The rows just inserted, with their logins: published as they are, not read back.
+    rows: dict[UUID, tuple[NewAccount, str]]
+    skipped: list[UUID]  # feed ids with no possible login
+
+
+@dataclass(frozen=True)
+class Identified:
+    """Who is who: every person of the chunk and the account he is."""
+
+    accounts: dict[UUID, UUID]  # feed id -> account id
+    created: Created
+    restored: frozenset[UUID]  # deactivated accounts back in the export
+    matched: frozenset[UUID]  # feed ids found to be existing accounts (a leaver back…)
+    changed: frozenset[UUID]  # existing accounts whose names or address changed
+
+    @property
+    def fresh(self) -> set[UUID]:
+        return set(self.created.accounts.values())
+
+
+@dataclass(frozen=True)
+class Placed:
+    changed: frozenset[UUID]  # accounts whose classes, teaching or children changed
+    movers: list[UUID]  # pupils there before who changed class
+    parents: frozenset[UUID]  # parents whose classes may have changed
 
 
 async def handle_directory_synced(
@@ -89,52 +102,45 @@ async def handle_directory_synced(
 ) -> None:
     chunk = event.data
     school = await _fed_school(chunk, store=store)
-    applied = Applied()
+    year_turned = False
     if chunk.version is not None:
         whole = await _take_turn(chunk, chunk.version, store=store)
-        applied.year_turned = chunk.turnover and whole
+        year_turned = chunk.turnover and whole
     people = {p.feed_id: p for p in [*chunk.created, *chunk.updated, *chunk.moved]}
     left = [f for f in dict.fromkeys(chunk.left) if f not in people]
     classes = await _apply_classes(chunk, people.values(), store=store, now=now)
-    applied.classes, applied.archived, applied.detached = (
-        classes.created,
-        classes.archived,
-        classes.detached,
-    )
-    applied.reattached = classes.reattached
-    class_ids = classes.class_ids
     known = {m.feed_id: m for m in await store.mapped_accounts(chunk.school_id, [*people, *left])}
-    leavers = [known[f] for f in left if f in known]
-    parents = await _apply_leavers(chunk.school_id, leavers, applied, store=store, now=now)
-    accounts = await _identify(
+    leavers = await _apply_leavers(
+        chunk.school_id, [known[f] for f in left if f in known], store=store, now=now
+    )
+    identified = await _identify(
         chunk.school_id,
         people,
         known,
-        applied,
         store=store,
         lifetimes=lifetimes,
         now=now,
         reserve_ranks=reserve_ranks,
     )
-    parents |= await _place(chunk.school_id, people, accounts, class_ids, applied, store=store)
-    gone = {v.account_id for v in [*applied.deactivated, *applied.deleted]}
-    applied.changed |= await _derive_parent_classes(
-        parents - gone, applied.movers, set(applied.created), store=store
+    placed = await _place(chunk.school_id, people, identified, classes.class_ids, store=store)
+    gone = leavers.gone
+    derived = await _derive_parent_classes(
+        (leavers.parents | placed.parents) - gone, placed.movers, identified.fresh, store=store
     )
-    applied.changed -= gone
-    await _publish(event, school, applied, store=store)
+    changed = (leavers.parents | identified.changed | placed.changed | derived) - gone
+    await _publish(event, school, classes, leavers, identified, changed, year_turned, store=store)
     log.info(
         "feed_chunk_applied",
         school_id=str(chunk.school_id),
         run_id=str(chunk.run_id),
         chunk=f"{chunk.chunk + 1}/{chunk.chunks}",
-        classes_created=len(applied.classes),
-        created=len(applied.created),
-        updated=len(applied.changed - set(applied.created)),
-        restored=len(applied.restored),
-        deactivated=len(applied.deactivated),
-        deleted=len(applied.deleted),
-        skipped=[str(f) for f in applied.skipped],
+        classes_created=len(classes.created),
+        created=len(identified.created.accounts),
+        updated=len(changed - identified.fresh),
+        restored=len(identified.restored),
+        deactivated=len(leavers.deactivated),
+        deleted=len(leavers.deleted),
+        skipped=[str(f) for f in identified.created.skipped],
     )
 
 
@@ -237,15 +243,9 @@ async def _apply_classes(
 
 
 async def _apply_leavers(
-    school_id: UUID,
-    leavers: list[MappedAccount],
-    applied: Applied,
-    *,
-    store: FeedStore,
-    now: datetime,
-) -> set[UUID]:
-    """Delete the never-activated, deactivate the others; the parents of those leaving
-    (their children and classes change)."""
+    school_id: UUID, leavers: list[MappedAccount], *, store: FeedStore, now: datetime
+) -> Leavers:
+    """Delete the never-activated, deactivate the others."""
     fates = {
         m.account_id: feed_rules.leaver_fate(
             activated=m.activated, deactivated=m.deactivated_at is not None
@@ -254,7 +254,7 @@ async def _apply_leavers(
     }
     going = [a for a, fate in fates.items() if fate != "already_gone"]
     if not going:
-        return set()
+        return NO_LEAVERS
     views = await store.account_views(going)  # as they were, before they go
     parents = await store.parents_of(going)
     to_delete = [a for a in going if fates[a] == "delete"]
@@ -263,10 +263,11 @@ async def _apply_leavers(
     await store.remember_logins(to_delete, now)
     await store.delete_accounts(to_delete)
     await store.deactivate_accounts(to_deactivate, now)
-    applied.deleted = [views[a] for a in to_delete]
-    applied.deactivated = [views[a] for a in to_deactivate]
-    applied.changed |= parents  # their children list changes
-    return parents
+    return Leavers(
+        deleted=[views[a] for a in to_delete],
+        deactivated=[views[a] for a in to_deactivate],
+        parents=frozenset(parents),
+    )
 
 
 # Who is who --------------------------------------------------------------------------
@@ -276,45 +277,43 @@ async def _identify(
     school_id: UUID,
     people: dict[UUID, FeedPerson],
     known: dict[UUID, MappedAccount],
-    applied: Applied,
     *,
     store: FeedStore,
     lifetimes: AccountLifetimes,
     now: datetime,
     reserve_ranks: ReserveRanks | None,
-) -> dict[UUID, UUID]:
-    """feed id -> account id of every person of the chunk: the account his feed id is,
-    an account he is found to be (a leaver back under a new feed id, an account made by
-    hand), or a new one; existing ones are brought up to date (and reactivated)."""
+) -> Identified:
+    """The account of every person of the chunk: the account his feed id is, an account
+    he is found to be (a leaver back under a new feed id, an account made by hand), or a
+    new one; existing ones are brought up to date (and reactivated)."""
     accounts = {f: known[f].account_id for f in people if f in known}
-    applied.restored |= {known[f].account_id for f in accounts if known[f].deactivated_at}
+    restored = {known[f].account_id for f in accounts if known[f].deactivated_at}
     newcomers = [(f, _key(p)) for f, p in people.items() if f not in known]
-    created: dict[UUID, UUID] = {}
+    found: dict[UUID, UUID] = {}
+    created = Created({}, {}, [])
     if newcomers:
         keys = sorted({key for _, key in newcomers}, key=str)
         candidates = {c.account_id: c for c in await store.match_candidates(school_id, keys)}
         found = feed_rules.choose_matches(
             newcomers, candidates.values(), now=now, grace=lifetimes.grace
         )
-        applied.restored |= {a for a in found.values() if candidates[a].deactivated_at}
+        restored |= {a for a in found.values() if candidates[a].deactivated_at}
         fresh = [people[f] for f, _ in newcomers if f not in found]
         created = await _create(
-            school_id,
-            fresh,
-            applied,
-            store=store,
-            lifetimes=lifetimes,
-            now=now,
-            reserve_ranks=reserve_ranks,
+            school_id, fresh, store=store, lifetimes=lifetimes, now=now, reserve_ranks=reserve_ranks
         )
         if found:
             await store.remap_feed_ids(school_id, found)
         accounts |= found
-        applied.matched |= set(found)
     existing = [_update(account_id, people[f]) for f, account_id in accounts.items()]
-    if existing:
-        applied.changed |= await store.update_people(existing)
-    return accounts | created
+    changed = await store.update_people(existing) if existing else set()
+    return Identified(
+        accounts=accounts | created.accounts,
+        created=created,
+        restored=frozenset(restored),
+        matched=frozenset(found),
+        changed=frozenset(changed),
+    )
 
 
 def _key(person: FeedPerson) -> feed_rules.MatchKey:
@@ -338,52 +337,48 @@ def _update(account_id: UUID, person: FeedPerson) -> PersonUpdate:
 async def _create(
     school_id: UUID,
     fresh: list[FeedPerson],
-    applied: Applied,
     *,
     store: FeedStore,
     lifetimes: AccountLifetimes,
     now: datetime,
     reserve_ranks: ReserveRanks | None,
-) -> dict[UUID, UUID]:
-    """New accounts, logins and codes for ``fresh``; feed id -> account id."""
+) -> Created:
+    """New accounts, logins and codes for ``fresh``."""
     expires = domain.activation_expiry(now, lifetimes.activation_ttl)
     made: dict[UUID, NewAccount] = {}
     bases: list[str] = []
+    skipped: list[UUID] = []
     codes = domain.new_activation_codes(len(fresh))
     for person, code in zip(fresh, codes, strict=True):
         try:
             base = domain.login_base(person.first_name, person.last_name)
         except ValueError:  # directory_sync reports such a name; the others go on
-            applied.skipped.append(person.feed_id)
+            skipped.append(person.feed_id)
             continue
         bases.append(base)
-        made[person.feed_id] = NewAccount(
-            account_id=uuid.uuid4(),
-            school_id=school_id,
-            profile=person.profile,
-            first_name=person.first_name,
-            last_name=person.last_name,
+        made[person.feed_id] = domain.new_account(
+            school_id,
+            person.profile,
+            person.first_name,
+            person.last_name,
             email=person.email,
             birth_date=person.birth_date,
-            activation_code=code,
-            activation_expires_at=expires,
-            first_folded=domain.fold_name_part(person.first_name),
-            last_folded=domain.fold_name_part(person.last_name),
+            expires_at=expires,
+            code=code,
             feed_id=person.feed_id,
         )
-    if made:
-        # One an undone run brings back is recreated under the login he had.
-        again = await store.take_deleted_logins(school_id, list(made))
-        logins = await store.add_accounts_as([made[f] for f in again], list(again.values()))
-        rest = [
-            (a, b) for a, b in zip(made.values(), bases, strict=True) if a.account_id not in logins
-        ]
-        logins |= await store.add_accounts(
-            [a for a, _ in rest], [b for _, b in rest], reserve_ranks
-        )
-        applied.created.extend(a.account_id for a in made.values())
-        applied.new_rows |= {a.account_id: (a, logins[a.account_id]) for a in made.values()}
-    return {feed_id: account.account_id for feed_id, account in made.items()}
+    if not made:
+        return Created({}, {}, skipped)
+    # One an undone run brings back is recreated under the login he had.
+    again = await store.take_deleted_logins(school_id, list(made))
+    logins = await store.add_accounts_as([made[f] for f in again], list(again.values()))
+    rest = [(a, b) for a, b in zip(made.values(), bases, strict=True) if a.account_id not in logins]
+    logins |= await store.add_accounts([a for a, _ in rest], [b for _, b in rest], reserve_ranks)
+    return Created(
+        accounts={feed_id: account.account_id for feed_id, account in made.items()},
+        rows={a.account_id: (a, logins[a.account_id]) for a in made.values()},
+        skipped=skipped,
+    )
 
 
 # Classes and families ------------------------------------------------------------------
@@ -392,15 +387,14 @@ async def _create(
 async def _place(
     school_id: UUID,
     people: dict[UUID, FeedPerson],
-    accounts: dict[UUID, UUID],
+    identified: Identified,
     class_ids: dict[str, UUID],
-    applied: Applied,
     *,
     store: FeedStore,
-) -> set[UUID]:
+) -> Placed:
     """Pupils in their class, feed teachers in the class the file names, parents linked
-    to their children; the parents whose classes may have changed. ``class_ids``: the
-    class of each feed name."""
+    to their children. ``class_ids``: the class of each feed name."""
+    accounts = identified.accounts
     placed = {f: p for f, p in people.items() if f in accounts}
 
     def of_profile(profile: str) -> dict[UUID, set[UUID]]:
@@ -412,10 +406,9 @@ async def _place(
 
     pupils, teachers = of_profile("student"), of_profile("teacher")
     relatives = {f: p.children for f, p in placed.items() if p.profile == "relative"}
-    fresh = set(applied.created)
+    fresh = identified.fresh
     moved = await store.replace_account_classes(pupils, fresh) if pupils else set()
-    if teachers:
-        applied.changed |= await store.replace_feed_teaching(teachers, fresh)
+    taught = await store.replace_feed_teaching(teachers, fresh) if teachers else set()
     dropped: set[UUID] = set()
     relinked: set[UUID] = set()
     if relatives:
@@ -436,25 +429,27 @@ async def _place(
         f
         for f in placed
         if accounts[f] in fresh
-        or f in applied.matched
+        or f in identified.matched
         or f in relinked
-        or accounts[f] in applied.restored
+        or accounts[f] in identified.restored
     ]
     gained = await store.resolve_feed_links(school_id, touched) if touched else set()
-    applied.changed |= moved | dropped | gained
-    # The parents of pupils that moved follow them (``_derive_parent_classes``); a pupil
-    # created here has no parent but those just linked to him (``gained``).
-    applied.movers = sorted(moved - fresh)
     # A parent's classes follow his children: they change when his links do, when a
     # child moves, and when he comes back (a leaver loses his classes).
     relinked_or_back = {
-        accounts[f] for f in relatives if f in relinked or accounts[f] in applied.restored
+        accounts[f] for f in relatives if f in relinked or accounts[f] in identified.restored
     }
-    return relinked_or_back | dropped | gained
+    return Placed(
+        changed=frozenset(taught | moved | dropped | gained),
+        # The parents of pupils that moved follow them (``_derive_parent_classes``); a
+        # pupil created here has no parent but those just linked to him (``gained``).
+        movers=sorted(moved - fresh),
+        parents=frozenset(relinked_or_back | dropped | gained),
+    )
 
 
 async def _derive_parent_classes(
-    parents: set[UUID], movers: list[UUID], fresh: set[UUID], *, store: FeedStore
+    parents: Collection[UUID], movers: list[UUID], fresh: set[UUID], *, store: FeedStore
 ) -> set[UUID]:
     """A parent is attached to his children's classes: those of ``parents`` and the parents
     of ``movers`` (pupils whose class changed); the parents whose classes changed."""
@@ -469,78 +464,32 @@ async def _derive_parent_classes(
 
 
 async def _publish(
-    event: Envelope[DirectorySynced], school: SchoolInfo, applied: Applied, *, store: FeedStore
+    event: Envelope[DirectorySynced],
+    school: SchoolInfo,
+    classes: "ClassChanges",
+    leavers: Leavers,
+    identified: Identified,
+    changed: frozenset[UUID],
+    year_turned: bool,
+    *,
+    store: FeedStore,
 ) -> None:
-    school_id = school.school_id
-    created = set(applied.created)
-    updated = sorted(applied.changed - created)
-    views = await store.account_views([*applied.created, *updated], inserted=applied.new_rows)
-    out: list[Contract] = []
-    if applied.classes:
-        out.append(ClassesCreated(school_id=school_id, classes=applied.classes))
-    if applied.archived:
-        out.append(ClassesArchived(school_id=school_id, classes=applied.archived))
-    out += [
-        ClassTeachersAssigned(class_id=class_id, school_id=school_id, teachers=[])
-        for class_id in applied.detached
-    ]
-    out += [
-        ClassTeachersAssigned(class_id=class_id, school_id=school_id, teachers=teachers)
-        for class_id, teachers in applied.reattached.items()
-    ]
-    if applied.created:
-        made = [_created(views[a]) for a in applied.created]
-        out.append(commands.accounts_created(school, made))
-    if updated:
-        out.append(
-            AccountsUpdated(
-                school_id=school_id,
-                accounts=[published_account(views[a]) for a in updated if a in views],
-                restored=sorted(applied.restored),
-            )
-        )
-    if applied.deactivated:
-        out.append(
-            AccountsDeactivated(
-                school_id=school_id, accounts=[published_account(v) for v in applied.deactivated]
-            )
-        )
-    if applied.deleted:
-        out.append(
-            AccountsDeleted(
-                school_id=school_id, accounts=[published_account(v) for v in applied.deleted]
-            )
-        )
-    if applied.year_turned:
-        classes, untaught = await store.year_classes(school_id)
-        out.append(
-            SchoolYearTurned(school_id=school_id, classes=classes, classes_without_teacher=untaught)
-        )
-    await store.emit_all([follow(event, data, source=domain.SOURCE) for data in out])
-
-
-def _fields(view: AccountView) -> dict[str, Any]:
-    return {
-        "account_id": view.account_id,
-        "profile": view.profile,
-        "first_name": view.first_name,
-        "last_name": view.last_name,
-        "login": view.login,
-        "email": view.email,
-        "birth_date": view.birth_date,
-        "classes": view.class_names,
-        "class_ids": view.class_ids,
-        "children": view.children,
-    }
-
-
-def published_account(view: AccountView) -> Account:
-    return Account(**_fields(view))
-
-
-def _created(view: AccountView) -> CreatedAccount:
-    return CreatedAccount(
-        **_fields(view),
-        activation_code=view.activation_code,
-        activation_expires_at=view.activation_expires_at,
+    created = list(identified.created.accounts.values())
+    updated = sorted(changed - set(created))
+    views = await store.account_views([*created, *updated], inserted=identified.created.rows)
+    done = events.ChunkEvents(
+        school=school,
+        classes=classes.created,
+        archived=classes.archived,
+        detached=classes.detached,
+        reattached=classes.reattached,
+        created=created,
+        updated=updated,
+        restored=sorted(identified.restored),
+        deactivated=leavers.deactivated,
+        deleted=leavers.deleted,
+        views=views,
+        year=await store.year_classes(school.school_id) if year_turned else None,
     )
+    made = events.chunk_applied(done)
+    await store.emit_all([follow(event, data, source=domain.SOURCE) for data in made])

@@ -8,12 +8,12 @@ from collections.abc import Collection, Mapping
 from datetime import datetime
 from uuid import UUID
 
+from services.account_manager.domain import NewAccount
 from services.account_manager.feed_rules import Candidate, MatchKey, RunProgress
 from services.account_manager.ports import (
     AccountView,
     FeedClassRow,
     MappedAccount,
-    NewAccount,
     Pairs,
     PersonUpdate,
     SchoolInfo,

@@ -3,21 +3,16 @@
 import uuid
 from datetime import datetime, timedelta
 
-from services.account_manager import commands, domain, year
+from services.account_manager import commands, domain, events, year
 from services.account_manager.feed import AccountLifetimes, handle_directory_synced
 from services.account_manager.ports import (
     AccountStore,
     FeedStore,
-    NewAccount,
     ReserveRanks,
     SchoolInfo,
 )
 from services.account_manager.settings import AccountManagerSettings
 from shared import topics
-from shared.contracts.accounts import (
-    ClassesCreated,
-    ClassInfo,
-)
 from shared.contracts.commands import (
     AccountActivated,
     AccountsCreateRequested,
@@ -53,16 +48,14 @@ async def handle_school_initialised(
         log.info("school_already_known", school_id=str(school.school_id))
         return
     admin = school.administrator
-    account = NewAccount(
-        account_id=uuid.uuid4(),
-        school_id=school.school_id,
-        profile="administrator",
-        first_name=admin.first_name,
-        last_name=admin.last_name,
+    account = domain.new_account(
+        school.school_id,
+        "administrator",
+        admin.first_name,
+        admin.last_name,
         email=admin.email,
         birth_date=None,
-        activation_code=domain.new_activation_code(),
-        activation_expires_at=domain.activation_expiry(now, activation_ttl),
+        expires_at=domain.activation_expiry(now, activation_ttl),
     )
     try:
         base = domain.login_base(admin.first_name, admin.last_name)
@@ -72,21 +65,11 @@ async def handle_school_initialised(
     if school.provisioning == "manual":
         classes = [(uuid.uuid4(), name) for name in domain.manual_class_names(school.classes)]
         await store.add_classes(school.school_id, classes)
-        await store.emit(
-            follow(
-                event,
-                ClassesCreated(
-                    school_id=school.school_id,
-                    classes=[ClassInfo(class_id=class_id, name=name) for class_id, name in classes],
-                ),
-                source=domain.SOURCE,
-            )
-        )
+        created = events.classes_created(school.school_id, classes)
+        await store.emit(follow(event, created, source=domain.SOURCE))
     info = SchoolInfo(school.school_id, school.uai, school.name, school.provisioning)
-    admin_account = commands.created_account(account, login, [], {}, [])
-    await store.emit(
-        follow(event, commands.accounts_created(info, [admin_account]), source=domain.SOURCE)
-    )
+    opened = events.accounts_created(info, [events.created_account(account, login, [], {}, [])])
+    await store.emit(follow(event, opened, source=domain.SOURCE))
     log.info(
         "school_opened",
         school_id=str(school.school_id),

@@ -15,6 +15,7 @@ from datetime import date, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
+from services.account_manager.domain import NewAccount
 from services.account_manager.feed_rules import Candidate, MatchKey, RunProgress
 from services.account_manager.scope import AccountRow, ClassRow, Requester
 from shared.contracts.accounts import ArchivedClass, ClassInfo
@@ -24,22 +25,6 @@ from shared.store import EventStore
 ReserveRanks = Callable[[Counter[str]], Awaitable[dict[str, int]]]
 # owner -> ids (an account's classes, a parent's children), as the feed wants them.
 Pairs = Mapping[UUID, Iterable[UUID]]
-
-
-@dataclass(frozen=True)
-class NewAccount:
-    account_id: UUID
-    school_id: UUID
-    profile: str
-    first_name: str
-    last_name: str
-    email: str | None
-    birth_date: date | None
-    activation_code: str
-    activation_expires_at: datetime
-    first_folded: str = ""
-    last_folded: str = ""
-    feed_id: UUID | None = None  # the ONDE feed's id of the person, for a feed account
 
 
 @dataclass(frozen=True)

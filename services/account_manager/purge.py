@@ -14,12 +14,10 @@ from uuid import UUID
 
 import asyncpg
 
-from services.account_manager import feed_rules
+from services.account_manager import events, feed_rules
 from services.account_manager.domain import SOURCE
-from services.account_manager.feed import published_account
 from services.account_manager.feed_store import PostgresFeedStore
 from services.account_manager.ports import FeedStore
-from shared.contracts.directory import AccountsDeleted
 from shared.envelope import new_event
 from shared.logs import get_logger
 from shared.runtime import Waker, each_turn
@@ -90,6 +88,6 @@ async def purge_leavers(store: FeedStore, school_id: UUID, cutoff: datetime, lim
         return 0
     views = await store.account_views(due)
     await store.delete_accounts(due)
-    gone = AccountsDeleted(school_id=school_id, accounts=[published_account(views[a]) for a in due])
+    gone = events.accounts_deleted(school_id, [views[a] for a in due])
     await store.emit(new_event(gone, source=SOURCE, correlationid=f"purge:{school_id}"))
     return len(due)

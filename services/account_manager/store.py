@@ -8,8 +8,9 @@ from uuid import UUID
 
 import asyncpg
 
+from services.account_manager.domain import NewAccount
 from services.account_manager.feed_rules import logins_for
-from services.account_manager.ports import NewAccount, ReserveRanks, SchoolInfo
+from services.account_manager.ports import ReserveRanks, SchoolInfo
 from services.account_manager.scope import AccountRow, ClassRow, Requester
 from shared.contracts.accounts import ArchivedClass, ClassInfo
 from shared.db import Connection, quote_ident

@@ -14,19 +14,15 @@ import uuid
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from services.account_manager import domain, scope
+from services.account_manager import domain, events, scope
 from services.account_manager.commands import reject
 from services.account_manager.domain import SOURCE
-from services.account_manager.feed import published_account
 from services.account_manager.ports import FeedStore
-from shared.contracts.accounts import ClassesArchived, ClassesCreated, ClassInfo, SchoolYearTurned
 from shared.contracts.commands import (
     ClassPupilsPlaceRequested,
-    ClassTeachersAssigned,
     SchoolYearCloseRequested,
 )
-from shared.contracts.directory import AccountsUpdated
-from shared.envelope import Contract, Envelope, follow
+from shared.envelope import Envelope, follow
 from shared.logs import get_logger
 
 log = get_logger(__name__)
@@ -55,23 +51,7 @@ async def handle_school_year_close(
     fresh = [(uuid.uuid4(), name) for name in domain.manual_class_names(count)]
     await store.add_classes(school.school_id, fresh)
     await store.mark_year_closed(school.school_id, now)
-    new_year = [ClassInfo(class_id=class_id, name=name) for class_id, name in fresh]
-    out: list[Contract] = []
-    if archived:
-        out.append(ClassesArchived(school_id=school.school_id, classes=archived))
-    out += [
-        ClassTeachersAssigned(class_id=class_id, school_id=school.school_id, teachers=[])
-        for class_id in detached
-    ]
-    out.append(ClassesCreated(school_id=school.school_id, classes=new_year))
-    out.append(
-        SchoolYearTurned(
-            school_id=school.school_id,
-            classes=new_year,
-            classes_without_teacher=new_year,
-            request_id=command.request_id,
-        )
-    )
+    out = events.year_closed(school.school_id, archived, detached, fresh, command.request_id)
     await store.emit_all([follow(event, data, source=SOURCE) for data in out])
     log.info(
         "school_year_closed",
@@ -96,10 +76,8 @@ async def handle_class_pupils_place(
     parents = sorted(await store.parents_of(pupil_ids, active=True))
     await store.link_to_class([*pupil_ids, *parents], klass.class_id)
     views = await store.account_views([*pupil_ids, *parents])
-    updated = AccountsUpdated(
-        school_id=klass.school_id,
-        accounts=[published_account(views[a]) for a in [*pupil_ids, *parents]],
-        request_id=command.request_id,
+    updated = events.pupils_placed(
+        klass.school_id, views, [*pupil_ids, *parents], command.request_id
     )
     await store.emit(follow(event, updated, source=SOURCE))
     log.info("pupils_placed", class_id=str(klass.class_id), pupils=len(pupil_ids))

@@ -22,6 +22,7 @@ from asyncpg.exceptions import (
     UniqueViolationError,
 )
 
+from services.account_manager.domain import NewAccount
 from services.account_manager.feed_rules import Candidate, MatchKey, RunProgress, logins_for
 from services.account_manager.handlers import routes
 from services.account_manager.ports import (
@@ -30,7 +31,6 @@ from services.account_manager.ports import (
     FeedClassRow,
     FeedStore,
     MappedAccount,
-    NewAccount,
     Pairs,
     PersonUpdate,
     ReserveRanks,

@@ -15,11 +15,8 @@ import pytest
 from aio_pika.abc import AbstractChannel
 
 from services.account_manager.bootstrap import build
-from services.account_manager.feed import (
-    AccountLifetimes,
-    handle_directory_synced,
-    published_account,
-)
+from services.account_manager.events import published_account
+from services.account_manager.feed import AccountLifetimes, handle_directory_synced
 from services.account_manager.feed_store import PostgresFeedStore
 from services.account_manager.settings import AccountManagerSettings
 from shared import topics

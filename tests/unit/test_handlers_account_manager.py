@@ -14,7 +14,8 @@ from uuid import UUID
 
 import pytest
 
-from services.account_manager.ports import AccountView, NewAccount
+from services.account_manager.domain import NewAccount
+from services.account_manager.ports import AccountView
 from services.account_manager.purge import purge_aged, purge_leavers
 from shared import topics
 from shared.contracts.directory import FeedClass
