@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from uuid import UUID
 
-from services.credential_dispatch import domain, einvoice
+from services.credential_dispatch import domain, einvoice, events
 from services.credential_dispatch.documents import (
     NO_CLASS,
     ClassGroup,
@@ -179,7 +179,7 @@ class DeliveryLoop:
 
     async def _settle(self, delivery: Delivery, *, sent: bool, error: str | None) -> None:
         outcome = await self._queries.settle(
-            delivery, sent=sent, error=error, report=domain.outcome_event
+            delivery, sent=sent, error=error, report=events.dispatch_finished
         )
         if outcome is not None:
             self._on_outcome.wake()

@@ -1,82 +1,29 @@
-"""Pure decisions of credential_dispatch: who gets what, when to try again, what to report."""
+"""Pure decisions of credential_dispatch: who may have what sent, to whom, and how a sheet
+reads (what a finished dispatch reports is built in ``events``)."""
 
 from collections.abc import Mapping
 from uuid import UUID
 
 from services.credential_dispatch.documents import SheetAccount
 from services.credential_dispatch.model import (
-    DispatchOutcome,
     Printed,
     Requester,
     Selected,
     SheetRow,
 )
+from shared import topics
 from shared.contracts.commands import (
     CredentialsDispatchRequested,
     CredentialsDocumentSendRequested,
 )
 from shared.contracts.common import Reason
-from shared.contracts.credentials import CredentialsDispatched, Delivered, Undeliverable
-from shared.contracts.orders import CreditNoteDelivered, InvoiceDelivered
-from shared.envelope import Contract, Envelope, new_event
 
-SOURCE = "urn:one:credential_dispatch"
+SOURCE = topics.source_of(topics.CREDENTIAL_DISPATCH)
 
 
 def message_id(delivery_id: UUID, domain: str = "one.onboarding") -> str:
     """The same delivery always carries the same Message-ID, so a resend is recognisable."""
     return f"<{delivery_id}@{domain}>"
-
-
-def outcome_event(outcome: DispatchOutcome) -> Envelope[Contract] | None:
-    """The event a finished dispatch publishes: none for a notice (no credentials)."""
-    dispatch = outcome.dispatch
-    data: Contract
-    if dispatch.purpose == "notice":
-        return None
-    if dispatch.purpose in ("invoice", "credit_note"):
-        delivered = outcome.delivered[0][1] if outcome.delivered else None
-        fate = {
-            "order_id": dispatch.correlationid,
-            "school_id": dispatch.school_id,
-            "to": delivered or "",
-            "delivered": delivered is not None,
-            "reason": None if delivered else (outcome.undeliverable or [(None, "")])[0][1],
-        }
-        number = outcome.invoice_number or ""
-        data = (
-            InvoiceDelivered(invoice_number=number, **fate)
-            if dispatch.purpose == "invoice"
-            else CreditNoteDelivered(credit_note_number=number, **fate)
-        )
-    elif dispatch.channel == "print":
-        # One document for the requester: every account in it shares its fate.
-        selection = dispatch.selection or []
-        sent_to = outcome.delivered[0][1] if outcome.delivered else None
-        why = outcome.undeliverable[0][1] if outcome.undeliverable else "not delivered"
-        data = CredentialsDispatched(
-            school_id=dispatch.school_id,
-            request_id=dispatch.request_id,
-            channel="print",
-            delivered=[Delivered(account_id=a, to=sent_to) for a in selection] if sent_to else [],
-            undeliverable=[]
-            if sent_to
-            else [Undeliverable(account_id=a, reason=why) for a in selection],
-            document_id=dispatch.document_id,
-        )
-    else:
-        data = CredentialsDispatched(
-            school_id=dispatch.school_id,
-            request_id=dispatch.request_id,
-            channel=dispatch.channel,
-            delivered=[Delivered(account_id=a, to=to) for a, to in outcome.delivered if a],
-            undeliverable=[
-                Undeliverable(account_id=a, reason=why) for a, why in outcome.undeliverable if a
-            ],
-        )
-    return new_event(
-        data, source=SOURCE, correlationid=dispatch.correlationid, causationid=dispatch.causationid
-    )
 
 
 def sheet_account(row: SheetRow) -> SheetAccount:

@@ -4,8 +4,7 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
-from services.credential_dispatch import domain
-from services.credential_dispatch.domain import outcome_event
+from services.credential_dispatch import domain, events
 from services.credential_dispatch.model import (
     Audited,
     AuditPurpose,
@@ -148,7 +147,7 @@ async def _open_dispatch(
         await store.audit(replace(audited, dispatch_id=dispatch.dispatch_id))
     # Nothing to send (no address at all): the outcome is known now.
     outcome = await store.complete_if_done(dispatch.dispatch_id)
-    if outcome is not None and (reported := outcome_event(outcome)) is not None:
+    if outcome is not None and (reported := events.dispatch_finished(outcome)) is not None:
         await store.emit(reported)
     log.info("dispatch_opened", purpose=purpose, deliveries=len(deliveries))
 
