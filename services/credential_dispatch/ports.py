@@ -102,7 +102,8 @@ class DispatchStore(EventStore, Protocol):
         ...
 
     async def parents_of(self, child_ids: list[UUID]) -> dict[UUID, list[tuple[UUID, str | None]]]:
-        """Each child's parents and their addresses, by name; [] for a child with none."""
+        """Each child's active parents and their addresses, by name; [] for a child with
+        none (a deactivated parent is sent nothing)."""
         ...
 
     async def emails_of(self, account_ids: list[UUID]) -> dict[UUID, str | None]:

@@ -264,7 +264,8 @@ class PostgresDispatchStore(TransactionStore):
         rows = await self.conn.fetch(
             "SELECT p.child_id, a.account_id, a.email FROM parent_children p"
             " JOIN accounts a ON a.account_id = p.parent_id"
-            " WHERE p.child_id = ANY($1::uuid[]) ORDER BY a.last_name, a.first_name",
+            " WHERE p.child_id = ANY($1::uuid[]) AND a.deactivated_at IS NULL"
+            " ORDER BY a.last_name, a.first_name",
             child_ids,
         )
         found: dict[UUID, list[tuple[UUID, str | None]]] = {c: [] for c in child_ids}

@@ -307,7 +307,9 @@ class FakeDispatchStore(InMemoryEventStore):
         links = [
             (parent, child)
             for parent, child in self.parent_children
-            if child in found and parent in self.accounts  # the JOIN drops unknown parents
+            if child in found
+            and parent in self.accounts  # the JOIN drops unknown parents
+            and not self.accounts[parent].deactivated
         ]
         links.sort(key=lambda link: self.accounts[link[0]].name_order)
         for parent, child in links:

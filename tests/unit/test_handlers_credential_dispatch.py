@@ -483,6 +483,19 @@ async def test_by_email_each_pupil_s_sheet_goes_to_his_parents_with_an_address(
     assert worker.data_of(topics.CREDENTIALS_DISPATCHED) == []  # Zoé's is still to send
 
 
+async def test_a_deactivated_parent_is_sent_no_sheet_of_his_child(
+    worker: CredentialDispatch,
+) -> None:
+    await worker.send(AccountsDeactivated(school_id=SCHOOL, accounts=[as_account(person(JEAN))]))
+    await request(worker, MARIE, channel="email", filter={"class_id": CP, "profiles": ["student"]})
+    [dispatch] = dispatches(worker, "request")
+    sent_to = {to for _, _, to, _, _ in deliveries(worker, dispatch)}
+    assert JEAN_MAIL not in sent_to
+    assert ("sheet", ZOE, None, "failed", "no parent with an email address") in deliveries(
+        worker, dispatch
+    )
+
+
 async def test_accounts_without_an_address_are_reported_undeliverable_at_once(
     worker: CredentialDispatch,
 ) -> None:
