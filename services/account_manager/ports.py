@@ -122,7 +122,8 @@ class AccountStore(EventStore, Protocol):
     async def school(self, school_id: UUID) -> SchoolInfo | None: ...
 
     async def requester(self, account_id: UUID) -> Requester | None:
-        """The account with the classes he teaches."""
+        """The active account with the classes he teaches; None when unknown or
+        deactivated (a deactivated account asks for nothing)."""
         ...
 
     async def school_classes(self, school_id: UUID) -> dict[UUID, ClassRow]:

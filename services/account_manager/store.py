@@ -156,7 +156,7 @@ class PostgresAccountStore(TransactionStore):
             " coalesce(array_agg(t.class_id) FILTER (WHERE t.class_id IS NOT NULL), '{}')"
             " AS class_ids"
             " FROM accounts a LEFT JOIN class_teachers t USING (account_id)"
-            " WHERE a.account_id = $1 GROUP BY a.account_id",
+            " WHERE a.account_id = $1 AND a.deactivated_at IS NULL GROUP BY a.account_id",
             account_id,
         )
         if row is None:

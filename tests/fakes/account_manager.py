@@ -272,7 +272,7 @@ class FakeAccountStore(InMemoryEventStore):
 
     async def requester(self, account_id: UUID) -> Requester | None:
         account = self.accounts.get(account_id)
-        if account is None:
+        if account is None or account.deactivated_at is not None:
             return None
         taught = frozenset(c for c, a in self.teaching if a == account_id)
         return Requester(account_id, account.school_id, account.profile, taught)

@@ -385,6 +385,16 @@ async def test_a_teacher_renames_his_class_and_names_stay_unique(worker: Account
     assert tables(worker.store) == before
 
 
+async def test_a_deactivated_teacher_asks_for_nothing(worker: AccountManager):
+    school = await open_school(worker)
+    c1 = school.class_ids[0]
+    marie = await add_teacher(worker, school, "Marie", "Curie", c1)
+    await worker.store.deactivate_accounts([marie], worker.now)  # she left the school
+    refused = await ask(worker, topics.CLASS_RENAME_REQUESTED, marie, class_id=c1, name="CP B")
+    assert reasons(refused) == {"requested_by": "unknown account"}
+    assert worker.store.classes[c1].name != "CP B"
+
+
 # class.teachers.assign.requested ----------------------------------------------------------
 
 
