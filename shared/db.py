@@ -122,14 +122,40 @@ async def _own_schema(conn: "asyncpg.Connection[Any]", db: Database) -> None:
 async def _ops_schema(conn: "asyncpg.Connection[Any]", db: Database) -> None:
     """``one_ops`` (no login: operators log in as themselves, members of it) may connect
     and read the ``_ops`` views, nothing else. The worker's role owns the schema, since it
-    may not create one, and its migrations make the views and grant them. Views already
-    there are granted again, for a one_ops made after they were."""
+    may not create one; its migrations make the views, and ``migrate`` grants them."""
     role, ops = quote_ident(db.role), quote_ident(ops_schema(db.schema))
     await _create_role(conn, OPS_ROLE, "NOLOGIN")
     await conn.execute(f"GRANT CONNECT ON DATABASE {quote_ident(db.name)} TO {OPS_ROLE}")
     await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {ops} AUTHORIZATION {role}")
-    await conn.execute(f"GRANT USAGE ON SCHEMA {ops} TO {OPS_ROLE}")
-    await conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {ops} TO {OPS_ROLE}")
+
+
+async def _ops_views(conn: Connection, schema: str, *, before: bool) -> None:
+    """Before the migrations: the ``<schema>_ops`` schema they make views in, made here
+    where provisioning did not (a role that may create schemas, a local superuser), or a
+    clear error. After: its views granted to ``one_ops`` where that role exists (a
+    database provisioned without it still migrates), at every start, so that a view a
+    migration adds and a ``one_ops`` made after the views are both covered."""
+    ops = ops_schema(schema)
+    if before:
+        if await conn.fetchval("SELECT to_regnamespace($1) IS NULL", ops):
+            await _create_ops_schema(conn, ops)
+        return
+    if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", OPS_ROLE):
+        await conn.execute(f"GRANT USAGE ON SCHEMA {quote_ident(ops)} TO {OPS_ROLE}")
+        await conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {quote_ident(ops)} TO {OPS_ROLE}")
+
+
+async def _create_ops_schema(conn: Connection, ops: str) -> None:
+    try:
+        async with conn.transaction():
+            await conn.execute(f"CREATE SCHEMA {quote_ident(ops)}")
+    except asyncpg.InsufficientPrivilegeError as exc:
+        user = await conn.fetchval("SELECT current_user")
+        raise RuntimeError(
+            f"schema {ops} is missing and {user} may not create it: provision it"
+            f" (ONE_DATABASE_ADMIN_URL) or, as a superuser: CREATE SCHEMA {ops}"
+            f" AUTHORIZATION {quote_ident(user)}"
+        ) from exc
 
 
 def _literal(text: str) -> str:
@@ -159,7 +185,8 @@ async def _no_session_state(conn: asyncpg.Connection) -> None:
 
 
 async def migrate(pool: asyncpg.Pool, schema: str, *folders: Path) -> list[str]:
-    """Apply the missing ``*.sql`` files of ``folders`` in name order, once each.
+    """Apply the missing ``*.sql`` files of ``folders`` in name order, once each, then
+    grant the worker's ``_ops`` views to ``one_ops`` (see ``_ops_views``).
 
     Replicas starting together serialise on an advisory lock; the loser finds nothing left.
     """
@@ -172,12 +199,14 @@ async def migrate(pool: asyncpg.Pool, schema: str, *folders: Path) -> list[str]:
             " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
         )
         done = {r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")}
+        await _ops_views(conn, schema, before=True)
         for file in files:
             if file.name in done:
                 continue
             await conn.execute(file.read_text())
             await conn.execute("INSERT INTO schema_migrations (name) VALUES ($1)", file.name)
             applied.append(file.name)
+        await _ops_views(conn, schema, before=False)
     if applied:
         log.info("migrated", schema=schema, applied=applied)
     return applied

@@ -141,6 +141,25 @@ async def test_an_operator_reads_every_view_and_no_workers_table(stack, operator
         await conn.close()
 
 
+async def test_a_view_a_later_migration_adds_is_granted_at_the_next_start(
+    stack, operator, tmp_path
+):
+    later = tmp_path / "9999_later.sql"
+    later.write_text("CREATE VIEW order_intake_ops.later_v1 AS SELECT 1 AS one;")
+    target = db.Database(url=stack.database_url, role="one_order_intake", schema="order_intake")
+    pool = await db.create_pool(target, min_size=1, max_size=1, service="order_intake")
+    try:
+        folders = (db.BACKBONE_MIGRATIONS, MIGRATIONS[topics.ORDER_INTAKE], tmp_path)
+        assert await db.migrate(pool, "order_intake", *folders) == ["9999_later.sql"]
+    finally:
+        await pool.close()
+    conn = await asyncpg.connect(operator)
+    try:
+        assert await conn.fetchval("SELECT one FROM order_intake_ops.later_v1") == 1
+    finally:
+        await conn.close()
+
+
 async def test_a_worker_reads_no_other_workers_views(stack, operator):
     conn = await asyncpg.connect(stack.database_url, user=f"one_{topics.ORDER_INTAKE}")
     try:

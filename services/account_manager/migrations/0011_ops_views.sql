@@ -4,23 +4,7 @@
 -- account_manager itself. A change of a view adds a _v2 beside it; the _v1 stays while
 -- an onectl in use reads it. Only what onectl prints or filters on: no name, login,
 -- email, birth date or activation code.
-
--- Provisioning makes the schema, owned by this worker's role, which may not create
--- schemas itself (shared.db.provision, deploy/postgres/init.sql); a role that may (a
--- local superuser) makes it here.
-DO $$
-BEGIN
-    IF to_regnamespace('account_manager_ops') IS NULL THEN
-        CREATE SCHEMA account_manager_ops;
-    END IF;
-EXCEPTION WHEN insufficient_privilege THEN
-    RAISE EXCEPTION 'schema % is missing and % may not create it',
-        'account_manager_ops', current_user
-        USING HINT = 'provision it (ONE_DATABASE_ADMIN_URL) or, as a superuser: '
-            || 'CREATE SCHEMA account_manager_ops AUTHORIZATION '
-            || quote_ident(current_user);
-END
-$$;
+-- shared.db.migrate makes the schema where provisioning did not and grants the views.
 
 CREATE VIEW account_manager_ops.schools_v1 AS
     SELECT school_id, uai, name, provisioning, created_at FROM schools;
@@ -41,13 +25,3 @@ CREATE VIEW account_manager_ops.outbox_v1 AS
 
 CREATE VIEW account_manager_ops.inbox_v1 AS
     SELECT message_id, topic, received_at FROM inbox;
-
--- one_ops exists where provisioning made it; elsewhere there is nobody to grant to.
-DO $$
-BEGIN
-    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'one_ops') THEN
-        GRANT USAGE ON SCHEMA account_manager_ops TO one_ops;
-        GRANT SELECT ON ALL TABLES IN SCHEMA account_manager_ops TO one_ops;
-    END IF;
-END
-$$;

@@ -4,23 +4,7 @@
 -- credential_dispatch itself. A change of a view adds a _v2 beside it; the _v1 stays
 -- while an onectl in use reads it. Only what onectl prints or filters on: no account,
 -- activation code, document or notice.
-
--- Provisioning makes the schema, owned by this worker's role, which may not create
--- schemas itself (shared.db.provision, deploy/postgres/init.sql); a role that may (a
--- local superuser) makes it here.
-DO $$
-BEGIN
-    IF to_regnamespace('credential_dispatch_ops') IS NULL THEN
-        CREATE SCHEMA credential_dispatch_ops;
-    END IF;
-EXCEPTION WHEN insufficient_privilege THEN
-    RAISE EXCEPTION 'schema % is missing and % may not create it',
-        'credential_dispatch_ops', current_user
-        USING HINT = 'provision it (ONE_DATABASE_ADMIN_URL) or, as a superuser: '
-            || 'CREATE SCHEMA credential_dispatch_ops AUTHORIZATION '
-            || quote_ident(current_user);
-END
-$$;
+-- shared.db.migrate makes the schema where provisioning did not and grants the views.
 
 CREATE VIEW credential_dispatch_ops.dispatches_v1 AS
     SELECT dispatch_id, school_id, purpose FROM dispatches;
@@ -43,13 +27,3 @@ CREATE VIEW credential_dispatch_ops.outbox_v1 AS
 
 CREATE VIEW credential_dispatch_ops.inbox_v1 AS
     SELECT message_id, topic, received_at FROM inbox;
-
--- one_ops exists where provisioning made it; elsewhere there is nobody to grant to.
-DO $$
-BEGIN
-    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'one_ops') THEN
-        GRANT USAGE ON SCHEMA credential_dispatch_ops TO one_ops;
-        GRANT SELECT ON ALL TABLES IN SCHEMA credential_dispatch_ops TO one_ops;
-    END IF;
-END
-$$;
