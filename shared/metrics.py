@@ -12,6 +12,8 @@ Counters are bumped where things happen (the consume wrapper, the publisher); ga
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
+from shared.errors import OutcomeKind
+
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 # From a committed no-op (a few ms) to the handler timeout (120 s).
 HANDLER_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0)
@@ -104,7 +106,7 @@ class Metrics:
         )
         self._ready.labels(worker).set(0)
 
-    def consumed(self, topic: str, outcome: str, seconds: float | None = None) -> None:
+    def consumed(self, topic: str, outcome: OutcomeKind, seconds: float | None = None) -> None:
         self._consumed.labels(self.worker, topic, outcome).inc()
         if seconds is not None:
             self._handler.labels(self.worker, topic).observe(seconds)
