@@ -24,7 +24,13 @@ from services.credential_dispatch.documents import (
 )
 from services.credential_dispatch.exports import ExportRow, credentials_csv
 from services.credential_dispatch.mailer import Mailer, build_message
-from services.credential_dispatch.model import Delivery, DeliveryKind, Dispatch, YearTurnedNotice
+from services.credential_dispatch.model import (
+    Delivery,
+    DeliveryKind,
+    Dispatch,
+    SheetRow,
+    YearTurnedNotice,
+)
 from services.credential_dispatch.renderer import PdfRenderer
 from services.credential_dispatch.settings import CredentialDispatchSettings
 from services.credential_dispatch.store import DeliveryQueries
@@ -188,9 +194,7 @@ class DeliveryLoop:
         if delivery.recipient is None:
             raise PermanentError("no email address")
         if delivery.kind == "first_access" and delivery.account_id is not None:
-            row = await self._queries.account_sheet(delivery.account_id)
-            if row is None:
-                raise PermanentError(f"account {delivery.account_id} is unknown here")
+            row = await self._sheet_row(delivery, delivery.account_id)
             account = domain.sheet_account(row)
             return Document(
                 subject=account,
@@ -198,10 +202,7 @@ class DeliveryLoop:
                 filename=f"fiche-de-connexion-{account.login}.pdf",
             )
         if delivery.kind == "sheet" and delivery.account_id is not None:
-            row = await self._queries.account_sheet(delivery.account_id)
-            if row is None:
-                raise PermanentError(f"account {delivery.account_id} is unknown here")
-            account = domain.sheet_account(row)
+            account = domain.sheet_account(await self._sheet_row(delivery, delivery.account_id))
             for_parent = account.profile == "student"
             return Document(
                 subject=account,
@@ -216,6 +217,15 @@ class DeliveryLoop:
             return await self._year_turned(delivery)
         # Every kind is known (the store refuses others): what is missing is its subject.
         raise PermanentError(f"a {delivery.kind} delivery without its account or document")
+
+    async def _sheet_row(self, delivery: Delivery, account_id: UUID) -> SheetRow:
+        """The account's sheet as its dispatch's school shows it (an account in several
+        schools: that school's name, and a parent's children there)."""
+        dispatch = await self._queries.dispatch(delivery.dispatch_id)
+        row = await self._queries.account_sheet(account_id, dispatch.school_id)
+        if row is None:
+            raise PermanentError(f"account {account_id} is unknown here")
+        return row
 
     async def _billing(self, kind: DeliveryKind, number: str) -> "Document":
         """An invoice or a credit note, mailed with its Factur-X PDF."""
@@ -254,7 +264,7 @@ class DeliveryLoop:
     async def _print(self, delivery: Delivery) -> "Document":
         """The requester's document: printed once and stored, then found again by a retry."""
         dispatch = await self._queries.dispatch(delivery.dispatch_id)
-        rows = await self._queries.account_sheets(dispatch.selection or [])
+        rows = await self._queries.account_sheets(dispatch.selection or [], dispatch.school_id)
         accounts = [domain.sheet_account(r) for r in rows]
         stored = (
             await self._queries.stored_document(dispatch.document_id)

@@ -51,11 +51,12 @@ def check_dispatch(
     selected: list[Selected],
     filter_class_school: UUID | None,
 ) -> list[Reason]:
-    """The requester's scope: an administrator, his school; a teacher, his classes (their
-    pupils and parents, and himself)."""
+    """The requester's scope: an administrator, his school (the accounts whose home it is
+    and those attached to it); a teacher, his classes (their pupils and parents, and
+    himself)."""
     if requester is None:
         return [Reason(field="requested_by", message="unknown account")]
-    if requester.school_id != command.school_id:
+    if command.school_id not in requester.schools:
         return [Reason(field="requested_by", message="this account belongs to another school")]
     if requester.profile not in ("administrator", "teacher"):
         return [
@@ -78,7 +79,7 @@ def check_dispatch(
                 message="a teacher hands out the sheets of one of his classes",
             )
         )
-    found = {s.account_id: s for s in selected if s.school_id == command.school_id}
+    found = {s.account_id: s for s in selected if command.school_id in s.schools}
     for index, account_id in enumerate(command.account_ids or []):
         row = found.get(account_id)
         if row is None:
@@ -147,7 +148,7 @@ def check_document_send(
     teacher detached from a class since he printed it no longer has its codes."""
     if requester is None:
         return [Reason(field="requested_by", message="unknown account")]
-    if requester.school_id != command.school_id:
+    if command.school_id not in requester.schools:
         return [Reason(field="requested_by", message="this account belongs to another school")]
     if printed is None or printed.school_id != command.school_id:
         return [Reason(field="document_id", message="unknown document in this school")]

@@ -34,7 +34,13 @@ from shared.contracts.commands import (
     CredentialsDocumentSendRequested,
 )
 from shared.contracts.common import Reason
-from shared.contracts.directory import AccountsDeactivated, AccountsDeleted, AccountsUpdated
+from shared.contracts.directory import (
+    AccountsAttached,
+    AccountsDeactivated,
+    AccountsDeleted,
+    AccountsDetached,
+    AccountsUpdated,
+)
 from shared.contracts.orders import CreditNoteIssued, InvoiceIssued
 from shared.envelope import Envelope
 from shared.logs import get_logger
@@ -97,6 +103,24 @@ async def handle_accounts_deleted(
     event: Envelope[AccountsDeleted], *, store: DispatchStore
 ) -> None:
     await store.delete_accounts([a.account_id for a in event.data.accounts])
+
+
+async def handle_accounts_attached(
+    event: Envelope[AccountsAttached], *, store: DispatchStore
+) -> None:
+    """Accounts of another school now in this one too: its administrator and the teachers
+    of their classes here hand out their sheets as any other of theirs."""
+    attached = event.data
+    await store.attach_accounts(attached.school_id, attached.accounts)
+    # Added, never replaced: the links the account has in its other schools stay.
+    await store.link_accounts(attached.accounts)
+
+
+async def handle_accounts_detached(
+    event: Envelope[AccountsDetached], *, store: DispatchStore
+) -> None:
+    detached = event.data
+    await store.detach_accounts(detached.school_id, [a.account_id for a in detached.accounts])
 
 
 async def handle_invoice_issued(event: Envelope[InvoiceIssued], *, store: DispatchStore) -> None:
@@ -357,6 +381,8 @@ def routes() -> dict[str, Route[DispatchStore]]:
         topics.ACCOUNTS_UPDATED: Route(AccountsUpdated, handle_accounts_updated),
         topics.ACCOUNTS_DEACTIVATED: Route(AccountsDeactivated, handle_accounts_deactivated),
         topics.ACCOUNTS_DELETED: Route(AccountsDeleted, handle_accounts_deleted),
+        topics.ACCOUNTS_ATTACHED: Route(AccountsAttached, handle_accounts_attached),
+        topics.ACCOUNTS_DETACHED: Route(AccountsDetached, handle_accounts_detached),
         topics.INVOICE_ISSUED: Route(InvoiceIssued, handle_invoice_issued),
         topics.CREDIT_NOTE_ISSUED: Route(CreditNoteIssued, handle_credit_note_issued),
         topics.ACTIVATION_CODE_RENEWED: Route(ActivationCodeRenewed, handle_code_renewed),

@@ -121,18 +121,30 @@ class DispatchOutcome:
 @dataclass(frozen=True)
 class Requester:
     account_id: UUID
-    school_id: UUID
+    school_id: UUID  # his home school
     profile: str
     email: str | None
     class_ids: frozenset[UUID]
+    attached_to: frozenset[UUID] = frozenset()  # the schools he is in besides his home
+
+    @property
+    def schools(self) -> frozenset[UUID]:
+        """Every school he is in, whichever he acts for."""
+        return self.attached_to | {self.school_id}
 
 
 @dataclass(frozen=True)
 class Selected:
     account_id: UUID
-    school_id: UUID
+    school_id: UUID  # its home school
     profile: str
     class_ids: frozenset[UUID]
+    attached_to: frozenset[UUID] = frozenset()  # the schools it is in besides its home
+
+    @property
+    def schools(self) -> frozenset[UUID]:
+        """Every school whose administrator may hand out its sheet."""
+        return self.attached_to | {self.school_id}
 
 
 @dataclass(frozen=True)

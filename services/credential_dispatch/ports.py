@@ -38,8 +38,21 @@ class DispatchStore(EventStore, Protocol):
     async def school_name(self, school_id: UUID) -> str | None: ...
 
     async def upsert_accounts(self, school_id: UUID, accounts: list[CreatedAccount]) -> None:
-        """New accounts, or known ones as given again (their school, activation and
-        deactivation stay as they were)."""
+        """New accounts, or known ones as given again (their home school, activation and
+        deactivation stay as they were; a known account of another home is attached to
+        this school, which created it)."""
+        ...
+
+    async def attach_accounts(self, school_id: UUID, accounts: list[Account]) -> None:
+        """Accounts now in this school too: names, login, address, classes and children as
+        given (a new copy has no code: the code is its accounts.created's), each attached
+        to the school unless it is its home."""
+        ...
+
+    async def detach_accounts(self, school_id: UUID, account_ids: list[UUID]) -> None:
+        """Accounts no longer in this school: out of its classes, and attached to it no
+        more; one whose home it was gets the school it was attached to first (none: it
+        keeps its home, the only school known here)."""
         ...
 
     async def link_accounts(self, accounts: Sequence[Account]) -> None:
@@ -47,8 +60,9 @@ class DispatchStore(EventStore, Protocol):
         ...
 
     async def update_accounts(self, school_id: UUID, accounts: list[Account]) -> None:
-        """Follow account_manager's changes: names, address, classes and children (a moved
-        pupil, a parent whose child moved); the activation code stays as it was."""
+        """Follow account_manager's changes to accounts in this school (their home or one
+        they are attached to): names, address, classes and children (a moved pupil, a
+        parent whose child moved); the activation code stays as it was."""
         ...
 
     async def set_deactivated(self, account_ids: list[UUID], *, deactivated: bool) -> None: ...
@@ -80,11 +94,13 @@ class DispatchStore(EventStore, Protocol):
     # What a request is checked and planned with.
 
     async def administrators(self, school_id: UUID) -> list[tuple[UUID, str | None]]:
-        """The school's active administrators and their addresses, by account id."""
+        """The school's active administrators (of this home or attached to it) and their
+        addresses, by account id."""
         ...
 
     async def requester(self, account_id: UUID) -> Requester | None:
-        """An active account, with its classes; None when unknown or deactivated."""
+        """An active account, with its classes and the schools it is attached to; None when
+        unknown or deactivated."""
         ...
 
     async def class_school(self, class_id: UUID) -> UUID | None: ...
@@ -98,7 +114,8 @@ class DispatchStore(EventStore, Protocol):
         not_activated: bool,
     ) -> list[Selected]:
         """The active accounts a request names (of any school: the caller checks), or
-        those of the school its filter picks, with their classes, by last then first name."""
+        those of the school its filter picks (its home or attached to it), with their
+        classes and schools, by last then first name."""
         ...
 
     async def parents_of(self, child_ids: list[UUID]) -> dict[UUID, list[tuple[UUID, str | None]]]:

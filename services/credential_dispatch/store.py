@@ -35,6 +35,19 @@ from shared.db import Connection
 from shared.envelope import Contract, Envelope
 from shared.store import TransactionStore
 
+# The accounts of school $1: those whose home it is and those attached to it, each half an
+# index lookup, gathered once (an InitPlan) and then read by primary key.
+SCHOOL_MEMBERS = (
+    "array(SELECT account_id FROM accounts WHERE school_id = $1"
+    " UNION ALL SELECT account_id FROM account_schools WHERE school_id = $1)"
+)
+
+# The schools account ``a`` is in besides its home.
+ATTACHED_TO = (
+    "array(SELECT m.school_id FROM account_schools m"
+    " WHERE m.account_id = a.account_id) AS attached_to"
+)
+
 
 class Row(Protocol):
     """A fetched row: an asyncpg Record, or a mapping of its columns."""
@@ -54,7 +67,7 @@ class PostgresDispatchStore(TransactionStore):
 
     async def administrators(self, school_id: UUID) -> list[tuple[UUID, str | None]]:
         rows = await self.conn.fetch(
-            "SELECT account_id, email FROM accounts WHERE school_id = $1"
+            f"SELECT account_id, email FROM accounts WHERE account_id = ANY({SCHOOL_MEMBERS})"
             " AND profile = 'administrator' AND deactivated_at IS NULL ORDER BY account_id",
             school_id,
         )
@@ -108,6 +121,77 @@ class PostgresDispatchStore(TransactionStore):
                 for a in accounts
             ],
         )
+        # A known account of another home (its accounts.attached came first, or another
+        # replica took it first): this school, which created it, holds it too.
+        await self._attach(school_id, [a.account_id for a in accounts])
+
+    async def attach_accounts(self, school_id: UUID, accounts: list[Account]) -> None:
+        """Accounts now in this school too. Their names, login, address, classes and
+        children are the account's, whichever school's event gives them; the code is never
+        given here, so a known account keeps its own and a new copy has none."""
+        await self.conn.executemany(
+            "INSERT INTO accounts (account_id, school_id, profile, first_name, last_name, login,"
+            " email, birth_date, classes, children)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            " ON CONFLICT (account_id) DO UPDATE SET first_name = EXCLUDED.first_name,"
+            " last_name = EXCLUDED.last_name, login = EXCLUDED.login, email = EXCLUDED.email,"
+            " birth_date = EXCLUDED.birth_date, classes = EXCLUDED.classes,"
+            " children = EXCLUDED.children, updated_at = now()",
+            [
+                (
+                    a.account_id,
+                    school_id,
+                    a.profile,
+                    a.first_name,
+                    a.last_name,
+                    a.login,
+                    a.email,
+                    a.birth_date,
+                    a.classes,
+                    a.children,
+                )
+                for a in accounts
+            ],
+        )
+        await self._attach(school_id, [a.account_id for a in accounts])
+
+    async def _attach(self, school_id: UUID, account_ids: list[UUID]) -> None:
+        """Each account in the school, unless it is its home (the first attaching kept)."""
+        await self.conn.execute(
+            "INSERT INTO account_schools (account_id, school_id)"
+            " SELECT account_id, $1::uuid FROM accounts"
+            " WHERE account_id = ANY($2::uuid[]) AND school_id <> $1 ON CONFLICT DO NOTHING",
+            school_id,
+            account_ids,
+        )
+
+    async def detach_accounts(self, school_id: UUID, account_ids: list[UUID]) -> None:
+        # A class belongs to one school: its links go with the school.
+        await self.conn.execute(
+            "DELETE FROM account_classes ac USING classes k WHERE k.class_id = ac.class_id"
+            " AND k.school_id = $1 AND ac.account_id = ANY($2::uuid[])",
+            school_id,
+            account_ids,
+        )
+        await self.conn.execute(
+            "DELETE FROM account_schools WHERE school_id = $1 AND account_id = ANY($2::uuid[])",
+            school_id,
+            account_ids,
+        )
+        # Its home gone, an account moves to the school it was attached to first (which
+        # holds it now, and sees it as its own); that school is no longer one of its others.
+        await self.conn.execute(
+            "WITH moved AS (UPDATE accounts a SET school_id = m.school_id, updated_at = now()"
+            "  FROM (SELECT DISTINCT ON (account_id) account_id, school_id FROM account_schools"
+            "        WHERE account_id = ANY($2::uuid[])"
+            "        ORDER BY account_id, attached_at, school_id) m"
+            "  WHERE a.account_id = m.account_id AND a.school_id = $1"
+            "  RETURNING a.account_id, a.school_id)"
+            " DELETE FROM account_schools s USING moved"
+            " WHERE s.account_id = moved.account_id AND s.school_id = moved.school_id",
+            school_id,
+            account_ids,
+        )
 
     async def link_accounts(self, accounts: Sequence[Account]) -> None:
         """The accounts' classes and children, one statement each whatever their number
@@ -136,7 +220,8 @@ class PostgresDispatchStore(TransactionStore):
         await self.conn.executemany(
             "UPDATE accounts SET first_name = $3, last_name = $4, email = $5, birth_date = $6,"
             " classes = $7, children = $8, login = $9, updated_at = now()"
-            " WHERE account_id = $1 AND school_id = $2",
+            " WHERE account_id = $1 AND (school_id = $2 OR EXISTS (SELECT 1 FROM account_schools"
+            "      s WHERE s.account_id = $1 AND s.school_id = $2))",
             [
                 (
                     a.account_id,
@@ -209,7 +294,8 @@ class PostgresDispatchStore(TransactionStore):
         row = await self.conn.fetchrow(
             "SELECT a.account_id, a.school_id, a.profile, a.email,"
             " array(SELECT class_id FROM account_classes c"
-            "       WHERE c.account_id = a.account_id) AS class_ids"
+            "       WHERE c.account_id = a.account_id) AS class_ids,"
+            f" {ATTACHED_TO}"
             " FROM accounts a WHERE a.account_id = $1 AND a.deactivated_at IS NULL",
             account_id,
         )
@@ -239,14 +325,15 @@ class PostgresDispatchStore(TransactionStore):
         profiles: list[str],
         not_activated: bool,
     ) -> list[Selected]:
-        """The accounts a request names, or that its filter picks, with their classes."""
+        """The accounts a request names, or that its filter picks, with their classes and
+        schools."""
         rows = await self.conn.fetch(
             "SELECT a.account_id, a.school_id, a.profile, a.last_name, a.first_name,"
             " array(SELECT class_id FROM account_classes c"
-            "       WHERE c.account_id = a.account_id) AS class_ids"
+            "       WHERE c.account_id = a.account_id) AS class_ids,"
+            f" {ATTACHED_TO}"
             " FROM accounts a"
-            " WHERE ($2::uuid[] IS NULL OR a.account_id = ANY($2::uuid[]))"
-            " AND ($2::uuid[] IS NOT NULL OR a.school_id = $1)"
+            f" WHERE a.account_id = ANY(coalesce($2::uuid[], {SCHOOL_MEMBERS}))"
             " AND ($3::uuid IS NULL OR EXISTS (SELECT 1 FROM account_classes c"
             "      WHERE c.account_id = a.account_id AND c.class_id = $3))"
             " AND (cardinality($4::text[]) = 0 OR a.profile = ANY($4::text[]))"
@@ -369,15 +456,21 @@ class PostgresDispatchStore(TransactionStore):
         return await complete_if_done(self.conn, dispatch_id)
 
 
+# Accounts $1 as a sheet of school $2 shows them (NULL: each its home's sheet): the
+# school's name, and a parent's children and classes in that school only; the login and
+# code are the account's, the same on every school's sheet.
 SHEET_ROWS = (
     "SELECT a.account_id, a.profile, a.first_name, a.last_name, a.login, a.activation_code,"
     " a.activation_expires_at, a.activated_at, a.classes, s.name AS school_name, s.provisioning,"
     " array(SELECT c.first_name || ' ' || c.last_name FROM parent_children p"
     "       JOIN accounts c ON c.account_id = p.child_id WHERE p.parent_id = a.account_id"
+    "       AND (c.school_id = s.school_id OR EXISTS (SELECT 1 FROM account_schools m"
+    "            WHERE m.account_id = c.account_id AND m.school_id = s.school_id))"
     "       ORDER BY c.last_name, c.first_name) AS children_names,"
     " array(SELECT k.name FROM account_classes ac JOIN classes k USING (class_id)"
-    "       WHERE ac.account_id = a.account_id ORDER BY k.name) AS class_names"
-    " FROM accounts a JOIN schools s USING (school_id)"
+    "       WHERE ac.account_id = a.account_id AND k.school_id = s.school_id"
+    "       ORDER BY k.name) AS class_names"
+    " FROM accounts a JOIN schools s ON s.school_id = coalesce($2::uuid, a.school_id)"
     " WHERE a.account_id = ANY($1::uuid[]) ORDER BY a.last_name, a.first_name"
 )
 
@@ -415,14 +508,18 @@ class DeliveryQueries:
                 lease_seconds,
             )
 
-    async def account_sheet(self, account_id: UUID) -> SheetRow | None:
+    async def account_sheet(
+        self, account_id: UUID, school_id: UUID | None = None
+    ) -> SheetRow | None:
+        """The account's sheet for ``school_id`` (None: its home school)."""
         async with self._pool.acquire() as conn:
-            rows = await conn.fetch(SHEET_ROWS, [account_id])
+            rows = await conn.fetch(SHEET_ROWS, [account_id], school_id)
         return sheet_row(rows[0]) if rows else None
 
-    async def account_sheets(self, account_ids: list[UUID]) -> list[SheetRow]:
+    async def account_sheets(self, account_ids: list[UUID], school_id: UUID) -> list[SheetRow]:
+        """The accounts' sheets for ``school_id``, the school that prints them."""
         async with self._pool.acquire() as conn:
-            rows = await conn.fetch(SHEET_ROWS, account_ids)
+            rows = await conn.fetch(SHEET_ROWS, account_ids, school_id)
         return [sheet_row(r) for r in rows]
 
     async def dispatch(self, dispatch_id: UUID) -> Dispatch:
@@ -596,6 +693,7 @@ def requester_row(row: Row) -> Requester:
         profile=row["profile"],
         email=row["email"],
         class_ids=frozenset(row["class_ids"]),
+        attached_to=frozenset(row["attached_to"]),
     )
 
 
@@ -605,6 +703,7 @@ def selected_row(row: Row) -> Selected:
         school_id=row["school_id"],
         profile=row["profile"],
         class_ids=frozenset(row["class_ids"]),
+        attached_to=frozenset(row["attached_to"]),
     )
 
 

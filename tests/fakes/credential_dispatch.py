@@ -11,7 +11,7 @@ end, a printed document) no handler writes: ``settled`` and ``stored`` put it th
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, NoReturn, cast
 from uuid import UUID
 
@@ -117,6 +117,8 @@ def _by_recipient(delivery: Delivery) -> tuple[bool, str]:
 class FakeDispatchStore(InMemoryEventStore):
     schools: dict[UUID, SchoolRecord] = field(default_factory=dict)
     accounts: dict[UUID, AccountRecord] = field(default_factory=dict)
+    # (account, school) -> attached_at: the schools an account is in besides its home.
+    account_schools: dict[tuple[UUID, UUID], datetime] = field(default_factory=dict)
     classes: dict[UUID, ClassRecord] = field(default_factory=dict)
     account_classes: set[tuple[UUID, UUID]] = field(default_factory=set)  # (account, class)
     parent_children: set[tuple[UUID, UUID]] = field(default_factory=set)  # (parent, child)
@@ -126,6 +128,8 @@ class FakeDispatchStore(InMemoryEventStore):
     deliveries: dict[UUID, Delivery] = field(default_factory=dict)
     documents: dict[UUID, StoredDocument] = field(default_factory=dict)
     audit_entries: list[AuditRecord] = field(default_factory=list)
+    # now(), as the transaction of each message sees it: a test moves it on.
+    clock: datetime = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
 
     # The copy of schools, accounts and classes -------------------------------------------
 
@@ -159,6 +163,56 @@ class FakeDispatchStore(InMemoryEventStore):
                 activated_at=known.activated_at if known else None,
                 deactivated=known.deactivated if known else False,
             )
+        self._attach(school_id, [a.account_id for a in accounts])
+
+    async def attach_accounts(self, school_id: UUID, accounts: list[Account]) -> None:
+        for account in accounts:
+            known = self.accounts.get(account.account_id)
+            if known is None:  # a new copy, in this school, without a code
+                known = self.accounts[account.account_id] = AccountRecord(
+                    school_id, account.profile, "", "", "", None, None, [], [], None, None
+                )
+            known.first_name, known.last_name = account.first_name, account.last_name
+            known.login, known.email = account.login, account.email
+            known.birth_date = account.birth_date
+            known.classes, known.children = list(account.classes), list(account.children)
+        self._attach(school_id, [a.account_id for a in accounts])
+
+    def _attach(self, school_id: UUID, account_ids: list[UUID]) -> None:
+        for account_id in account_ids:
+            known = self.accounts.get(account_id)
+            if known is not None and known.school_id != school_id:
+                self.account_schools.setdefault((account_id, school_id), self.clock)
+
+    async def detach_accounts(self, school_id: UUID, account_ids: list[UUID]) -> None:
+        gone = set(account_ids)
+        self.account_classes = {
+            (account_id, class_id)
+            for account_id, class_id in self.account_classes
+            if account_id not in gone
+            or class_id not in self.classes
+            or self.classes[class_id].school_id != school_id
+        }
+        for account_id in gone:
+            self.account_schools.pop((account_id, school_id), None)
+            known = self.accounts.get(account_id)
+            others = self._attached_by_age(account_id)
+            if known is not None and known.school_id == school_id and others:
+                known.school_id = others[0]
+                del self.account_schools[(account_id, others[0])]
+
+    def _attached_by_age(self, account_id: UUID) -> list[UUID]:
+        """ORDER BY attached_at, school_id."""
+        attached = [(at, s) for (a, s), at in self.account_schools.items() if a == account_id]
+        return [school_id for _, school_id in sorted(attached)]
+
+    def _schools(self, account_id: UUID) -> frozenset[UUID]:
+        return frozenset(s for a, s in self.account_schools if a == account_id)
+
+    def _in_school(self, account_id: UUID, school_id: UUID) -> bool:
+        """Home = school_id OR attached to it."""
+        home = self.accounts[account_id].school_id
+        return home == school_id or (account_id, school_id) in self.account_schools
 
     async def link_accounts(self, accounts: Sequence[Account]) -> None:
         for account in accounts:
@@ -168,7 +222,7 @@ class FakeDispatchStore(InMemoryEventStore):
     async def update_accounts(self, school_id: UUID, accounts: list[Account]) -> None:
         for account in accounts:
             known = self.accounts.get(account.account_id)
-            if known is None or known.school_id != school_id:
+            if known is None or not self._in_school(account.account_id, school_id):
                 continue
             known.first_name, known.last_name = account.first_name, account.last_name
             known.email, known.birth_date = account.email, account.birth_date
@@ -194,6 +248,9 @@ class FakeDispatchStore(InMemoryEventStore):
             if parent not in gone and child not in gone
         }
         self.account_classes = {link for link in self.account_classes if link[0] not in gone}
+        self.account_schools = {  # ON DELETE CASCADE
+            link: at for link, at in self.account_schools.items() if link[0] not in gone
+        }
         for account_id in gone:
             self.accounts.pop(account_id, None)
 
@@ -241,7 +298,7 @@ class FakeDispatchStore(InMemoryEventStore):
         found = [
             (account_id, account.email)
             for account_id, account in self.accounts.items()
-            if account.school_id == school_id
+            if self._in_school(account_id, school_id)
             and account.profile == "administrator"
             and not account.deactivated
         ]
@@ -252,7 +309,12 @@ class FakeDispatchStore(InMemoryEventStore):
         if known is None or known.deactivated:
             return None
         return Requester(
-            account_id, known.school_id, known.profile, known.email, self._class_ids(account_id)
+            account_id,
+            known.school_id,
+            known.profile,
+            known.email,
+            self._class_ids(account_id),
+            self._schools(account_id),
         )
 
     async def class_school(self, class_id: UUID) -> UUID | None:
@@ -269,7 +331,10 @@ class FakeDispatchStore(InMemoryEventStore):
         not_activated: bool,
     ) -> bool:
         account = self.accounts[account_id]
-        named = account.school_id == school_id if account_ids is None else account_id in account_ids
+        if account_ids is None:
+            named = self._in_school(account_id, school_id)
+        else:
+            named = account_id in account_ids
         return (
             named
             and (class_id is None or (account_id, class_id) in self.account_classes)
@@ -298,6 +363,7 @@ class FakeDispatchStore(InMemoryEventStore):
                 self.accounts[account_id].school_id,
                 self.accounts[account_id].profile,
                 self._class_ids(account_id),
+                self._schools(account_id),
             )
             for account_id in picked
         ]

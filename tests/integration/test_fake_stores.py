@@ -226,9 +226,9 @@ def uid(n: int) -> uuid.UUID:
 
 # Two schools, their classes, accounts (plain ASCII names: ORDER BY names then sorts them
 # alike in any collation), dispatches, deliveries and a document.
-LAC, PRES = uid(1), uid(2)
+LAC, PRES, BOIS = uid(1), uid(2), uid(3)
 CP, CE1, CM1 = uid(11), uid(12), uid(13)
-ADMIN_B, ADMIN_A, MARIE, PAUL, ZOE, LEO, JEAN, ANNE, EVE = (uid(100 + n) for n in range(9))
+ADMIN_B, ADMIN_A, MARIE, PAUL, ZOE, LEO, JEAN, ANNE, EVE, NINA = (uid(100 + n) for n in range(10))
 NOWHERE, STRANGER = uid(999), uid(998)  # unknown accounts, classes, dispatches, documents
 BY_MAIL, BY_PRINT, NOTICE, BILLING, DOCUMENT = (uid(500 + n) for n in range(5))
 T0 = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
@@ -297,6 +297,7 @@ async def copy_script(store: DispatchStore) -> list[Any]:
     elsewhere = Account.model_validate({**EVE_OF_PRES.model_dump(), "first_name": "Evelyne"})
     await store.update_accounts(LAC, [moved, one_child, elsewhere])  # Eve is not Lac's
     seen += await reads(store)
+    seen += await across_schools(store)
     await store.set_class_teachers(CP, [PAUL, STRANGER])  # Marie detached, pupils stay
     await store.set_class_teachers(CE1, [])
     await store.set_deactivated([LEO, JEAN, ADMIN_B, NOWHERE], deactivated=True)
@@ -318,10 +319,39 @@ async def copy_script(store: DispatchStore) -> list[Any]:
     return seen
 
 
+def attached(account: CreatedAccount, **changed: Any) -> Account:
+    """The account as accounts.attached gives it: no code."""
+    return Account.model_validate({**account.model_dump(), **changed})
+
+
+async def across_schools(store: DispatchStore) -> list[Any]:
+    """Accounts attached to other schools, then detached, their homes moving."""
+    jean, anne, marie = LAC_ACCOUNTS[6], LAC_ACCOUNTS[7], LAC_ACCOUNTS[2]
+    nina = person(9, "student", "Nina", "Petit", class_ids=[CM1])  # a new copy, here
+    jean_in_pres = attached(jean, class_ids=[CM1], children=[ZOE, NINA], email="jj@example.org")
+    await store.attach_accounts(PRES, [jean_in_pres, attached(nina), attached(LAC_ACCOUNTS[1])])
+    await store.link_accounts([jean_in_pres, nina])
+    await store.attach_accounts(PRES, [attached(jean, first_name="Jeannot")])  # kept once
+    await store.attach_accounts(BOIS, [attached(jean), attached(anne)])
+    await store.attach_accounts(PRES, [attached(anne)])  # the same now(): by school id
+    await store.attach_accounts(LAC, [attached(marie, first_name="Maria")])  # her home
+    await store.upsert_accounts(BOIS, [LAC_ACCOUNTS[5]])  # created by Bois, Leo's home Lac
+    renamed = Account.model_validate({**jean_in_pres.model_dump(), "last_name": "Lefebvre"})
+    await store.update_accounts(PRES, [renamed])  # an attached account follows its changes
+    seen = await reads(store)
+    await store.detach_accounts(PRES, [JEAN, ZOE, NOWHERE])  # his Pres class goes with it
+    await store.detach_accounts(LAC, [ANNE, JEAN])  # homes move: Anne's to Pres, Jean's Bois
+    await store.detach_accounts(BOIS, [NINA])  # neither her home nor attached: nothing
+    return [*seen, *await reads(store)]
+
+
 async def reads(store: DispatchStore) -> list[Any]:
-    everyone = [ADMIN_B, ADMIN_A, MARIE, PAUL, ZOE, LEO, JEAN, ANNE, EVE, NOWHERE]
+    everyone = [ADMIN_B, ADMIN_A, MARIE, PAUL, ZOE, LEO, JEAN, ANNE, EVE, NINA, NOWHERE]
     return [
         await store.select(LAC, None, None, [], False),
+        await store.select(PRES, None, None, [], False),
+        await store.select(BOIS, None, None, ["relative", "student"], False),
+        await store.select(PRES, None, CM1, [], False),
         await store.select(LAC, None, CP, ["student", "relative"], False),
         await store.select(PRES, [ZOE, EVE, NOWHERE], None, [], False),  # any school's
         await store.select(LAC, [], None, [], False),
@@ -480,6 +510,7 @@ def fake_tables(fake: FakeDispatchStore) -> dict[str, Any]:
         "classes": sorted((k, *astuple(c)) for k, c in fake.classes.items()),
         "accounts": sorted(((k, *astuple(a)) for k, a in fake.accounts.items()), key=first),
         "account_classes": fake.account_classes,
+        "account_schools": set(fake.account_schools),
         "parent_children": fake.parent_children,
         "invoices": {n: json.loads(i.model_dump_json()) for n, i in fake.invoices.items()},
         "dispatches": sorted((k, k in fake.completed) for k in fake.dispatches),
@@ -570,6 +601,7 @@ async def postgres_tables(conn: Connection) -> dict[str, Any]:
             " activated_at, deactivated_at IS NOT NULL FROM accounts"
         ),
         "account_classes": await pairs("SELECT account_id, class_id FROM account_classes"),
+        "account_schools": await pairs("SELECT account_id, school_id FROM account_schools"),
         "parent_children": await pairs("SELECT parent_id, child_id FROM parent_children"),
         "invoices": {r["invoice_number"]: json.loads(r["document"]) for r in invoices},
         "dispatches": await rows("SELECT dispatch_id, completed_at IS NOT NULL FROM dispatches"),

@@ -1,5 +1,6 @@
 """credential_dispatch's pure decisions: who may hand out which sheets, and to whom they go."""
 
+from dataclasses import replace
 from uuid import UUID, uuid4
 
 from services.credential_dispatch import domain
@@ -116,6 +117,41 @@ def test_accounts_and_classes_of_another_school_are_unknown():
     ]
     reasons = domain.check_dispatch(by_class(admin, CLASS_A), admin, [], OTHER_SCHOOL)
     assert [r.message for r in reasons] == ["unknown class in this school"]
+
+
+def test_an_account_in_several_schools_is_in_each_of_them():
+    """A request for a school admits the accounts whose home it is and those attached to
+    it, as requester and as selected; a third school has neither."""
+    admin = requester("administrator")
+    from_elsewhere = replace(
+        person("student", CLASS_A, school=OTHER_SCHOOL), attached_to=frozenset({SCHOOL})
+    )
+    assert (
+        domain.check_dispatch(by_ids(admin, [from_elsewhere]), admin, [from_elsewhere], None) == []
+    )
+    teacher = replace(
+        requester("teacher", CLASS_A, school=OTHER_SCHOOL), attached_to=frozenset({SCHOOL})
+    )
+    command = by_ids(teacher, [from_elsewhere])
+    assert domain.check_dispatch(command, teacher, [from_elsewhere], None) == []
+    printed = Printed(uuid4(), SCHOOL, teacher.account_id, "compact", [from_elsewhere.account_id])
+    assert (
+        domain.check_document_send(
+            send_again(teacher, printed.document_id), teacher, printed, [from_elsewhere]
+        )
+        == []
+    )
+    third = uuid4()
+    elsewhere_only = replace(from_elsewhere, attached_to=frozenset({third}))
+    reasons = domain.check_dispatch(by_ids(admin, [elsewhere_only]), admin, [elsewhere_only], None)
+    assert fields(reasons) == ["account_ids.0"]
+    outsider = replace(teacher, attached_to=frozenset({third}))
+    reasons = domain.check_dispatch(command, outsider, [from_elsewhere], None)
+    assert [r.message for r in reasons] == ["this account belongs to another school"]
+    reasons = domain.check_document_send(
+        send_again(outsider, printed.document_id), outsider, printed, [from_elsewhere]
+    )
+    assert [r.message for r in reasons] == ["this account belongs to another school"]
 
 
 def test_pupils_parents_and_strangers_hand_out_nothing():

@@ -4,7 +4,7 @@ What a handler opens stays pending here (the delivery loop, which sends it, is t
 real Postgres, Chromium and SMTP: test_dispatch_requests.py); what has nowhere to go is
 reported at once."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -28,7 +28,13 @@ from shared.contracts.commands import (
     ClassRenamed,
     ClassTeachersAssigned,
 )
-from shared.contracts.directory import AccountsDeactivated, AccountsDeleted, AccountsUpdated
+from shared.contracts.directory import (
+    AccountsAttached,
+    AccountsDeactivated,
+    AccountsDeleted,
+    AccountsDetached,
+    AccountsUpdated,
+)
 from shared.contracts.orders import CreditNoteIssued, InvoiceIssued
 from tests.fakes.credential_dispatch import AuditRecord, CredentialDispatch, SchoolRecord
 from tests.fakes.order_intake import OrderIntake
@@ -278,6 +284,181 @@ async def test_deleted_accounts_are_forgotten_with_their_links_both_ways(
     assert ZOE not in store.accounts and ANNE not in store.accounts
     assert store.parent_children == set()  # Jean's child and Anne's, both gone
     assert not {a for a, _ in store.account_classes} & {ZOE, ANNE}
+
+
+# accounts.attached, accounts.detached ----------------------------------------------------
+
+THIRD_SCHOOL, CM1 = UUID(int=3), UUID(int=13)
+HUGO, THIRD_ADMIN, NINA = UUID(int=201), UUID(int=202), UUID(int=203)
+
+
+async def open_other_schools(worker: CredentialDispatch) -> None:
+    """The other school, its CM1 taught by Hugo, and a third school, each with its
+    administrator."""
+    await worker.send(
+        ClassesCreated(school_id=OTHER_SCHOOL, classes=[ClassInfo(class_id=CM1, name="CM1")])
+    )
+    theirs = [
+        account(OTHER_ADMIN, "administrator", "Eve", "Noel", email="eve@example.org"),
+        account(HUGO, "teacher", "Hugo", "Blanc", email="hugo@example.org", class_ids=(CM1,)),
+        account(NINA, "student", "Nina", "Petit", class_ids=(CM1,)),
+    ]
+    await worker.send(AccountsCreated(school_id=OTHER_SCHOOL, accounts=theirs))
+    third = account(THIRD_ADMIN, "administrator", "Ada", "Roux", email="ada@example.org")
+    await worker.send(AccountsCreated(school_id=THIRD_SCHOOL, accounts=[third]))
+
+
+async def attach(worker: CredentialDispatch, school_id: UUID, *accounts: Account) -> None:
+    outcome = await worker.send(AccountsAttached(school_id=school_id, accounts=list(accounts)))
+    assert outcome.kind == "applied", outcome
+
+
+async def detach(worker: CredentialDispatch, school_id: UUID, *account_ids: UUID) -> None:
+    accounts = [as_account(person(a)) for a in account_ids]
+    outcome = await worker.send(AccountsDetached(school_id=school_id, accounts=accounts))
+    assert outcome.kind == "applied", outcome
+
+
+def zoe_in_cm1() -> Account:
+    """Zoé as the other school gives her: in its CM1 too."""
+    return as_account(person(ZOE), class_ids=[CM1], classes=["CM1"])
+
+
+async def printed_for(
+    worker: CredentialDispatch, requested_by: UUID, school_id: UUID, **selection: Any
+) -> list[UUID] | None:
+    """The selection of a print requested for ``school_id``; None when refused."""
+    before = len(dispatches(worker, "request"))
+    request_id = f"req-{len(worker.store.audit_entries)}"
+    await request(worker, requested_by, request_id, school_id, channel="print", **selection)
+    made = dispatches(worker, "request")
+    return made[-1].selection if len(made) > before else None
+
+
+async def test_an_attached_pupil_is_handed_out_by_his_other_school_as_its_own(
+    worker: CredentialDispatch,
+) -> None:
+    await open_other_schools(worker)
+    await attach(worker, OTHER_SCHOOL, zoe_in_cm1())
+    pupils = {"profiles": ["student"]}
+    # Its administrator's filter and its teacher's class pick her, by name as any other.
+    assert await printed_for(worker, OTHER_ADMIN, OTHER_SCHOOL, filter=pupils) == [ZOE, NINA]
+    assert await printed_for(worker, HUGO, OTHER_SCHOOL, filter={"class_id": CM1}) == [
+        HUGO,
+        ZOE,
+        NINA,
+    ]
+    assert await printed_for(worker, OTHER_ADMIN, OTHER_SCHOOL, account_ids=[ZOE]) == [ZOE]
+    # Her home keeps her; a third school has nothing of her.
+    assert await printed_for(worker, ADMIN, SCHOOL, filter=pupils) == [ZOE, INES, LEO]
+    assert await printed_for(worker, THIRD_ADMIN, THIRD_SCHOOL, filter=pupils) is None
+    assert rejected(worker) == [("filter", "no account matches this request")]
+    assert await printed_for(worker, THIRD_ADMIN, THIRD_SCHOOL, account_ids=[ZOE]) is None
+    assert rejected(worker) == [("account_ids.0", f"unknown account {ZOE} in this school")]
+
+
+async def test_an_attached_account_follows_the_updates_of_either_school(
+    worker: CredentialDispatch,
+) -> None:
+    await open_other_schools(worker)
+    await attach(worker, OTHER_SCHOOL, as_account(person(JEAN), children=[ZOE]))
+    moved = as_account(person(JEAN), email="jean@example.org", children=[ZOE])
+    await worker.send(AccountsUpdated(school_id=OTHER_SCHOOL, accounts=[moved]))
+    assert worker.store.accounts[JEAN].email == "jean@example.org"
+    assert worker.store.accounts[JEAN].school_id == SCHOOL  # his home stays
+
+
+async def test_a_detached_account_leaves_that_school_and_stays_in_its_home(
+    worker: CredentialDispatch,
+) -> None:
+    await open_other_schools(worker)
+    await attach(worker, OTHER_SCHOOL, zoe_in_cm1())
+    await detach(worker, OTHER_SCHOOL, ZOE)
+    pupils = {"profiles": ["student"]}
+    assert await printed_for(worker, OTHER_ADMIN, OTHER_SCHOOL, filter=pupils) == [NINA]
+    assert await printed_for(worker, HUGO, OTHER_SCHOOL, filter={"class_id": CM1}) == [
+        HUGO,
+        NINA,
+    ]
+    assert await printed_for(worker, OTHER_ADMIN, OTHER_SCHOOL, account_ids=[ZOE]) is None
+    assert await printed_for(worker, ADMIN, SCHOOL, filter=pupils) == [ZOE, INES, LEO]
+    assert await printed_for(worker, MARIE, SCHOOL, filter={"class_id": CP}) == [
+        MARIE,
+        JEAN,
+        ZOE,
+        ANNE,
+        LEO,
+    ]  # her class at home kept
+    assert worker.store.account_schools == {}
+
+
+async def test_detaching_its_home_moves_the_account_to_the_school_it_joined_first(
+    worker: CredentialDispatch,
+) -> None:
+    await open_other_schools(worker)
+    await attach(worker, THIRD_SCHOOL, as_account(person(JEAN)))
+    worker.store.clock += timedelta(days=1)
+    await attach(worker, OTHER_SCHOOL, as_account(person(JEAN), class_ids=[CM1]))
+    await detach(worker, SCHOOL, JEAN)
+    jean = worker.store.accounts[JEAN]
+    assert jean.school_id == THIRD_SCHOOL
+    assert set(worker.store.account_schools) == {(JEAN, OTHER_SCHOOL)}
+    assert {c for a, c in worker.store.account_classes if a == JEAN} == {CM1}  # CP was Lac's
+    relatives = {"profiles": ["relative"]}
+    assert await printed_for(worker, ADMIN, SCHOOL, filter=relatives) == [ANNE]
+    assert await printed_for(worker, THIRD_ADMIN, THIRD_SCHOOL, filter=relatives) == [JEAN]
+    assert await printed_for(worker, OTHER_ADMIN, OTHER_SCHOOL, filter=relatives) == [JEAN]
+
+
+async def test_an_attached_event_never_changes_a_code(worker: CredentialDispatch) -> None:
+    await open_other_schools(worker)
+    await worker.send(renewal("new-code"))
+    await worker.send(AccountActivated(account_id=LEO))
+    await attach(worker, OTHER_SCHOOL, as_account(person(ZOE)), as_account(person(LEO)))
+    zoe, leo = worker.store.accounts[ZOE], worker.store.accounts[LEO]
+    assert (zoe.activation_code, zoe.activation_expires_at) == ("new-code", EXPIRES)
+    assert (leo.activation_code, leo.activated_at) == (None, EVENT_TIME)
+    # An account never seen here is copied without one: its code is its accounts.created's.
+    stranger = account(UUID(int=204), "relative", "Paul", "Petit", children=(NINA,))
+    await attach(worker, OTHER_SCHOOL, as_account(stranger))
+    copied = worker.store.accounts[stranger.account_id]
+    assert (copied.school_id, copied.activation_code, copied.login) == (
+        OTHER_SCHOOL,
+        None,
+        "paul.petit",
+    )
+    assert (stranger.account_id, NINA) in worker.store.parent_children
+
+
+async def test_an_account_attached_before_its_accounts_created_is_in_both_schools(
+    worker: CredentialDispatch,
+) -> None:
+    """Two replicas may take the two events in either order: the copy made by the
+    attaching school keeps it, and the creating school's event brings the code and its own
+    membership."""
+    await open_other_schools(worker)
+    late = account(UUID(int=205), "student", "Lou", "Petit", class_ids=(CP,))
+    await attach(worker, OTHER_SCHOOL, as_account(late, class_ids=[CM1]))
+    await worker.send(AccountsCreated(school_id=SCHOOL, accounts=[late]))
+    copied = worker.store.accounts[late.account_id]
+    assert (copied.school_id, copied.activation_code) == (OTHER_SCHOOL, late.activation_code)
+    assert set(worker.store.account_schools) == {(late.account_id, SCHOOL)}
+    pupils = {"profiles": ["student"]}
+    assert late.account_id in (await printed_for(worker, ADMIN, SCHOOL, filter=pupils) or [])
+    by_other = await printed_for(worker, OTHER_ADMIN, OTHER_SCHOOL, filter=pupils)
+    assert late.account_id in (by_other or [])
+
+
+@pytest.mark.parametrize("topic", [topics.ACCOUNTS_ATTACHED, topics.ACCOUNTS_DETACHED])
+async def test_an_invalid_attached_or_detached_event_is_dead_lettered(
+    worker: CredentialDispatch, topic: str
+) -> None:
+    before = worker.store.accounts.copy(), worker.store.account_schools.copy()
+    outcome = await worker.take(topic, {"school_id": str(OTHER_SCHOOL), "accounts": [{}]})
+    assert outcome.kind == "dead"
+    assert outcome.reason is not None and "account_id" in outcome.reason
+    assert (worker.store.accounts, worker.store.account_schools) == before
+    assert worker.data_of(topics.COMMAND_REJECTED) == []  # an event: nobody to answer
 
 
 # invoice.issued, credit_note.issued ------------------------------------------------------
