@@ -24,6 +24,8 @@ ACCOUNTS_CREATED: Final = "accounts.created"
 ACCOUNTS_UPDATED: Final = "accounts.updated"
 ACCOUNTS_DEACTIVATED: Final = "accounts.deactivated"
 ACCOUNTS_DELETED: Final = "accounts.deleted"
+ACCOUNTS_ATTACHED: Final = "accounts.attached"
+ACCOUNTS_DETACHED: Final = "accounts.detached"
 DIRECTORY_SYNC_REQUESTED: Final = "directory.sync.requested"
 DIRECTORY_SYNCED: Final = "directory.synced"
 DIRECTORY_SYNC_REPORTED: Final = "directory.sync.reported"
@@ -85,6 +87,8 @@ SUBSCRIPTIONS: Final[dict[str, tuple[str, ...]]] = {
         ACCOUNTS_UPDATED,
         ACCOUNTS_DEACTIVATED,
         ACCOUNTS_DELETED,
+        ACCOUNTS_ATTACHED,
+        ACCOUNTS_DETACHED,
         INVOICE_ISSUED,
         CREDIT_NOTE_ISSUED,
         ACTIVATION_CODE_RENEWED,
@@ -118,6 +122,8 @@ PUBLICATIONS: Final[dict[str, tuple[str, ...]]] = {
         ACCOUNTS_UPDATED,
         ACCOUNTS_DEACTIVATED,
         ACCOUNTS_DELETED,
+        ACCOUNTS_ATTACHED,
+        ACCOUNTS_DETACHED,
         ACTIVATION_CODE_RENEWED,
         CLASS_RENAMED,
         CLASS_TEACHERS_ASSIGNED,
@@ -167,6 +173,8 @@ UPSTREAM_EVENTS: Final = (
     ACCOUNTS_UPDATED,
     ACCOUNTS_DEACTIVATED,
     ACCOUNTS_DELETED,
+    ACCOUNTS_ATTACHED,
+    ACCOUNTS_DETACHED,
     DIRECTORY_SYNC_REPORTED,
     DIRECTORY_SYNC_HELD,
     CREDENTIALS_DISPATCHED,

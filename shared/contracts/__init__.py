@@ -24,8 +24,10 @@ from shared.contracts.commands import (
 from shared.contracts.common import Reason
 from shared.contracts.credentials import CredentialsDispatched
 from shared.contracts.directory import (
+    AccountsAttached,
     AccountsDeactivated,
     AccountsDeleted,
+    AccountsDetached,
     AccountsUpdated,
     DirectorySyncApproveRequested,
     DirectorySynced,
@@ -84,6 +86,8 @@ CONTRACTS: dict[str, type[Contract]] = {
         AccountsUpdated,
         AccountsDeactivated,
         AccountsDeleted,
+        AccountsAttached,
+        AccountsDetached,
     )
 }
 

@@ -14,6 +14,11 @@ Profile = Literal["administrator", "teacher", "personnel", "student", "relative"
 
 
 class Account(Model):
+    """An account as every event tells it: the whole account, its classes and children in
+    every school it is in (an account may be in several: ``accounts.attached``), whichever
+    school's event carries it. A reader that keeps one school's view filters by the
+    classes' school."""
+
     account_id: UUID
     profile: Profile
     first_name: str

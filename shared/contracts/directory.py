@@ -188,6 +188,28 @@ class AccountsUpdated(Contract):
     request_id: str | None = None
 
 
+class AccountsAttached(Contract):
+    """Accounts that already exist in another school of the platform and are now in this
+    one too (a pupil by his INE, a parent by his names and email): the same login,
+    activation code and activation state, none of them repeated here. A new account is
+    ``accounts.created``, the only event that carries a code."""
+
+    topic = topics.ACCOUNTS_ATTACHED
+
+    school_id: UUID
+    accounts: list[Account]
+
+
+class AccountsDetached(Contract):
+    """Accounts no longer in this school but still held by another: not deactivated (that
+    is ``accounts.deactivated``, when no school holds the account any more)."""
+
+    topic = topics.ACCOUNTS_DETACHED
+
+    school_id: UUID
+    accounts: list[Account]
+
+
 class AccountsDeactivated(Contract):
     topic = topics.ACCOUNTS_DEACTIVATED
 
