@@ -33,10 +33,13 @@ from services.account_manager.feed import AccountLifetimes, handle_directory_syn
 from services.account_manager.feed_store import PostgresFeedStore
 from services.account_manager.settings import AccountManagerSettings
 from services.directory_sync import domain
+from services.directory_sync.feed_folder import read_folder
+from services.directory_sync.settings import DirectorySyncSettings
 from shared.contracts.directory import DirectorySynced
 from shared.envelope import new_event
 from tools import onde_generator
 
+SETTINGS = DirectorySyncSettings()
 LIFETIMES = AccountLifetimes(activation_ttl=timedelta(days=90), grace=timedelta(days=90))
 UAI = onde_generator.uai_for("074", 1)
 
@@ -45,15 +48,16 @@ def first_import_chunk() -> DirectorySynced:
     """The one chunk of a school's first import, as directory_sync computes it."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = onde_generator.write_drop(Path(tmp), UAI, classes=4, pupils_per_class=25)
-        files = [(p.name, p.read_bytes()) for p in sorted(folder.iterdir())]
+        drop = read_folder(folder, max_file_bytes=SETTINGS.feed_max_file_bytes)
+        assert drop is not None
         result = domain.compute(
             domain.NO_STORED_SNAPSHOT,
-            folder,
-            domain.digest(files),
+            drop,
+            drop.digest(),
             run_id=uuid.uuid4(),
             school_id=uuid.uuid4(),
             dry_run=False,
-            files={},
+            limits=SETTINGS.feed_limits,
             leave_share=0.1,
             chunk_size=500,
         )
