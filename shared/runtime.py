@@ -104,10 +104,10 @@ async def serve(service: Service, stop: asyncio.Event | None = None) -> None:
 
 # CPython collects its youngest generation every 700 container allocations. A worker
 # decoding and building hundreds of models per message kept them alive across many such
-# collections, and each full collection walked every module object besides: a quarter of
-# account_manager's CPU in a first import (perf). Longer-lived objects are frozen out of
-# the collections once the modules are loaded, and the thresholds raised (measured with
-# bench/feed.py, docs/performance.md).
+# collections, and each full collection walked every module object besides: a large share
+# of account_manager's CPU in a first import. Longer-lived objects are frozen out of the
+# collections once the modules are loaded, and the thresholds raised (bench/feed.py; the
+# figures are in docs/performance.md).
 GC_THRESHOLDS = (20_000, 20, 100)
 
 
