@@ -119,6 +119,7 @@ class NewAccount:
     first_folded: str = ""
     last_folded: str = ""
     feed_id: UUID | None = None  # the ONDE feed's id of the person, for a feed account
+    ine: str | None = None  # a pupil's national id, when the feed gives it
 
 
 def new_account(
@@ -132,6 +133,7 @@ def new_account(
     expires_at: datetime,
     code: str | None = None,
     feed_id: UUID | None = None,
+    ine: str | None = None,
 ) -> NewAccount:
     """The one way a new account is made, whoever asks (a school's opening, a command, the
     feed): a fresh id, a new activation code (``code`` when one was drawn in a batch), its
@@ -149,4 +151,5 @@ def new_account(
         first_folded=fold_name_part(first_name),
         last_folded=fold_name_part(last_name),
         feed_id=feed_id,
+        ine=ine if profile == "student" else None,
     )

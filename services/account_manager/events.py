@@ -4,7 +4,7 @@ Handlers emit what these return; nothing here reads or writes a store.
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -23,7 +23,13 @@ from shared.contracts.accounts import (
     SchoolYearTurned,
 )
 from shared.contracts.commands import ActivationCodeRenewed, ClassRenamed, ClassTeachersAssigned
-from shared.contracts.directory import AccountsDeactivated, AccountsDeleted, AccountsUpdated
+from shared.contracts.directory import (
+    AccountsAttached,
+    AccountsDeactivated,
+    AccountsDeleted,
+    AccountsDetached,
+    AccountsUpdated,
+)
 from shared.envelope import Contract
 
 # Accounts ------------------------------------------------------------------------------
@@ -186,11 +192,22 @@ class ChunkEvents:
     restored: list[UUID]
     deactivated: list[AccountView]
     deleted: list[AccountView]
-    views: Mapping[UUID, AccountView]  # of ``created`` and ``updated``
+    views: Mapping[UUID, AccountView]  # of ``created``, ``updated`` and ``attached_accounts``
     year: tuple[list[ClassInfo], list[ClassInfo]] | None  # the new year: classes, untaught
+    # Accounts of another school now in this one (found by INE). One re-homed here (his
+    # home school let him go, he was deactivated) is told as attached too, not as
+    # accounts.updated ``restored``: to this school's readers he is an account they do not
+    # hold yet, and accounts.attached is the one event that adds a school to an account.
+    # An attached account is active by definition: a reader holding him deactivated
+    # (from his old home's accounts.deactivated) makes him active again.
+    attached_accounts: list[UUID] = field(default_factory=list)
+    # Accounts that left this school while another still holds them, as they now are.
+    detached_accounts: list[AccountView] = field(default_factory=list)
 
 
 def chunk_applied(done: ChunkEvents) -> list[Contract]:
+    """The chunk's events, in the order readers need them: classes first, then accounts
+    joining or leaving the school, new ones, changed ones, gone ones, and the year."""
     school_id = done.school.school_id
     out: list[Contract] = []
     if done.classes:
@@ -200,6 +217,12 @@ def chunk_applied(done: ChunkEvents) -> list[Contract]:
         teachers_assigned(class_id, school_id, teachers)
         for class_id, teachers in done.reattached.items()
     ]
+    if done.attached_accounts:
+        views = [published_account(done.views[a]) for a in done.attached_accounts]
+        out.append(AccountsAttached(school_id=school_id, accounts=views))
+    if done.detached_accounts:
+        views = [published_account(v) for v in done.detached_accounts]
+        out.append(AccountsDetached(school_id=school_id, accounts=views))
     if done.created:
         made = [created_from_view(done.views[a]) for a in done.created]
         out.append(accounts_created(done.school, made))

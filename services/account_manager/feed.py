@@ -10,7 +10,7 @@ both sides have an account.
 
 import uuid
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import NamedTuple
 from uuid import UUID
@@ -48,11 +48,13 @@ class AccountLifetimes:
 
 @dataclass(frozen=True)
 class Leavers:
-    """What the chunk's leavers became, as they were before they went."""
+    """What the chunk's leavers became: the deleted and deactivated as they were before
+    they went, the detached (still held by another school) as they are now."""
 
     deleted: list[AccountView]
     deactivated: list[AccountView]
     parents: frozenset[UUID]  # their children (and classes) change
+    detached: list[AccountView] = field(default_factory=list)
 
     @property
     def gone(self) -> set[UUID]:
@@ -79,6 +81,9 @@ class Identified:
     restored: frozenset[UUID]  # deactivated accounts back in the export
     matched: frozenset[UUID]  # feed ids found to be existing accounts (a leaver back…)
     changed: frozenset[UUID]  # existing accounts whose names or address changed
+    # Accounts of another school found by INE, now in this one (attached, or re-homed
+    # here when their home had let them go): published as accounts.attached.
+    attached: frozenset[UUID] = frozenset()
 
     @property
     def fresh(self) -> set[UUID]:
@@ -99,7 +104,10 @@ async def handle_directory_synced(
     lifetimes: AccountLifetimes,
     now: datetime,
     reserve_ranks: ReserveRanks | None = None,
+    across_schools: bool = True,
 ) -> None:
+    """``across_schools``: a pupil is found in other schools by his INE, and kept at the
+    turnover for them (docs/one-person-across-schools.md); off, each school is alone."""
     chunk = event.data
     school = await _fed_school(chunk, store=store)
     year_turned = False
@@ -111,7 +119,11 @@ async def handle_directory_synced(
     classes = await _apply_classes(chunk, people.values(), store=store, now=now)
     known = {m.feed_id: m for m in await store.mapped_accounts(chunk.school_id, [*people, *left])}
     leavers = await _apply_leavers(
-        chunk.school_id, [known[f] for f in left if f in known], store=store, now=now
+        chunk.school_id,
+        [known[f] for f in left if f in known],
+        store=store,
+        now=now,
+        keep_pupils=across_schools and chunk.turnover,
     )
     identified = await _identify(
         chunk.school_id,
@@ -121,6 +133,7 @@ async def handle_directory_synced(
         lifetimes=lifetimes,
         now=now,
         reserve_ranks=reserve_ranks,
+        across_schools=across_schools,
     )
     placed = await _place(chunk.school_id, people, identified, classes.class_ids, store=store)
     gone = leavers.gone
@@ -138,6 +151,8 @@ async def handle_directory_synced(
         created=len(identified.created.accounts),
         updated=len(changed - identified.fresh),
         restored=len(identified.restored),
+        attached=len(identified.attached),
+        detached=len(leavers.detached),
         deactivated=len(leavers.deactivated),
         deleted=len(leavers.deleted),
         skipped=[str(f) for f in identified.created.skipped],
@@ -243,30 +258,47 @@ async def _apply_classes(
 
 
 async def _apply_leavers(
-    school_id: UUID, leavers: list[MappedAccount], *, store: FeedStore, now: datetime
+    school_id: UUID,
+    leavers: list[MappedAccount],
+    *,
+    store: FeedStore,
+    now: datetime,
+    keep_pupils: bool = False,
 ) -> Leavers:
-    """Delete the never-activated, deactivate the others."""
+    """Detach those another school still holds; delete the never-activated, deactivate
+    the others (``keep_pupils``, at the turnover: the pupils another school may take back
+    by INE are deactivated even if never activated)."""
     fates = {
         m.account_id: feed_rules.leaver_fate(
-            activated=m.activated, deactivated=m.deactivated_at is not None
+            activated=m.activated,
+            deactivated=m.deactivated_at is not None,
+            held_elsewhere=m.held_elsewhere,
+            kept=keep_pupils and feed_rules.kept_at_turnover(m.profile, m.ine),
         )
         for m in leavers
     }
     going = [a for a, fate in fates.items() if fate != "already_gone"]
     if not going:
         return NO_LEAVERS
-    views = await store.account_views(going)  # as they were, before they go
+    by_fate = {fate: [a for a in going if fates[a] == fate] for fate in set(fates.values())}
+    to_delete, to_deactivate = by_fate.get("delete", []), by_fate.get("deactivate", [])
+    to_detach = by_fate.get("detach", [])
+    gone = [*to_delete, *to_deactivate]
+    views = await store.account_views(gone) if gone else {}  # as they were, before they go
     parents = await store.parents_of(going)
-    to_delete = [a for a in going if fates[a] == "delete"]
-    to_deactivate = [a for a in going if fates[a] == "deactivate"]
     await store.forget_feed_links(school_id, [m.feed_id for m in leavers])
     await store.remember_logins(to_delete, now)
     await store.delete_accounts(to_delete)
     await store.deactivate_accounts(to_deactivate, now)
+    detached: dict[UUID, AccountView] = {}
+    if to_detach:
+        await store.detach_accounts(school_id, to_detach)
+        detached = await store.account_views(to_detach)  # the whole account, as it is now
     return Leavers(
         deleted=[views[a] for a in to_delete],
         deactivated=[views[a] for a in to_deactivate],
         parents=frozenset(parents),
+        detached=[detached[a] for a in to_detach],
     )
 
 
@@ -282,14 +314,17 @@ async def _identify(
     lifetimes: AccountLifetimes,
     now: datetime,
     reserve_ranks: ReserveRanks | None,
+    across_schools: bool = True,
 ) -> Identified:
     """The account of every person of the chunk: the account his feed id is, an account
-    he is found to be (a leaver back under a new feed id, an account made by hand), or a
-    new one; existing ones are brought up to date (and reactivated)."""
+    he is found to be (a leaver back under a new feed id, an account made by hand, a pupil
+    of another school by his INE), or a new one; existing ones are brought up to date (and
+    reactivated)."""
     accounts = {f: known[f].account_id for f in people if f in known}
     restored = {known[f].account_id for f in accounts if known[f].deactivated_at}
     newcomers = [(f, _key(p)) for f, p in people.items() if f not in known]
     found: dict[UUID, UUID] = {}
+    across = NOBODY_ACROSS
     created = Created({}, {}, [])
     if newcomers:
         keys = sorted({key for _, key in newcomers}, key=str)
@@ -298,22 +333,62 @@ async def _identify(
             newcomers, candidates.values(), now=now, grace=lifetimes.grace
         )
         restored |= {a for a in found.values() if candidates[a].deactivated_at}
-        fresh = [people[f] for f, _ in newcomers if f not in found]
+        unmatched = [people[f] for f, _ in newcomers if f not in found]
+        if across_schools:
+            across = await _find_across(
+                school_id, unmatched, store=store, lifetimes=lifetimes, now=now
+            )
+        fresh = [p for p in unmatched if p.feed_id not in across]
         created = await _create(
             school_id, fresh, store=store, lifetimes=lifetimes, now=now, reserve_ranks=reserve_ranks
         )
         if found:
             await store.remap_feed_ids(school_id, found)
-        accounts |= found
+        accounts |= found | across
     existing = [_update(account_id, people[f]) for f, account_id in accounts.items()]
     changed = await store.update_people(existing) if existing else set()
     return Identified(
         accounts=accounts | created.accounts,
         created=created,
         restored=frozenset(restored),
-        matched=frozenset(found),
+        matched=frozenset(found | across),
         changed=frozenset(changed),
+        attached=frozenset(across.values()),
     )
+
+
+NOBODY_ACROSS: dict[UUID, UUID] = {}
+
+
+async def _find_across(
+    school_id: UUID,
+    unmatched: list[FeedPerson],
+    *,
+    store: FeedStore,
+    lifetimes: AccountLifetimes,
+    now: datetime,
+) -> dict[UUID, UUID]:
+    """Newcomer pupils the school's own matching did not place, found in another school by
+    their INE (one statement for the chunk, none when no such pupil): attached to this
+    school, or re-homed here when deactivated (their home let them go). Feed id ->
+    account."""
+    strangers = [(p.feed_id, p.ine) for p in unmatched if p.profile == "student" and p.ine]
+    if not strangers:
+        return NOBODY_ACROSS
+    ines = sorted({ine for _, ine in strangers})
+    candidates = {c.account_id: c for c in await store.ine_candidates(school_id, ines)}
+    found, ambiguous = feed_rules.choose_by_ine(
+        strangers, candidates.values(), now=now, grace=lifetimes.grace
+    )
+    if ambiguous:
+        log.warning("feed_ine_ambiguous", school_id=str(school_id), ines=len(ambiguous))
+    left_home = {f: a for f, a in found.items() if candidates[a].deactivated_at is not None}
+    held = {f: a for f, a in found.items() if f not in left_home}
+    if held:
+        await store.attach_accounts(school_id, held)
+    if left_home:
+        await store.rehome_accounts(school_id, left_home)
+    return found
 
 
 def _key(person: FeedPerson) -> feed_rules.MatchKey:
@@ -331,6 +406,7 @@ def _update(account_id: UUID, person: FeedPerson) -> PersonUpdate:
         birth_date=person.birth_date,
         first_folded=domain.fold_name_part(person.first_name),
         last_folded=domain.fold_name_part(person.last_name),
+        ine=person.ine if person.profile == "student" else None,
     )
 
 
@@ -366,6 +442,7 @@ async def _create(
             expires_at=expires,
             code=code,
             feed_id=person.feed_id,
+            ine=person.ine,
         )
     if not made:
         return Created({}, {}, skipped)
@@ -407,7 +484,10 @@ async def _place(
     pupils, teachers = of_profile("student"), of_profile("teacher")
     relatives = {f: p.children for f, p in placed.items() if p.profile == "relative"}
     fresh = identified.fresh
-    moved = await store.replace_account_classes(pupils, fresh) if pupils else set()
+    # A pupil's classes in his other schools stay.
+    moved = (
+        await store.replace_account_classes(pupils, fresh, school_id=school_id) if pupils else set()
+    )
     taught = await store.replace_feed_teaching(teachers, fresh) if teachers else set()
     dropped: set[UUID] = set()
     relinked: set[UUID] = set()
@@ -475,8 +555,11 @@ async def _publish(
     store: FeedStore,
 ) -> None:
     created = list(identified.created.accounts.values())
-    updated = sorted(changed - set(created))
-    views = await store.account_views([*created, *updated], inserted=identified.created.rows)
+    attached = sorted(identified.attached)
+    updated = sorted(changed - set(created) - identified.attached)
+    views = await store.account_views(
+        [*created, *updated, *attached], inserted=identified.created.rows
+    )
     done = events.ChunkEvents(
         school=school,
         classes=classes.created,
@@ -486,6 +569,8 @@ async def _publish(
         created=created,
         updated=updated,
         restored=sorted(identified.restored),
+        attached_accounts=attached,
+        detached_accounts=leavers.detached,
         deactivated=leavers.deactivated,
         deleted=leavers.deleted,
         views=views,

@@ -9,14 +9,14 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Literal
+from typing import Literal, NamedTuple
 from uuid import UUID
 
 from services.account_manager.domain import fold_name_part, login_with_rank
 
 # (profile, folded first name, folded last name, birth date for a pupil else None)
 MatchKey = tuple[str, str, str, date | None]
-LeaverFate = Literal["delete", "deactivate", "already_gone"]
+LeaverFate = Literal["delete", "deactivate", "detach", "already_gone"]
 ChunkTurn = Literal["apply", "wait", "stale"]
 
 
@@ -113,12 +113,66 @@ def choose_matches(
     }
 
 
-def leaver_fate(*, activated: bool, deactivated: bool) -> LeaverFate:
-    """DESIGN §4: a never-activated account goes at once; an activated one is kept,
-    deactivated, for the grace period; one already deactivated stays as it is."""
+def leaver_fate(
+    *, activated: bool, deactivated: bool, held_elsewhere: bool = False, kept: bool = False
+) -> LeaverFate:
+    """DESIGN §4, for the school left only: an account another school still holds is
+    detached from this one; else a never-activated account goes at once, unless ``kept``
+    (``kept_at_turnover``); an activated one is kept, deactivated, for the grace period;
+    one already deactivated stays as it is."""
     if deactivated:
         return "already_gone"
-    return "deactivate" if activated else "delete"
+    if held_elsewhere:
+        return "detach"
+    return "deactivate" if activated or kept else "delete"
+
+
+def kept_at_turnover(profile: str, ine: str | None) -> bool:
+    """A pupil leaving at the year's turnover may arrive in another school of the platform
+    in September, which takes him back by his INE (one-person-across-schools §3): he is
+    deactivated for the grace period, not deleted, even if never activated. Without an
+    INE no other school can find him: he goes as any leaver. (account_manager is not told
+    which leavers directory_sync expected: every pupil leaving in a turnover run is.)"""
+    return profile == "student" and ine is not None
+
+
+@dataclass(frozen=True)
+class IneCandidate:
+    """A pupil account of another school with a newcomer's INE."""
+
+    account_id: UUID
+    ine: str
+    deactivated_at: datetime | None
+
+
+class IneMatches(NamedTuple):
+    found: dict[UUID, UUID]  # newcomer's feed id -> the account of another school he is
+    ambiguous: list[str]  # INEs of several usable accounts: a new account, and a warning
+
+
+def choose_by_ine(
+    newcomers: Sequence[tuple[UUID, str]],
+    candidates: Iterable[IneCandidate],
+    *,
+    now: datetime,
+    grace: timedelta,
+) -> IneMatches:
+    """One person across schools (§1): a newcomer pupil is the account of another school
+    with his INE when it is the only one (active, or deactivated within its grace period)
+    and he is the only newcomer with that INE. Never across schools without an INE."""
+    usable: dict[str, list[UUID]] = {}
+    for candidate in candidates:
+        gone = candidate.deactivated_at
+        if gone is None or restorable(gone, now, grace):
+            usable.setdefault(candidate.ine, []).append(candidate.account_id)
+    arrivals = Counter(ine for _, ine in newcomers)
+    found = {
+        feed_id: usable[ine][0]
+        for feed_id, ine in newcomers
+        if arrivals[ine] == 1 and len(usable.get(ine, ())) == 1
+    }
+    ambiguous = sorted({ine for _, ine in newcomers if len(usable.get(ine, ())) > 1})
+    return IneMatches(found, ambiguous)
 
 
 def parent_classes(

@@ -9,7 +9,7 @@ from datetime import datetime
 from uuid import UUID
 
 from services.account_manager.domain import NewAccount
-from services.account_manager.feed_rules import Candidate, MatchKey, RunProgress
+from services.account_manager.feed_rules import Candidate, IneCandidate, MatchKey, RunProgress
 from services.account_manager.ports import (
     AccountView,
     FeedClassRow,
@@ -206,10 +206,15 @@ class PostgresFeedStore(PostgresAccountStore):
         """The accounts these feed ids are, locked: an activation arriving meanwhile waits,
         so a leaver's fate is decided on his true state."""
         rows = await self.conn.fetch(
-            "SELECT feed_id, account_id, profile, activated_at IS NOT NULL AS activated,"
-            " deactivated_at FROM accounts"
-            " WHERE school_id = $1 AND feed_id = ANY($2::uuid[])"
-            " ORDER BY account_id FOR UPDATE",
+            "SELECT m.feed_id, a.account_id, a.profile, a.activated_at IS NOT NULL AS activated,"
+            " a.deactivated_at, a.ine, m.home, (NOT m.home OR EXISTS (SELECT 1 FROM"
+            "  account_schools s WHERE s.account_id = a.account_id)) AS held_elsewhere"
+            " FROM (SELECT feed_id, account_id, true AS home FROM accounts"
+            "  WHERE school_id = $1 AND feed_id = ANY($2::uuid[])"
+            "  UNION ALL SELECT feed_id, account_id, false FROM account_schools"
+            "  WHERE school_id = $1 AND feed_id = ANY($2::uuid[])) m"
+            " JOIN accounts a USING (account_id)"
+            " ORDER BY a.account_id FOR UPDATE OF a",
             school_id,
             feed_ids,
         )
@@ -256,23 +261,91 @@ class PostgresFeedStore(PostgresAccountStore):
             list(found.values()),
         )
 
+    async def ine_candidates(self, school_id: UUID, ines: list[str]) -> list[IneCandidate]:
+        """Pupil accounts with one of ``ines`` the school does not hold: read through the
+        partial index of INEs, once per chunk and only for its unmatched newcomers."""
+        rows = await self.conn.fetch(
+            "SELECT a.account_id, a.ine, a.deactivated_at FROM accounts a"
+            " WHERE a.ine = ANY($2::text[]) AND a.profile = 'student' AND a.school_id <> $1"
+            " AND NOT EXISTS (SELECT 1 FROM account_schools s"
+            "  WHERE s.account_id = a.account_id AND s.school_id = $1)"
+            " ORDER BY a.account_id",
+            school_id,
+            ines,
+        )
+        return [IneCandidate(**r) for r in rows]
+
+    async def attach_accounts(self, school_id: UUID, found: Mapping[UUID, UUID]) -> None:
+        await self.conn.execute(
+            "INSERT INTO account_schools (account_id, school_id, feed_id)"
+            " SELECT u.account_id, $1, u.feed_id"
+            " FROM unnest($2::uuid[], $3::uuid[]) AS u(feed_id, account_id)",
+            school_id,
+            list(found),
+            list(found.values()),
+        )
+
+    async def rehome_accounts(self, school_id: UUID, found: Mapping[UUID, UUID]) -> None:
+        """His old home's feed id goes with his old home: he left it."""
+        await self.conn.execute(
+            "UPDATE accounts a SET school_id = $1, feed_id = u.feed_id"
+            " FROM unnest($2::uuid[], $3::uuid[]) AS u(feed_id, account_id)"
+            " WHERE a.account_id = u.account_id",
+            school_id,
+            list(found),
+            list(found.values()),
+        )
+
+    async def detach_accounts(self, school_id: UUID, account_ids: list[UUID]) -> None:
+        for table in ("account_classes", "class_teachers"):
+            await self.conn.execute(
+                f"DELETE FROM {table} x USING classes c WHERE x.account_id = ANY($2::uuid[])"
+                " AND c.class_id = x.class_id AND c.school_id = $1",
+                school_id,
+                account_ids,
+            )
+        await self.conn.execute(
+            "DELETE FROM account_schools WHERE school_id = $1 AND account_id = ANY($2::uuid[])",
+            school_id,
+            account_ids,
+        )
+        # Those whose home this school was: the school they joined first is their home now.
+        await self.conn.execute(
+            "WITH next AS (SELECT DISTINCT ON (s.account_id) s.account_id, s.school_id"
+            "  FROM account_schools s JOIN accounts a USING (account_id)"
+            "  WHERE s.account_id = ANY($2::uuid[]) AND a.school_id = $1"
+            "  ORDER BY s.account_id, s.attached_at, s.school_id),"
+            " moved AS (DELETE FROM account_schools s USING next n"
+            "  WHERE s.account_id = n.account_id AND s.school_id = n.school_id"
+            "  RETURNING s.account_id, s.school_id, s.feed_id)"
+            " UPDATE accounts a SET school_id = m.school_id, feed_id = m.feed_id"
+            " FROM moved m WHERE a.account_id = m.account_id",
+            school_id,
+            account_ids,
+        )
+
     # Creating and updating -------------------------------------------------------------
 
     async def update_people(self, people: list[PersonUpdate]) -> set[UUID]:
         """Names, email and birth date as the feed gives them, and any of them that was
         deactivated is active again; the accounts that changed."""
+        # An INE given for the first time is written, but is no change to publish: the
+        # events do not carry it. ``o`` is the row as it was before this statement.
         rows = await self.conn.fetch(
             "UPDATE accounts a SET first_name = u.first_name, last_name = u.last_name,"
             " email = u.email, birth_date = u.birth_date, first_folded = u.first_folded,"
-            " last_folded = u.last_folded, deactivated_at = NULL"
+            " last_folded = u.last_folded, deactivated_at = NULL, ine = coalesce(u.ine, a.ine)"
             " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::date[],"
-            "  $6::text[], $7::text[])"
+            "  $6::text[], $7::text[], $8::text[])"
             "  AS u(account_id, first_name, last_name, email, birth_date, first_folded,"
-            "  last_folded)"
-            " WHERE a.account_id = u.account_id AND (a.deactivated_at IS NOT NULL"
-            "  OR (a.first_name, a.last_name, a.email, a.birth_date)"
+            "  last_folded, ine), accounts o"
+            " WHERE a.account_id = u.account_id AND o.account_id = u.account_id"
+            " AND (o.deactivated_at IS NOT NULL OR o.ine IS DISTINCT FROM coalesce(u.ine, o.ine)"
+            "  OR (o.first_name, o.last_name, o.email, o.birth_date)"
             "  IS DISTINCT FROM (u.first_name, u.last_name, u.email, u.birth_date))"
-            " RETURNING a.account_id",
+            " RETURNING a.account_id, o.deactivated_at IS NOT NULL"
+            "  OR (o.first_name, o.last_name, o.email, o.birth_date)"
+            "  IS DISTINCT FROM (u.first_name, u.last_name, u.email, u.birth_date) AS shown",
             [p.account_id for p in people],
             [p.first_name for p in people],
             [p.last_name for p in people],
@@ -280,16 +353,19 @@ class PostgresFeedStore(PostgresAccountStore):
             [p.birth_date for p in people],
             [p.first_folded for p in people],
             [p.last_folded for p in people],
+            [p.ine for p in people],
         )
-        return {r["account_id"] for r in rows}
+        return {r["account_id"] for r in rows if r["shown"]}
 
     # Classes and links of persons --------------------------------------------------------
 
     async def replace_account_classes(
-        self, desired: Pairs, fresh: Collection[UUID] = ()
+        self, desired: Pairs, fresh: Collection[UUID] = (), school_id: UUID | None = None
     ) -> set[UUID]:
         """Each account of ``desired`` ends in exactly those classes; those that changed.
-        Accounts ``fresh`` (created in this transaction, in no class yet) are only added."""
+        Accounts ``fresh`` (created in this transaction, in no class yet) are only added.
+        ``school_id``: only that school's classes are replaced (those of his other schools
+        stay)."""
         owners, left, right = _flatten(desired)
         owners = [owner for owner in owners if owner not in fresh]
         removed = (
@@ -297,10 +373,13 @@ class PostgresFeedStore(PostgresAccountStore):
                 "DELETE FROM account_classes a WHERE a.account_id = ANY($1::uuid[])"
                 " AND (a.account_id, a.class_id) NOT IN"
                 "  (SELECT * FROM unnest($2::uuid[], $3::uuid[]))"
+                " AND ($4::uuid IS NULL OR EXISTS (SELECT 1 FROM classes c"
+                "  WHERE c.class_id = a.class_id AND c.school_id = $4))"
                 " RETURNING a.account_id",
                 owners,
                 left,
                 right,
+                school_id,
             )
             if owners
             else []
@@ -393,10 +472,14 @@ class PostgresFeedStore(PostgresAccountStore):
         rows = await self.conn.fetch(
             "INSERT INTO parent_children (parent_id, child_id)"
             " SELECT parent_id, child_id FROM (SELECT"
-            "  (SELECT p.account_id FROM accounts p"
-            "   WHERE p.school_id = $1 AND p.feed_id = l.parent_feed_id) AS parent_id,"
-            "  (SELECT c.account_id FROM accounts c"
-            "   WHERE c.school_id = $1 AND c.feed_id = l.child_feed_id) AS child_id"
+            "  coalesce((SELECT p.account_id FROM accounts p"
+            "   WHERE p.school_id = $1 AND p.feed_id = l.parent_feed_id),"
+            "   (SELECT s.account_id FROM account_schools s"
+            "   WHERE s.school_id = $1 AND s.feed_id = l.parent_feed_id)) AS parent_id,"
+            "  coalesce((SELECT c.account_id FROM accounts c"
+            "   WHERE c.school_id = $1 AND c.feed_id = l.child_feed_id),"
+            "   (SELECT s.account_id FROM account_schools s"
+            "   WHERE s.school_id = $1 AND s.feed_id = l.child_feed_id)) AS child_id"
             "  FROM feed_links l WHERE l.school_id = $1"
             "  AND (l.child_feed_id = ANY($2::uuid[]) OR l.parent_feed_id = ANY($2::uuid[]))"
             "  OFFSET 0) k"
@@ -412,10 +495,12 @@ class PostgresFeedStore(PostgresAccountStore):
         rows = await self.conn.fetch(
             "DELETE FROM parent_children pc USING accounts p"
             " WHERE pc.parent_id = ANY($2::uuid[]) AND p.account_id = pc.parent_id"
-            " AND p.feed_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM feed_links l JOIN accounts c"
-            "  ON c.school_id = l.school_id AND c.feed_id = l.child_feed_id"
+            " AND p.feed_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM feed_links l"
             "  WHERE l.school_id = $1 AND l.parent_feed_id = p.feed_id"
-            "  AND c.account_id = pc.child_id)"
+            "  AND (EXISTS (SELECT 1 FROM accounts c WHERE c.school_id = l.school_id"
+            "   AND c.feed_id = l.child_feed_id AND c.account_id = pc.child_id)"
+            "   OR EXISTS (SELECT 1 FROM account_schools s WHERE s.school_id = l.school_id"
+            "   AND s.feed_id = l.child_feed_id AND s.account_id = pc.child_id)))"
             " RETURNING pc.parent_id",
             school_id,
             parents,

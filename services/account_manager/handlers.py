@@ -110,7 +110,12 @@ def routes(
 
     async def on_synced(event: Envelope[DirectorySynced], *, store: FeedStore) -> None:
         await handle_directory_synced(
-            event, store=store, lifetimes=lifetimes, now=clock(), reserve_ranks=reserve_ranks
+            event,
+            store=store,
+            lifetimes=lifetimes,
+            now=clock(),
+            reserve_ranks=reserve_ranks,
+            across_schools=settings.accounts_across_schools,
         )
 
     async def on_year_close(event: Envelope[SchoolYearCloseRequested], *, store: FeedStore) -> None:

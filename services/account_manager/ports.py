@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from services.account_manager.domain import NewAccount
-from services.account_manager.feed_rules import Candidate, MatchKey, RunProgress
+from services.account_manager.feed_rules import Candidate, IneCandidate, MatchKey, RunProgress
 from services.account_manager.scope import AccountRow, ClassRow, Requester
 from shared.contracts.accounts import ArchivedClass, ClassInfo
 from shared.store import EventStore
@@ -44,6 +44,9 @@ class MappedAccount:
     profile: str
     activated: bool
     deactivated_at: datetime | None
+    ine: str | None = None
+    home: bool = True  # the feed id is the account's home one, else an attachment's
+    held_elsewhere: bool = False  # another school holds the account too
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class PersonUpdate:
     birth_date: date | None
     first_folded: str
     last_folded: str
+    ine: str | None = None  # a pupil's, when the feed gives it (None keeps the one known)
 
 
 @dataclass(frozen=True)
@@ -263,7 +267,8 @@ class FeedStore(AccountStore, Protocol):
         ...
 
     async def mapped_accounts(self, school_id: UUID, feed_ids: list[UUID]) -> list[MappedAccount]:
-        """The accounts these feed ids are, by account id, locked until the transaction ends."""
+        """The accounts these feed ids are in the school (his home or an attachment), by
+        account id, locked until the transaction ends."""
         ...
 
     async def match_candidates(self, school_id: UUID, keys: list[MatchKey]) -> list[Candidate]:
@@ -276,16 +281,39 @@ class FeedStore(AccountStore, Protocol):
         """Accounts ``found`` (feed id -> account) take these feed ids."""
         ...
 
+    async def ine_candidates(self, school_id: UUID, ines: list[str]) -> list[IneCandidate]:
+        """Pupil accounts with one of ``ines`` that the school does not hold (neither home
+        nor attached), deactivated ones too: the rule looks at their grace period."""
+        ...
+
+    async def attach_accounts(self, school_id: UUID, found: Mapping[UUID, UUID]) -> None:
+        """Accounts of other schools ``found`` (feed id -> account) are in this school too,
+        under these feed ids."""
+        ...
+
+    async def rehome_accounts(self, school_id: UUID, found: Mapping[UUID, UUID]) -> None:
+        """Accounts ``found`` (feed id -> account), deactivated leavers of another school,
+        have this school as their home now, under these feed ids."""
+        ...
+
+    async def detach_accounts(self, school_id: UUID, account_ids: list[UUID]) -> None:
+        """Accounts leaving this school while another holds them: out of its classes (taught
+        or attended); an attachment to it goes, and one whose home it is moves home to the
+        school he was attached to first."""
+        ...
+
     async def update_people(self, people: list[PersonUpdate]) -> set[UUID]:
         """Names, email and birth date as the feed gives them, and any of them that was
         deactivated is active again; the accounts that changed."""
         ...
 
     async def replace_account_classes(
-        self, desired: Pairs, fresh: Collection[UUID] = ()
+        self, desired: Pairs, fresh: Collection[UUID] = (), school_id: UUID | None = None
     ) -> set[UUID]:
         """Each account of ``desired`` ends in exactly those classes; those that changed.
-        Accounts ``fresh`` (created in this transaction, in no class yet) are only added."""
+        Accounts ``fresh`` (created in this transaction, in no class yet) are only added.
+        ``school_id``: only that school's classes are replaced (those of his other schools
+        stay)."""
         ...
 
     async def replace_feed_teaching(

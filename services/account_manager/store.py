@@ -120,10 +120,10 @@ class PostgresAccountStore(TransactionStore):
         rows = await self.conn.fetch(
             "INSERT INTO accounts (account_id, school_id, profile, first_name, last_name, login,"
             " email, birth_date, activation_code, activation_expires_at, first_folded,"
-            " last_folded, feed_id)"
+            " last_folded, feed_id, ine)"
             " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],"
             "  $6::text[], $7::text[], $8::date[], $9::text[], $10::timestamptz[], $11::text[],"
-            "  $12::text[], $13::uuid[])"
+            "  $12::text[], $13::uuid[], $14::text[])"
             " ON CONFLICT (login) DO NOTHING RETURNING account_id",
             [a.account_id for a in accounts],
             [a.school_id for a in accounts],
@@ -138,6 +138,7 @@ class PostgresAccountStore(TransactionStore):
             [a.first_folded for a in accounts],
             [a.last_folded for a in accounts],
             [a.feed_id for a in accounts],
+            [a.ine for a in accounts],
         )
         return {r["account_id"] for r in rows}
 

@@ -23,7 +23,13 @@ from asyncpg.exceptions import (
 )
 
 from services.account_manager.domain import NewAccount
-from services.account_manager.feed_rules import Candidate, MatchKey, RunProgress, logins_for
+from services.account_manager.feed_rules import (
+    Candidate,
+    IneCandidate,
+    MatchKey,
+    RunProgress,
+    logins_for,
+)
 from services.account_manager.handlers import routes
 from services.account_manager.ports import (
     AccountStore,
@@ -112,6 +118,7 @@ class AccountRecord:
     feed_id: UUID | None = None
     activated_at: datetime | None = None
     deactivated_at: datetime | None = None
+    ine: str | None = None
 
     @property
     def key(self) -> MatchKey:
@@ -190,6 +197,7 @@ class FakeAccountStore(InMemoryEventStore):
             first_folded=account.first_folded,
             last_folded=account.last_folded,
             feed_id=account.feed_id,
+            ine=account.ine,
         )
 
     def _insert_accounts(self, accounts: list[NewAccount], logins: list[str]) -> set[UUID]:
@@ -444,14 +452,32 @@ class FakeFeedStore(FakeAccountStore):
     feed_runs: dict[UUID, RunProgress] = field(default_factory=dict)
     # (school, feed id) -> (login, when deleted)
     deleted_feed_logins: dict[tuple[UUID, UUID], tuple[str, datetime]] = field(default_factory=dict)
+    # (account, school) -> (feed id, attached_at): the schools an account is in besides its
+    # home. attached_at is a counter: Postgres's now() is the transaction's, the same for
+    # every row of one, and rows of one transaction are then ordered by school id.
+    account_schools: dict[tuple[UUID, UUID], tuple[UUID | None, int]] = field(default_factory=dict)
+    transactions: int = 0  # stands for now(): bumped by the harness at each message
 
-    def _feed_accounts(self, school_id: UUID) -> dict[UUID, UUID]:
-        """The school's feed ids and their accounts."""
+    def _home_accounts(self, school_id: UUID) -> dict[UUID, UUID]:
         return {
             account.feed_id: account_id
             for account_id, account in self.accounts.items()
             if account.school_id == school_id and account.feed_id is not None
         }
+
+    def _attached_accounts(self, school_id: UUID) -> dict[UUID, UUID]:
+        return {
+            feed_id: account_id
+            for (account_id, school), (feed_id, _) in self.account_schools.items()
+            if school == school_id and feed_id is not None
+        }
+
+    def _feed_accounts(self, school_id: UUID) -> dict[UUID, UUID]:
+        """The school's feed ids and their accounts, home or attached."""
+        return self._attached_accounts(school_id) | self._home_accounts(school_id)
+
+    def _held_elsewhere(self, account_id: UUID) -> bool:
+        return any(a == account_id for a, _ in self.account_schools)
 
     def _cascade(self, *, accounts: Collection[UUID] = (), classes: Collection[UUID] = ()) -> None:
         """ON DELETE CASCADE: the rows that referenced accounts or classes now gone."""
@@ -468,6 +494,9 @@ class FakeFeedStore(FakeAccountStore):
         self.parent_children = {
             (p, c) for p, c in self.parent_children if not {p, c} & gone_accounts
         }
+        self.account_schools = {
+            k: v for k, v in self.account_schools.items() if k[0] not in gone_accounts
+        }
         self.feed_names = {k: c for k, c in self.feed_names.items() if c not in gone_classes}
 
     # Runs ------------------------------------------------------------------------------
@@ -476,6 +505,7 @@ class FakeFeedStore(FakeAccountStore):
         return None
 
     async def lock_fed_school(self, school_id: UUID) -> SchoolInfo | None:
+        self.transactions += 1  # a chunk's transaction begins: now() moves on
         return await self.school(school_id)
 
     async def run_progress(self, school_id: UUID) -> RunProgress | None:
@@ -583,18 +613,25 @@ class FakeFeedStore(FakeAccountStore):
     # Who is who ------------------------------------------------------------------------
 
     async def mapped_accounts(self, school_id: UUID, feed_ids: list[UUID]) -> list[MappedAccount]:
-        mapped = self._feed_accounts(school_id)
-        found = [
-            MappedAccount(
-                feed_id,
-                mapped[feed_id],
-                self.accounts[mapped[feed_id]].profile,
-                self.accounts[mapped[feed_id]].activated_at is not None,
-                self.accounts[mapped[feed_id]].deactivated_at,
-            )
-            for feed_id in set(feed_ids)
-            if feed_id in mapped
-        ]
+        found: list[MappedAccount] = []
+        for home, mapped in (
+            (True, self._home_accounts(school_id)),
+            (False, self._attached_accounts(school_id)),
+        ):
+            for feed_id in set(feed_ids) & set(mapped):
+                account = self.accounts[mapped[feed_id]]
+                found.append(
+                    MappedAccount(
+                        feed_id,
+                        mapped[feed_id],
+                        account.profile,
+                        account.activated_at is not None,
+                        account.deactivated_at,
+                        account.ine,
+                        home,
+                        not home or self._held_elsewhere(mapped[feed_id]),
+                    )
+                )
         return sorted(found, key=lambda m: m.account_id)
 
     async def match_candidates(self, school_id: UUID, keys: list[MatchKey]) -> list[Candidate]:
@@ -617,6 +654,62 @@ class FakeFeedStore(FakeAccountStore):
                 _duplicate("accounts_feed")
             account.feed_id = feed_id
 
+    async def ine_candidates(self, school_id: UUID, ines: list[str]) -> list[IneCandidate]:
+        wanted = set(ines)
+        return [
+            IneCandidate(account_id, account.ine, account.deactivated_at)
+            for account_id, account in sorted(self.accounts.items())
+            if account.ine is not None
+            and account.ine in wanted
+            and account.profile == "student"
+            and account.school_id != school_id
+            and (account_id, school_id) not in self.account_schools
+        ]
+
+    async def attach_accounts(self, school_id: UUID, found: Mapping[UUID, UUID]) -> None:
+        for feed_id, account_id in found.items():
+            if (account_id, school_id) in self.account_schools:
+                _duplicate("account_schools_pkey")
+            if feed_id in self._attached_accounts(school_id):
+                _duplicate("account_schools_school_id_feed_id_key")
+            self._require_account(account_id)
+            self.account_schools[account_id, school_id] = (feed_id, self.transactions)
+
+    async def rehome_accounts(self, school_id: UUID, found: Mapping[UUID, UUID]) -> None:
+        for feed_id, account_id in found.items():
+            account = self.accounts.get(account_id)
+            if account is None:
+                continue
+            if self._account_of_feed(school_id, feed_id) not in (None, account_id):
+                _duplicate("accounts_feed")
+            account.school_id, account.feed_id = school_id, feed_id
+
+    async def detach_accounts(self, school_id: UUID, account_ids: list[UUID]) -> None:
+        leaving = set(account_ids)
+        self.account_classes = {
+            (a, c)
+            for a, c in self.account_classes
+            if not (a in leaving and self.classes[c].school_id == school_id)
+        }
+        self.teaching = {
+            (c, a): f
+            for (c, a), f in self.teaching.items()
+            if not (a in leaving and self.classes[c].school_id == school_id)
+        }
+        for account_id in leaving:
+            self.account_schools.pop((account_id, school_id), None)
+        for account_id in sorted(leaving & set(self.accounts)):
+            account = self.accounts[account_id]
+            others = sorted(
+                (attached_at, school, feed_id)
+                for (a, school), (feed_id, attached_at) in self.account_schools.items()
+                if a == account_id
+            )
+            if account.school_id == school_id and others:
+                _, school, feed_id = others[0]
+                del self.account_schools[account_id, school]
+                account.school_id, account.feed_id = school, feed_id
+
     async def update_people(self, people: list[PersonUpdate]) -> set[UUID]:
         changed: set[UUID] = set()
         for person in people:
@@ -625,22 +718,31 @@ class FakeFeedStore(FakeAccountStore):
                 continue
             now = (person.first_name, person.last_name, person.email, person.birth_date)
             was = (account.first_name, account.last_name, account.email, account.birth_date)
-            if account.deactivated_at is None and now == was:
+            ine = person.ine if person.ine is not None else account.ine
+            shown = account.deactivated_at is not None or now != was
+            if not shown and ine == account.ine:
                 continue
             account.first_name, account.last_name, account.email, account.birth_date = now
             account.first_folded, account.last_folded = person.first_folded, person.last_folded
-            account.deactivated_at = None
-            changed.add(person.account_id)
+            account.deactivated_at, account.ine = None, ine
+            if shown:
+                changed.add(person.account_id)
         return changed
 
     # Classes and links of persons ------------------------------------------------------
 
     async def replace_account_classes(
-        self, desired: Pairs, fresh: Collection[UUID] = ()
+        self, desired: Pairs, fresh: Collection[UUID] = (), school_id: UUID | None = None
     ) -> set[UUID]:
         wanted = _pairs(desired)
         owners = {owner for owner in desired if owner not in fresh}
-        gone = {p for p in self.account_classes if p[0] in owners and p not in wanted}
+        gone = {
+            p
+            for p in self.account_classes
+            if p[0] in owners
+            and p not in wanted
+            and (school_id is None or self.classes[p[1]].school_id == school_id)
+        }
         added = wanted - self.account_classes
         self.account_classes -= gone
         self._link_classes(added)

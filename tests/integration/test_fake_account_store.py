@@ -9,6 +9,7 @@ compared; those it sorts are compared as they come.
 
 import functools
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple, cast
 from uuid import UUID
@@ -317,6 +318,49 @@ async def leavers_and_purge(store: FeedStore) -> list[Any]:
     return seen
 
 
+KID, GONE, PA = uid(300), uid(301), uid(302)
+F_KID, F_GONE, F_KID_B, F_GONE_B, F_PA = (uid(1100 + n) for n in range(5))
+C_OTHER = uid(27)
+
+
+async def across_schools(store: FeedStore) -> list[Any]:
+    """One person in two schools: by INE, attached, re-homed, detached."""
+    await store.add_school(OTHER, uai=uai("074", 4), name="Bois", provisioning="automatic")
+    await store.add_classes(OTHER, [(C_OTHER, "CP")])
+    kid = replace(account(KID, FED, "student", "Kim", "Roux", feed_id=F_KID), ine="INE1")
+    gone = replace(account(GONE, FED, "student", "Ali", "Roux", feed_id=F_GONE), ine="INE2")
+    mum = account(PA, OTHER, "relative", "Ada", "Roux", feed_id=F_PA)
+    seen: list[Any] = [await store.add_accounts_as([kid, gone, mum], ["k.r", "a.r", "m.r"])]
+    await store.deactivate_accounts([GONE], T0 + timedelta(days=8))
+    seen.append(await store.ine_candidates(OTHER, ["INE1", "INE2", "INE9"]))
+    seen.append(await store.ine_candidates(FED, ["INE1"]))  # his home's: none
+    await store.attach_accounts(OTHER, {F_KID_B: KID})
+    seen.append(await store.ine_candidates(OTHER, ["INE1"]))  # attached there: none
+    await store.rehome_accounts(OTHER, {F_GONE_B: GONE})
+    seen.append(await store.mapped_accounts(OTHER, [F_KID_B, F_GONE_B, F_KID]))
+    seen.append(await store.mapped_accounts(FED, [F_KID, F_GONE]))
+    update = PersonUpdate(KID, "Kim", "Roux", None, None, "kim", "roux")
+    seen.append(await store.update_people([update]))  # the email: shown; no INE: kept
+    seen.append(await store.update_people([replace(update, ine="INE3")]))  # written, not shown
+    seen.append(await store.ine_candidates(NOWHERE, ["INE1", "INE3"]))
+    await store.link_class_pairs([(KID, CM1), (KID, C_OTHER)])
+    seen.append(await store.replace_account_classes({KID: [C_OTHER]}, school_id=OTHER))
+    seen.append(await store.replace_account_classes({KID: []}, school_id=OTHER))
+    seen.append(await store.classes_of([KID]))
+    await store.replace_feed_links(OTHER, {F_PA: [F_KID_B]}, fresh=[F_PA])
+    seen.append(await store.resolve_feed_links(OTHER, [F_KID_B]))
+    seen.append(await store.drop_stale_children(OTHER, [PA]))
+    await store.link_class_pairs([(KID, C_OTHER)])
+    await store.detach_accounts(OTHER, [KID])  # attached there: the row and C_OTHER go
+    seen += [await store.mapped_accounts(OTHER, [F_KID_B]), await store.classes_of([KID])]
+    await store.attach_accounts(OTHER, {F_KID_B: KID})
+    await store.link_class_pairs([(KID, C_OTHER)])
+    await store.detach_accounts(FED, [KID, NOWHERE])  # his home: he moves to OTHER
+    seen += [await store.mapped_accounts(OTHER, [F_KID_B]), await store.classes_of([KID])]
+    seen.append(await store.account_views([KID, GONE]))
+    return seen
+
+
 async def inbox_and_outbox(store: EventStore) -> list[Any]:
     events = [
         new_event(
@@ -346,6 +390,7 @@ async def account_script(backend: Backend) -> list[Any]:
         *await feed_people(store),
         *await feed_identities(store),
         *await leavers_and_purge(store),
+        *await across_schools(store),
         *await inbox_and_outbox(store),
     ]
 

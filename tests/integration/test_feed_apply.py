@@ -886,3 +886,60 @@ async def test_a_class_the_export_drops_is_archived_comes_back_then_is_purged(
             school.school_id,
         )
         assert [r["name"] for r in placed] == ["CM2"]
+
+
+async def test_a_gs_pupil_with_ine_keeps_his_account_in_cp_in_another_school(
+    worker: Worker, stack: Stack, channel: AbstractChannel, spy: EventSpy
+):
+    """Issue 22: a GS pupil with an INE leaving school A at the turnover and arriving in CP
+    in school B keeps his account id, login and activation (an activated one, and one
+    never activated: kept at the turnover, not deleted)."""
+    a = await open_automatic_school(channel, stack.exchange, spy, number=1)
+    b = await open_automatic_school(channel, stack.exchange, spy, number=2)
+    gs = [FeedClass(name="GS", level="GS")]
+    lou = pupil("Lou", "Roux", date(2020, 5, 4), "GS", ine="070707070AB")
+    eve = pupil("Ève", "Roux", date(2020, 2, 1), "GS", ine="070707071AB")
+    first = await apply_directly(worker, a, gs, created=[lou, eve], version=1)
+    [made] = [e.data for e in first if e.type == topics.ACCOUNTS_CREATED]
+    ids = {v.first_name: v.account_id for v in made.accounts}
+    await fetch(
+        stack,
+        "UPDATE accounts SET activated_at = now(), activation_code = NULL WHERE account_id = $1",
+        ids["Lou"],
+    )
+    before = {
+        r["account_id"]: r
+        for r in await fetch(stack, "SELECT account_id, login, activated_at FROM accounts")
+    }
+    june = await apply_directly(
+        worker, a, gs, left=[lou.feed_id, eve.feed_id], version=2, turnover=True
+    )
+    assert topics.ACCOUNTS_DELETED not in [e.type for e in june]
+
+    cp = [FeedClass(name="CP", level="CP")]
+    arriving = [
+        p.model_copy(update={"feed_id": uuid.uuid4(), "classes": ["CP"]}) for p in (lou, eve)
+    ]
+    september = await apply_directly(worker, b, cp, created=arriving, version=1)
+    types = [e.type for e in september]
+    assert topics.ACCOUNTS_CREATED not in types
+    [attached] = [e.data for e in september if e.type == topics.ACCOUNTS_ATTACHED]
+    assert attached.school_id == b.school_id
+    assert sorted((v.account_id, v.login, v.classes) for v in attached.accounts) == sorted(
+        (i, before[i]["login"], ["CP"]) for i in ids.values()
+    )
+    rows = await fetch(
+        stack,
+        "SELECT account_id, school_id, feed_id, login, activated_at, deactivated_at, ine"
+        " FROM accounts WHERE account_id = ANY($1::uuid[])",
+        list(ids.values()),
+    )
+    assert {r["account_id"]: r["school_id"] for r in rows} == dict.fromkeys(
+        ids.values(), b.school_id
+    )
+    for r in rows:
+        assert r["deactivated_at"] is None
+        assert r["activated_at"] == before[r["account_id"]]["activated_at"]
+    assert {r["feed_id"] for r in rows} == {p.feed_id for p in arriving}
+    held = "SELECT * FROM account_schools WHERE account_id = ANY($1::uuid[])"
+    assert await fetch(stack, held, list(ids.values())) == []

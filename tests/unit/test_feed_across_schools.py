@@ -1,0 +1,221 @@
+"""One person across schools, for pupils (docs/one-person-across-schools.md §1, §3, §5), on
+the fake store: a newcomer pupil is an account of another school when his INE is that
+account's and no other's; a turnover leaver with an INE is kept for the grace period;
+leaving one school while another holds him detaches him from it only."""
+
+import uuid
+from datetime import date, timedelta
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from services.account_manager.settings import AccountManagerSettings
+from shared import topics
+from shared.contracts.directory import FeedClass, FeedPerson
+from shared.envelope import Envelope
+from tests.fakes.account_manager import AccountManager
+from tests.support.commands import school_initialised
+from tests.support.feed_events import FedSchool, chunk, pupil
+
+MATERNELLE = [FeedClass(name="GS", level="GS")]
+ELEMENTAIRE = [FeedClass(name="CP", level="CP")]
+BORN = date(2020, 5, 4)
+INE = "123456789AB"
+
+
+@pytest.fixture
+def worker() -> AccountManager:
+    return AccountManager()
+
+
+async def open_fed(worker: AccountManager, number: int) -> FedSchool:
+    data = school_initialised(
+        str(uuid.uuid4()),
+        department="074",
+        number=number,
+        provisioning="automatic",
+        classes=0,
+        name=f"École {number}",
+        academie="Grenoble",
+    )
+    out = await worker.send(topics.SCHOOL_INITIALISED, data)
+    [admin] = next(e.data for e in out if e.type == topics.ACCOUNTS_CREATED).accounts
+    return FedSchool(UUID(data["school_id"]), data["uai"], str(admin.account_id))
+
+
+def types(events: list[Envelope[Any]]) -> list[str]:
+    return [e.type for e in events]
+
+
+def one(events: list[Envelope[Any]], topic: str) -> Any:
+    [found] = [e.data for e in events if e.type == topic]
+    return found
+
+
+async def feed(
+    worker: AccountManager, school: FedSchool, classes: list[FeedClass], version: int, **more: Any
+) -> list[Envelope[Any]]:
+    return await worker.send_chunk(
+        chunk(school, uuid.uuid4(), 0, 1, classes, version=version, **more)
+    )
+
+
+async def two_schools(worker: AccountManager) -> tuple[FedSchool, FedSchool]:
+    return await open_fed(worker, 1), await open_fed(worker, 2)
+
+
+async def in_a(
+    worker: AccountManager, a: FedSchool, ine: str | None = INE, **more: Any
+) -> tuple[FeedPerson, UUID]:
+    lou = pupil("Lou", "Roux", BORN, "GS", ine=ine, **more)
+    out = await feed(worker, a, MATERNELLE, 1, created=[lou])
+    [made] = one(out, topics.ACCOUNTS_CREATED).accounts
+    return lou, made.account_id
+
+
+def arriving(person: FeedPerson, klass: str = "CP", **more: Any) -> FeedPerson:
+    """The same child in another school's export: a feed id of that school."""
+    return person.model_copy(update={"feed_id": uuid.uuid4(), "classes": [klass], **more})
+
+
+async def test_a_pupil_with_the_same_ine_in_another_school_is_attached_to_it(worker):
+    a, b = await two_schools(worker)
+    lou, lou_id = await in_a(worker, a)
+    before = worker.store.accounts[lou_id]
+    login, code = before.login, before.activation_code
+
+    in_b = arriving(lou)
+    out = await feed(worker, b, ELEMENTAIRE, 1, created=[in_b])
+
+    assert topics.ACCOUNTS_CREATED not in types(out)
+    assert topics.ACCOUNTS_UPDATED not in types(out)
+    attached = one(out, topics.ACCOUNTS_ATTACHED)
+    assert attached.school_id == b.school_id
+    [view] = attached.accounts
+    assert (view.account_id, view.login) == (lou_id, login)
+    assert sorted(view.classes) == ["CP", "GS"]  # the whole account, in both schools
+    assert "activation_code" not in view.model_dump()
+    stored = worker.store.accounts[lou_id]
+    assert (stored.school_id, stored.login, stored.activation_code) == (a.school_id, login, code)
+    assert stored.activated_at is None and stored.deactivated_at is None
+    assert (lou_id, b.school_id) in worker.store.account_schools
+    # classes.created first, then the account joining.
+    assert types(out).index(topics.CLASSES_CREATED) < types(out).index(topics.ACCOUNTS_ATTACHED)
+    # B's next night: he is B's by his feed id there, his GS class in A stays.
+    again = await feed(
+        worker, b, ELEMENTAIRE, 2, updated=[in_b.model_copy(update={"email": "l@x.org"})]
+    )
+    assert topics.ACCOUNTS_ATTACHED not in types(again)
+    assert len([a for a in worker.store.accounts.values() if a.profile == "student"]) == 1
+    assert len(worker.store._live_classes(lou_id)) == 2
+
+
+async def test_without_an_ine_a_pupil_is_never_the_same_across_schools(worker):
+    a, b = await two_schools(worker)
+    lou, lou_id = await in_a(worker, a, ine=None)
+    out = await feed(worker, b, ELEMENTAIRE, 1, created=[arriving(lou, ine=None)])
+    [made] = one(out, topics.ACCOUNTS_CREATED).accounts
+    assert made.account_id != lou_id
+    assert topics.ACCOUNTS_ATTACHED not in types(out)
+    assert not worker.store.account_schools
+
+
+async def test_two_accounts_with_the_newcomers_ine_make_a_new_account(worker):
+    a, b = await two_schools(worker)
+    # A's export gives one INE to two pupils (a mistake not yet corrected).
+    lou = pupil("Lou", "Roux", BORN, "GS", ine=INE)
+    eve = pupil("Ève", "Roux", BORN, "GS", ine=INE)
+    await feed(worker, a, MATERNELLE, 1, created=[lou, eve])
+    out = await feed(worker, b, ELEMENTAIRE, 1, created=[arriving(lou)])
+    [made] = one(out, topics.ACCOUNTS_CREATED).accounts
+    assert made.account_id not in {a_id for a_id, _ in worker.store.account_schools}
+    assert topics.ACCOUNTS_ATTACHED not in types(out)
+    assert not worker.store.account_schools
+
+
+async def test_the_setting_off_keeps_each_school_alone(worker):
+    worker = AccountManager(settings=AccountManagerSettings(accounts_across_schools=False))
+    a, b = await two_schools(worker)
+    lou, lou_id = await in_a(worker, a)
+    out = await feed(worker, b, ELEMENTAIRE, 1, created=[arriving(lou)])
+    [made] = one(out, topics.ACCOUNTS_CREATED).accounts
+    assert made.account_id != lou_id
+
+
+async def test_a_gs_pupil_leaving_at_the_turnover_keeps_his_account_in_his_new_school(worker):
+    a, b = await two_schools(worker)
+    lou, lou_id = await in_a(worker, a)
+    login = worker.store.accounts[lou_id].login
+    # June's turnover in A: he leaves (never activated). Kept, deactivated, not deleted.
+    june = await feed(worker, a, MATERNELLE, 2, left=[lou.feed_id], turnover=True)
+    assert topics.ACCOUNTS_DELETED not in types(june)
+    [gone] = one(june, topics.ACCOUNTS_DEACTIVATED).accounts
+    assert gone.account_id == lou_id
+    assert worker.store.accounts[lou_id].deactivated_at == worker.now
+    # September in B, within the grace period: the same account, re-homed to B.
+    worker.now += timedelta(days=70)
+    september = await feed(worker, b, ELEMENTAIRE, 1, created=[arriving(lou)])
+    assert topics.ACCOUNTS_CREATED not in types(september)
+    assert topics.ACCOUNTS_UPDATED not in types(september)
+    [back] = one(september, topics.ACCOUNTS_ATTACHED).accounts
+    assert (back.account_id, back.login, back.classes) == (lou_id, login, ["CP"])
+    stored = worker.store.accounts[lou_id]
+    assert (stored.school_id, stored.deactivated_at, stored.activated_at) == (
+        b.school_id,
+        None,
+        None,
+    )
+    assert not worker.store.account_schools  # B is his home: no attachment
+
+
+async def test_a_turnover_leaver_without_ine_or_past_the_grace_period_is_not_kept(worker):
+    a, b = await two_schools(worker)
+    lou, lou_id = await in_a(worker, a, ine=None)
+    june = await feed(worker, a, MATERNELLE, 2, left=[lou.feed_id], turnover=True)
+    assert [v.account_id for v in one(june, topics.ACCOUNTS_DELETED).accounts] == [lou_id]
+    tom = pupil("Tom", "Roux", BORN, "GS", ine="999")
+    await feed(worker, a, MATERNELLE, 3, created=[tom])
+    await feed(worker, a, MATERNELLE, 4, left=[tom.feed_id], turnover=True)
+    worker.now += timedelta(days=91)
+    late = await feed(worker, b, ELEMENTAIRE, 1, created=[arriving(tom)])
+    assert topics.ACCOUNTS_CREATED in types(late) and topics.ACCOUNTS_ATTACHED not in types(late)
+
+
+async def test_an_activated_pupil_keeps_his_activation_across_schools(worker):
+    a, b = await two_schools(worker)
+    lou, lou_id = await in_a(worker, a)
+    activated = {"account_id": str(lou_id), "activated_at": "2026-09-05T08:00:00Z"}
+    await worker.send(topics.ACCOUNT_ACTIVATED, activated)
+    await feed(worker, b, ELEMENTAIRE, 1, created=[arriving(lou)])
+    stored = worker.store.accounts[lou_id]
+    assert stored.activated_at is not None and stored.activated_at.day == 5
+
+
+async def test_leaving_one_of_his_schools_detaches_him_from_it_only(worker):
+    a, b = await two_schools(worker)
+    lou, lou_id = await in_a(worker, a)
+    in_b = arriving(lou)
+    await feed(worker, b, ELEMENTAIRE, 1, created=[in_b])
+    # He leaves B while A holds him: detached from B, not deactivated.
+    out = await feed(worker, b, ELEMENTAIRE, 2, left=[in_b.feed_id])
+    detached = one(out, topics.ACCOUNTS_DETACHED)
+    assert detached.school_id == b.school_id
+    assert [(v.account_id, v.classes) for v in detached.accounts] == [(lou_id, ["GS"])]
+    assert topics.ACCOUNTS_DEACTIVATED not in types(out)
+    assert topics.ACCOUNTS_DELETED not in types(out)
+    assert worker.store.accounts[lou_id].deactivated_at is None
+    assert not worker.store.account_schools
+    # Back in B, then leaving his home A: his home moves to B.
+    again = arriving(lou)
+    await feed(worker, b, ELEMENTAIRE, 3, created=[again])
+    out = await feed(worker, a, MATERNELLE, 2, left=[lou.feed_id])
+    assert one(out, topics.ACCOUNTS_DETACHED).school_id == a.school_id
+    assert topics.ACCOUNTS_DEACTIVATED not in types(out)
+    stored = worker.store.accounts[lou_id]
+    assert (stored.school_id, stored.feed_id) == (b.school_id, again.feed_id)
+    assert not worker.store.account_schools
+    assert [worker.store.classes[c].name for c in worker.store._live_classes(lou_id)] == ["CP"]
+    # Leaving B, his last school: as any leaver (never activated: deleted).
+    out = await feed(worker, b, ELEMENTAIRE, 4, left=[again.feed_id])
+    assert [v.account_id for v in one(out, topics.ACCOUNTS_DELETED).accounts] == [lou_id]
