@@ -128,7 +128,20 @@ class PostgresDispatchStore(TransactionStore):
     async def attach_accounts(self, school_id: UUID, accounts: list[Account]) -> None:
         """Accounts now in this school too. Their names, login, address, classes and
         children are the account's, whichever school's event gives them; the code is never
-        given here, so a known account keeps its own and a new copy has none."""
+        given here, so a known account keeps its own and a new copy has none. A deactivated
+        account (no school held it any more) comes back with this school as its only one:
+        the school that let it go no longer sees it."""
+        rehomed = await self.conn.fetch(
+            "UPDATE accounts SET school_id = $1, deactivated_at = NULL, updated_at = now()"
+            " WHERE account_id = ANY($2::uuid[]) AND deactivated_at IS NOT NULL"
+            " RETURNING account_id",
+            school_id,
+            [a.account_id for a in accounts],
+        )
+        await self.conn.execute(
+            "DELETE FROM account_schools WHERE account_id = ANY($1::uuid[])",
+            [r["account_id"] for r in rehomed],
+        )
         await self.conn.executemany(
             "INSERT INTO accounts (account_id, school_id, profile, first_name, last_name, login,"
             " email, birth_date, classes, children)"

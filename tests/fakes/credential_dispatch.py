@@ -168,6 +168,10 @@ class FakeDispatchStore(InMemoryEventStore):
     async def attach_accounts(self, school_id: UUID, accounts: list[Account]) -> None:
         for account in accounts:
             known = self.accounts.get(account.account_id)
+            if known is not None and known.deactivated:  # back, in this school only
+                known.school_id, known.deactivated = school_id, False
+                for key in [k for k in self.account_schools if k[0] == account.account_id]:
+                    del self.account_schools[key]
             if known is None:  # a new copy, in this school, without a code
                 known = self.accounts[account.account_id] = AccountRecord(
                     school_id, account.profile, "", "", "", None, None, [], [], None, None

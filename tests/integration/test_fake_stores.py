@@ -342,6 +342,9 @@ async def across_schools(store: DispatchStore) -> list[Any]:
     await store.detach_accounts(PRES, [JEAN, ZOE, NOWHERE])  # his Pres class goes with it
     await store.detach_accounts(LAC, [ANNE, JEAN])  # homes move: Anne's to Pres, Jean's Bois
     await store.detach_accounts(BOIS, [NINA])  # neither her home nor attached: nothing
+    seen += await reads(store)
+    await store.set_deactivated([JEAN], deactivated=True)  # let go by every school
+    await store.attach_accounts(PRES, [attached(jean)])  # taken back: Pres's only
     return [*seen, *await reads(store)]
 
 

@@ -392,6 +392,22 @@ async def test_a_detached_account_leaves_that_school_and_stays_in_its_home(
     assert worker.store.account_schools == {}
 
 
+async def test_a_pupil_let_go_by_his_school_and_taken_by_another_is_that_school_s_only(
+    worker: CredentialDispatch,
+) -> None:
+    """GS in June, CP in September: deactivated when his maternelle let him go, attached
+    (re-homed) by his élémentaire; the maternelle no longer hands out his sheet."""
+    await open_other_schools(worker)
+    await worker.send(AccountsDeactivated(school_id=SCHOOL, accounts=[as_account(person(ZOE))]))
+    await attach(worker, OTHER_SCHOOL, zoe_in_cm1())
+    zoe = worker.store.accounts[ZOE]
+    assert (zoe.school_id, zoe.deactivated) == (OTHER_SCHOOL, False)
+    pupils = {"profiles": ["student"]}
+    assert await printed_for(worker, OTHER_ADMIN, OTHER_SCHOOL, filter=pupils) == [ZOE, NINA]
+    assert await printed_for(worker, ADMIN, SCHOOL, filter=pupils) == [INES, LEO]
+    assert await printed_for(worker, ADMIN, SCHOOL, account_ids=[ZOE]) is None
+
+
 async def test_detaching_its_home_moves_the_account_to_the_school_it_joined_first(
     worker: CredentialDispatch,
 ) -> None:
