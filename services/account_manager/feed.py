@@ -81,9 +81,11 @@ class Identified:
     restored: frozenset[UUID]  # deactivated accounts back in the export
     matched: frozenset[UUID]  # feed ids found to be existing accounts (a leaver back…)
     changed: frozenset[UUID]  # existing accounts whose names or address changed
-    # Accounts of another school found by INE, now in this one (attached, or re-homed
-    # here when their home had let them go): published as accounts.attached.
+    # Accounts of another school found (a pupil by INE, a parent by names and email), now
+    # in this one (attached, or re-homed here when their home had let them go): published
+    # as accounts.attached.
     attached: frozenset[UUID] = frozenset()
+    possible_duplicates: int = 0  # new accounts whose names alone are another school's
 
     @property
     def fresh(self) -> set[UUID]:
@@ -107,7 +109,8 @@ async def handle_directory_synced(
     across_schools: bool = True,
 ) -> None:
     """``across_schools``: a pupil is found in other schools by his INE, and kept at the
-    turnover for them (docs/one-person-across-schools.md); off, each school is alone."""
+    turnover for them, a parent by his names and email (docs/one-person-across-schools.md);
+    off, each school is alone."""
     chunk = event.data
     school = await _fed_school(chunk, store=store)
     year_turned = False
@@ -153,6 +156,7 @@ async def handle_directory_synced(
         restored=len(identified.restored),
         attached=len(identified.attached),
         detached=len(leavers.detached),
+        possible_duplicates=identified.possible_duplicates,
         deactivated=len(leavers.deactivated),
         deleted=len(leavers.deleted),
         skipped=[str(f) for f in identified.created.skipped],
@@ -326,6 +330,7 @@ async def _identify(
     found: dict[UUID, UUID] = {}
     across = NOBODY_ACROSS
     created = Created({}, {}, [])
+    duplicates = 0
     if newcomers:
         keys = sorted({key for _, key in newcomers}, key=str)
         candidates = {c.account_id: c for c in await store.match_candidates(school_id, keys)}
@@ -338,26 +343,33 @@ async def _identify(
             across = await _find_across(
                 school_id, unmatched, store=store, lifetimes=lifetimes, now=now
             )
-        fresh = [p for p in unmatched if p.feed_id not in across]
+        fresh = [p for p in unmatched if p.feed_id not in across.found]
         created = await _create(
             school_id, fresh, store=store, lifetimes=lifetimes, now=now, reserve_ranks=reserve_ranks
         )
+        duplicates = _warn_duplicates(school_id, across.duplicates, created)
         if found:
             await store.remap_feed_ids(school_id, found)
-        accounts |= found | across
+        accounts |= found | across.found
     existing = [_update(account_id, people[f]) for f, account_id in accounts.items()]
     changed = await store.update_people(existing) if existing else set()
     return Identified(
         accounts=accounts | created.accounts,
         created=created,
         restored=frozenset(restored),
-        matched=frozenset(found | across),
+        matched=frozenset(found | across.found),
         changed=frozenset(changed),
-        attached=frozenset(across.values()),
+        attached=frozenset(across.found.values()),
+        possible_duplicates=duplicates,
     )
 
 
-NOBODY_ACROSS: dict[UUID, UUID] = {}
+class Across(NamedTuple):
+    found: dict[UUID, UUID]  # feed id -> the account of another school he is
+    duplicates: dict[UUID, UUID]  # feed id -> an account of another school with his names
+
+
+NOBODY_ACROSS = Across({}, {})
 
 
 async def _find_across(
@@ -367,28 +379,77 @@ async def _find_across(
     store: FeedStore,
     lifetimes: AccountLifetimes,
     now: datetime,
-) -> dict[UUID, UUID]:
-    """Newcomer pupils the school's own matching did not place, found in another school by
-    their INE (one statement for the chunk, none when no such pupil): attached to this
-    school, or re-homed here when deactivated (their home let them go). Feed id ->
-    account."""
-    strangers = [(p.feed_id, p.ine) for p in unmatched if p.profile == "student" and p.ine]
-    if not strangers:
+) -> Across:
+    """Newcomers the school's own matching did not place, found in another school (a
+    pupil by his INE, a parent by his names and email; one statement for each, none when
+    no such newcomer): attached to this school, or re-homed here when deactivated (their
+    home let them go)."""
+    pupils = [(p.feed_id, p.ine) for p in unmatched if p.profile == "student" and p.ine]
+    parents = [_parent(p) for p in unmatched if p.profile == "relative"]
+    if not (pupils or parents):
         return NOBODY_ACROSS
-    ines = sorted({ine for _, ine in strangers})
-    candidates = {c.account_id: c for c in await store.ine_candidates(school_id, ines)}
-    found, ambiguous = feed_rules.choose_by_ine(
-        strangers, candidates.values(), now=now, grace=lifetimes.grace
-    )
-    if ambiguous:
-        log.warning("feed_ine_ambiguous", school_id=str(school_id), ines=len(ambiguous))
-    left_home = {f: a for f, a in found.items() if candidates[a].deactivated_at is not None}
-    held = {f: a for f, a in found.items() if f not in left_home}
+    # Two chunks of two schools about to create the same person: the second waits here
+    # for the first to commit, then finds his account (§4).
+    keys = [feed_rules.parent_key(first, last, email) for _, first, last, email in parents]
+    locks = feed_rules.identity_locks((ine for _, ine in pupils), (k for k in keys if k))
+    if locks:
+        await store.lock_identities(locks)
+    found: dict[UUID, UUID] = {}
+    duplicates: dict[UUID, UUID] = {}
+    left_home: set[UUID] = set()
+    if pupils:
+        ines = sorted({ine for _, ine in pupils})
+        candidates = {c.account_id: c for c in await store.ine_candidates(school_id, ines)}
+        found, ambiguous = feed_rules.choose_by_ine(
+            pupils, candidates.values(), now=now, grace=lifetimes.grace
+        )
+        if ambiguous:
+            log.warning("feed_ine_ambiguous", school_id=str(school_id), ines=len(ambiguous))
+        left_home |= {a for a, c in candidates.items() if c.deactivated_at is not None}
+    if parents:
+        names = sorted({(first, last) for _, first, last, _ in parents})
+        relatives = {c.account_id: c for c in await store.parent_candidates(school_id, names)}
+        matched, duplicates = feed_rules.choose_parents(
+            parents, relatives.values(), now=now, grace=lifetimes.grace
+        )
+        found |= matched
+        left_home |= {a for a, c in relatives.items() if c.deactivated_at is not None}
+    await _join(school_id, found, left_home, store=store)
+    return Across(found, duplicates)
+
+
+def _parent(person: FeedPerson) -> tuple[UUID, str, str, str | None]:
+    first, last = domain.fold_name_part(person.first_name), domain.fold_name_part(person.last_name)
+    return person.feed_id, first, last, person.email
+
+
+async def _join(
+    school_id: UUID, found: dict[UUID, UUID], left_home: set[UUID], *, store: FeedStore
+) -> None:
+    """Accounts of other schools ``found`` (feed id -> account) join this one: attached,
+    or re-homed here when ``left_home`` (deactivated: their home let them go)."""
+    rehomed = {f: a for f, a in found.items() if a in left_home}
+    held = {f: a for f, a in found.items() if f not in rehomed}
     if held:
         await store.attach_accounts(school_id, held)
-    if left_home:
-        await store.rehome_accounts(school_id, left_home)
-    return found
+    if rehomed:
+        await store.rehome_accounts(school_id, rehomed)
+
+
+def _warn_duplicates(school_id: UUID, duplicates: dict[UUID, UUID], created: Created) -> int:
+    """A possible duplicate per new account whose names alone are those of an account of
+    another school (§1): the two account ids, never the names or the email. How many."""
+    pairs = [
+        (created.accounts[f], other) for f, other in duplicates.items() if f in created.accounts
+    ]
+    for account_id, other in pairs:
+        log.warning(
+            "feed_possible_duplicate",
+            school_id=str(school_id),
+            account_id=str(account_id),
+            other_account_id=str(other),
+        )
+    return len(pairs)
 
 
 def _key(person: FeedPerson) -> feed_rules.MatchKey:

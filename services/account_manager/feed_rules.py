@@ -175,6 +175,87 @@ def choose_by_ine(
     return IneMatches(found, ambiguous)
 
 
+# (folded first name, folded last name, email as compared): a parent's key across schools
+ParentKey = tuple[str, str, str]
+
+
+def email_key(email: str | None) -> str | None:
+    """An email as two schools' exports are compared on: trimmed, case folded; none when
+    blank."""
+    found = (email or "").strip().lower()
+    return found or None
+
+
+@dataclass(frozen=True)
+class ParentCandidate:
+    """A parent account of another school with a newcomer parent's folded names."""
+
+    account_id: UUID
+    first_folded: str
+    last_folded: str
+    email: str | None
+    fed: bool  # made by the feed: an account made by command is never merged (§1)
+    deactivated_at: datetime | None
+
+
+class ParentMatches(NamedTuple):
+    found: dict[UUID, UUID]  # newcomer's feed id -> the account of another school he is
+    # Newcomers left to a new account whose names alone are an account's of another school:
+    # feed id -> that account (a possible duplicate, for his school to look at).
+    duplicates: dict[UUID, UUID]
+
+
+def choose_parents(
+    newcomers: Sequence[tuple[UUID, str, str, str | None]],
+    candidates: Iterable[ParentCandidate],
+    *,
+    now: datetime,
+    grace: timedelta,
+) -> ParentMatches:
+    """One person across schools (§1): a newcomer parent (feed id, folded names, email) is
+    the fed parent account of another school with his folded names and his email, both
+    present, when it is the only one (active, or deactivated within its grace period) and
+    he is the only newcomer with that key. Anything less is a new account; when his names
+    alone match an account, a possible duplicate."""
+    usable: dict[ParentKey, list[UUID]] = {}
+    named: dict[tuple[str, str], list[UUID]] = {}
+    for candidate in candidates:
+        gone = candidate.deactivated_at
+        if gone is not None and not restorable(gone, now, grace):
+            continue
+        names = (candidate.first_folded, candidate.last_folded)
+        named.setdefault(names, []).append(candidate.account_id)
+        email = email_key(candidate.email)
+        if candidate.fed and email is not None:
+            usable.setdefault((*names, email), []).append(candidate.account_id)
+    keys = {f: parent_key(first, last, email) for f, first, last, email in newcomers}
+    arrivals = Counter(key for key in keys.values() if key is not None)
+    found = {
+        feed_id: usable[key][0]
+        for feed_id, key in keys.items()
+        if key is not None and arrivals[key] == 1 and len(usable.get(key, ())) == 1
+    }
+    duplicates = {
+        feed_id: named[first, last][0]
+        for feed_id, first, last, _ in newcomers
+        if feed_id not in found and (first, last) in named
+    }
+    return ParentMatches(found, duplicates)
+
+
+def parent_key(first_folded: str, last_folded: str, email: str | None) -> ParentKey | None:
+    """A parent's key across schools; none without an email (he is never merged)."""
+    compared = email_key(email)
+    return None if compared is None else (first_folded, last_folded, compared)
+
+
+def identity_locks(ines: Iterable[str], parents: Iterable[ParentKey]) -> list[str]:
+    """The identity keys a chunk locks before it looks for them in other schools (§4), in
+    the one order every replica takes them (so that two never deadlock)."""
+    keys = {f"ine:{ine}" for ine in ines} | {"parent:" + "\x1f".join(k) for k in parents}
+    return sorted(keys)
+
+
 def parent_classes(
     links: Iterable[tuple[UUID, UUID]],
     child_classes: Mapping[UUID, Iterable[UUID]],

@@ -9,7 +9,13 @@ from datetime import datetime
 from uuid import UUID
 
 from services.account_manager.domain import NewAccount
-from services.account_manager.feed_rules import Candidate, IneCandidate, MatchKey, RunProgress
+from services.account_manager.feed_rules import (
+    Candidate,
+    IneCandidate,
+    MatchKey,
+    ParentCandidate,
+    RunProgress,
+)
 from services.account_manager.ports import (
     AccountView,
     FeedClassRow,
@@ -275,6 +281,33 @@ class PostgresFeedStore(PostgresAccountStore):
         )
         return [IneCandidate(**r) for r in rows]
 
+    async def parent_candidates(
+        self, school_id: UUID, names: list[tuple[str, str]]
+    ) -> list[ParentCandidate]:
+        """Parents of other schools with one of ``names``, through the index of parents'
+        names (0013), once per chunk and only for its unmatched newcomer parents."""
+        rows = await self.conn.fetch(
+            "SELECT a.account_id, a.first_folded, a.last_folded, a.email,"
+            " a.feed_id IS NOT NULL AS fed, a.deactivated_at"
+            " FROM accounts a JOIN unnest($2::text[], $3::text[]) AS n(first, last)"
+            "  ON a.last_folded = n.last AND a.first_folded = n.first"
+            " WHERE a.profile = 'relative' AND a.school_id <> $1"
+            " AND NOT EXISTS (SELECT 1 FROM account_schools s"
+            "  WHERE s.account_id = a.account_id AND s.school_id = $1)"
+            " ORDER BY a.account_id",
+            school_id,
+            [first for first, _ in names],
+            [last for _, last in names],
+        )
+        return [ParentCandidate(**r) for r in rows]
+
+    async def lock_identities(self, keys: list[str]) -> None:
+        await self.conn.execute(
+            "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0)))"
+            " FROM unnest($1::text[]) AS k",
+            keys,
+        )
+
     async def attach_accounts(self, school_id: UUID, found: Mapping[UUID, UUID]) -> None:
         await self.conn.execute(
             "INSERT INTO account_schools (account_id, school_id, feed_id)"
@@ -491,18 +524,23 @@ class PostgresFeedStore(PostgresAccountStore):
         return {r["parent_id"] for r in rows}
 
     async def drop_stale_children(self, school_id: UUID, parents: list[UUID]) -> set[UUID]:
-        """Unlink feed parents from children the feed no longer gives them; those parents."""
+        """Unlink feed parents from children the feed no longer gives them; those parents.
+        A parent in several schools keeps a child any of them gives him (his children in
+        his other schools stay): every school he is in is looked at, not ``school_id``'s
+        only."""
+        del school_id  # his schools are read from his account
         rows = await self.conn.fetch(
             "DELETE FROM parent_children pc USING accounts p"
-            " WHERE pc.parent_id = ANY($2::uuid[]) AND p.account_id = pc.parent_id"
-            " AND p.feed_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM feed_links l"
-            "  WHERE l.school_id = $1 AND l.parent_feed_id = p.feed_id"
-            "  AND (EXISTS (SELECT 1 FROM accounts c WHERE c.school_id = l.school_id"
+            " WHERE pc.parent_id = ANY($1::uuid[]) AND p.account_id = pc.parent_id"
+            " AND p.feed_id IS NOT NULL AND NOT EXISTS (SELECT 1"
+            "  FROM (SELECT p.school_id, p.feed_id UNION ALL SELECT ps.school_id, ps.feed_id"
+            "   FROM account_schools ps WHERE ps.account_id = p.account_id) m"
+            "  JOIN feed_links l ON l.school_id = m.school_id AND l.parent_feed_id = m.feed_id"
+            "  WHERE (EXISTS (SELECT 1 FROM accounts c WHERE c.school_id = l.school_id"
             "   AND c.feed_id = l.child_feed_id AND c.account_id = pc.child_id)"
             "   OR EXISTS (SELECT 1 FROM account_schools s WHERE s.school_id = l.school_id"
             "   AND s.feed_id = l.child_feed_id AND s.account_id = pc.child_id)))"
             " RETURNING pc.parent_id",
-            school_id,
             parents,
         )
         return {r["parent_id"] for r in rows}

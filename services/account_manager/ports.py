@@ -16,7 +16,13 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from services.account_manager.domain import NewAccount
-from services.account_manager.feed_rules import Candidate, IneCandidate, MatchKey, RunProgress
+from services.account_manager.feed_rules import (
+    Candidate,
+    IneCandidate,
+    MatchKey,
+    ParentCandidate,
+    RunProgress,
+)
 from services.account_manager.scope import AccountRow, ClassRow, Requester
 from shared.contracts.accounts import ArchivedClass, ClassInfo
 from shared.store import EventStore
@@ -284,6 +290,20 @@ class FeedStore(AccountStore, Protocol):
     async def ine_candidates(self, school_id: UUID, ines: list[str]) -> list[IneCandidate]:
         """Pupil accounts with one of ``ines`` that the school does not hold (neither home
         nor attached), deactivated ones too: the rule looks at their grace period."""
+        ...
+
+    async def parent_candidates(
+        self, school_id: UUID, names: list[tuple[str, str]]
+    ) -> list[ParentCandidate]:
+        """Parent accounts with one of the folded ``names`` (first, last) that the school
+        does not hold (neither home nor attached), deactivated and made by command too:
+        the rule looks at their grace period and how they were made."""
+        ...
+
+    async def lock_identities(self, keys: list[str]) -> None:
+        """Transaction locks on these identity keys (an INE, a parent's names and email),
+        taken in the order given before looking for them in other schools: a chunk of
+        another school about to create the same person waits, then finds him."""
         ...
 
     async def attach_accounts(self, school_id: UUID, found: Mapping[UUID, UUID]) -> None:

@@ -9,8 +9,9 @@ class AccountManagerSettings(CommonSettings):
     # if the feed brings him back meanwhile), then removed by the purge.
     deactivation_grace_days: float = 90.0
     # One person across schools (docs/one-person-across-schools.md): a newcomer pupil is
-    # found in another school by his INE, and a pupil leaving at the turnover with an INE
-    # is kept (deactivated) for the grace period so that another school can take him back.
+    # found in another school by his INE, a newcomer parent by his names and email, and a
+    # pupil leaving at the turnover with an INE is kept (deactivated) for the grace period
+    # so that another school can take him back.
     # Off: each school has its own accounts, as before.
     accounts_across_schools: bool = True
     purge_interval_seconds: float = 3600.0

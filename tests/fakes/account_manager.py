@@ -27,6 +27,7 @@ from services.account_manager.feed_rules import (
     Candidate,
     IneCandidate,
     MatchKey,
+    ParentCandidate,
     RunProgress,
     logins_for,
 )
@@ -457,6 +458,8 @@ class FakeFeedStore(FakeAccountStore):
     # every row of one, and rows of one transaction are then ordered by school id.
     account_schools: dict[tuple[UUID, UUID], tuple[UUID | None, int]] = field(default_factory=dict)
     transactions: int = 0  # stands for now(): bumped by the harness at each message
+    # The identity keys each chunk locked (lock_identities), in the order it took them.
+    identities_locked: list[list[str]] = field(default_factory=list)
 
     def _home_accounts(self, school_id: UUID) -> dict[UUID, UUID]:
         return {
@@ -666,6 +669,30 @@ class FakeFeedStore(FakeAccountStore):
             and (account_id, school_id) not in self.account_schools
         ]
 
+    async def parent_candidates(
+        self, school_id: UUID, names: list[tuple[str, str]]
+    ) -> list[ParentCandidate]:
+        wanted = set(names)
+        return [
+            ParentCandidate(
+                account_id,
+                account.first_folded,
+                account.last_folded,
+                account.email,
+                account.feed_id is not None,
+                account.deactivated_at,
+            )
+            for account_id, account in sorted(self.accounts.items())
+            if account.profile == "relative"
+            and (account.first_folded, account.last_folded) in wanted
+            and account.school_id != school_id
+            and (account_id, school_id) not in self.account_schools
+        ]
+
+    async def lock_identities(self, keys: list[str]) -> None:
+        """One message at a time in the fake: nothing to wait for."""
+        self.identities_locked.append(list(keys))
+
     async def attach_accounts(self, school_id: UUID, found: Mapping[UUID, UUID]) -> None:
         for feed_id, account_id in found.items():
             if (account_id, school_id) in self.account_schools:
@@ -799,16 +826,20 @@ class FakeFeedStore(FakeAccountStore):
         return gained
 
     async def drop_stale_children(self, school_id: UUID, parents: list[UUID]) -> set[UUID]:
-        accounts = self._feed_accounts(school_id)
-        # (parent's feed id, child's account) of the links the feed still gives
-        given = {
-            (p, accounts[c]) for s, p, c in self.feed_links if s == school_id and c in accounts
-        }
+        # (parent's account, child's account) of the links any school's feed still gives
+        given: set[tuple[UUID, UUID]] = set()
+        for school in {s for s, _, _ in self.feed_links}:
+            accounts = self._feed_accounts(school)
+            given |= {
+                (accounts[p], accounts[c])
+                for s, p, c in self.feed_links
+                if s == school and p in accounts and c in accounts
+            }
         asked = set(parents)
         stale: set[tuple[UUID, UUID]] = set()
         for parent, child in self.parent_children:
             feed_id = self.accounts[parent].feed_id
-            if parent in asked and feed_id is not None and (feed_id, child) not in given:
+            if parent in asked and feed_id is not None and (parent, child) not in given:
                 stale.add((parent, child))
         self.parent_children -= stale
         return {parent for parent, _ in stale}

@@ -319,12 +319,13 @@ async def leavers_and_purge(store: FeedStore) -> list[Any]:
 
 
 KID, GONE, PA = uid(300), uid(301), uid(302)
-F_KID, F_GONE, F_KID_B, F_GONE_B, F_PA = (uid(1100 + n) for n in range(5))
+F_KID, F_GONE, F_KID_B, F_GONE_B, F_PA, F_PA_B = (uid(1100 + n) for n in range(6))
+ADA_BY_HAND = uid(303)
 C_OTHER = uid(27)
 
 
 async def across_schools(store: FeedStore) -> list[Any]:
-    """One person in two schools: by INE, attached, re-homed, detached."""
+    """One person in two schools: by INE or names, attached, re-homed, detached."""
     await store.add_school(OTHER, uai=uai("074", 4), name="Bois", provisioning="automatic")
     await store.add_classes(OTHER, [(C_OTHER, "CP")])
     kid = replace(account(KID, FED, "student", "Kim", "Roux", feed_id=F_KID), ine="INE1")
@@ -350,6 +351,18 @@ async def across_schools(store: FeedStore) -> list[Any]:
     await store.replace_feed_links(OTHER, {F_PA: [F_KID_B]}, fresh=[F_PA])
     seen.append(await store.resolve_feed_links(OTHER, [F_KID_B]))
     seen.append(await store.drop_stale_children(OTHER, [PA]))
+    # A parent by his names: in other schools only, made by the feed or by hand.
+    by_hand = account(ADA_BY_HAND, MANUAL, "relative", "Ada", "Roux")
+    await store.add_accounts_as([by_hand], ["a.r2"])
+    await store.lock_identities(["ine:INE1", "parent:ada\x1froux\x1fada@example.org"])
+    seen.append(await store.parent_candidates(FED, [("ada", "roux"), ("zed", "roux")]))
+    seen.append(await store.parent_candidates(OTHER, [("ada", "roux")]))  # his home: by hand
+    await store.attach_accounts(FED, {F_PA_B: PA})
+    seen.append(await store.parent_candidates(FED, [("ada", "roux")]))  # attached: by hand
+    # His link given by OTHER stays when FED's export gives him none.
+    await store.replace_feed_links(FED, {F_PA_B: []})
+    seen.append(await store.drop_stale_children(FED, [PA]))
+    seen.append(await store.family_classes([PA]))
     await store.link_class_pairs([(KID, C_OTHER)])
     await store.detach_accounts(OTHER, [KID])  # attached there: the row and C_OTHER go
     seen += [await store.mapped_accounts(OTHER, [F_KID_B]), await store.classes_of([KID])]

@@ -1,7 +1,9 @@
-"""One person across schools, for pupils (docs/one-person-across-schools.md §1, §3, §5), on
-the fake store: a newcomer pupil is an account of another school when his INE is that
-account's and no other's; a turnover leaver with an INE is kept for the grace period;
-leaving one school while another holds him detaches him from it only."""
+"""One person across schools (docs/one-person-across-schools.md §1, §3, §5), on the fake
+store: a newcomer pupil is an account of another school when his INE is that account's and
+no other's; a newcomer parent when his folded names and email are those of one fed parent
+account of another school (names alone: a possible duplicate); a turnover leaver with an
+INE is kept for the grace period; leaving one school while another holds him detaches him
+from it only."""
 
 import uuid
 from datetime import date, timedelta
@@ -9,14 +11,16 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from structlog.testing import capture_logs
 
+from services.account_manager import domain
 from services.account_manager.settings import AccountManagerSettings
 from shared import topics
 from shared.contracts.directory import FeedClass, FeedPerson
 from shared.envelope import Envelope
 from tests.fakes.account_manager import AccountManager
 from tests.support.commands import school_initialised
-from tests.support.feed_events import FedSchool, chunk, pupil
+from tests.support.feed_events import FedSchool, chunk, parent, pupil, teacher
 
 MATERNELLE = [FeedClass(name="GS", level="GS")]
 ELEMENTAIRE = [FeedClass(name="CP", level="CP")]
@@ -219,3 +223,160 @@ async def test_leaving_one_of_his_schools_detaches_him_from_it_only(worker):
     # Leaving B, his last school: as any leaver (never activated: deleted).
     out = await feed(worker, b, ELEMENTAIRE, 4, left=[again.feed_id])
     assert [v.account_id for v in one(out, topics.ACCOUNTS_DELETED).accounts] == [lou_id]
+
+
+# Parents ---------------------------------------------------------------------------------
+
+EMAIL = "ada.roux@example.org"
+
+
+async def family_in_a(
+    worker: AccountManager, a: FedSchool, email: str | None = EMAIL
+) -> tuple[FeedPerson, UUID, UUID]:
+    """Lou in A's GS and his mother Ada: Ada, her account, Lou's account."""
+    lou = pupil("Lou", "Roux", BORN, "GS", ine=INE)
+    ada = parent("Ada", "Roux", lou, email=email)
+    out = await feed(worker, a, MATERNELLE, 1, created=[lou, ada])
+    made = {v.profile: v.account_id for v in one(out, topics.ACCOUNTS_CREATED).accounts}
+    return ada, made["relative"], made["student"]
+
+
+async def sister_in_b(
+    worker: AccountManager, b: FedSchool, email: str | None
+) -> tuple[list[Envelope[Any]], UUID]:
+    """Lou's sister Zoé in B's CP, with her mother as B's export gives her."""
+    zoe = pupil("Zoé", "Roux", date(2019, 2, 1), "CP")
+    ada = parent("Ada", "Roux", zoe, email=email)
+    out = await feed(worker, b, ELEMENTAIRE, 1, created=[zoe, ada])
+    [zoe_id] = [a for a, r in worker.store.accounts.items() if r.first_name == "Zoé"]
+    return out, zoe_id
+
+
+def relatives(worker: AccountManager) -> list[UUID]:
+    return [a for a, r in worker.store.accounts.items() if r.profile == "relative"]
+
+
+def duplicates_logged(logs: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(e["account_id"], e["other_account_id"]) for e in logs if e["event"] == DUPLICATE]
+
+
+DUPLICATE = "feed_possible_duplicate"
+
+
+def chunk_counts(logs: list[dict[str, Any]]) -> list[int]:
+    return [e["possible_duplicates"] for e in logs if e["event"] == "feed_chunk_applied"]
+
+
+async def test_a_parent_with_a_child_in_each_school_is_one_account_linked_to_both(worker):
+    a, b = await two_schools(worker)
+    _, ada_id, lou_id = await family_in_a(worker, a)
+    login = worker.store.accounts[ada_id].login
+    # B's export writes her email otherwise: the same once trimmed and case folded.
+    out, zoe_id = await sister_in_b(worker, b, "  Ada.Roux@Example.ORG ")
+
+    assert relatives(worker) == [ada_id]
+    [made] = one(out, topics.ACCOUNTS_CREATED).accounts
+    assert made.account_id == zoe_id  # only the sister is new
+    attached = one(out, topics.ACCOUNTS_ATTACHED)
+    [view] = attached.accounts
+    assert (attached.school_id, view.account_id, view.login) == (b.school_id, ada_id, login)
+    assert sorted(view.children) == sorted([lou_id, zoe_id])  # the whole account
+    assert sorted(view.classes) == ["CP", "GS"]
+    assert (ada_id, b.school_id) in worker.store.account_schools
+    assert worker.store.accounts[ada_id].school_id == a.school_id
+    assert {c for p, c in worker.store.parent_children if p == ada_id} == {lou_id, zoe_id}
+    # The identity was locked before it was looked for (§4).
+    assert ["parent:ada\x1froux\x1fada.roux@example.org"] in worker.store.identities_locked
+    # A's next night with Ada in it: her child in B stays.
+    again = await feed(
+        worker, a, MATERNELLE, 2, updated=[parent("Ada", "Roux", feed_id=_feed_id(worker, ada_id))]
+    )
+    assert again is not None
+    assert {c for p, c in worker.store.parent_children if p == ada_id} == {zoe_id}
+
+
+def _feed_id(worker: AccountManager, account_id: UUID) -> UUID:
+    feed_id = worker.store.accounts[account_id].feed_id
+    assert feed_id is not None
+    return feed_id
+
+
+async def test_a_homonym_parent_without_email_stays_two_accounts_with_a_warning(worker):
+    a, b = await two_schools(worker)
+    _, ada_id, _ = await family_in_a(worker, a, email=None)
+    with capture_logs() as logs:
+        out, _ = await sister_in_b(worker, b, None)
+    assert topics.ACCOUNTS_ATTACHED not in types(out)
+    [other] = [v.account_id for v in one(out, topics.ACCOUNTS_CREATED).accounts if v.children]
+    assert sorted(relatives(worker)) == sorted([ada_id, other])
+    assert duplicates_logged(logs) == [(str(other), str(ada_id))]
+    assert chunk_counts(logs) == [1]
+    # No name or email in the warning.
+    [warning] = [e for e in logs if e["event"] == DUPLICATE]
+    assert set(warning) == {"event", "log_level", "school_id", "account_id", "other_account_id"}
+
+
+async def test_a_parent_with_another_email_is_another_account(worker):
+    a, b = await two_schools(worker)
+    await family_in_a(worker, a)
+    with capture_logs() as logs:
+        out, _ = await sister_in_b(worker, b, "ada@elsewhere.org")
+    assert topics.ACCOUNTS_ATTACHED not in types(out)
+    assert len(relatives(worker)) == 2 and not worker.store.account_schools
+    assert chunk_counts(logs) == [1]
+
+
+async def test_a_parent_without_email_in_one_export_is_another_account(worker):
+    a, b = await two_schools(worker)
+    await family_in_a(worker, a)
+    out, _ = await sister_in_b(worker, b, None)
+    assert topics.ACCOUNTS_ATTACHED not in types(out)
+    assert len(relatives(worker)) == 2
+
+
+async def test_a_teacher_of_two_schools_is_never_merged_by_the_feed(worker):
+    a, b = await two_schools(worker)
+    await feed(worker, a, MATERNELLE, 1, created=[teacher("Ada", "Roux", "GS", email=EMAIL)])
+    with capture_logs() as logs:
+        out = await feed(
+            worker, b, ELEMENTAIRE, 1, created=[teacher("Ada", "Roux", "CP", email=EMAIL)]
+        )
+    assert topics.ACCOUNTS_ATTACHED not in types(out)
+    assert len([r for r in worker.store.accounts.values() if r.profile == "teacher"]) == 2
+    assert chunk_counts(logs) == [0]
+
+
+async def test_a_parent_account_made_by_command_is_never_merged(worker):
+    a, b = await two_schools(worker)
+    by_hand = domain.new_account(
+        a.school_id,
+        "relative",
+        "Ada",
+        "Roux",
+        email=EMAIL,
+        birth_date=None,
+        expires_at=worker.now,
+    )
+    await worker.store.add_accounts_as([by_hand], ["ada.roux"])
+    with capture_logs() as logs:
+        out, _ = await sister_in_b(worker, b, EMAIL)
+    assert topics.ACCOUNTS_ATTACHED not in types(out)
+    assert len(relatives(worker)) == 2 and not worker.store.account_schools
+    [(_, other)] = duplicates_logged(logs)  # still a possible duplicate
+    assert other == str(by_hand.account_id)
+
+
+async def test_a_parent_let_go_by_his_school_is_taken_back_by_another_in_grace(worker):
+    a, b = await two_schools(worker)
+    ada, ada_id, _ = await family_in_a(worker, a)
+    activated = {"account_id": str(ada_id), "activated_at": "2026-09-05T08:00:00Z"}
+    await worker.send(topics.ACCOUNT_ACTIVATED, activated)
+    await feed(worker, a, MATERNELLE, 2, left=[ada.feed_id])
+    assert worker.store.accounts[ada_id].deactivated_at is not None
+    worker.now += timedelta(days=30)
+    out, _ = await sister_in_b(worker, b, EMAIL)
+    [view] = one(out, topics.ACCOUNTS_ATTACHED).accounts
+    assert view.account_id == ada_id
+    stored = worker.store.accounts[ada_id]
+    assert (stored.school_id, stored.deactivated_at) == (b.school_id, None)
+    assert stored.activated_at is not None
