@@ -5,6 +5,7 @@ and parents of those classes, renaming them). Every check returns reasons field 
 an empty list means the command may be applied.
 """
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -41,11 +42,25 @@ class ClassRow:
 @dataclass(frozen=True)
 class AccountRow:
     account_id: UUID
-    school_id: UUID
+    school_id: UUID  # his home school
     profile: str
     class_ids: frozenset[UUID]  # live classes only: archived ones are out of every scope
     activated: bool
     active: bool = True  # not deactivated (a leaver of the feed)
+    # The schools he is attached to besides his home (docs/one-person-across-schools.md
+    # §2): he is theirs as much as his home's.
+    attached_to: frozenset[UUID] = frozenset()
+    # The school of each of ``class_ids``; a class it does not name is his home's.
+    class_schools: Mapping[UUID, UUID] = dataclasses.field(default_factory=dict)
+
+    def is_in(self, school_id: UUID) -> bool:
+        return school_id == self.school_id or school_id in self.attached_to
+
+    def classes_in(self, school_id: UUID) -> frozenset[UUID]:
+        """His classes of that school (those of his other schools are theirs)."""
+        return frozenset(
+            c for c in self.class_ids if self.class_schools.get(c, self.school_id) == school_id
+        )
 
 
 def _no(field: str, message: str) -> list[Reason]:
@@ -134,7 +149,7 @@ def _check_children(
             continue
         child_id = _uuid(child)
         row = existing.get(child_id) if child_id else None
-        if row is None or row.school_id != requester.school_id:
+        if row is None or not row.is_in(requester.school_id):
             reasons += _no(where, f"unknown pupil {child} in this school")
         elif row.profile != "student":
             reasons += _no(where, f"{child} is not a pupil")
@@ -175,7 +190,7 @@ def check_assign(
     for field, ids in named:
         for i, account_id in enumerate(ids):
             row = teachers.get(account_id)
-            if row is None or row.school_id != klass.school_id:
+            if row is None or not row.is_in(klass.school_id):
                 reasons += _no(f"{field}.{i}", f"unknown account {account_id} in this school")
             elif row.profile != "teacher":
                 reasons += _no(f"{field}.{i}", f"a {row.profile} cannot teach a class")
@@ -193,7 +208,12 @@ def check_renew(
 ) -> list[Reason]:
     if account is None:
         return _no("account_id", f"unknown account {account_id}")
-    reasons = check_requester(requester, account.school_id)
+    # Any of his schools' administrators, and their teachers of his classes, may renew it
+    # (the code is the account's: renewed here, it is void everywhere).
+    school_id = account.school_id
+    if requester is not None and account.is_in(requester.school_id):
+        school_id = requester.school_id
+    reasons = check_requester(requester, school_id)
     if reasons or requester is None:
         return reasons
     if account.activated:
@@ -259,12 +279,12 @@ def check_place(
     for i, pupil_id in enumerate(pupil_ids):
         row = pupils.get(pupil_id)
         where = f"pupils.{i}"
-        if row is None or row.school_id != klass.school_id or not row.active:
+        if row is None or not row.is_in(klass.school_id) or not row.active:
             reasons += _no(where, f"unknown pupil {pupil_id} in this school")
         elif row.profile != "student":
             reasons += _no(where, f"{pupil_id} is not a pupil")
         elif klass.class_id in row.class_ids:
             reasons += _no(where, f"this pupil is already in {klass.name}")
-        elif row.class_ids:
+        elif row.classes_in(klass.school_id):  # his class in another school is that school's
             reasons += _no(where, "this pupil is already in another class")
     return reasons

@@ -190,11 +190,13 @@ class PostgresAccountStore(TransactionStore):
         rows = await self.conn.fetch(
             "SELECT a.account_id, a.school_id, a.profile, a.activated_at IS NOT NULL AS activated,"
             " a.deactivated_at IS NULL AS active,"
-            " array(SELECT p.class_id FROM ("
+            " array(SELECT ARRAY[p.class_id, k.school_id] FROM ("
             "        SELECT class_id FROM account_classes c WHERE c.account_id = a.account_id"
             "        UNION SELECT class_id FROM class_teachers t"
             "        WHERE t.account_id = a.account_id) p"
-            "       JOIN classes k USING (class_id) WHERE k.archived_at IS NULL) AS class_ids"
+            "       JOIN classes k USING (class_id) WHERE k.archived_at IS NULL) AS classes,"
+            " array(SELECT s.school_id FROM account_schools s"
+            "       WHERE s.account_id = a.account_id) AS attached_to"
             " FROM accounts a WHERE a.account_id = ANY($1::uuid[])"
             + (" ORDER BY a.account_id FOR UPDATE OF a" if lock else ""),
             account_ids,
@@ -204,9 +206,11 @@ class PostgresAccountStore(TransactionStore):
                 r["account_id"],
                 r["school_id"],
                 r["profile"],
-                frozenset(r["class_ids"]),
+                frozenset(c for c, _ in r["classes"]),
                 r["activated"],
                 r["active"],
+                frozenset(r["attached_to"]),
+                {c: school for c, school in r["classes"]},
             )
             for r in rows
         }

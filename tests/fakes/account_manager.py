@@ -133,6 +133,10 @@ class FakeAccountStore(InMemoryEventStore):
 
     schools: dict[UUID, SchoolRecord] = field(default_factory=dict)
     classes: dict[UUID, ClassRecord] = field(default_factory=dict)
+    # (account, school) -> (feed id, attached_at): the schools an account is in besides its
+    # home. attached_at is a counter: Postgres's now() is the transaction's, the same for
+    # every row of one, and rows of one transaction are then ordered by school id.
+    account_schools: dict[tuple[UUID, UUID], tuple[UUID | None, int]] = field(default_factory=dict)
     accounts: dict[UUID, AccountRecord] = field(default_factory=dict)
     account_classes: set[tuple[UUID, UUID]] = field(default_factory=set)  # (account, class)
     # (class, account) -> whether the feed made the attachment (else the administrator)
@@ -306,13 +310,16 @@ class FakeAccountStore(InMemoryEventStore):
         for account_id in account_ids:
             account = self.accounts.get(account_id)
             if account is not None:
+                classes = self._live_classes(account_id)
                 rows[account_id] = AccountRow(
                     account_id,
                     account.school_id,
                     account.profile,
-                    frozenset(self._live_classes(account_id)),
+                    frozenset(classes),
                     account.activated_at is not None,
                     account.deactivated_at is None,
+                    frozenset(s for a, s in self.account_schools if a == account_id),
+                    {c: self.classes[c].school_id for c in classes},
                 )
         return rows
 
@@ -453,10 +460,6 @@ class FakeFeedStore(FakeAccountStore):
     feed_runs: dict[UUID, RunProgress] = field(default_factory=dict)
     # (school, feed id) -> (login, when deleted)
     deleted_feed_logins: dict[tuple[UUID, UUID], tuple[str, datetime]] = field(default_factory=dict)
-    # (account, school) -> (feed id, attached_at): the schools an account is in besides its
-    # home. attached_at is a counter: Postgres's now() is the transaction's, the same for
-    # every row of one, and rows of one transaction are then ordered by school id.
-    account_schools: dict[tuple[UUID, UUID], tuple[UUID | None, int]] = field(default_factory=dict)
     transactions: int = 0  # stands for now(): bumped by the harness at each message
     # The identity keys each chunk locked (lock_identities), in the order it took them.
     identities_locked: list[list[str]] = field(default_factory=list)

@@ -345,6 +345,7 @@ async def across_schools(store: FeedStore) -> list[Any]:
     seen.append(await store.update_people([replace(update, ine="INE3")]))  # written, not shown
     seen.append(await store.ine_candidates(NOWHERE, ["INE1", "INE3"]))
     await store.link_class_pairs([(KID, CM1), (KID, C_OTHER)])
+    seen.append(await store.account_rows([KID, GONE]))  # his schools, his classes' schools
     seen.append(await store.replace_account_classes({KID: [C_OTHER]}, school_id=OTHER))
     seen.append(await store.replace_account_classes({KID: []}, school_id=OTHER))
     seen.append(await store.classes_of([KID]))

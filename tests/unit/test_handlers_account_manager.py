@@ -963,3 +963,51 @@ async def test_the_purge_removes_leavers_and_classes_past_their_grace_period(
     assert (store.emitted[-1].type, gone.account_id) == (topics.ACCOUNTS_DELETED, lou_id)
     assert lou_id not in store.accounts
     assert await purge_leavers(store, school.school_id, NOW, 10) == 0
+
+
+# An account in two schools (docs/one-person-across-schools.md §2) ----------------------------
+
+
+async def test_an_account_attached_to_a_school_is_that_school_s_for_its_commands(
+    worker: AccountManager,
+):
+    a = await open_school(worker)
+    b = await open_school(worker, classes=2, number=2)
+    c = await open_school(worker, classes=1, number=3)
+    marie = await add_teacher(worker, a, "Marie", "Curie", a.class_ids[0])
+    made = await create(worker, a, marie, {**PUPIL, "class_ids": [a.class_ids[0]]})
+    zoe = one(made, topics.ACCOUNTS_CREATED).accounts[0]
+    paul = await add_teacher(worker, b, "Paul", "Valéry", b.class_ids[0])
+
+    async def renew(requested_by: UUID) -> list[Envelope[Any]]:
+        return await ask(
+            worker, topics.ACTIVATION_CODE_RENEW_REQUESTED, requested_by, account_id=zoe.account_id
+        )
+
+    async def place(requested_by: UUID, class_id: UUID) -> list[Envelope[Any]]:
+        return await ask(
+            worker,
+            topics.CLASS_PUPILS_PLACE_REQUESTED,
+            requested_by,
+            class_id=class_id,
+            pupils=[zoe.account_id],
+        )
+
+    # Not B's yet: refused.
+    assert "requested_by" in reasons(await renew(b.admin))
+    assert "pupils.0" in reasons(await place(paul, b.class_ids[0]))
+    # Attached to B, as the feed attaches a pupil found by his INE.
+    worker.store.account_schools[zoe.account_id, b.school_id] = (None, 0)
+    renewed = one(await renew(b.admin), topics.ACTIVATION_CODE_RENEWED)
+    stored = worker.store.accounts[zoe.account_id]
+    assert stored.activation_code == renewed.activation_code != zoe.activation_code
+    assert "requested_by" in reasons(await renew(c.admin))  # a school she is not in
+    # A teacher of B places her in his class; her class in A stays.
+    placed = one(await place(paul, b.class_ids[0]), topics.ACCOUNTS_UPDATED)
+    assert sorted(placed.accounts[0].classes) == ["Classe 1", "Classe 1"]
+    assert {a.class_ids[0], b.class_ids[0]} == worker.store._live_classes(zoe.account_id)
+    # In a class of B now: not in a second one of B; her B teacher may renew her code.
+    assert reasons(await place(b.admin, b.class_ids[1])) == {
+        "pupils.0": "this pupil is already in another class"
+    }
+    assert one(await renew(paul), topics.ACTIVATION_CODE_RENEWED).account_id == zoe.account_id
