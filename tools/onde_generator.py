@@ -504,7 +504,9 @@ class _Builder:
     def _email(self, first: str, last: str, domain: str | None = None) -> str:
         self.emails += 1
         domain = domain or self.rng.pick(EMAIL_DOMAINS)
-        suffix = "" if domain.startswith("ac-") else str(self.emails)
+        # A family's address is its own: two schools' namesakes never share one (the
+        # platform takes the same names and email in two schools for one person).
+        suffix = "" if domain.startswith("ac-") else f"{self.emails}.{self.uai[:7]}"
         return f"{fold(first)}.{fold(last)}{suffix}@{domain}"
 
     def _address(self) -> Address:
@@ -903,7 +905,7 @@ def _newcomer(
         last_name=last,
         usage_name="",
         first_name=mother,
-        email=f"{fold(mother)}.{fold(last)}.{family}@{rng.pick(EMAIL_DOMAINS)}",
+        email=f"{fold(mother)}.{fold(last)}.{family}.{uai[:7]}@{rng.pick(EMAIL_DOMAINS)}",
         address=home,
         phones=("", "", "06 12 34 56 78"),
         family=family,
