@@ -104,20 +104,7 @@ class PostgresDispatchStore(TransactionStore):
             " activation_code = EXCLUDED.activation_code,"
             " activation_expires_at = EXCLUDED.activation_expires_at, updated_at = now()",
             [
-                (
-                    a.account_id,
-                    school_id,
-                    a.profile,
-                    a.first_name,
-                    a.last_name,
-                    a.login,
-                    a.email,
-                    a.birth_date,
-                    a.classes,
-                    a.children,
-                    a.activation_code,
-                    a.activation_expires_at,
-                )
+                (*_account_fields(school_id, a), a.activation_code, a.activation_expires_at)
                 for a in accounts
             ],
         )
@@ -150,21 +137,7 @@ class PostgresDispatchStore(TransactionStore):
             " last_name = EXCLUDED.last_name, login = EXCLUDED.login, email = EXCLUDED.email,"
             " birth_date = EXCLUDED.birth_date, classes = EXCLUDED.classes,"
             " children = EXCLUDED.children, updated_at = now()",
-            [
-                (
-                    a.account_id,
-                    school_id,
-                    a.profile,
-                    a.first_name,
-                    a.last_name,
-                    a.login,
-                    a.email,
-                    a.birth_date,
-                    a.classes,
-                    a.children,
-                )
-                for a in accounts
-            ],
+            [_account_fields(school_id, a) for a in accounts],
         )
         await self._attach(school_id, [a.account_id for a in accounts])
 
@@ -633,6 +606,23 @@ async def _audit_outcome(conn: Connection, outcome: DispatchOutcome) -> None:
 
 # Each row the store hands on is built by one of these, where a value outside its Literal
 # is refused (model.one_of) rather than carried on.
+
+
+def _account_fields(school_id: UUID, account: Account) -> tuple[Any, ...]:
+    """An account's columns from ``account_id`` to ``children``, in the order both upserts
+    of ``accounts`` list them."""
+    return (
+        account.account_id,
+        school_id,
+        account.profile,
+        account.first_name,
+        account.last_name,
+        account.login,
+        account.email,
+        account.birth_date,
+        account.classes,
+        account.children,
+    )
 
 
 def delivery_row(row: Row) -> Delivery:
