@@ -189,21 +189,7 @@ class FakeAccountStore(InMemoryEventStore):
         if feed_id is not None and self._account_of_feed(account.school_id, feed_id):
             _duplicate("accounts_feed")
         self._require_school(account.school_id)
-        self.accounts[account.account_id] = AccountRecord(
-            school_id=account.school_id,
-            profile=account.profile,
-            first_name=account.first_name,
-            last_name=account.last_name,
-            login=login,
-            email=account.email,
-            birth_date=account.birth_date,
-            activation_code=account.activation_code,
-            activation_expires_at=account.activation_expires_at,
-            first_folded=account.first_folded,
-            last_folded=account.last_folded,
-            feed_id=account.feed_id,
-            ine=account.ine,
-        )
+        self.accounts[account.account_id] = _as_record(account, login)
 
     def _insert_accounts(self, accounts: list[NewAccount], logins: list[str]) -> set[UUID]:
         """Those whose login is free, in order (a login taken earlier in the batch is taken)."""
@@ -957,6 +943,7 @@ class FakeFeedStore(FakeAccountStore):
 
 
 def _as_record(account: NewAccount, login: str) -> AccountRecord:
+    """The row ``account`` is inserted as, under ``login``."""
     return AccountRecord(
         school_id=account.school_id,
         profile=account.profile,
@@ -967,6 +954,10 @@ def _as_record(account: NewAccount, login: str) -> AccountRecord:
         birth_date=account.birth_date,
         activation_code=account.activation_code,
         activation_expires_at=account.activation_expires_at,
+        first_folded=account.first_folded,
+        last_folded=account.last_folded,
+        feed_id=account.feed_id,
+        ine=account.ine,
     )
 
 
