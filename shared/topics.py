@@ -30,6 +30,7 @@ DIRECTORY_SYNC_REQUESTED: Final = "directory.sync.requested"
 DIRECTORY_SYNCED: Final = "directory.synced"
 DIRECTORY_SYNC_REPORTED: Final = "directory.sync.reported"
 DIRECTORY_SYNC_HELD: Final = "directory.sync.held"
+DIRECTORY_SYNC_APPLIED: Final = "directory.sync.applied"
 DIRECTORY_SYNC_APPROVE_REQUESTED: Final = "directory.sync.approve.requested"
 DIRECTORY_SYNC_REVERT_REQUESTED: Final = "directory.sync.revert.requested"
 ACCOUNTS_CREATE_REQUESTED: Final = "accounts.create.requested"
@@ -124,6 +125,7 @@ PUBLICATIONS: Final[dict[str, tuple[str, ...]]] = {
         ACCOUNTS_DELETED,
         ACCOUNTS_ATTACHED,
         ACCOUNTS_DETACHED,
+        DIRECTORY_SYNC_APPLIED,
         ACTIVATION_CODE_RENEWED,
         CLASS_RENAMED,
         CLASS_TEACHERS_ASSIGNED,
@@ -177,6 +179,7 @@ UPSTREAM_EVENTS: Final = (
     ACCOUNTS_DETACHED,
     DIRECTORY_SYNC_REPORTED,
     DIRECTORY_SYNC_HELD,
+    DIRECTORY_SYNC_APPLIED,
     CREDENTIALS_DISPATCHED,
     COMMAND_REJECTED,
     CLASS_RENAMED,

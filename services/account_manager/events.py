@@ -10,7 +10,7 @@ from typing import Any
 from uuid import UUID
 
 from services.account_manager.domain import NewAccount
-from services.account_manager.ports import AccountView, SchoolInfo
+from services.account_manager.ports import AccountView, PossibleDuplicate, RunFindings, SchoolInfo
 from services.account_manager.scope import ClassRow
 from shared.contracts.accounts import (
     Account,
@@ -29,6 +29,10 @@ from shared.contracts.directory import (
     AccountsDeleted,
     AccountsDetached,
     AccountsUpdated,
+    AppliedCounts,
+    DirectorySyncApplied,
+    DirectorySynced,
+    Finding,
 )
 from shared.envelope import Contract
 
@@ -250,3 +254,36 @@ def chunk_applied(done: ChunkEvents) -> list[Contract]:
             SchoolYearTurned(school_id=school_id, classes=classes, classes_without_teacher=untaught)
         )
     return out
+
+
+# The feed's runs -----------------------------------------------------------------------
+
+_PROFILE_LABELS = {"relative": "parent", "student": "pupil", "teacher": "teacher"}
+
+
+def run_applied(chunk: DirectorySynced, findings: RunFindings) -> DirectorySyncApplied:
+    """A run's last chunk is applied: what its chunks decided across schools."""
+    assert chunk.version is not None
+    return DirectorySyncApplied(
+        uai=chunk.uai,
+        school_id=chunk.school_id,
+        run_id=chunk.run_id,
+        version=chunk.version,
+        counts=AppliedCounts(
+            attached=findings.attached, possible_duplicates=len(findings.duplicates)
+        ),
+        warnings=[_duplicate_warning(d) for d in findings.duplicates],
+    )
+
+
+def _duplicate_warning(duplicate: PossibleDuplicate) -> Finding:
+    """Told to the school that has the second account: its own person's names, never the
+    other school's name or account."""
+    label = _PROFILE_LABELS.get(duplicate.profile, duplicate.profile)
+    return Finding(
+        message=(
+            f"possible duplicate: {label} {duplicate.first_name} {duplicate.last_name} has the"
+            f" names of a {label} of another school of ONE but not the same email (or none):"
+            " a new account was made for this school, not merged with the other"
+        )
+    )

@@ -85,7 +85,9 @@ class Identified:
     # in this one (attached, or re-homed here when their home had let them go): published
     # as accounts.attached.
     attached: frozenset[UUID] = frozenset()
-    possible_duplicates: int = 0  # new accounts whose names alone are another school's
+    # New accounts whose names alone are those of an account of another school: new
+    # account -> that account.
+    duplicates: dict[UUID, UUID] = field(default_factory=dict)
 
     @property
     def fresh(self) -> set[UUID]:
@@ -113,10 +115,10 @@ async def handle_directory_synced(
     off, each school is alone."""
     chunk = event.data
     school = await _fed_school(chunk, store=store)
-    year_turned = False
+    whole = False
     if chunk.version is not None:
         whole = await _take_turn(chunk, chunk.version, store=store)
-        year_turned = chunk.turnover and whole
+    year_turned = chunk.turnover and whole
     people = {p.feed_id: p for p in [*chunk.created, *chunk.updated, *chunk.moved]}
     left = [f for f in dict.fromkeys(chunk.left) if f not in people]
     classes = await _apply_classes(chunk, people.values(), store=store, now=now)
@@ -145,6 +147,12 @@ async def handle_directory_synced(
     )
     changed = (leavers.parents | identified.changed | placed.changed | derived) - gone
     await _publish(event, school, classes, leavers, identified, changed, year_turned, store=store)
+    if identified.attached or identified.duplicates:
+        await store.record_run_findings(
+            chunk.school_id, chunk.run_id, identified.attached, identified.duplicates
+        )
+    if whole:
+        await _publish_applied(event, store=store)
     log.info(
         "feed_chunk_applied",
         school_id=str(chunk.school_id),
@@ -156,7 +164,7 @@ async def handle_directory_synced(
         restored=len(identified.restored),
         attached=len(identified.attached),
         detached=len(leavers.detached),
-        possible_duplicates=identified.possible_duplicates,
+        possible_duplicates=len(identified.duplicates),
         deactivated=len(leavers.deactivated),
         deleted=len(leavers.deleted),
         skipped=[str(f) for f in identified.created.skipped],
@@ -330,7 +338,7 @@ async def _identify(
     found: dict[UUID, UUID] = {}
     across = NOBODY_ACROSS
     created = Created({}, {}, [])
-    duplicates = 0
+    duplicates: dict[UUID, UUID] = {}
     if newcomers:
         keys = sorted({key for _, key in newcomers}, key=str)
         candidates = {c.account_id: c for c in await store.match_candidates(school_id, keys)}
@@ -360,7 +368,7 @@ async def _identify(
         matched=frozenset(found | across.found),
         changed=frozenset(changed),
         attached=frozenset(across.found.values()),
-        possible_duplicates=duplicates,
+        duplicates=duplicates,
     )
 
 
@@ -436,20 +444,21 @@ async def _join(
         await store.rehome_accounts(school_id, rehomed)
 
 
-def _warn_duplicates(school_id: UUID, duplicates: dict[UUID, UUID], created: Created) -> int:
+def _warn_duplicates(
+    school_id: UUID, duplicates: dict[UUID, UUID], created: Created
+) -> dict[UUID, UUID]:
     """A possible duplicate per new account whose names alone are those of an account of
-    another school (§1): the two account ids, never the names or the email. How many."""
-    pairs = [
-        (created.accounts[f], other) for f, other in duplicates.items() if f in created.accounts
-    ]
-    for account_id, other in pairs:
+    another school (§1), logged with the two account ids, never the names or the email:
+    new account -> that account."""
+    pairs = {created.accounts[f]: other for f, other in duplicates.items() if f in created.accounts}
+    for account_id, other in pairs.items():
         log.warning(
             "feed_possible_duplicate",
             school_id=str(school_id),
             account_id=str(account_id),
             other_account_id=str(other),
         )
-    return len(pairs)
+    return pairs
 
 
 def _key(person: FeedPerson) -> feed_rules.MatchKey:
@@ -639,3 +648,13 @@ async def _publish(
     )
     made = events.chunk_applied(done)
     await store.emit_all([follow(event, data, source=domain.SOURCE) for data in made])
+
+
+async def _publish_applied(event: Envelope[DirectorySynced], *, store: FeedStore) -> None:
+    """The run is applied whole: what its chunks decided across schools, for the school's
+    report (``directory.sync.applied``)."""
+    chunk = event.data
+    assert chunk.version is not None
+    findings = await store.run_findings(chunk.run_id)
+    applied = events.run_applied(chunk, findings)
+    await store.emit_all([follow(event, applied, source=domain.SOURCE)])

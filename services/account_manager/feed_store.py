@@ -22,6 +22,8 @@ from services.account_manager.ports import (
     MappedAccount,
     Pairs,
     PersonUpdate,
+    PossibleDuplicate,
+    RunFindings,
     SchoolInfo,
 )
 from services.account_manager.store import PostgresAccountStore
@@ -306,6 +308,43 @@ class PostgresFeedStore(PostgresAccountStore):
             "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0)))"
             " FROM unnest($1::text[]) AS k",
             keys,
+        )
+
+    async def record_run_findings(
+        self,
+        school_id: UUID,
+        run_id: UUID,
+        attached: Collection[UUID],
+        duplicates: Mapping[UUID, UUID],
+    ) -> None:
+        kinds = ["attached"] * len(attached) + ["possible_duplicate"] * len(duplicates)
+        others: list[UUID | None] = [None] * len(attached)
+        await self.conn.execute(
+            "INSERT INTO feed_run_findings (run_id, school_id, kind, account_id, other_account_id)"
+            " SELECT $1, $2, u.kind, u.account_id, u.other"
+            " FROM unnest($3::text[], $4::uuid[], $5::uuid[]) AS u(kind, account_id, other)"
+            " ON CONFLICT DO NOTHING",
+            run_id,
+            school_id,
+            kinds,
+            [*attached, *duplicates],
+            [*others, *duplicates.values()],
+        )
+
+    async def run_findings(self, run_id: UUID) -> RunFindings:
+        attached = await self.conn.fetchval(
+            "SELECT count(*) FROM feed_run_findings WHERE run_id = $1 AND kind = 'attached'",
+            run_id,
+        )
+        rows = await self.conn.fetch(
+            "SELECT a.account_id, a.profile, a.first_name, a.last_name"
+            " FROM feed_run_findings f JOIN accounts a USING (account_id)"
+            " WHERE f.run_id = $1 AND f.kind = 'possible_duplicate'"
+            " ORDER BY a.last_name, a.first_name, a.account_id",
+            run_id,
+        )
+        return RunFindings(
+            attached=int(attached or 0), duplicates=[PossibleDuplicate(**dict(r)) for r in rows]
         )
 
     async def attach_accounts(self, school_id: UUID, found: Mapping[UUID, UUID]) -> None:

@@ -56,6 +56,24 @@ class MappedAccount:
 
 
 @dataclass(frozen=True)
+class PossibleDuplicate:
+    """A new account whose names alone are those of an account of another school."""
+
+    account_id: UUID
+    profile: str
+    first_name: str
+    last_name: str
+
+
+@dataclass(frozen=True)
+class RunFindings:
+    """What applying a run decided across schools, summed over its chunks."""
+
+    attached: int
+    duplicates: list[PossibleDuplicate]  # by last and first name
+
+
+@dataclass(frozen=True)
 class PersonUpdate:
     """What the feed says of an existing account, in full."""
 
@@ -320,6 +338,22 @@ class FeedStore(AccountStore, Protocol):
         """Accounts leaving this school while another holds them: out of its classes (taught
         or attended); an attachment to it goes, and one whose home it is moves home to the
         school he was attached to first."""
+        ...
+
+    async def record_run_findings(
+        self,
+        school_id: UUID,
+        run_id: UUID,
+        attached: Collection[UUID],
+        duplicates: Mapping[UUID, UUID],
+    ) -> None:
+        """The accounts of another school this chunk of run ``run_id`` brought into the
+        school (``attached``), and its new accounts whose names alone are those of an
+        account of another school (``duplicates``: new account -> that account)."""
+        ...
+
+    async def run_findings(self, run_id: UUID) -> RunFindings:
+        """What the chunks of run ``run_id`` recorded, the duplicates still existing."""
         ...
 
     async def update_people(self, people: list[PersonUpdate]) -> set[UUID]:

@@ -129,6 +129,30 @@ class DirectorySyncReported(Contract):
     turnover: bool = False
 
 
+class AppliedCounts(Model):
+    # Persons of another school of the platform now in this one, with the account they
+    # had (a pupil by his INE, a parent by his names and email).
+    attached: int = 0
+    # New accounts whose names alone are those of a person of another school (no email on
+    # a side, or another one): perhaps one person with two accounts, never merged.
+    possible_duplicates: int = 0
+
+
+class DirectorySyncApplied(Contract):
+    """account_manager has applied every chunk of a run: what applying it decided that
+    the run's ``directory.sync.reported``, sent before, could not know. One per applied
+    numbered run with changes; its correlationid is the report's (minor addition)."""
+
+    topic = topics.DIRECTORY_SYNC_APPLIED
+
+    uai: Uai
+    school_id: UUID
+    run_id: UUID
+    version: Annotated[int, Field(ge=1)]
+    counts: AppliedCounts
+    warnings: list[Finding] = Field(default_factory=list)  # a possible duplicate each
+
+
 class DirectorySyncHeld(Contract):
     """A run that looks wrong (too many leavers, a truncated or wrongly encoded file) waits
     for an operator's ``directory.sync.approve.requested``."""

@@ -40,7 +40,9 @@ from services.account_manager.ports import (
     MappedAccount,
     Pairs,
     PersonUpdate,
+    PossibleDuplicate,
     ReserveRanks,
+    RunFindings,
     SchoolInfo,
 )
 from services.account_manager.scope import AccountRow, ClassRow, Requester
@@ -449,6 +451,10 @@ class FakeFeedStore(FakeAccountStore):
     transactions: int = 0  # stands for now(): bumped by the harness at each message
     # The identity keys each chunk locked (lock_identities), in the order it took them.
     identities_locked: list[list[str]] = field(default_factory=list)
+    # (run, kind, account) -> (school, other account): feed_run_findings
+    run_findings_rows: dict[tuple[UUID, str, UUID], tuple[UUID, UUID | None]] = field(
+        default_factory=dict
+    )
 
     def _home_accounts(self, school_id: UUID) -> dict[UUID, UUID]:
         return {
@@ -681,6 +687,33 @@ class FakeFeedStore(FakeAccountStore):
     async def lock_identities(self, keys: list[str]) -> None:
         """One message at a time in the fake: nothing to wait for."""
         self.identities_locked.append(list(keys))
+
+    async def record_run_findings(
+        self,
+        school_id: UUID,
+        run_id: UUID,
+        attached: Collection[UUID],
+        duplicates: Mapping[UUID, UUID],
+    ) -> None:
+        self._require_school(school_id)
+        found: list[tuple[str, UUID, UUID | None]] = [("attached", a, None) for a in attached]
+        found += [("possible_duplicate", a, other) for a, other in duplicates.items()]
+        for kind, account_id, other in found:
+            self.run_findings_rows.setdefault((run_id, kind, account_id), (school_id, other))
+
+    async def run_findings(self, run_id: UUID) -> RunFindings:
+        attached = sum(
+            1 for r, kind, _ in self.run_findings_rows if (r, kind) == (run_id, "attached")
+        )
+        duplicates = [
+            PossibleDuplicate(
+                a, self.accounts[a].profile, self.accounts[a].first_name, self.accounts[a].last_name
+            )
+            for r, kind, a in self.run_findings_rows
+            if (r, kind) == (run_id, "possible_duplicate") and a in self.accounts
+        ]
+        duplicates.sort(key=lambda d: (d.last_name, d.first_name, d.account_id))
+        return RunFindings(attached, duplicates)
 
     async def attach_accounts(self, school_id: UUID, found: Mapping[UUID, UUID]) -> None:
         for feed_id, account_id in found.items():

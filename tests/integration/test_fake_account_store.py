@@ -372,6 +372,13 @@ async def across_schools(store: FeedStore) -> list[Any]:
     await store.detach_accounts(FED, [KID, NOWHERE])  # his home: he moves to OTHER
     seen += [await store.mapped_accounts(OTHER, [F_KID_B]), await store.classes_of([KID])]
     seen.append(await store.account_views([KID, GONE]))
+    # A run's findings, summed over its chunks; a duplicate since deleted is not reported.
+    run, other_run = UUID(int=901), UUID(int=902)
+    await store.record_run_findings(OTHER, run, [KID], {})
+    await store.record_run_findings(OTHER, run, [GONE, KID], {PA: ADA_BY_HAND, NOWHERE: PA})
+    await store.record_run_findings(FED, other_run, [], {KID: PA})
+    seen += [await store.run_findings(run), await store.run_findings(other_run)]
+    seen.append(await store.run_findings(UUID(int=903)))
     return seen
 
 

@@ -380,3 +380,47 @@ async def test_a_parent_let_go_by_his_school_is_taken_back_by_another_in_grace(w
     stored = worker.store.accounts[ada_id]
     assert (stored.school_id, stored.deactivated_at) == (b.school_id, None)
     assert stored.activated_at is not None
+
+
+# The run's report (directory.sync.applied) ------------------------------------------
+
+
+async def test_a_run_applied_whole_reports_its_attached_persons_and_possible_duplicates(worker):
+    """Two chunks of B's run: one attaches Lou (by INE) and Ada (names and email), the
+    other makes a second Paul Roux (no email); the report comes with the last chunk only,
+    summing both, and names B's own Paul only."""
+    a, b = await two_schools(worker)
+    _, ada_id, lou_id = await family_in_a(worker, a)
+    paul_a = parent("Paul", "Roux", pupil("Léo", "Roux", BORN, "GS"), email=None)
+    await feed(worker, a, MATERNELLE, 2, created=[paul_a.model_copy(update={"children": []})])
+    run = uuid.uuid4()
+    lou_b = arriving(pupil("Lou", "Roux", BORN, "GS", ine=INE))
+    ada_b = parent("Ada", "Roux", lou_b, email=EMAIL)
+    tom = pupil("Tom", "Roux", date(2018, 3, 3), "CP")
+    paul_b = parent("Paul", "Roux", tom, email=None)
+
+    first = await worker.send_chunk(
+        chunk(b, run, 0, 2, ELEMENTAIRE, version=1, created=[lou_b, ada_b])
+    )
+    assert topics.DIRECTORY_SYNC_APPLIED not in types(first)
+    last = await worker.send_chunk(
+        chunk(b, run, 1, 2, ELEMENTAIRE, version=1, created=[tom, paul_b])
+    )
+
+    applied = one(last, topics.DIRECTORY_SYNC_APPLIED)
+    assert (applied.school_id, applied.run_id, applied.version) == (b.school_id, run, 1)
+    assert (applied.counts.attached, applied.counts.possible_duplicates) == (2, 1)
+    [warning] = applied.warnings
+    assert "possible duplicate: parent Paul Roux" in warning.message
+    assert "École 1" not in warning.message and str(ada_id) not in warning.message
+    assert types(last)[-1] == topics.DIRECTORY_SYNC_APPLIED  # after the chunk's own events
+    assert {(lou_id, b.school_id), (ada_id, b.school_id)} <= set(worker.store.account_schools)
+
+
+async def test_a_run_with_nobody_from_another_school_reports_zero(worker):
+    a, _ = await two_schools(worker)
+    out = await feed(worker, a, MATERNELLE, 1, created=[pupil("Lou", "Roux", BORN, "GS")])
+    applied = one(out, topics.DIRECTORY_SYNC_APPLIED)
+    assert (applied.counts.attached, applied.counts.possible_duplicates) == (0, 0)
+    assert applied.warnings == []
+    assert worker.store.run_findings_rows == {}  # nothing written for it
