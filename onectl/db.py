@@ -281,6 +281,16 @@ async def _invoice_sent(db: Reader, sid: Any) -> dict[str, Any]:
 # Step 2: the feed (a school fed from ONDE), classes, accounts, teachers in their classes.
 
 
+# The accounts a school holds: its own and those another school shares with it (issue
+# 22); by their home only where account_manager predates the shared ones.
+HELD = "account_manager_ops.school_accounts_v1"
+HOMED = "account_manager_ops.accounts_v1"
+
+
+def _held(db: Reader) -> str:
+    return HELD if db.can_read(f"SELECT * FROM {HELD}") else HOMED
+
+
 async def _accounts(db: Reader, sid: Any, *, fed: bool) -> list[dict[str, Any]]:
     per_profile = await _active_per_profile(db, sid)
     items = [
@@ -293,7 +303,7 @@ async def _accounts(db: Reader, sid: Any, *, fed: bool) -> list[dict[str, Any]]:
 
 async def _active_per_profile(db: Reader, sid: Any) -> dict[str, int]:
     rows = await db.rows(
-        "SELECT profile, count(*) AS n FROM account_manager_ops.accounts_v1"
+        f"SELECT profile, count(*) AS n FROM {_held(db)}"
         " WHERE school_id = $1 AND deactivated_at IS NULL GROUP BY profile ORDER BY profile",
         sid,
     )
@@ -310,8 +320,12 @@ async def _classes_created(db: Reader, sid: Any) -> dict[str, Any]:
 async def _accounts_created(db: Reader, sid: Any, per_profile: dict[str, int]) -> dict[str, Any]:
     deactivated = await _count(
         db,
-        "SELECT count(*) FROM account_manager_ops.accounts_v1"
-        " WHERE school_id = $1 AND deactivated_at IS NOT NULL",
+        f"SELECT count(*) FROM {_held(db)} WHERE school_id = $1 AND deactivated_at IS NOT NULL",
+        sid,
+    )
+    shared = await _count(
+        db,
+        f"SELECT count(*) FROM {HELD} WHERE school_id = $1 AND shared AND deactivated_at IS NULL",
         sid,
     )
     users = sum(n for profile, n in per_profile.items() if profile != "administrator")
@@ -322,13 +336,14 @@ async def _accounts_created(db: Reader, sid: Any, per_profile: dict[str, int]) -
         users,
         per_profile=per_profile,
         deactivated=deactivated,
+        shared=shared,
     )
 
 
 async def _teachers_attached(db: Reader, sid: Any, teachers: int) -> dict[str, Any]:
     attached = await _count(
         db,
-        "SELECT count(DISTINCT a.account_id) FROM account_manager_ops.accounts_v1 a"
+        f"SELECT count(DISTINCT a.account_id) FROM {_held(db)} a"
         " JOIN account_manager_ops.class_teachers_v1 t USING (account_id)"
         " WHERE a.school_id = $1 AND a.profile = 'teacher' AND a.deactivated_at IS NULL",
         sid,
@@ -389,7 +404,7 @@ async def _sheets_dispatched(db: Reader, sid: Any) -> dict[str, Any]:
 async def _accounts_activated(db: Reader, sid: Any) -> dict[str, Any]:
     activation = await db.row(
         "SELECT count(*) FILTER (WHERE activated_at IS NOT NULL) AS activated,"
-        " count(*) AS total FROM account_manager_ops.accounts_v1"
+        f" count(*) AS total FROM {_held(db)}"
         " WHERE school_id = $1 AND deactivated_at IS NULL",
         sid,
     ) or {"activated": 0, "total": 0}
@@ -482,12 +497,36 @@ async def sync_runs(db: Reader, uai: str, limit: int) -> list[dict[str, Any]]:
     )
     if registered is None:
         raise not_found(f"no school fed from ONDE has UAI {uai}")
-    return await db.rows(
+    runs = await db.rows(
         f"SELECT {RUN_COLUMNS} FROM directory_sync_ops.sync_runs_v1 WHERE uai = $1"
         " ORDER BY created_at DESC LIMIT $2",
         uai,
         limit,
     )
+    return await with_findings(db, runs)
+
+
+async def with_findings(db: Reader, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each run with what account_manager decided applying it (issue 22), as
+    ``across_schools``: how many persons of another school it attached, and its new
+    accounts whose names alone are another school's account's (the two ids)."""
+    rows = await db.rows(
+        "SELECT run_id, kind, account_id, other_account_id"
+        " FROM account_manager_ops.feed_run_findings_v1 WHERE run_id = ANY($1::uuid[])"
+        " ORDER BY run_id, kind, account_id",
+        [r["run_id"] for r in runs],
+    )
+    for run in runs:
+        found = [r for r in rows if r["run_id"] == run["run_id"]]
+        run["across_schools"] = {
+            "attached": sum(1 for r in found if r["kind"] == "attached"),
+            "possible_duplicates": [
+                {"account_id": str(r["account_id"]), "other_account_id": str(r["other_account_id"])}
+                for r in found
+                if r["kind"] == "possible_duplicate"
+            ],
+        }
+    return runs
 
 
 async def sync_run(db: Reader, run_id: Any) -> dict[str, Any] | None:
@@ -535,7 +574,7 @@ async def night_runs(db: Reader, academie: str, night: date) -> list[dict[str, A
     )
     if not runs:
         raise not_found(f"no nightly run of {academie} on the night of {night.isoformat()}")
-    return runs
+    return await with_findings(db, runs)
 
 
 def _prefixed(alias: str, columns: str) -> str:

@@ -55,6 +55,8 @@ def count_text(entry: dict[str, Any]) -> str:
 def detail_text(entry: dict[str, Any]) -> str:
     if entry.get("per_profile"):
         parts = ", ".join(f"{k}: {v}" for k, v in entry["per_profile"].items())
+        if entry.get("shared"):
+            parts += f" — dont {entry['shared']} partagé(s) avec une autre école"
         if entry.get("deactivated"):
             parts += f" — {entry['deactivated']} désactivé(s)"
         return parts
@@ -226,6 +228,21 @@ def findings_lines(run: dict[str, Any]) -> list[str]:
                 str(p) for p in (finding.get("file"), finding.get("line")) if p is not None
             )
             lines.append(f"{kind[:-1]}: {where + ' ' if where else ''}{finding.get('message')}")
+    return lines + across_schools_lines(run.get("across_schools"))
+
+
+def across_schools_lines(across: dict[str, Any] | None) -> list[str]:
+    """What applying a run decided across schools (account_manager's part of its report)."""
+    if not across:
+        return []
+    lines = []
+    if across["attached"]:
+        lines.append(f"attached from another school: {across['attached']} person(s)")
+    for pair in across["possible_duplicates"]:
+        lines.append(
+            f"warning: possible duplicate: new account {pair['account_id']} has the names of"
+            f" account {pair['other_account_id']} of another school (not merged)"
+        )
     return lines
 
 
