@@ -37,6 +37,7 @@ class Kid:
     last: str
     born: str  # dd/mm/yyyy
     cls: str
+    ine: str = ""  # written in an INE column when any pupil of the drop has one
 
     def moved(self, cls: str) -> "Kid":
         return replace(self, cls=cls)
@@ -46,7 +47,7 @@ class Kid:
 class Adult:
     first: str
     last: str
-    email: str
+    email: str  # "" for none
     children: tuple[Kid, ...]
 
 
@@ -69,6 +70,12 @@ class Drop:
         pupils = [PUPILS_HEADER] + [
             [k.last, "", k.first, k.born, "", k.cls.split()[0], k.cls] for k in self.kids
         ]
+        if any(k.ine for k in self.kids):  # the newer layout's INE, after "Sexe"
+            at = PUPILS_HEADER.index("Sexe") + 1
+            pupils = [
+                [*row[:at], ine, *row[at:]]
+                for row, ine in zip(pupils, ["INE", *(k.ine for k in self.kids)], strict=True)
+            ]
         parents = [PARENTS_HEADER]
         for a in self.adults:
             for kid in a.children:  # one row per child: ONDE's one parent over several rows
