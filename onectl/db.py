@@ -281,16 +281,6 @@ async def _invoice_sent(db: Reader, sid: Any) -> dict[str, Any]:
 # Step 2: the feed (a school fed from ONDE), classes, accounts, teachers in their classes.
 
 
-# The accounts a school holds: its own and those another school shares with it (issue
-# 22); by their home only where account_manager predates the shared ones.
-HELD = "account_manager_ops.school_accounts_v1"
-HOMED = "account_manager_ops.accounts_v1"
-
-
-def _held(db: Reader) -> str:
-    return HELD if db.can_read(f"SELECT * FROM {HELD}") else HOMED
-
-
 async def _accounts(db: Reader, sid: Any, *, fed: bool) -> list[dict[str, Any]]:
     per_profile = await _active_per_profile(db, sid)
     items = [
@@ -303,7 +293,7 @@ async def _accounts(db: Reader, sid: Any, *, fed: bool) -> list[dict[str, Any]]:
 
 async def _active_per_profile(db: Reader, sid: Any) -> dict[str, int]:
     rows = await db.rows(
-        f"SELECT profile, count(*) AS n FROM {_held(db)}"
+        "SELECT profile, count(*) AS n FROM account_manager_ops.school_accounts_v1"
         " WHERE school_id = $1 AND deactivated_at IS NULL GROUP BY profile ORDER BY profile",
         sid,
     )
@@ -320,12 +310,14 @@ async def _classes_created(db: Reader, sid: Any) -> dict[str, Any]:
 async def _accounts_created(db: Reader, sid: Any, per_profile: dict[str, int]) -> dict[str, Any]:
     deactivated = await _count(
         db,
-        f"SELECT count(*) FROM {_held(db)} WHERE school_id = $1 AND deactivated_at IS NOT NULL",
+        "SELECT count(*) FROM account_manager_ops.school_accounts_v1"
+        " WHERE school_id = $1 AND deactivated_at IS NOT NULL",
         sid,
     )
     shared = await _count(
         db,
-        f"SELECT count(*) FROM {HELD} WHERE school_id = $1 AND shared AND deactivated_at IS NULL",
+        "SELECT count(*) FROM account_manager_ops.school_accounts_v1"
+        " WHERE school_id = $1 AND shared AND deactivated_at IS NULL",
         sid,
     )
     users = sum(n for profile, n in per_profile.items() if profile != "administrator")
@@ -343,7 +335,7 @@ async def _accounts_created(db: Reader, sid: Any, per_profile: dict[str, int]) -
 async def _teachers_attached(db: Reader, sid: Any, teachers: int) -> dict[str, Any]:
     attached = await _count(
         db,
-        f"SELECT count(DISTINCT a.account_id) FROM {_held(db)} a"
+        "SELECT count(DISTINCT a.account_id) FROM account_manager_ops.school_accounts_v1 a"
         " JOIN account_manager_ops.class_teachers_v1 t USING (account_id)"
         " WHERE a.school_id = $1 AND a.profile = 'teacher' AND a.deactivated_at IS NULL",
         sid,
@@ -404,7 +396,7 @@ async def _sheets_dispatched(db: Reader, sid: Any) -> dict[str, Any]:
 async def _accounts_activated(db: Reader, sid: Any) -> dict[str, Any]:
     activation = await db.row(
         "SELECT count(*) FILTER (WHERE activated_at IS NOT NULL) AS activated,"
-        f" count(*) AS total FROM {_held(db)}"
+        " count(*) AS total FROM account_manager_ops.school_accounts_v1"
         " WHERE school_id = $1 AND deactivated_at IS NULL",
         sid,
     ) or {"activated": 0, "total": 0}
