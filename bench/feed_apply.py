@@ -65,13 +65,43 @@ def first_import_chunk() -> DirectorySynced:
     return DirectorySynced.model_validate_json(text)
 
 
+def of_school(full: DirectorySynced, n: int) -> DirectorySynced:
+    """The same export as another school's: its persons other persons (their emails and
+    INEs its own), so that a first import finds nobody in the schools before it (one
+    person across schools, issue 22) and makes every account, as a real académie's."""
+    people = [
+        p.model_copy(
+            update={
+                "last_name": f"{p.last_name}-{_letters(n)}",
+                "email": f"e{n}.{p.email}" if p.email else None,
+                "ine": f"{p.ine}{n}" if p.ine else None,
+            }
+        )
+        for p in full.created
+    ]
+    return full.model_copy(update={"created": people, "run_id": uuid.uuid4()})
+
+
+def _letters(n: int) -> str:
+    """``n`` written in letters (a, b, … ba, bb …): another family name for each school."""
+    text = ""
+    while True:
+        n, digit = divmod(n, 26)
+        text = chr(ord("a") + digit) + text
+        if not n:
+            return text
+
+
 def quiet_night(full: DirectorySynced, night: int) -> DirectorySynced:
-    """Two parents' emails changed and a pupil moved, as a 1 % night gives a school."""
+    """Two parents' emails changed and a pupil moved, as a 1 % night gives a school: the
+    school's run ``night + 2`` (its first import was run 1)."""
     pupil = next(p for p in full.created if p.profile == "student")
     parents = [p for p in full.created if p.profile == "relative"][:2]
     names = [c.name for c in full.classes]
     return full.model_copy(
         update={
+            "run_id": uuid.uuid4(),
+            "version": night + 2,
             "created": [],
             "moved": [pupil.model_copy(update={"classes": [names[night % 2]]})],
             "updated": [
@@ -153,14 +183,14 @@ async def run(chunks: int) -> dict[str, Any]:
                 )
             return school_id, uai
 
+        # Made before the timing: the persons of each school a first import makes.
+        schools = iter([of_school(full, n) for n in range(2 * chunks + 5)])
+
         async def first_import(_: int) -> None:
-            await apply(*await new_school(), full)
+            await apply(*await new_school(), next(schools))
 
         school = await new_school()
         await apply(*school, full)
-
-        async def night(i: int) -> None:
-            await apply(*school, quiet_night(full, i))
 
         # As many schools again before the timing, then statistics: in a real import the
         # worker's statistics loop keeps them within a factor of two of the tables; planned
@@ -173,6 +203,11 @@ async def run(chunks: int) -> dict[str, Any]:
         first_cpu, first_wall = await timed(chunks, first_import)
         async with pool.acquire() as conn:  # as the worker's statistics loop would
             await conn.execute("ANALYZE")
+        nights = itertools.count()  # each night the school's next run
+
+        async def night(_: int) -> None:
+            await apply(*school, quiet_night(full, next(nights)))
+
         night_cpu, night_wall = await timed(chunks * 5, night)
         counted.statements = 0
         await night(0)
