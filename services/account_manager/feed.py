@@ -401,7 +401,7 @@ async def _find_across(
     keys = [feed_rules.parent_key(first, last, email) for _, first, last, email in parents]
     locks = feed_rules.identity_locks((ine for _, ine in pupils), (k for k in keys if k))
     if locks:
-        await store.lock_identities(locks)
+        await store.lock_identities(locks, now)
     found: dict[UUID, UUID] = {}
     duplicates: dict[UUID, UUID] = {}
     left_home: set[UUID] = set()
@@ -655,6 +655,6 @@ async def _publish_applied(event: Envelope[DirectorySynced], *, store: FeedStore
     report (``directory.sync.applied``)."""
     chunk = event.data
     assert chunk.version is not None
-    findings = await store.run_findings(chunk.run_id)
+    findings = await store.run_findings(chunk.school_id, chunk.run_id)
     applied = events.run_applied(chunk, findings)
     await store.emit_all([follow(event, applied, source=domain.SOURCE)])

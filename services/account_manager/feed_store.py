@@ -303,12 +303,22 @@ class PostgresFeedStore(PostgresAccountStore):
         )
         return [ParentCandidate(**r) for r in rows]
 
-    async def lock_identities(self, keys: list[str]) -> None:
+    async def lock_identities(self, keys: list[str], at: datetime) -> None:
+        # DISTINCT: two keys with one hash would make the upsert touch a row twice.
         await self.conn.execute(
-            "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0)))"
-            " FROM unnest($1::text[]) AS k",
+            "INSERT INTO identity_claims (key_hash, claimed_at)"
+            " SELECT DISTINCT hashtextextended(k, 0), $2::timestamptz"
+            " FROM unnest($1::text[]) AS k ORDER BY 1"
+            " ON CONFLICT (key_hash) DO UPDATE SET claimed_at = EXCLUDED.claimed_at",
             keys,
+            at,
         )
+
+    async def forget_identity_claims(self, cutoff: datetime) -> int:
+        rows = await self.conn.fetch(
+            "DELETE FROM identity_claims WHERE claimed_at <= $1 RETURNING 1", cutoff
+        )
+        return len(rows)
 
     async def record_run_findings(
         self,
@@ -331,21 +341,25 @@ class PostgresFeedStore(PostgresAccountStore):
             [*others, *duplicates.values()],
         )
 
-    async def run_findings(self, run_id: UUID) -> RunFindings:
-        attached = await self.conn.fetchval(
-            "SELECT count(*) FROM feed_run_findings WHERE run_id = $1 AND kind = 'attached'",
-            run_id,
-        )
+    async def run_findings(self, school_id: UUID, run_id: UUID) -> RunFindings:
+        # One statement: the attached count rides on every row, or on a lone row of NULLs.
         rows = await self.conn.fetch(
-            "SELECT a.account_id, a.profile, a.first_name, a.last_name"
-            " FROM feed_run_findings f JOIN accounts a USING (account_id)"
-            " WHERE f.run_id = $1 AND f.kind = 'possible_duplicate'"
+            "WITH f AS (SELECT kind, account_id FROM feed_run_findings"
+            "           WHERE school_id = $1 AND run_id = $2)"
+            " SELECT (SELECT count(*) FROM f WHERE kind = 'attached') AS attached,"
+            "  a.account_id, a.profile, a.first_name, a.last_name"
+            " FROM (SELECT 1) one"
+            " LEFT JOIN (f JOIN accounts a USING (account_id)) ON f.kind = 'possible_duplicate'"
             " ORDER BY a.last_name, a.first_name, a.account_id",
+            school_id,
             run_id,
         )
-        return RunFindings(
-            attached=int(attached or 0), duplicates=[PossibleDuplicate(**dict(r)) for r in rows]
-        )
+        duplicates = [
+            PossibleDuplicate(r["account_id"], r["profile"], r["first_name"], r["last_name"])
+            for r in rows
+            if r["account_id"] is not None
+        ]
+        return RunFindings(attached=int(rows[0]["attached"]), duplicates=duplicates)
 
     async def attach_accounts(self, school_id: UUID, found: Mapping[UUID, UUID]) -> None:
         await self.conn.execute(

@@ -318,10 +318,15 @@ class FeedStore(AccountStore, Protocol):
         the rule looks at their grace period and how they were made."""
         ...
 
-    async def lock_identities(self, keys: list[str]) -> None:
-        """Transaction locks on these identity keys (an INE, a parent's names and email),
-        taken in the order given before looking for them in other schools: a chunk of
-        another school about to create the same person waits, then finds him."""
+    async def lock_identities(self, keys: list[str], at: datetime) -> None:
+        """Claims on these identity keys (an INE, a parent's names and email), held until
+        the transaction ends, taken before looking for them in other schools: a chunk of
+        another school about to create the same person waits, then finds him. Row locks,
+        not advisory ones: a chunk's hundreds of keys never fill the shared lock table."""
+        ...
+
+    async def forget_identity_claims(self, cutoff: datetime) -> int:
+        """Forget the claims taken at or before ``cutoff``; how many."""
         ...
 
     async def attach_accounts(self, school_id: UUID, found: Mapping[UUID, UUID]) -> None:
@@ -352,8 +357,9 @@ class FeedStore(AccountStore, Protocol):
         account of another school (``duplicates``: new account -> that account)."""
         ...
 
-    async def run_findings(self, run_id: UUID) -> RunFindings:
-        """What the chunks of run ``run_id`` recorded, the duplicates still existing."""
+    async def run_findings(self, school_id: UUID, run_id: UUID) -> RunFindings:
+        """What the chunks of the school's run ``run_id`` recorded, the duplicates still
+        existing."""
         ...
 
     async def update_people(self, people: list[PersonUpdate]) -> set[UUID]:

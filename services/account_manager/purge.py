@@ -76,6 +76,7 @@ async def purge_aged(store: FeedStore, cutoff: datetime) -> list[UUID]:
     if classes := await store.delete_archived_classes(cutoff):
         log.info("archived_classes_purged", count=classes)
     await store.forget_deleted_logins(cutoff)
+    await store.forget_identity_claims(cutoff)
     return await store.schools_with_expired(cutoff)
 
 

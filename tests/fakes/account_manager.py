@@ -451,10 +451,9 @@ class FakeFeedStore(FakeAccountStore):
     transactions: int = 0  # stands for now(): bumped by the harness at each message
     # The identity keys each chunk locked (lock_identities), in the order it took them.
     identities_locked: list[list[str]] = field(default_factory=list)
-    # (run, kind, account) -> (school, other account): feed_run_findings
-    run_findings_rows: dict[tuple[UUID, str, UUID], tuple[UUID, UUID | None]] = field(
-        default_factory=dict
-    )
+    identity_claims: dict[str, datetime] = field(default_factory=dict)  # key -> claimed at
+    # (school, run, kind, account) -> other account: feed_run_findings
+    run_findings_rows: dict[tuple[UUID, UUID, str, UUID], UUID | None] = field(default_factory=dict)
 
     def _home_accounts(self, school_id: UUID) -> dict[UUID, UUID]:
         return {
@@ -684,9 +683,17 @@ class FakeFeedStore(FakeAccountStore):
             and (account_id, school_id) not in self.account_schools
         ]
 
-    async def lock_identities(self, keys: list[str]) -> None:
+    async def lock_identities(self, keys: list[str], at: datetime) -> None:
         """One message at a time in the fake: nothing to wait for."""
         self.identities_locked.append(list(keys))
+        for key in keys:
+            self.identity_claims[key] = at
+
+    async def forget_identity_claims(self, cutoff: datetime) -> int:
+        due = [key for key, at in self.identity_claims.items() if at <= cutoff]
+        for key in due:
+            del self.identity_claims[key]
+        return len(due)
 
     async def record_run_findings(
         self,
@@ -699,18 +706,17 @@ class FakeFeedStore(FakeAccountStore):
         found: list[tuple[str, UUID, UUID | None]] = [("attached", a, None) for a in attached]
         found += [("possible_duplicate", a, other) for a, other in duplicates.items()]
         for kind, account_id, other in found:
-            self.run_findings_rows.setdefault((run_id, kind, account_id), (school_id, other))
+            self.run_findings_rows.setdefault((school_id, run_id, kind, account_id), other)
 
-    async def run_findings(self, run_id: UUID) -> RunFindings:
-        attached = sum(
-            1 for r, kind, _ in self.run_findings_rows if (r, kind) == (run_id, "attached")
-        )
+    async def run_findings(self, school_id: UUID, run_id: UUID) -> RunFindings:
+        mine = [(k, a) for s, r, k, a in self.run_findings_rows if (s, r) == (school_id, run_id)]
+        attached = sum(1 for kind, _ in mine if kind == "attached")
         duplicates = [
             PossibleDuplicate(
                 a, self.accounts[a].profile, self.accounts[a].first_name, self.accounts[a].last_name
             )
-            for r, kind, a in self.run_findings_rows
-            if (r, kind) == (run_id, "possible_duplicate") and a in self.accounts
+            for kind, a in mine
+            if kind == "possible_duplicate" and a in self.accounts
         ]
         duplicates.sort(key=lambda d: (d.last_name, d.first_name, d.account_id))
         return RunFindings(attached, duplicates)

@@ -355,7 +355,9 @@ async def across_schools(store: FeedStore) -> list[Any]:
     # A parent by his names: in other schools only, made by the feed or by hand.
     by_hand = account(ADA_BY_HAND, MANUAL, "relative", "Ada", "Roux")
     await store.add_accounts_as([by_hand], ["a.r2"])
-    await store.lock_identities(["ine:INE1", "parent:ada\x1froux\x1fada@example.org"])
+    await store.lock_identities(["ine:INE1", "parent:ada\x1froux\x1fada@example.org"], T0)
+    await store.lock_identities(["ine:INE1", "ine:INE1"], T0 + timedelta(days=2))
+    seen.append(await store.forget_identity_claims(T0 + timedelta(days=1)))  # the parent's
     seen.append(await store.parent_candidates(FED, [("ada", "roux"), ("zed", "roux")]))
     seen.append(await store.parent_candidates(OTHER, [("ada", "roux")]))  # his home: by hand
     await store.attach_accounts(FED, {F_PA_B: PA})
@@ -377,8 +379,9 @@ async def across_schools(store: FeedStore) -> list[Any]:
     await store.record_run_findings(OTHER, run, [KID], {})
     await store.record_run_findings(OTHER, run, [GONE, KID], {PA: ADA_BY_HAND, NOWHERE: PA})
     await store.record_run_findings(FED, other_run, [], {KID: PA})
-    seen += [await store.run_findings(run), await store.run_findings(other_run)]
-    seen.append(await store.run_findings(UUID(int=903)))
+    seen += [await store.run_findings(OTHER, run), await store.run_findings(FED, other_run)]
+    seen.append(await store.run_findings(FED, run))  # another school's run: nothing
+    seen.append(await store.run_findings(OTHER, UUID(int=903)))
     return seen
 
 

@@ -100,3 +100,26 @@ async def test_two_schools_first_chunks_at_once_make_one_parent(
     assert [r["first_name"] for r in children] == ["Lou", "Zoé"]
     [attached] = [e.data for e in out if e.type == topics.ACCOUNTS_ATTACHED]
     assert [v.account_id for v in attached.accounts] == [ada_id]
+
+
+async def test_a_chunk_claims_more_identities_than_the_shared_lock_table_holds(
+    account_manager: Worker,
+) -> None:
+    """A first import's chunks claim hundreds of keys each, many chunks at once: the claims
+    are row locks, so they never fill the lock table advisory locks share (they would fail
+    here with "out of shared memory")."""
+    assert account_manager.context is not None
+    async with account_manager.context.pool.acquire() as conn, conn.transaction():
+        slots = await conn.fetchval(
+            "SELECT current_setting('max_locks_per_transaction')::int"
+            " * (current_setting('max_connections')::int"
+            "    + current_setting('max_prepared_transactions')::int)"
+        )
+        keys = [f"ine:{n:011d}" for n in range(slots + 1_000)]
+        await PostgresFeedStore(conn).lock_identities(keys, datetime.now(UTC))
+        claimed = await conn.fetchval("SELECT count(*) FROM account_manager.identity_claims")
+        locks = await conn.fetchval(
+            "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory'"
+        )
+    assert claimed >= len(keys) - 5  # a hash shared by two keys is one claim
+    assert locks == 0

@@ -6,14 +6,14 @@
 -- decided it, summed up in directory.sync.applied once the run is applied whole, read by
 -- onectl. A run with neither writes no row.
 CREATE TABLE feed_run_findings (
-    run_id           uuid NOT NULL,
     school_id        uuid NOT NULL REFERENCES schools,
+    run_id           uuid NOT NULL,
     kind             text NOT NULL CHECK (kind IN ('attached', 'possible_duplicate')),
     account_id       uuid NOT NULL,
     other_account_id uuid,
-    PRIMARY KEY (run_id, kind, account_id)
+    PRIMARY KEY (school_id, run_id, kind, account_id)
 );
-CREATE INDEX feed_run_findings_school ON feed_run_findings (school_id);
+CREATE INDEX feed_run_findings_run ON feed_run_findings (run_id);
 
 -- Ids only: no name or email (0011's rule).
 CREATE VIEW account_manager_ops.feed_run_findings_v1 AS
