@@ -556,13 +556,17 @@ def hold_reasons(diff: Diff, snapshot: Snapshot, export: Export, leave_share: fl
             f"({leaving / size:.0%}, more than the {leave_share:.0%} allowed): "
             "is the export complete?"
         )
-    before = sum(1 for p in snapshot.persons if p.profile == "student")
-    after = len(export.pupils)
-    if before and (before - after) / before > leave_share:
+    pupils = [p for p in snapshot.persons if p.profile == "student"]
+    # At the turnover, a maternelle whose GS leave for CP is smaller in September unless as
+    # many PS arrive: the file is compared with the pupils expected to stay.
+    expected = sum(1 for p in pupils if p.feed_id in diff.expected_leavers)
+    staying, after = len(pupils) - expected, len(export.pupils)
+    if staying and (staying - after) / staying > leave_share:
+        besides = f", {expected} of them leaving as expected" if expected else ""
         reasons.append(
-            f"the pupils file has {after} pupils where the last applied feed had {before} "
-            f"({(after - before) / before:.0%}, more than the {leave_share:.0%} allowed): "
-            "is the export complete?"
+            f"the pupils file has {after} pupils where the last applied feed had "
+            f"{len(pupils)}{besides} ({(after - staying) / staying:.0%}, more than the "
+            f"{leave_share:.0%} allowed): is the export complete?"
         )
     for problem in export.suspicious:
         where = f"{problem.file}, line {problem.line}" if problem.line else problem.file

@@ -94,6 +94,25 @@ def test_a_september_export_is_the_turnover_and_its_leavers_are_expected() -> No
     assert (result.status, result.turnover, result.hold_reasons) == ("applied", True, ())
 
 
+def test_a_september_export_smaller_by_its_expected_leavers_is_not_held() -> None:
+    """Four CM2 gone, one new CP: 17 pupils where June had 20 (15 %, more than the 10 %
+    allowed) but more than the 16 expected to stay: la rentrée, not a file cut short."""
+    june = year(0)
+    snapshot = applied(export(june, with_parents(june)))
+    newcomer = pupil("Nouveau", "PETIT", "CP classe", line=60, born=date(2020, 2, 1))
+    pupils = [*year(1), newcomer]
+    changes = diff(snapshot, export(pupils, with_parents(pupils)))
+    assert changes.turnover and changes.counts.unexpected_leavers == 0
+    assert domain.hold_reasons(changes, snapshot, export(pupils, with_parents(pupils)), 0.1) == []
+    # The same export outside a turnover (nobody moved up) is held for its size.
+    still = [p for p in june if not p.first_name.startswith("CM2")][:14]
+    shrunk = diff(snapshot, export(still, with_parents(still)))
+    reasons = domain.hold_reasons(shrunk, snapshot, export(still, with_parents(still)), 0.1)
+    assert any(
+        "the pupils file has 14 pupils where the last applied feed had 20 (" in r for r in reasons
+    )
+
+
 def test_a_truncated_september_export_is_held_all_the_same() -> None:
     june = year(0)
     snapshot = applied(export(june, with_parents(june)))
