@@ -22,7 +22,7 @@ from shared.contracts.directory import AccountsAttached
 from tests.conftest import Stack
 from tests.support.broker import EventSpy, publish_event
 from tests.support.commands import School, open_school
-from tests.support.pdf import pdf_text
+from tests.support.pdf import pdf_text, stored_document
 from tools import smtp_sink
 from tools.ports import free_port
 from tools.waits import eventually
@@ -136,15 +136,8 @@ async def printed_parents(stack: Stack, school: School) -> str:
     event = await dispatched(
         school, channel="print", layout="detailed", filter={"profiles": ["relative"]}
     )
-    admin = await stack.admin()
-    try:
-        pdf = await admin.fetchval(
-            "SELECT content FROM credential_dispatch.documents WHERE document_id = $1",
-            uuid.UUID(event["data"]["document_id"]),
-        )
-    finally:
-        await admin.close()
-    return "\n".join(pdf_text(bytes(pdf)))
+    pdf = await stored_document(stack, event["data"]["document_id"])
+    return "\n".join(pdf_text(pdf))
 
 
 async def test_each_school_s_sheet_of_a_parent_names_its_own_child(

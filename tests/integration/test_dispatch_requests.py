@@ -22,7 +22,7 @@ from shared import topics
 from tests.conftest import Stack
 from tests.support.broker import EventSpy
 from tests.support.commands import School, open_school
-from tests.support.pdf import decode_qr_codes, page_count, pdf_text
+from tests.support.pdf import decode_qr_codes, page_count, pdf_text, stored_document
 from tools import smtp_sink
 from tools.ports import free_port
 from tools.waits import eventually
@@ -184,15 +184,7 @@ async def test_print_detailed_groups_by_class_and_is_stored(setup: Setup, stack:
     text = "\n".join(pdf_text(pdf))
     assert text.index("Classe 1") < text.index("Lefèvre") < text.index("Classe 2")
     assert "<b>Léo</b>" in text  # a name with HTML in it is printed as text
-    conn = await stack.admin()
-    try:
-        stored = await conn.fetchval(
-            "SELECT content FROM credential_dispatch.documents WHERE document_id = $1",
-            uuid.UUID(document_id),
-        )
-    finally:
-        await conn.close()
-    assert bytes(stored) == pdf
+    assert await stored_document(stack, document_id) == pdf
 
 
 async def send_again(setup: Setup, requested_by: str, document_id: str) -> dict:

@@ -5,11 +5,30 @@ camera would from the printed sheet. No Pillow or numpy needed.
 """
 
 import os
+import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 import pypdfium2 as pdfium
 import zxingcpp
+
+if TYPE_CHECKING:
+    from tests.conftest import Stack
+
+
+async def stored_document(stack: "Stack", document_id: str) -> bytes:
+    """A document credential_dispatch printed, as it stored it."""
+    conn = await stack.admin()
+    try:
+        content = await conn.fetchval(
+            "SELECT content FROM credential_dispatch.documents WHERE document_id = $1",
+            uuid.UUID(document_id),
+        )
+    finally:
+        await conn.close()
+    assert content is not None, f"no document {document_id}"
+    return bytes(content)
 
 
 def page_count(pdf: bytes) -> int:
