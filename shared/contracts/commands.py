@@ -160,6 +160,8 @@ class ActivationCodeRenewed(Contract):
     topic = topics.ACTIVATION_CODE_RENEWED
 
     account_id: UUID
+    # The account's home school. An account several schools hold has one code, whichever
+    # of them renewed it (docs/one-person-across-schools.md §2): the renewal voids it in all.
     school_id: UUID
     activation_code: str
     activation_expires_at: datetime
