@@ -559,10 +559,10 @@ def hold_reasons(diff: Diff, snapshot: Snapshot, export: Export, leave_share: fl
     pupils = [p for p in snapshot.persons if p.profile == "student"]
     # At the turnover, a maternelle whose GS leave for CP is smaller in September unless as
     # many PS arrive: the file is compared with the pupils expected to stay.
-    expected = sum(1 for p in pupils if p.feed_id in diff.expected_leavers)
-    staying, after = len(pupils) - expected, len(export.pupils)
+    going = sum(1 for p in pupils if p.feed_id in diff.expected_leavers)
+    staying, after = len(pupils) - going, len(export.pupils)
     if staying and (staying - after) / staying > leave_share:
-        besides = f", {expected} of them leaving as expected" if expected else ""
+        besides = f", {going} of them leaving as expected" if going else ""
         reasons.append(
             f"the pupils file has {after} pupils where the last applied feed had "
             f"{len(pupils)}{besides} ({(after - staying) / staying:.0%}, more than the "
