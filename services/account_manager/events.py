@@ -115,7 +115,7 @@ def pupils_placed(
 
 
 def code_renewed(
-    account_id: UUID, school_id: UUID, code: str, expires: datetime, request_id: str
+    account_id: UUID, school_id: UUID, code: str, expires: datetime, request_id: str | None
 ) -> ActivationCodeRenewed:
     return ActivationCodeRenewed(
         account_id=account_id,
@@ -207,6 +207,9 @@ class ChunkEvents:
     attached_accounts: list[UUID] = field(default_factory=list)
     # Accounts that left this school while another still holds them, as they now are.
     detached_accounts: list[AccountView] = field(default_factory=list)
+    # Leavers taken back who never activated: their new codes (activation_code.renewed).
+    new_codes: Mapping[UUID, str] = field(default_factory=dict)
+    codes_expire: datetime | None = None
 
 
 def chunk_applied(done: ChunkEvents) -> list[Contract]:
@@ -240,6 +243,12 @@ def chunk_applied(done: ChunkEvents) -> list[Contract]:
                 restored=done.restored,
             )
         )
+    if done.new_codes:
+        assert done.codes_expire is not None
+        out += [
+            code_renewed(account_id, school_id, code, done.codes_expire, None)
+            for account_id, code in done.new_codes.items()
+        ]
     if done.deactivated:
         out.append(
             AccountsDeactivated(

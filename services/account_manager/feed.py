@@ -88,6 +88,11 @@ class Identified:
     # New accounts whose names alone are those of an account of another school: new
     # account -> that account.
     duplicates: dict[UUID, UUID] = field(default_factory=dict)
+    # Leavers taken back (restored here, or re-homed from another school) who had never
+    # activated: deactivating voided their code, they get a new one (published as
+    # activation_code.renewed). account -> code.
+    new_codes: dict[UUID, str] = field(default_factory=dict)
+    codes_expire: datetime | None = None
 
     @property
     def fresh(self) -> set[UUID]:
@@ -128,7 +133,7 @@ async def handle_directory_synced(
         [known[f] for f in left if f in known],
         store=store,
         now=now,
-        keep_pupils=across_schools and chunk.turnover,
+        keep_findable=across_schools and chunk.turnover,
     )
     identified = await _identify(
         chunk.school_id,
@@ -275,17 +280,17 @@ async def _apply_leavers(
     *,
     store: FeedStore,
     now: datetime,
-    keep_pupils: bool = False,
+    keep_findable: bool = False,
 ) -> Leavers:
     """Detach those another school still holds; delete the never-activated, deactivate
-    the others (``keep_pupils``, at the turnover: the pupils another school may take back
-    by INE are deactivated even if never activated)."""
+    the others (``keep_findable``, at the turnover: the pupils another school may take back
+    by INE, and the parents by names and email, are deactivated even if never activated)."""
     fates = {
         m.account_id: feed_rules.leaver_fate(
             activated=m.activated,
             deactivated=m.deactivated_at is not None,
             held_elsewhere=m.held_elsewhere,
-            kept=keep_pupils and feed_rules.kept_at_turnover(m.profile, m.ine),
+            kept=keep_findable and feed_rules.kept_at_turnover(m.profile, m.ine, m.has_email),
         )
         for m in leavers
     }
@@ -361,6 +366,9 @@ async def _identify(
         accounts |= found | across.found
     existing = [_update(account_id, people[f]) for f, account_id in accounts.items()]
     changed = await store.update_people(existing) if existing else set()
+    taken_back = restored | set(across.found.values())
+    expires = domain.activation_expiry(now, lifetimes.activation_ttl)
+    codes = await _give_codes(taken_back, expires, store=store) if taken_back else {}
     return Identified(
         accounts=accounts | created.accounts,
         created=created,
@@ -369,7 +377,20 @@ async def _identify(
         changed=frozenset(changed),
         attached=frozenset(across.found.values()),
         duplicates=duplicates,
+        new_codes=codes,
+        codes_expire=expires,
     )
+
+
+async def _give_codes(
+    taken_back: set[UUID], expires: datetime, *, store: FeedStore
+) -> dict[UUID, str]:
+    """A new code for each leaver taken back who never activated his account (his code
+    was voided when he left): without it no school could hand him a working sheet."""
+    ordered = sorted(taken_back)
+    codes = dict(zip(ordered, domain.new_activation_codes(len(ordered)), strict=True))
+    given = await store.give_codes(codes, expires)
+    return {a: code for a, code in codes.items() if a in given}
 
 
 class Across(NamedTuple):
@@ -645,6 +666,8 @@ async def _publish(
         deleted=leavers.deleted,
         views=views,
         year=await store.year_classes(school.school_id) if year_turned else None,
+        new_codes=identified.new_codes,
+        codes_expire=identified.codes_expire,
     )
     made = events.chunk_applied(done)
     await store.emit_all([follow(event, data, source=domain.SOURCE) for data in made])

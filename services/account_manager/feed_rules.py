@@ -127,13 +127,16 @@ def leaver_fate(
     return "deactivate" if activated or kept else "delete"
 
 
-def kept_at_turnover(profile: str, ine: str | None) -> bool:
+def kept_at_turnover(profile: str, ine: str | None, has_email: bool = False) -> bool:
     """A pupil leaving at the year's turnover may arrive in another school of the platform
-    in September, which takes him back by his INE (one-person-across-schools §3): he is
-    deactivated for the grace period, not deleted, even if never activated. Without an
-    INE no other school can find him: he goes as any leaver. (account_manager is not told
-    which leavers directory_sync expected: every pupil leaving in a turnover run is.)"""
-    return profile == "student" and ine is not None
+    in September, which takes him back by his INE (one-person-across-schools §3), and his
+    parents with him, found by their names and email: they are deactivated for the grace
+    period, not deleted, even if never activated. Without an INE (a pupil) or an email (a
+    parent) no other school can find them: they go as any leaver. (account_manager is not
+    told which leavers directory_sync expected: every one leaving in a turnover run is.)"""
+    if profile == "student":
+        return ine is not None
+    return profile == "relative" and has_email
 
 
 @dataclass(frozen=True)

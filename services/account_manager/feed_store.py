@@ -216,7 +216,8 @@ class PostgresFeedStore(PostgresAccountStore):
         rows = await self.conn.fetch(
             "SELECT m.feed_id, a.account_id, a.profile, a.activated_at IS NOT NULL AS activated,"
             " a.deactivated_at, a.ine, m.home, (NOT m.home OR EXISTS (SELECT 1 FROM"
-            "  account_schools s WHERE s.account_id = a.account_id)) AS held_elsewhere"
+            "  account_schools s WHERE s.account_id = a.account_id)) AS held_elsewhere,"
+            " a.email IS NOT NULL AS has_email"
             " FROM (SELECT feed_id, account_id, true AS home FROM accounts"
             "  WHERE school_id = $1 AND feed_id = ANY($2::uuid[])"
             "  UNION ALL SELECT feed_id, account_id, false FROM account_schools"
@@ -411,6 +412,19 @@ class PostgresFeedStore(PostgresAccountStore):
         )
 
     # Creating and updating -------------------------------------------------------------
+
+    async def give_codes(self, codes: Mapping[UUID, str], expires_at: datetime) -> set[UUID]:
+        rows = await self.conn.fetch(
+            "UPDATE accounts a SET activation_code = u.code, activation_expires_at = $3"
+            " FROM unnest($1::uuid[], $2::text[]) AS u(account_id, code)"
+            " WHERE a.account_id = u.account_id AND a.activated_at IS NULL"
+            " AND a.activation_code IS NULL AND a.deactivated_at IS NULL"
+            " RETURNING a.account_id",
+            list(codes),
+            list(codes.values()),
+            expires_at,
+        )
+        return {r["account_id"] for r in rows}
 
     async def update_people(self, people: list[PersonUpdate]) -> set[UUID]:
         """Names, email and birth date as the feed gives them, and any of them that was

@@ -53,6 +53,7 @@ class MappedAccount:
     ine: str | None = None
     home: bool = True  # the feed id is the account's home one, else an attachment's
     held_elsewhere: bool = False  # another school holds the account too
+    has_email: bool = False  # a parent another school can find by his names and email
 
 
 @dataclass(frozen=True)
@@ -360,6 +361,11 @@ class FeedStore(AccountStore, Protocol):
     async def run_findings(self, school_id: UUID, run_id: UUID) -> RunFindings:
         """What the chunks of the school's run ``run_id`` recorded, the duplicates still
         existing."""
+        ...
+
+    async def give_codes(self, codes: Mapping[UUID, str], expires_at: datetime) -> set[UUID]:
+        """Each of these accounts that is active, never activated and has no code (a leaver
+        taken back: deactivating voided it) gets its code; those that got one."""
         ...
 
     async def update_people(self, people: list[PersonUpdate]) -> set[UUID]:

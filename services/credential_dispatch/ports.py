@@ -65,7 +65,10 @@ class DispatchStore(EventStore, Protocol):
         parent whose child moved); the activation code stays as it was."""
         ...
 
-    async def set_deactivated(self, account_ids: list[UUID], *, deactivated: bool) -> None: ...
+    async def set_deactivated(self, account_ids: list[UUID], *, deactivated: bool) -> None:
+        """Deactivated (its code voided, as account_manager voids it) or active again (with
+        no code until activation_code.renewed gives one)."""
+        ...
 
     async def delete_accounts(self, account_ids: list[UUID]) -> None:
         """Forget removed accounts and their links, as parent and as child; a delivery

@@ -233,8 +233,11 @@ class PostgresDispatchStore(TransactionStore):
         await self.link_accounts(accounts)
 
     async def set_deactivated(self, account_ids: list[UUID], *, deactivated: bool) -> None:
+        # Deactivating voids the code, as account_manager does: one taken back never
+        # activated gets a new one by activation_code.renewed, the old one is dead.
         await self.conn.execute(
             "UPDATE accounts SET deactivated_at = CASE WHEN $2 THEN now() END,"
+            " activation_code = CASE WHEN $2 THEN NULL ELSE activation_code END,"
             " updated_at = now() WHERE account_id = ANY($1::uuid[])",
             account_ids,
             deactivated,

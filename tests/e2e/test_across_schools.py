@@ -28,6 +28,7 @@ ANNE = ("Anne", "DURAND", "anne.durand@example.org")
 PAUL = ("Paul", "MARTIN")  # no email in either export
 LEA = Kid("Léa", "DURAND", "09/10/2020", "GS Étoile", ine="2020000042L")
 HUGO = Kid("Hugo", "DURAND", "02/03/2018", "CE1 Corail", ine="2018000017H")
+YANIS = Kid("Yanis", "VERT", "11/12/2020", "GS Étoile", ine="2020000005Y")  # never activated
 
 
 def _family(kids: list[Kid], *, anne: tuple[Kid, ...] = (), paul: Kid | None = None) -> list:
@@ -58,7 +59,7 @@ def maternelle(september: bool = False) -> Drop:
         Kid("Nina", "BLANC", "03/04/2023", "PS Lune", ine="2023000001N"),
         Kid("Omar", "NOIR", "05/06/2023", "PS Lune", ine="2023000002O"),
         Kid("Ève", "ROUGE", "07/08/2022", "MS Soleil", ine="2022000004E"),
-        Kid("Yanis", "VERT", "11/12/2020", "GS Étoile", ine="2020000005Y"),
+        YANIS,
     ]
     classes = ["PS Lune", "MS Soleil", "GS Étoile"]
     if not september:
@@ -85,7 +86,7 @@ def elementaire(september: bool = False) -> Drop:
     up = {"CP Azur": "CE1 Corail", "CE1 Corail": "CE2 Jade"}
     kids = [k.moved(up[k.cls]) for k in [*others, zoe, HUGO]]
     lea = LEA.moved("CP Azur")
-    kids.append(lea)
+    kids += [lea, YANIS.moved("CP Azur")]
     hugo, zoe = kids[3], kids[2]
     return Drop(kids, _family(kids, anne=(lea, hugo), paul=zoe), _teachers(classes, "e.org"))
 
@@ -220,6 +221,8 @@ async def test_a_family_across_a_maternelle_and_an_elementaire_over_two_years(
     # La rentrée. Léa activated her account in June; she leaves the maternelle's GS...
     [lea] = await accounts_named(pipeline, "Léa", "DURAND")
     await activate(pipeline, channel, lea["account_id"])
+    [yanis] = await accounts_named(pipeline, "Yanis", "VERT")
+    [yanis_parent] = await accounts_named(pipeline, "ParentYanis", "VERT")
     for school_uai in (m_uai, e_uai):
         for old in (pipeline.feed_dir / school_uai).iterdir():
             old.unlink()
@@ -241,7 +244,7 @@ async def test_a_family_across_a_maternelle_and_an_elementaire_over_two_years(
     e_report = await report_of(spy, september)
     assert (e_report["status"], e_report["turnover"]) == ("applied", True), e_report
     again = await applied_run(spy, e_uai, nth=2)
-    assert again["counts"] == {"attached": 1, "possible_duplicates": 0}
+    assert again["counts"] == {"attached": 3, "possible_duplicates": 0}  # Léa, Yanis, his mother
     await eventually(pipeline.quiescent, timeout=60, what="the élémentaire's rentrée settled")
     [back] = await accounts_named(pipeline, "Léa", "DURAND")
     assert (back["account_id"], back["login"]) == (lea["account_id"], lea["login"])
@@ -252,7 +255,17 @@ async def test_a_family_across_a_maternelle_and_an_elementaire_over_two_years(
     sheet = await printed_sheet(pipeline, spy, channel, e_id, anne["account_id"])
     assert "Léa" in sheet and "Hugo" in sheet
     made = [e for e in spy.of_type(topics.ACCOUNTS_CREATED) if e["correlationid"] == september]
-    assert made == []  # nobody new in the élémentaire: Léa is who she was
+    assert made == []  # nobody new in the élémentaire: Léa, Yanis, his mother are who they were
+    # Yanis never activated: his code died with his leaving, the élémentaire prints a new one.
+    [yanis_now] = await accounts_named(pipeline, "Yanis", "VERT")
+    [parent_now] = await accounts_named(pipeline, "ParentYanis", "VERT")
+    assert (yanis_now["account_id"], yanis_now["login"]) == (yanis["account_id"], yanis["login"])
+    assert parent_now["account_id"] == yanis_parent["account_id"]
+    assert parent_now["children"] == ["Yanis"] and str(parent_now["school_id"]) == e_id
+    code = yanis_now["activation_code"]
+    assert code is not None and code != yanis["activation_code"]
+    sheet = await printed_sheet(pipeline, spy, channel, e_id, yanis["account_id"])
+    assert code in sheet and yanis["activation_code"] not in sheet
     troubles = [t for t in pipeline.troubles() if "feed_possible_duplicate" not in t]
     assert troubles == []
 

@@ -627,6 +627,7 @@ class FakeFeedStore(FakeAccountStore):
                         account.ine,
                         home,
                         not home or self._held_elsewhere(mapped[feed_id]),
+                        account.email is not None,
                     )
                 )
         return sorted(found, key=lambda m: m.account_id)
@@ -764,6 +765,17 @@ class FakeFeedStore(FakeAccountStore):
                 _, school, feed_id = others[0]
                 del self.account_schools[account_id, school]
                 account.school_id, account.feed_id = school, feed_id
+
+    async def give_codes(self, codes: Mapping[UUID, str], expires_at: datetime) -> set[UUID]:
+        given = set()
+        for account_id, code in codes.items():
+            account = self.accounts.get(account_id)
+            if account is None or account.activated_at or account.activation_code:
+                continue
+            if account.deactivated_at is None:
+                account.activation_code, account.activation_expires_at = code, expires_at
+                given.add(account_id)
+        return given
 
     async def update_people(self, people: list[PersonUpdate]) -> set[UUID]:
         changed: set[UUID] = set()

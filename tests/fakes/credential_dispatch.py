@@ -243,6 +243,8 @@ class FakeDispatchStore(InMemoryEventStore):
         for account_id in account_ids:
             if account_id in self.accounts:
                 self.accounts[account_id].deactivated = deactivated
+                if deactivated:
+                    self.accounts[account_id].activation_code = None
 
     async def delete_accounts(self, account_ids: list[UUID]) -> None:
         gone = set(account_ids)

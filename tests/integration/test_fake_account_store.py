@@ -373,6 +373,11 @@ async def across_schools(store: FeedStore) -> list[Any]:
     await store.link_class_pairs([(KID, C_OTHER)])
     await store.detach_accounts(FED, [KID, NOWHERE])  # his home: he moves to OTHER
     seen += [await store.mapped_accounts(OTHER, [F_KID_B]), await store.classes_of([KID])]
+    # A leaver taken back who never activated: active again with no code, then given one.
+    back = PersonUpdate(GONE, "Ali", "Roux", None, None, "ali", "roux")
+    seen.append(await store.update_people([back]))
+    codes = {GONE: "NEWCODE1", KID: "NEWCODE2", NOWHERE: "NEWCODE3"}
+    seen.append(await store.give_codes(codes, T0 + timedelta(days=9)))
     seen.append(await store.account_views([KID, GONE]))
     # A run's findings, summed over its chunks; a duplicate since deleted is not reported.
     run, other_run = UUID(int=901), UUID(int=902)

@@ -150,7 +150,7 @@ async def test_the_setting_off_keeps_each_school_alone(worker):
 async def test_a_gs_pupil_leaving_at_the_turnover_keeps_his_account_in_his_new_school(worker):
     a, b = await two_schools(worker)
     lou, lou_id = await in_a(worker, a)
-    login = worker.store.accounts[lou_id].login
+    login, code = worker.store.accounts[lou_id].login, worker.store.accounts[lou_id].activation_code
     # June's turnover in A: he leaves (never activated). Kept, deactivated, not deleted.
     june = await feed(worker, a, MATERNELLE, 2, left=[lou.feed_id], turnover=True)
     assert topics.ACCOUNTS_DELETED not in types(june)
@@ -171,6 +171,14 @@ async def test_a_gs_pupil_leaving_at_the_turnover_keeps_his_account_in_his_new_s
         None,
     )
     assert not worker.store.account_schools  # B is his home: no attachment
+    # Leaving voided his code: a new one, told to the readers after he joined B.
+    assert stored.activation_code is not None and stored.activation_code != code
+    renewed = one(september, topics.ACTIVATION_CODE_RENEWED)
+    assert (renewed.account_id, renewed.school_id) == (lou_id, b.school_id)
+    assert renewed.activation_code == stored.activation_code
+    assert renewed.activation_expires_at == stored.activation_expires_at > worker.now
+    order = types(september)
+    assert order.index(topics.ACCOUNTS_ATTACHED) < order.index(topics.ACTIVATION_CODE_RENEWED)
 
 
 async def test_a_turnover_leaver_without_ine_or_past_the_grace_period_is_not_kept(worker):
@@ -194,6 +202,19 @@ async def test_an_activated_pupil_keeps_his_activation_across_schools(worker):
     await feed(worker, b, ELEMENTAIRE, 1, created=[arriving(lou)])
     stored = worker.store.accounts[lou_id]
     assert stored.activated_at is not None and stored.activated_at.day == 5
+    assert stored.activation_code is None  # spent, and no new one
+
+
+async def test_an_activated_pupil_taken_back_after_the_turnover_gets_no_new_code(worker):
+    a, b = await two_schools(worker)
+    lou, lou_id = await in_a(worker, a)
+    activated = {"account_id": str(lou_id), "activated_at": "2026-09-05T08:00:00Z"}
+    await worker.send(topics.ACCOUNT_ACTIVATED, activated)
+    await feed(worker, a, MATERNELLE, 2, left=[lou.feed_id], turnover=True)
+    september = await feed(worker, b, ELEMENTAIRE, 1, created=[arriving(lou)])
+    assert one(september, topics.ACCOUNTS_ATTACHED).accounts[0].account_id == lou_id
+    assert topics.ACTIVATION_CODE_RENEWED not in types(september)
+    assert worker.store.accounts[lou_id].activation_code is None
 
 
 async def test_leaving_one_of_his_schools_detaches_him_from_it_only(worker):
@@ -424,3 +445,39 @@ async def test_a_run_with_nobody_from_another_school_reports_zero(worker):
     assert (applied.counts.attached, applied.counts.possible_duplicates) == (0, 0)
     assert applied.warnings == []
     assert worker.store.run_findings_rows == {}  # nothing written for it
+
+
+async def test_a_gs_pupil_s_parents_follow_him_to_his_new_school(worker):
+    """At A's turnover Lou and his mother Ada (never activated, with an email) are kept;
+    his father Léon (no email: nobody could find him) goes. In B's September, Ada is the
+    same account, re-homed with Lou, both with a new code."""
+    a, b = await two_schools(worker)
+    ada, ada_id, lou_id = await family_in_a(worker, a)
+    lou_feed = worker.store.accounts[lou_id].feed_id
+    assert lou_feed is not None
+    lou = pupil("Lou", "Roux", BORN, "GS", ine=INE, feed_id=lou_feed)
+    leon = parent("Léon", "Roux", lou)
+    await feed(worker, a, MATERNELLE, 2, created=[leon])
+    [leon_id] = [i for i, r in worker.store.accounts.items() if r.first_name == "Léon"]
+    ada_login = worker.store.accounts[ada_id].login
+
+    june = await feed(
+        worker, a, MATERNELLE, 3, left=[lou.feed_id, ada.feed_id, leon.feed_id], turnover=True
+    )
+    assert sorted(v.account_id for v in one(june, topics.ACCOUNTS_DEACTIVATED).accounts) == sorted(
+        [ada_id, lou_id]
+    )
+    assert [v.account_id for v in one(june, topics.ACCOUNTS_DELETED).accounts] == [leon_id]
+
+    lou_b = arriving(lou)
+    ada_b = parent("Ada", "Roux", lou_b, email=EMAIL)
+    september = await feed(worker, b, ELEMENTAIRE, 1, created=[lou_b, ada_b])
+    assert topics.ACCOUNTS_CREATED not in types(september)
+    attached = {v.account_id: v for v in one(september, topics.ACCOUNTS_ATTACHED).accounts}
+    assert set(attached) == {ada_id, lou_id}
+    assert attached[ada_id].login == ada_login and attached[ada_id].children == [lou_id]
+    renewed = [e.data for e in september if e.type == topics.ACTIVATION_CODE_RENEWED]
+    assert sorted(r.account_id for r in renewed) == sorted([ada_id, lou_id])
+    for r in renewed:
+        assert worker.store.accounts[r.account_id].activation_code == r.activation_code
+        assert worker.store.accounts[r.account_id].school_id == b.school_id

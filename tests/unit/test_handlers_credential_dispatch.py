@@ -569,6 +569,21 @@ async def test_a_renewed_code_replaces_the_old_one_until_the_account_is_activate
     assert worker.store.accounts[ZOE].activation_code is None
 
 
+async def test_a_deactivated_account_s_code_is_void_until_a_renewal_gives_a_new_one(
+    worker: CredentialDispatch,
+) -> None:
+    """account_manager voids a leaver's code; a never-activated one taken back (issue 22)
+    gets a new one by activation_code.renewed: his old code must never print again."""
+    assert worker.store.accounts[ZOE].activation_code is not None
+    zoe = [as_account(person(ZOE))]
+    await worker.send(AccountsDeactivated(school_id=SCHOOL, accounts=zoe))
+    assert worker.store.accounts[ZOE].activation_code is None
+    await worker.send(AccountsUpdated(school_id=SCHOOL, accounts=zoe, restored=[ZOE]))
+    assert worker.store.accounts[ZOE].activation_code is None  # restored, still no code
+    await worker.send(renewal("code-for-september"))
+    assert worker.store.accounts[ZOE].activation_code == "code-for-september"
+
+
 async def test_an_account_activated_twice_keeps_its_first_activation(
     worker: CredentialDispatch,
 ) -> None:
