@@ -360,7 +360,7 @@ async def _identify(
         created = await _create(
             school_id, fresh, store=store, lifetimes=lifetimes, now=now, reserve_ranks=reserve_ranks
         )
-        duplicates = _warn_duplicates(school_id, across.duplicates, created)
+        duplicates = _possible_duplicates(across.duplicates, created)
         if found:
             await store.remap_feed_ids(school_id, found)
         accounts |= found | across.found
@@ -436,8 +436,14 @@ async def _find_across(
             log.warning("feed_ine_ambiguous", school_id=str(school_id), ines=len(ambiguous))
         left_home |= {a for a, c in candidates.items() if c.deactivated_at is not None}
     if parents:
-        names = sorted({(first, last) for _, first, last, _ in parents})
-        relatives = {c.account_id: c for c in await store.parent_candidates(school_id, names)}
+        wanted = sorted(
+            {(first, last, feed_rules.email_key(email)) for _, first, last, email in parents},
+            key=str,
+        )
+        since = feed_rules.purge_cutoff(now, lifetimes.grace)
+        relatives = {
+            c.account_id: c for c in await store.parent_candidates(school_id, wanted, since)
+        }
         matched, duplicates = feed_rules.choose_parents(
             parents, relatives.values(), now=now, grace=lifetimes.grace
         )
@@ -465,21 +471,12 @@ async def _join(
         await store.rehome_accounts(school_id, rehomed)
 
 
-def _warn_duplicates(
-    school_id: UUID, duplicates: dict[UUID, UUID], created: Created
-) -> dict[UUID, UUID]:
+def _possible_duplicates(duplicates: dict[UUID, UUID], created: Created) -> dict[UUID, UUID]:
     """A possible duplicate per new account whose names alone are those of an account of
-    another school (§1), logged with the two account ids, never the names or the email:
-    new account -> that account."""
-    pairs = {created.accounts[f]: other for f, other in duplicates.items() if f in created.accounts}
-    for account_id, other in pairs.items():
-        log.warning(
-            "feed_possible_duplicate",
-            school_id=str(school_id),
-            account_id=str(account_id),
-            other_account_id=str(other),
-        )
-    return pairs
+    another school (§1): new account -> that account. Recorded for the run's report
+    (feed_run_findings) and counted in ``feed_chunk_applied``, not logged one by one: a
+    common name makes one in most schools of an académie."""
+    return {created.accounts[f]: other for f, other in duplicates.items() if f in created.accounts}
 
 
 def _key(person: FeedPerson) -> feed_rules.MatchKey:

@@ -37,6 +37,18 @@ def _flatten(pairs: Pairs) -> tuple[list[UUID], list[UUID], list[UUID]]:
     return owners, left, right
 
 
+# A parent of another school with the newcomer's names (``n``), whom this school does not
+# hold, active or deactivated after $5: the body of parent_candidates' two lookups.
+_PARENT = (
+    "a.account_id, a.first_folded, a.last_folded, a.email, a.feed_id IS NOT NULL AS fed,"
+    " a.deactivated_at FROM accounts a"
+    " WHERE a.last_folded = n.last AND a.first_folded = n.first AND a.profile = 'relative'"
+    " AND a.school_id <> $1 AND (a.deactivated_at IS NULL OR a.deactivated_at > $5)"
+    " AND NOT EXISTS (SELECT 1 FROM account_schools s"
+    "  WHERE s.account_id = a.account_id AND s.school_id = $1)"
+)
+
+
 def _feed_lock(school_id: str) -> str:
     """The transaction lock on a school's feed, as SQL, ``school_id`` a uuid expression."""
     return f"pg_advisory_xact_lock(hashtextextended('feed:' || {school_id}::text, 0))"
@@ -285,22 +297,24 @@ class PostgresFeedStore(PostgresAccountStore):
         return [IneCandidate(**r) for r in rows]
 
     async def parent_candidates(
-        self, school_id: UUID, names: list[tuple[str, str]]
+        self, school_id: UUID, parents: list[tuple[str, str, str | None]], since: datetime
     ) -> list[ParentCandidate]:
-        """Parents of other schools with one of ``names``, through the index of parents'
-        names (0013), once per chunk and only for its unmatched newcomer parents."""
+        """Through the index of parents' names (0013), once per chunk and only for its
+        unmatched newcomer parents. The email is compared here only to bound the rows
+        (lower(btrim()) may differ from Python's on exotic text): feed_rules decides."""
         rows = await self.conn.fetch(
-            "SELECT a.account_id, a.first_folded, a.last_folded, a.email,"
-            " a.feed_id IS NOT NULL AS fed, a.deactivated_at"
-            " FROM accounts a JOIN unnest($2::text[], $3::text[]) AS n(first, last)"
-            "  ON a.last_folded = n.last AND a.first_folded = n.first"
-            " WHERE a.profile = 'relative' AND a.school_id <> $1"
-            " AND NOT EXISTS (SELECT 1 FROM account_schools s"
-            "  WHERE s.account_id = a.account_id AND s.school_id = $1)"
-            " ORDER BY a.account_id",
+            "SELECT DISTINCT c.* FROM unnest($2::text[], $3::text[], $4::text[])"
+            "  AS n(first, last, email)"
+            " CROSS JOIN LATERAL ("
+            "  (SELECT " + _PARENT + " AND a.feed_id IS NOT NULL"
+            "    AND lower(btrim(a.email)) = n.email ORDER BY a.account_id LIMIT 2)"
+            "  UNION ALL (SELECT " + _PARENT + " ORDER BY a.account_id LIMIT 1)) c"
+            " ORDER BY c.account_id",
             school_id,
-            [first for first, _ in names],
-            [last for _, last in names],
+            [first for first, _, _ in parents],
+            [last for _, last, _ in parents],
+            [email for _, _, email in parents],
+            since,
         )
         return [ParentCandidate(**r) for r in rows]
 

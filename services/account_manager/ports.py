@@ -312,11 +312,14 @@ class FeedStore(AccountStore, Protocol):
         ...
 
     async def parent_candidates(
-        self, school_id: UUID, names: list[tuple[str, str]]
+        self, school_id: UUID, parents: list[tuple[str, str, str | None]], since: datetime
     ) -> list[ParentCandidate]:
-        """Parent accounts with one of the folded ``names`` (first, last) that the school
-        does not hold (neither home nor attached), deactivated and made by command too:
-        the rule looks at their grace period and how they were made."""
+        """Parent accounts the school does not hold (neither home nor attached), active or
+        deactivated after ``since``, for each newcomer's folded (first, last) names and
+        email key: at most two made by the feed with those names and that email (two tell
+        an ambiguity), and the first by account id with those names whatever its email or
+        maker (a possible duplicate). Each account once, by account id: however common a
+        name in the académie, a few rows a newcomer."""
         ...
 
     async def lock_identities(self, keys: list[str], at: datetime) -> None:

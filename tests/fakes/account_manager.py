@@ -29,6 +29,7 @@ from services.account_manager.feed_rules import (
     MatchKey,
     ParentCandidate,
     RunProgress,
+    email_key,
     logins_for,
 )
 from services.account_manager.handlers import routes
@@ -665,10 +666,9 @@ class FakeFeedStore(FakeAccountStore):
         ]
 
     async def parent_candidates(
-        self, school_id: UUID, names: list[tuple[str, str]]
+        self, school_id: UUID, parents: list[tuple[str, str, str | None]], since: datetime
     ) -> list[ParentCandidate]:
-        wanted = set(names)
-        return [
+        others = [
             ParentCandidate(
                 account_id,
                 account.first_folded,
@@ -679,10 +679,16 @@ class FakeFeedStore(FakeAccountStore):
             )
             for account_id, account in sorted(self.accounts.items())
             if account.profile == "relative"
-            and (account.first_folded, account.last_folded) in wanted
             and account.school_id != school_id
+            and (account.deactivated_at is None or account.deactivated_at > since)
             and (account_id, school_id) not in self.account_schools
         ]
+        chosen: dict[UUID, ParentCandidate] = {}
+        for first, last, email in parents:
+            named = [c for c in others if (c.first_folded, c.last_folded) == (first, last)]
+            same = [c for c in named if c.fed and email and email_key(c.email) == email]
+            chosen |= {c.account_id: c for c in [*same[:2], *named[:1]]}
+        return [chosen[a] for a in sorted(chosen)]
 
     async def lock_identities(self, keys: list[str], at: datetime) -> None:
         """One message at a time in the fake: nothing to wait for."""

@@ -358,10 +358,13 @@ async def across_schools(store: FeedStore) -> list[Any]:
     await store.lock_identities(["ine:INE1", "parent:ada\x1froux\x1fada@example.org"], T0)
     await store.lock_identities(["ine:INE1", "ine:INE1"], T0 + timedelta(days=2))
     seen.append(await store.forget_identity_claims(T0 + timedelta(days=1)))  # the parent's
-    seen.append(await store.parent_candidates(FED, [("ada", "roux"), ("zed", "roux")]))
-    seen.append(await store.parent_candidates(OTHER, [("ada", "roux")]))  # his home: by hand
+    ada = ("ada", "roux", "ada@example.org")
+    seen.append(await store.parent_candidates(FED, [ada, ("zed", "roux", None)], T0))
+    seen.append(await store.parent_candidates(OTHER, [ada], T0))  # his home's: by hand only
+    seen.append(await store.parent_candidates(FED, [("ada", "roux", None)], T0))  # names only
+    seen.append(await store.parent_candidates(FED, [ada], T0 + timedelta(days=400)))  # none
     await store.attach_accounts(FED, {F_PA_B: PA})
-    seen.append(await store.parent_candidates(FED, [("ada", "roux")]))  # attached: by hand
+    seen.append(await store.parent_candidates(FED, [ada], T0))  # attached: by hand
     # His link given by OTHER stays when FED's export gives him none.
     await store.replace_feed_links(FED, {F_PA_B: []})
     seen.append(await store.drop_stale_children(FED, [PA]))
