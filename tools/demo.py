@@ -231,6 +231,12 @@ def summary(event: dict[str, Any]) -> str:
             warnings = len(data["warnings"])
             noted = f"; {warnings} warning(s) for the school to check" if warnings else ""
             return f"ONDE feed of {data['uai']}: {data['status']} ({counts}{noted})"
+        case topics.DIRECTORY_SYNC_APPLIED:
+            counts = data["counts"]
+            return (
+                f"run applied: {counts['attached']} from another school of ONE, "
+                f"{counts['possible_duplicates']} possible duplicate(s)"
+            )
         case topics.DIRECTORY_SYNCED:
             return f"chunk {data['chunk'] + 1}/{data['chunks']}: {len(data['created'])} new"
         case topics.CREDENTIALS_DISPATCHED:
