@@ -123,7 +123,6 @@ async def handle_directory_synced(
     whole = False
     if chunk.version is not None:
         whole = await _take_turn(chunk, chunk.version, store=store)
-    year_turned = chunk.turnover and whole
     people = {p.feed_id: p for p in [*chunk.created, *chunk.updated, *chunk.moved]}
     left = [f for f in dict.fromkeys(chunk.left) if f not in people]
     classes = await _apply_classes(chunk, people.values(), store=store, now=now)
@@ -151,13 +150,11 @@ async def handle_directory_synced(
         (leavers.parents | placed.parents) - gone, placed.movers, identified.fresh, store=store
     )
     changed = (leavers.parents | identified.changed | placed.changed | derived) - gone
-    await _publish(event, school, classes, leavers, identified, changed, year_turned, store=store)
     if identified.attached or identified.duplicates:
         await store.record_run_findings(
             chunk.school_id, chunk.run_id, identified.attached, identified.duplicates
         )
-    if whole:
-        await _publish_applied(event, store=store)
+    await _publish(event, school, classes, leavers, identified, changed, whole, store=store)
     log.info(
         "feed_chunk_applied",
         school_id=str(chunk.school_id),
@@ -638,10 +635,13 @@ async def _publish(
     leavers: Leavers,
     identified: Identified,
     changed: frozenset[UUID],
-    year_turned: bool,
+    whole: bool,
     *,
     store: FeedStore,
 ) -> None:
+    """The chunk's events; the last chunk of a run adds the year's turning (a turnover
+    run) and the run's report of what its chunks decided across schools."""
+    chunk = event.data
     created = list(identified.created.accounts.values())
     attached = sorted(identified.attached)
     updated = sorted(changed - set(created) - identified.attached)
@@ -662,19 +662,13 @@ async def _publish(
         deactivated=leavers.deactivated,
         deleted=leavers.deleted,
         views=views,
-        year=await store.year_classes(school.school_id) if year_turned else None,
+        year=await store.year_classes(school.school_id) if chunk.turnover and whole else None,
         new_codes=identified.new_codes,
         codes_expire=identified.codes_expire,
     )
     made = events.chunk_applied(done)
+    if whole:  # one outbox write for the chunk's events and the run's report
+        made.append(
+            events.run_applied(chunk, await store.run_findings(school.school_id, chunk.run_id))
+        )
     await store.emit_all([follow(event, data, source=domain.SOURCE) for data in made])
-
-
-async def _publish_applied(event: Envelope[DirectorySynced], *, store: FeedStore) -> None:
-    """The run is applied whole: what its chunks decided across schools, for the school's
-    report (``directory.sync.applied``)."""
-    chunk = event.data
-    assert chunk.version is not None
-    findings = await store.run_findings(chunk.school_id, chunk.run_id)
-    applied = events.run_applied(chunk, findings)
-    await store.emit_all([follow(event, applied, source=domain.SOURCE)])
