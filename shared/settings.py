@@ -75,6 +75,11 @@ class CommonSettings(BaseSettings):
     # outbox; its body, which may hold activation codes, goes as soon as it is confirmed.
     outbox_retention_hours: float = Field(default=24.0, gt=0)
     drain_seconds: float = 20.0
+    # Planner statistics of the worker's own tables (shared/statistics.py): looked at this
+    # often, refreshed for tables changed by more than these rows and share since analysed.
+    statistics_interval_seconds: float = 5.0
+    statistics_min_changes: int = 5000
+    statistics_share: float = 0.5
     # /healthz, /readyz and /metrics (shared/ops.py). Port 0 picks a free port (tests); the
     # bound one is ``Worker.ops_port``. 127.0.0.1 suits the container's own healthcheck; set
     # 0.0.0.0 for an orchestrator or a Prometheus outside the container.

@@ -3,7 +3,8 @@
 A worker names its schema and migrations and gives a ``wire`` function that builds its
 routes, its store and any loops of its own from a ready ``Context``. ``Worker`` does the
 rest in one order for all: provision and migrate the schema, connect to the broker, declare
-the topology, run the outbox relay, consume; and on stop, the reverse, draining first.
+the topology, run the outbox relay and the planner statistics loop, consume; and on stop,
+the reverse, draining first.
 
 Beside those, every worker serves /healthz, /readyz and /metrics (``shared.ops``) on
 ``ops_port``, and watches its database: while Postgres does not answer it stops consuming
@@ -32,6 +33,7 @@ from shared.metrics import Metrics
 from shared.ops import OpsServer
 from shared.runtime import Waker
 from shared.settings import CommonSettings
+from shared.statistics import StatisticsLoop
 from shared.store import EventStore
 
 log = get_logger(__name__)
@@ -205,7 +207,14 @@ class Worker:
             retry_policy=s.message_retry,
             metrics=self.metrics,
         )
-        for loop in [relay.run, self._watch_database, *wiring.loops]:
+        # Every worker's own tables keep planner statistics through a burst of writes.
+        statistics = StatisticsLoop(
+            self._pool,
+            interval_seconds=s.statistics_interval_seconds,
+            min_changes=s.statistics_min_changes,
+            share=s.statistics_share,
+        )
+        for loop in [relay.run, self._watch_database, statistics.run, *wiring.loops]:
             name = getattr(loop, "__qualname__", repr(loop))
             task = asyncio.create_task(loop(self._stop), name=name)
             task.add_done_callback(self._loop_ended)

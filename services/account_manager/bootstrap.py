@@ -8,7 +8,6 @@ from services.account_manager.handlers import routes
 from services.account_manager.ports import FeedStore
 from services.account_manager.purge import PurgeLoop
 from services.account_manager.settings import AccountManagerSettings
-from services.account_manager.statistics import StatisticsLoop
 from services.account_manager.store import RankReserver
 from shared import db, topics
 from shared.runtime import utc_now
@@ -29,12 +28,6 @@ def build(settings: AccountManagerSettings | None = None) -> Worker:
             clock=utc_now,
             on_commit=context.relay.waker.wake,
         )
-        statistics = StatisticsLoop(
-            context.pool,
-            interval_seconds=settings.statistics_interval_seconds,
-            min_changes=settings.statistics_min_changes,
-            share=settings.statistics_share,
-        )
         # Login ranks are reserved on a pool of their own (see
         # RankReserver): taking them from ``context.pool`` could starve it, every
         # connection held by a chunk waiting for one more.
@@ -44,7 +37,7 @@ def build(settings: AccountManagerSettings | None = None) -> Worker:
         return Wiring(
             routes=routes(settings, reserve_ranks=RankReserver(ranks_pool)),
             store=PostgresFeedStore,
-            loops=[purge.run, statistics.run],
+            loops=[purge.run],
             closers=[ranks_pool.close],
         )
 

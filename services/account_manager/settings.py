@@ -16,8 +16,3 @@ class AccountManagerSettings(CommonSettings):
     accounts_across_schools: bool = True
     purge_interval_seconds: float = 3600.0
     purge_batch: int = 500
-    # Planner statistics of the worker's tables (see statistics.py): looked at this often,
-    # refreshed for tables changed by more than these rows and share since analysed.
-    statistics_interval_seconds: float = 5.0
-    statistics_min_changes: int = 5000
-    statistics_share: float = 0.5

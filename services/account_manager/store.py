@@ -1,5 +1,5 @@
 """Every SQL statement of account_manager but the feed's (feed_store.py): ``ports.AccountStore``
-in Postgres, the login counters and the planner statistics."""
+in Postgres and the login counters."""
 
 from collections import Counter
 from datetime import date, datetime
@@ -13,7 +13,7 @@ from services.account_manager.feed_rules import logins_for
 from services.account_manager.ports import ReserveRanks, SchoolInfo
 from services.account_manager.scope import AccountRow, ClassRow, Requester
 from shared.contracts.accounts import ArchivedClass, ClassInfo
-from shared.db import Connection, quote_ident
+from shared.db import Connection
 from shared.store import TransactionStore
 
 
@@ -395,23 +395,3 @@ class PostgresAccountStore(TransactionStore):
             at,
         )
         return bool(done)
-
-
-# Planner statistics ------------------------------------------------------------------------
-
-
-async def stale_tables(conn: Connection, *, min_changes: int, share: float) -> list[str]:
-    """Tables of this worker's schema changed by more than ``min_changes`` rows and
-    ``share`` of their rows since they were last analysed."""
-    rows = await conn.fetch(
-        "SELECT relname FROM pg_stat_user_tables WHERE schemaname = current_schema()"
-        " AND n_mod_since_analyze > greatest($1::bigint, $2::float8 * n_live_tup)"
-        " ORDER BY relname",
-        min_changes,
-        share,
-    )
-    return [r["relname"] for r in rows]
-
-
-async def analyze(conn: Connection, table: str) -> None:
-    await conn.execute(f"ANALYZE {quote_ident(table)}")

@@ -213,3 +213,42 @@ async def test_the_copy_holds_each_account_as_its_event_gave_it(stack: Stack):
         assert {tuple(r) for r in family} == {(a, k1), (a, k2)}
     finally:
         await conn.close()
+
+
+async def test_the_copy_keeps_its_planner_statistics(stack: Stack, channel):
+    """credential_dispatch analyses its copy once a burst of accounts.created has grown it
+    (this machine's Postgres runs without autovacuum: only the worker can have analysed
+    it); planned on an empty table, a lookup by id scanned the whole copy."""
+    dispatch = build_dispatch(
+        stack.settings(
+            CredentialDispatchSettings,
+            smtp_port=9,
+            statistics_interval_seconds=0.2,
+            statistics_min_changes=100,
+            statistics_share=0.5,
+        )
+    )
+    await dispatch.start()
+    admin = await stack.admin()
+    school = uuid.uuid4()
+    pupils = [created(uuid.uuid4(), "student", f"Zoé{n}") for n in range(300)]
+
+    async def analysed() -> float | None:
+        row = await admin.fetchrow(
+            "SELECT c.reltuples FROM pg_stat_user_tables t JOIN pg_class c ON c.oid = t.relid"
+            " WHERE t.schemaname = 'credential_dispatch' AND t.relname = 'accounts'"
+            " AND t.last_analyze IS NOT NULL"
+        )
+        return None if row is None or row["reltuples"] < len(pupils) else row["reltuples"]
+
+    try:
+        await publish_event(
+            channel,
+            stack.exchange,
+            AccountsCreated(school_id=school, accounts=pupils),
+            correlationid="feed-run",
+        )
+        assert await eventually(analysed, timeout=20, what="the copy analysed") >= len(pupils)
+    finally:
+        await admin.close()
+        await dispatch.stop()

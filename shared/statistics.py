@@ -1,19 +1,21 @@
-"""Planner statistics kept up with a burst of writes.
+"""Planner statistics kept up with a burst of writes, in every worker.
 
 Autovacuum analyses a table once it has changed by a tenth, but looks only once a minute
 (``autovacuum_naptime``): during an académie's first import the tables go from empty to
 half a million rows within that minute, and the chunks are planned without statistics. A
 person looked up by key then became a hash join over every account (a sequential scan
-of the whole table per chunk, growing with it). This loop analyses the worker's own
-tables that changed by more than a share since their last analysis, every few seconds;
-idle, it reads one catalogue view.
+of the whole table per chunk, growing with it); in credential_dispatch's copy, a statement
+planned while its table was nearly empty compared each of a message's 258 accounts with
+every row of it. This loop analyses the worker's own tables that changed by more than a
+share since their last analysis, every few seconds (an analysis also drops the plans
+cached for them); idle, it reads one catalogue view.
 """
 
 import asyncio
 
 import asyncpg
 
-from services.account_manager.store import analyze, stale_tables
+from shared.db import Connection, quote_ident
 from shared.logs import get_logger
 from shared.runtime import Waker, each_turn
 
@@ -41,3 +43,20 @@ class StatisticsLoop:
         if tables:
             log.info("statistics_refreshed", tables=tables)
         return tables
+
+
+async def stale_tables(conn: Connection, *, min_changes: int, share: float) -> list[str]:
+    """Tables of this worker's schema changed by more than ``min_changes`` rows and
+    ``share`` of their rows since they were last analysed."""
+    rows = await conn.fetch(
+        "SELECT relname FROM pg_stat_user_tables WHERE schemaname = current_schema()"
+        " AND n_mod_since_analyze > greatest($1::bigint, $2::float8 * n_live_tup)"
+        " ORDER BY relname",
+        min_changes,
+        share,
+    )
+    return [r["relname"] for r in rows]
+
+
+async def analyze(conn: Connection, table: str) -> None:
+    await conn.execute(f"ANALYZE {quote_ident(table)}")
