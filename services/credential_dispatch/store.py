@@ -143,10 +143,14 @@ class PostgresDispatchStore(TransactionStore):
 
     async def _attach(self, school_id: UUID, account_ids: list[UUID]) -> None:
         """Each account in the school, unless it is its home (the first attaching kept)."""
+        # Driven by the ids, each looked up by key: ``account_id = ANY($2)`` planned while
+        # the copy was nearly empty stayed a scan of it comparing each row with every id,
+        # half of Postgres's time in a first import (docs/performance.md).
         await self.conn.execute(
             "INSERT INTO account_schools (account_id, school_id)"
-            " SELECT account_id, $1::uuid FROM accounts"
-            " WHERE account_id = ANY($2::uuid[]) AND school_id <> $1 ON CONFLICT DO NOTHING",
+            " SELECT a.account_id, $1::uuid FROM unnest($2::uuid[]) AS u(account_id)"
+            " JOIN accounts a USING (account_id)"
+            " WHERE a.school_id <> $1 ON CONFLICT DO NOTHING",
             school_id,
             account_ids,
         )
