@@ -1,0 +1,80 @@
+"""account_manager's lookups across schools read a bounded number of rows, whatever the
+académie holds: a newcomer parent with a common name is looked for among every namesake of
+other schools, and a 2,000-school first import has thousands of them per name. Counted
+with Postgres's own counters of the transaction (pg_stat_xact_user_tables): the rows of
+``accounts`` that index and sequential scans handed over."""
+
+import functools
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from services.account_manager.domain import fold_name_part
+from services.account_manager.feed_store import PostgresFeedStore
+from services.account_manager.ports import NewAccount
+from shared.db import Connection
+from shared.worker import Worker
+from tests.support.orders import uai
+
+T0 = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
+
+
+def parent(school_id: uuid.UUID, n: int) -> NewAccount:
+    """Nathalie MARTIN number ``n``: same names, her own address, made by the feed."""
+    return NewAccount(
+        account_id=uuid.uuid4(),
+        school_id=school_id,
+        profile="relative",
+        first_name="Nathalie",
+        last_name="MARTIN",
+        email=f"nathalie.martin{n}@example.org",
+        birth_date=None,
+        activation_code=f"code{n:04d}",
+        activation_expires_at=T0 + timedelta(days=90),
+        first_folded=fold_name_part("Nathalie"),
+        last_folded=fold_name_part("MARTIN"),
+        feed_id=uuid.uuid4(),
+    )
+
+
+async def rows_read(conn: Connection) -> int:
+    row = await conn.fetchrow(
+        "SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) AS n"
+        " FROM pg_stat_xact_user_tables WHERE relid = 'accounts'::regclass"
+    )
+    return int(row["n"]) if row else 0
+
+
+async def test_a_parents_lookup_reads_a_few_rows_whatever_his_namesakes(
+    account_manager: Worker,
+) -> None:
+    assert account_manager.context is not None
+    async with account_manager.context.pool.acquire() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            store = PostgresFeedStore(conn)
+            here, elsewhere = uuid.uuid4(), uuid.uuid4()
+            for n, school in enumerate((here, elsewhere)):
+                await store.add_school(
+                    school, uai=uai("074", 900 + n), name=f"École {n}", provisioning="automatic"
+                )
+            namesakes = [parent(elsewhere, n) for n in range(600)]
+            await store.add_accounts_as(namesakes, [f"n.martin{n}" for n in range(600)])
+            await conn.execute("ANALYZE accounts")
+            lookup = functools.partial(
+                store.parent_candidates,
+                here,
+                [("nathalie", "martin", "nathalie.martin599@example.org")],
+                T0 - timedelta(days=1),
+            )
+            before = await rows_read(conn)
+            found = await lookup()
+            read = await rows_read(conn) - before
+            # The one with her address and the first namesake: nobody else was read.
+            assert {c.account_id for c in found} == {
+                namesakes[599].account_id,
+                min(a.account_id for a in namesakes),
+            }
+            assert read <= 4, f"{read} rows of accounts read for one newcomer"
+        finally:
+            await transaction.rollback()
