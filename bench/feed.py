@@ -5,9 +5,15 @@ teachers), written by tools/onde_generator (ISO-8859-1, as ONDE writes them; cac
 bench/results/feed-<schools>x<pupils>/ so that a second run skips the writing). Then, with
 directory_sync and account_manager running as processes:
 
-1. first import: every school's school.initialised published at once; timed until every
-   person of every drop is stored by account_manager with its login and code, and
-   published in accounts.created;
+0. (``--first-import night``, the default) the schools initialised: every school's
+   school.initialised published at once, timed until every director's first access is
+   mailed (his connection sheet in PDF) and credential_dispatch has caught up, with its CPU
+   a school apart: an académie's schools are ordered before their feed is switched on;
+1. first import: every school's first drop, imported by a night's runs (``night``), or
+   at once on its school.initialised beside its director's first access (``--first-import
+   on-order``, a school ordered once its drops are there); timed until every person of
+   every drop is stored by account_manager with its login and code, and published in
+   accounts.created;
 2. unchanged re-run: a night's runs queued for every school, by the nightly scheduler's
    own statement (``RunQueries.start_night``; ``--trigger request``: a
    directory.sync.requested for every school instead); timed until every school's
@@ -40,6 +46,7 @@ processes (the benchmark's own apart).
 
     python -m bench.feed [--schools 2000] [--pupils-per-class 25] [--trigger nightly]
         [--layout classic|be1d|ine|2021|2022] [--dispatch-replicas 1]
+        [--first-import night|on-order] [--first-import-only]
 """
 
 import argparse
@@ -288,9 +295,14 @@ async def dispatch_consumed(database_url: str) -> int:
 
 
 class NullSink:
-    """An SMTP server that takes every mail and keeps nothing (the directors' mails)."""
+    """An SMTP server that takes every mail and keeps nothing but their number (the
+    directors' mails)."""
+
+    def __init__(self) -> None:
+        self.received = 0
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.received += 1
         return "250 OK"
 
 
@@ -315,15 +327,18 @@ async def run(
     dispatch_replicas: int = 1,
     keep_database: bool = False,
     first_import_only: bool = False,
+    first_import: str = "night",
 ) -> dict[str, Any]:
     # Cached per size and per version of the generator (a change of it writes them again).
     generator = hashlib.sha256(Path(onde_generator.__file__).read_bytes()).hexdigest()[:8]
     size = f"{schools}x{CLASSES * pupils_per_class}"
     cache = Path(f"bench/results/feed-{size}-{layout}-{generator}")
     counts = write_drops(cache, schools, pupils_per_class, layout)
-    # The run changes its drops (1% of changes): it works on a copy of the cached ones.
+    # The run changes its drops (1% of changes): it works on a copy of the cached ones,
+    # put in place before the schools are (on-order), or after (night).
     root = Path(tempfile.mkdtemp(prefix="one-feed-bench-"))
-    shutil.copytree(cache, root, dirs_exist_ok=True)
+    if first_import == "on-order":
+        shutil.copytree(cache, root, dirs_exist_ok=True)
     persons = sum(counts.values())
     ns = Namespace()
     env = ns.env(
@@ -335,7 +350,8 @@ async def run(
     }
     for i in range(replicas):
         workers[f"account_manager#{i + 1}"] = WorkerProcess(topics.ACCOUNT_MANAGER, env)
-    mail = Controller(NullSink(), hostname="127.0.0.1", port=free_port())
+    sink = NullSink()
+    mail = Controller(sink, hostname="127.0.0.1", port=free_port())
     mail.start()
     dispatch_env = {**env, "ONE_SMTP_PORT": str(mail.port), "ONE_SMTP_TLS": "none"}
     for i in range(dispatch_replicas):
@@ -351,6 +367,7 @@ async def run(
         "dispatch_replicas": dispatch_replicas,
         "trigger": trigger,
         "layout": layout,
+        "first_import": first_import,
     }
     results["autovacuum_was_on"] = await autovacuum(True)
     database_url = f"postgresql://postgres@127.0.0.1:5432/{ns.database}"
@@ -384,13 +401,34 @@ async def run(
                         routing_key=topic,
                     )
 
-            # 1. First import.
-            cpu_before = watch.cpu_by_process()
-            started = time.monotonic()
-            await publish(
+            initialised = [
                 (topics.SCHOOL_INITIALISED, school_initialised(uai, n), f"BC-FEED-{n}")
                 for n, uai in enumerate(counts)
-            )
+            ]
+            if first_import == "night":
+                # 0. The schools and their directors, days before their first drops.
+                cpu_before = watch.cpu_by_process()
+                started = time.monotonic()
+                await publish(initialised)
+
+                async def welcomed() -> bool:  # every director's first access mailed
+                    return sink.received >= schools
+
+                await eventually(welcomed, timeout=1800, interval=0.5, what="the directors")
+                results["initialised_s"] = await printable(
+                    database_url, tally, started, "schools initialised"
+                )
+                results["initialised_cpu_s"] = cpu_spent(cpu_before, watch.cpu_by_process())
+                print(f"schools initialised: {results['initialised_s']:.1f} s", flush=True)
+                shutil.copytree(cache, root, dirs_exist_ok=True)
+
+            # 1. First import: the night the drops are there, or at once (on-order).
+            cpu_before = watch.cpu_by_process()
+            started = time.monotonic()
+            if first_import == "night":
+                await start_night(database_url, datetime.now(UTC).date())
+            else:
+                await publish(initialised)
 
             async def imported() -> bool:
                 published = tally.accounts.get(topics.ACCOUNTS_CREATED, 0)
@@ -604,6 +642,7 @@ def report(r: dict[str, Any]) -> None:
         f"autovacuum on for the run (it was {'on' if r['autovacuum_was_on'] else 'off'})"
     )
     rows = [
+        *(initialised_rows(r) if "initialised_s" in r else []),
         ("first import: accounts stored (s)", f"{r['first_import_s']:.1f}", ""),
         ("  directory_sync's last report at (s)", f"{r['first_import_reports_done_s']:.1f}", ""),
         *phase_rows(r, "first_import"),
@@ -620,6 +659,30 @@ def report(r: dict[str, Any]) -> None:
             met = "met" if r[f"{phase}_printable_s"] <= target else "missed"
             rows.append((f"target {phase} printable ≤ {target:.0f} s", met, ""))
     report_rows("feed", rows, r, widths=(52, 30))
+
+
+def initialised_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The schools' initialisation before their first night: each director's account and
+    first access (a connection sheet in PDF, mailed), not part of the import's figures."""
+    return [
+        ("schools initialised, first access mailed (s)", f"{r['initialised_s']:.1f}", ""),
+        (
+            "  CPU ms a school, the pipeline's processes",
+            f"{_cpu(r, 'initialised') / r['schools'] * 1e3:.1f}",
+            "",
+        ),
+        (
+            "  CPU ms a school by process",
+            json.dumps(
+                {
+                    k: round(v / r["schools"] * 1e3, 1)
+                    for k, v in r["initialised_cpu_s"].items()
+                    if v
+                }
+            ),
+            "",
+        ),
+    ]
 
 
 def later_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -681,6 +744,15 @@ def main() -> None:
         action="store_true",
         help="stop after the first import (to compare two versions of it in less time)",
     )
+    parser.add_argument(
+        "--first-import",
+        choices=("night", "on-order"),
+        default="night",
+        help="night: the schools and their directors are initialised first, then their"
+        " first drops imported by a night's runs (an académie's feed switched on);"
+        " on-order: the drops are there when the schools are initialised, and each is"
+        " imported at once, beside its director's first access",
+    )
     args = parser.parse_args()
     report(
         asyncio.run(
@@ -694,6 +766,7 @@ def main() -> None:
                 args.dispatch_replicas,
                 args.keep_database,
                 args.first_import_only,
+                args.first_import,
             )
         )
     )
