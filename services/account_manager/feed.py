@@ -19,7 +19,6 @@ from services.account_manager import domain, events, feed_rules
 from services.account_manager.domain import NewAccount
 from services.account_manager.ports import (
     AccountView,
-    ChunkLinks,
     FeedStore,
     MappedAccount,
     PersonUpdate,
@@ -599,11 +598,7 @@ async def _place(
         or f in relinked
         or accounts[f] in identified.restored
     ]
-    gained = (
-        await store.resolve_feed_links(school_id, touched, ChunkLinks(relatives, accounts))
-        if touched
-        else set()
-    )
+    gained = await store.resolve_feed_links(school_id, touched) if touched else set()
     # A parent's classes follow his children: they change when his links do, when a
     # child moves, and when he comes back (a leaver loses his classes).
     relinked_or_back = {

@@ -18,7 +18,6 @@ from services.account_manager.feed_rules import (
 )
 from services.account_manager.ports import (
     AccountView,
-    ChunkLinks,
     FeedClassRow,
     MappedAccount,
     Pairs,
@@ -575,30 +574,15 @@ class PostgresFeedStore(PostgresAccountStore):
             right,
         )
 
-    async def resolve_feed_links(
-        self, school_id: UUID, feed_ids: list[UUID], chunk: ChunkLinks | None = None
-    ) -> set[UUID]:
+    async def resolve_feed_links(self, school_id: UUID, feed_ids: list[UUID]) -> set[UUID]:
         """Make the parent-child links of the feed whose both sides now have an account,
         for links touching ``feed_ids``; the parents that gained a child.
 
-        A link of the ``chunk`` between two of its persons (in a first import, nearly
-        every link) is written from the accounts the chunk knows; the statement below then
-        resolves only the links that reach outside the chunk (a parent or child of another
-        chunk or night). It looks each side up by its key, one row at a time, whatever the
-        statistics say: a school new to them (every school of a first import) is estimated
-        at one row, and joins planned on that scanned the school's whole mapping once per
-        link (8 ms for a school of 260 persons instead of 0.4 ms). ``OFFSET 0`` keeps the
-        outer filter from being pushed into the scan, where it looked each side up a
-        second time."""
-        gained: set[UUID] = set()
-        # Written from the chunk: the links of its parents (stored as the chunk gives
-        # them) to its persons.
-        parents: list[UUID] = []
-        persons: list[UUID] = []
-        if chunk is not None:
-            parents = [p for p in chunk.links if p in chunk.accounts]
-            persons = list(chunk.accounts)
-            gained = await self._link_within(chunk, set(feed_ids))
+        Each side is looked up by its key, one row at a time, whatever the statistics say:
+        a school new to them (every school of a first import) is estimated at one row, and
+        joins planned on that scanned the school's whole mapping once per link (8 ms for
+        a school of 260 persons instead of 0.4 ms). ``OFFSET 0`` keeps the outer filter
+        from being pushed into the scan, where it looked each side up a second time."""
         rows = await self.conn.fetch(
             "INSERT INTO parent_children (parent_id, child_id)"
             " SELECT parent_id, child_id FROM (SELECT"
@@ -612,38 +596,11 @@ class PostgresFeedStore(PostgresAccountStore):
             "   WHERE s.school_id = $1 AND s.feed_id = l.child_feed_id)) AS child_id"
             "  FROM feed_links l WHERE l.school_id = $1"
             "  AND (l.child_feed_id = ANY($2::uuid[]) OR l.parent_feed_id = ANY($2::uuid[]))"
-            "  AND NOT (l.parent_feed_id IN (SELECT unnest($3::uuid[]))"
-            "   AND l.child_feed_id IN (SELECT unnest($4::uuid[])))"
             "  OFFSET 0) k"
             " WHERE parent_id IS NOT NULL AND child_id IS NOT NULL"
             " ON CONFLICT DO NOTHING RETURNING parent_id",
             school_id,
             feed_ids,
-            parents,
-            persons,
-        )
-        return gained | {r["parent_id"] for r in rows}
-
-    async def _link_within(self, chunk: ChunkLinks, touched: set[UUID]) -> set[UUID]:
-        """The chunk's links between two of its persons with accounts, touching
-        ``touched``: written as they are (the feed stores a parent's links as the chunk
-        gives them); the parents that gained a child."""
-        accounts = chunk.accounts
-        pairs = dict.fromkeys(
-            (accounts[parent], accounts[child])
-            for parent, children in chunk.links.items()
-            if parent in accounts
-            for child in children
-            if child in accounts and (parent in touched or child in touched)
-        )
-        if not pairs:
-            return set()
-        rows = await self.conn.fetch(
-            "INSERT INTO parent_children (parent_id, child_id)"
-            " SELECT * FROM unnest($1::uuid[], $2::uuid[])"
-            " ON CONFLICT DO NOTHING RETURNING parent_id",
-            [p for p, _ in pairs],
-            [c for _, c in pairs],
         )
         return {r["parent_id"] for r in rows}
 

@@ -34,16 +34,6 @@ Pairs = Mapping[UUID, Iterable[UUID]]
 
 
 @dataclass(frozen=True)
-class ChunkLinks:
-    """A chunk's own families: every parent of the chunk's links to his children (feed ids,
-    as the chunk gives them, and so as they are stored) and the account of every person of
-    the chunk who has one."""
-
-    links: Pairs
-    accounts: Mapping[UUID, UUID]  # feed id -> account
-
-
-@dataclass(frozen=True)
 class SchoolInfo:
     school_id: UUID
     uai: str
@@ -416,13 +406,9 @@ class FeedStore(AccountStore, Protocol):
         ``fresh`` (by feed id: their accounts created in this transaction) have none yet."""
         ...
 
-    async def resolve_feed_links(
-        self, school_id: UUID, feed_ids: list[UUID], chunk: ChunkLinks | None = None
-    ) -> set[UUID]:
+    async def resolve_feed_links(self, school_id: UUID, feed_ids: list[UUID]) -> set[UUID]:
         """Make the parent-child links of the feed whose both sides now have an account,
-        for links touching ``feed_ids``; the parents that gained a child. ``chunk``: the
-        chunk's own links and accounts, which give those links without a lookup (the
-        result is the same with or without it)."""
+        for links touching ``feed_ids``; the parents that gained a child."""
         ...
 
     async def drop_stale_children(self, school_id: UUID, parents: list[UUID]) -> set[UUID]:

@@ -36,7 +36,6 @@ from services.account_manager.handlers import routes
 from services.account_manager.ports import (
     AccountStore,
     AccountView,
-    ChunkLinks,
     FeedClassRow,
     FeedStore,
     MappedAccount,
@@ -858,10 +857,7 @@ class FakeFeedStore(FakeAccountStore):
         await self.forget_feed_links(school_id, list(known))
         self.feed_links |= {(school_id, parent, child) for parent, child in _pairs(desired)}
 
-    async def resolve_feed_links(
-        self, school_id: UUID, feed_ids: list[UUID], chunk: ChunkLinks | None = None
-    ) -> set[UUID]:
-        del chunk  # what the store's tables hold already says it
+    async def resolve_feed_links(self, school_id: UUID, feed_ids: list[UUID]) -> set[UUID]:
         touched = set(feed_ids)
         accounts = self._feed_accounts(school_id)
         gained: set[UUID] = set()

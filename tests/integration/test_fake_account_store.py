@@ -20,7 +20,6 @@ from services.account_manager.domain import SOURCE, fold_name_part
 from services.account_manager.feed_store import PostgresFeedStore
 from services.account_manager.ports import (
     AccountStore,
-    ChunkLinks,
     FeedStore,
     NewAccount,
     PersonUpdate,
@@ -241,10 +240,7 @@ async def feed_people(store: FeedStore) -> list[Any]:
     await store.replace_feed_links(FED, {F_MUM: [F_LOU, F_TOM, F_GHOST]}, fresh=[F_MUM])
     seen.append(await store.feed_links_of(FED, [F_MUM, F_NEW]))
     seen.append(await store.resolve_feed_links(FED, [F_LOU]))
-    # A chunk of Mum and Tom (Lou in another): their link from the chunk, Lou's looked up.
-    chunk = ChunkLinks({F_MUM: [F_LOU, F_TOM, F_GHOST]}, {F_MUM: MUM, F_TOM: TOM})
-    seen.append(await store.resolve_feed_links(FED, [F_MUM], chunk))
-    seen.append(await store.resolve_feed_links(FED, [F_MUM], chunk))
+    seen.append(await store.resolve_feed_links(FED, [F_MUM]))
     seen.append(await store.resolve_feed_links(FED, [F_MUM]))
     await store.replace_feed_links(FED, {F_MUM: [F_LOU]})
     seen.append(await store.feed_links_of(FED, [F_MUM]))
