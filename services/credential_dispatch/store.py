@@ -227,27 +227,12 @@ class PostgresDispatchStore(TransactionStore):
                 for a in accounts
             ],
         )
-        # Only the links the accounts no longer have go, then the new ones come (those
-        # kept are left as they are): at la rentrée a parent's classes change, his
-        # children seldom do.
-        classes = [(a.account_id, c) for a in accounts for c in a.class_ids]
         await self.conn.execute(
-            "DELETE FROM account_classes d WHERE d.account_id = ANY($1::uuid[])"
-            " AND (d.account_id, d.class_id) NOT IN"
-            "  (SELECT * FROM unnest($2::uuid[], $3::uuid[]))",
-            ids,
-            [a for a, _ in classes],
-            [c for _, c in classes],
+            "DELETE FROM account_classes WHERE account_id = ANY($1::uuid[])", ids
         )
-        relatives = [a for a in accounts if a.profile == "relative"]
-        children = [(a.account_id, c) for a in relatives for c in a.children]
         await self.conn.execute(
-            "DELETE FROM parent_children d WHERE d.parent_id = ANY($1::uuid[])"
-            " AND (d.parent_id, d.child_id) NOT IN"
-            "  (SELECT * FROM unnest($2::uuid[], $3::uuid[]))",
-            [a.account_id for a in relatives],
-            [p for p, _ in children],
-            [c for _, c in children],
+            "DELETE FROM parent_children WHERE parent_id = ANY($1::uuid[])",
+            [a.account_id for a in accounts if a.profile == "relative"],
         )
         await self.link_accounts(accounts)
 
