@@ -109,6 +109,7 @@ bench: install services ## Benchmarks; each prints its figures
 	$(BIN)/python -m bench.sheets
 	$(BIN)/python -m bench.feed
 	$(BIN)/python -m bench.feed_apply
+	$(BIN)/python -m bench.floor
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

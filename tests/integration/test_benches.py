@@ -22,6 +22,7 @@ SMALLEST = {
     "sheets": (["--quick"], "baseline: bare Chromium page.pdf"),
     "feed": (["--schools", "2"], "target rentree printable"),
     "feed_apply": (["--chunks", "2"], "statements a chunk"),
+    "floor": (["--schools", "2"], "index entries a person"),
     "dispatch_copy": (["--messages", "4"], "raw COPY   turn 2"),
     "facturx": (["--invoices", "2"], "turn 2: one at a time"),
 }
