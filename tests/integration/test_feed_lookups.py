@@ -6,6 +6,7 @@ with Postgres's own counters of the transaction (pg_stat_xact_user_tables): the 
 
 import functools
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from services.account_manager.domain import fold_name_part
@@ -76,5 +77,55 @@ async def test_a_parents_lookup_reads_a_few_rows_whatever_his_namesakes(
                 min(a.account_id for a in namesakes),
             }
             assert read <= 4, f"{read} rows of accounts read for one newcomer"
+        finally:
+            await transaction.rollback()
+
+
+async def classes_read(conn: Connection) -> int:
+    row = await conn.fetchrow(
+        "SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) AS n"
+        " FROM pg_stat_xact_user_tables WHERE relid = 'classes'::regclass"
+    )
+    return int(row["n"]) if row else 0
+
+
+async def test_a_family_s_classes_are_read_by_key_whatever_the_academie_s_classes(
+    account_manager: Worker,
+) -> None:
+    """A parent's classes follow his children's: each child's classes are read from his
+    memberships, not from every active class of the académie. ``classes`` is left without
+    statistics, as a first import leaves it (four rows a school)."""
+    assert account_manager.context is not None
+    async with account_manager.context.pool.acquire() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            store = PostgresFeedStore(conn)
+            here, elsewhere = uuid.uuid4(), uuid.uuid4()
+            for n, school in enumerate((here, elsewhere)):
+                await store.add_school(
+                    school, uai=uai("074", 910 + n), name=f"École {n}", provisioning="automatic"
+                )
+            others = [(uuid.uuid4(), f"Classe {n}") for n in range(400)]
+            await store.add_classes(elsewhere, others)
+            current, last_year = uuid.uuid4(), uuid.uuid4()
+            await store.add_classes(here, [(current, "CP"), (last_year, "GS")])
+            await store.archive_classes([last_year], T0)
+            child = replace(parent(here, 1), profile="student", first_name="Lou")
+            mother = parent(here, 2)
+            await store.add_accounts_as([child, mother], ["lou.martin", "n.martin2"])
+            await store.link_class_pairs(
+                [(child.account_id, current), (child.account_id, last_year)]
+            )
+            await store.link_children_pairs([(mother.account_id, child.account_id)])
+            before = await classes_read(conn)
+            active, links, attended = await store.family_classes([mother.account_id])
+            read = await classes_read(conn) - before
+            assert (active, links) == (
+                [mother.account_id],
+                [(mother.account_id, child.account_id)],
+            )
+            assert attended == {child.account_id: [current]}  # last year's class is archived
+            assert read <= 4, f"{read} rows of classes read for a child in two classes"
         finally:
             await transaction.rollback()
