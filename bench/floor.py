@@ -38,36 +38,37 @@ import psutil
 
 from bench.common import Namespace, report_rows
 
-# (schema, table, SQL giving each row's school first), in the order a chunk writes them.
+# (schema, table, SQL giving each row's school, then its columns ``{c}``), in the order a
+# chunk writes them.
 # Rows that belong to no school (login counters, identity claims) are dealt out evenly.
 SOURCES: tuple[tuple[str, str, str | None], ...] = (
-    ("account_manager", "classes", "SELECT school_id, t.* FROM {t} t"),
-    ("account_manager", "accounts", "SELECT school_id, t.* FROM {t} t"),
+    ("account_manager", "classes", "SELECT t.school_id, {c} FROM {t} t"),
+    ("account_manager", "accounts", "SELECT t.school_id, {c} FROM {t} t"),
     (
         "account_manager",
         "account_classes",
-        "SELECT a.school_id, t.* FROM {t} t JOIN {s}.accounts a USING (account_id)",
+        "SELECT a.school_id, {c} FROM {t} t JOIN {s}.accounts a USING (account_id)",
     ),
     (
         "account_manager",
         "parent_children",
-        "SELECT a.school_id, t.* FROM {t} t JOIN {s}.accounts a ON a.account_id = t.parent_id",
+        "SELECT a.school_id, {c} FROM {t} t JOIN {s}.accounts a ON a.account_id = t.parent_id",
     ),
-    ("account_manager", "feed_links", "SELECT school_id, t.* FROM {t} t"),
+    ("account_manager", "feed_links", "SELECT t.school_id, {c} FROM {t} t"),
     ("account_manager", "identity_claims", None),
     ("account_manager", "login_counters", None),
-    ("account_manager", "feed_run_findings", "SELECT school_id, t.* FROM {t} t"),
-    ("credential_dispatch", "classes", "SELECT school_id, t.* FROM {t} t"),
-    ("credential_dispatch", "accounts", "SELECT school_id, t.* FROM {t} t"),
+    ("account_manager", "feed_run_findings", "SELECT t.school_id, {c} FROM {t} t"),
+    ("credential_dispatch", "classes", "SELECT t.school_id, {c} FROM {t} t"),
+    ("credential_dispatch", "accounts", "SELECT t.school_id, {c} FROM {t} t"),
     (
         "credential_dispatch",
         "account_classes",
-        "SELECT a.school_id, t.* FROM {t} t JOIN {s}.accounts a USING (account_id)",
+        "SELECT a.school_id, {c} FROM {t} t JOIN {s}.accounts a USING (account_id)",
     ),
     (
         "credential_dispatch",
         "parent_children",
-        "SELECT a.school_id, t.* FROM {t} t JOIN {s}.accounts a ON a.account_id = t.parent_id",
+        "SELECT a.school_id, {c} FROM {t} t JOIN {s}.accounts a ON a.account_id = t.parent_id",
     ),
 )
 # Written before the clock starts: what the foreign keys point at.
@@ -133,7 +134,8 @@ async def read_rows(conn: asyncpg.Connection) -> tuple[list[Rows], list[Any]]:
             for n, record in enumerate(records):
                 by_school[schools[n % len(schools)]].append(tuple(record))
         else:
-            sql = query.format(t=f"{schema}.{table}", s=schema)
+            listed = ", ".join(f"t.{column}" for column in columns)
+            sql = query.format(t=f"{schema}.{table}", s=schema, c=listed)
             for record in await conn.fetch(sql):
                 values = tuple(record)
                 by_school[values[0]].append(values[1:])

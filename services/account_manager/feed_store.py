@@ -635,8 +635,8 @@ class PostgresFeedStore(PostgresAccountStore):
         A child's classes are looked up from his memberships, each class by its key, whatever
         the statistics say: ``classes`` grows by four rows a school and went unanalysed
         through a first import, and the join planned on its estimate (three active classes)
-        walked every active class of the académie for each child (37.7 ms a chunk at 500
-        schools, a fifth of Postgres's statement time, growing with the académie)."""
+        walked every active class of the académie for each child (27-57 ms a chunk at 500
+        schools, growing with the académie; tests/integration/test_feed_lookups.py)."""
         rows = await self.conn.fetch(
             "SELECT p.account_id AS parent_id, pc.child_id,"
             " array(SELECT c.class_id FROM account_classes c WHERE c.account_id = pc.child_id"
