@@ -34,42 +34,30 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-import psutil
 
-from bench.common import Namespace, report_rows
+from bench.common import Namespace, Watch, report_rows
 
-# (schema, table, SQL giving each row's school, then its columns ``{c}``), in the order a
-# chunk writes them.
-# Rows that belong to no school (login counters, identity claims) are dealt out evenly.
+# How each table's rows find their school (the SQL gives it first, then the columns
+# ``{c}``); None: rows that belong to no school (login counters, identity claims), dealt
+# out evenly.
+_OWN = "SELECT t.school_id, {c} FROM {t} t"
+_ACCOUNT_S = "SELECT a.school_id, {c} FROM {t} t JOIN {s}.accounts a USING (account_id)"
+_PARENT_S = "SELECT a.school_id, {c} FROM {t} t JOIN {s}.accounts a ON a.account_id = t.parent_id"
+_COPY = (
+    ("classes", _OWN),
+    ("accounts", _OWN),
+    ("account_classes", _ACCOUNT_S),
+    ("parent_children", _PARENT_S),
+)
+# (schema, table, SQL), in the order a chunk writes them.
 SOURCES: tuple[tuple[str, str, str | None], ...] = (
-    ("account_manager", "classes", "SELECT t.school_id, {c} FROM {t} t"),
-    ("account_manager", "accounts", "SELECT t.school_id, {c} FROM {t} t"),
-    (
-        "account_manager",
-        "account_classes",
-        "SELECT a.school_id, {c} FROM {t} t JOIN {s}.accounts a USING (account_id)",
-    ),
-    (
-        "account_manager",
-        "parent_children",
-        "SELECT a.school_id, {c} FROM {t} t JOIN {s}.accounts a ON a.account_id = t.parent_id",
-    ),
-    ("account_manager", "feed_links", "SELECT t.school_id, {c} FROM {t} t"),
+    *(("account_manager", table, query) for table, query in _COPY),
+    ("account_manager", "feed_links", _OWN),
     ("account_manager", "identity_claims", None),
     ("account_manager", "login_counters", None),
-    ("account_manager", "feed_run_findings", "SELECT t.school_id, {c} FROM {t} t"),
-    ("credential_dispatch", "classes", "SELECT t.school_id, {c} FROM {t} t"),
-    ("credential_dispatch", "accounts", "SELECT t.school_id, {c} FROM {t} t"),
-    (
-        "credential_dispatch",
-        "account_classes",
-        "SELECT a.school_id, {c} FROM {t} t JOIN {s}.accounts a USING (account_id)",
-    ),
-    (
-        "credential_dispatch",
-        "parent_children",
-        "SELECT a.school_id, {c} FROM {t} t JOIN {s}.accounts a ON a.account_id = t.parent_id",
-    ),
+    ("account_manager", "feed_run_findings", _OWN),
+    # credential_dispatch's copy has the same four tables.
+    *(("credential_dispatch", table, query) for table, query in _COPY),
 )
 # Written before the clock starts: what the foreign keys point at.
 PRELOADED = (("account_manager", "schools"), ("credential_dispatch", "schools"))
@@ -91,23 +79,11 @@ class Rows:
         return sum(len(rows) for rows in self.by_school.values())
 
 
-def postgres_cpu_s() -> float:
-    """CPU seconds of every Postgres process, exited backends included."""
-    total = 0.0
-    for proc in psutil.process_iter(["name"]):
-        if not (proc.info["name"] or "").startswith("postgres"):
-            continue
-        try:
-            t = proc.cpu_times()
-        except psutil.Error:
-            continue
-        total += t.user + t.system + t.children_user + t.children_system
-    return total
-
-
-def own_cpu_s() -> float:
-    t = psutil.Process().cpu_times()
-    return float(t.user + t.system)
+def cpu_s() -> tuple[float, float]:
+    """CPU seconds so far of every Postgres process and of this benchmark, counted as
+    ``bench.feed`` counts them."""
+    spent = Watch({}).cpu_by_process()
+    return spent["postgres"], spent["benchmark"]
 
 
 async def columns_of(conn: asyncpg.Connection, schema: str, table: str) -> list[str]:
@@ -250,11 +226,12 @@ async def run(database: str, keep_clones: bool) -> dict[str, Any]:
             # Each worker's rows in transactions of their own, as each writes its own
             # schema: account_manager's, then credential_dispatch's copy.
             for schema in SCHEMAS:
-                pg_before, own_before = postgres_cpu_s(), own_cpu_s()
+                pg_before, own_before = cpu_s()
                 started = time.perf_counter()
                 await write(conn, [r for r in sources if r.schema == schema], schools)
                 wall = time.perf_counter() - started
-                pg, own = postgres_cpu_s() - pg_before, own_cpu_s() - own_before
+                pg_after, own_after = cpu_s()
+                pg, own = pg_after - pg_before, own_after - own_before
                 figures[f"postgres_us_a_person {schema}"] = round(pg / persons * 1e6)
                 figures["wall_s"] = round(figures["wall_s"] + wall, 2)
                 figures["postgres_us_a_person"] += round(pg / persons * 1e6)
